@@ -1,0 +1,48 @@
+# tribes — the front door. `make` alone lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export TRIBES_DB     ?= sqlite:///var/tribes.db
+export TRIBES_MODELS ?= var/models
+DEMO_USERS ?= 3000
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help install serve demo test lint format bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebook]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install tribes editable with its extras (quick when nothing changed)
+
+demo: $(STAMP) ## Build the demo data (generator -> ingest) into the store if it is empty
+	@mkdir -p var
+	$(BIN)/tribes demo --users $(DEMO_USERS)
+
+serve: demo ## Build the demo data if needed, then start the API on $(HOST):$(PORT)
+	$(BIN)/tribes serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP) ## Run the whole test suite
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check tribes api tests
+	$(BIN)/ruff format --check tribes api tests
+
+format: $(STAMP) ## Apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix tribes api tests
+	$(BIN)/ruff format tribes api tests
+
+bench: $(STAMP) ## Run the benchmarks and print figures (writes benchmarks/RESULTS.md)
+	$(BIN)/python -m benchmarks
+
+clean: ## Remove the virtualenv and local data (var/)
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""The tribes JSON API (Flask). Thin over the tribes library."""

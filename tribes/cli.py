@@ -1,0 +1,286 @@
+"""The ``tribes`` command line. Each sub-command is a thin shell over one library call.
+
+Exit codes: 0 ok, 2 bad input (the message names the file and line), 1 internal error.
+Global options (``--db``, ``--models``, ``--quiet``) work before or after the sub-command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import Settings, describe_settings
+from .errors import InputError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tribes`` console script and ``python -m tribes``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_OK
+    try:
+        settings = Settings.load({"db": args.db, "models": args.models})
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    try:
+        return args.handler(args, settings) or EXIT_OK
+    except InputError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        print("tribes: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `tribes generate | head`): not an error of ours.
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as exc:  # the last line of defence: one clear line, not a traceback
+        if os.environ.get("TRIBES_DEBUG"):
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (set TRIBES_DEBUG=1 for a traceback)",
+                     EXIT_INTERNAL)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"tribes: error: {message}", file=sys.stderr)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS,
+                        help="store URL (env TRIBES_DB; default sqlite:///var/tribes.db)")
+    common.add_argument("--models", default=argparse.SUPPRESS,
+                        help="model folder (env TRIBES_MODELS; default var/models)")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars or summaries")
+
+    parser = argparse.ArgumentParser(
+        prog="tribes", parents=[common],
+        description="Conversation-first tribe matching: build the interest graph, find tribes, "
+                    "suggest people to talk with and conversations to join.",
+        epilog="Run `tribes COMMAND --help` for a command's options; `tribes settings` lists "
+               "every setting and its environment variable.",
+    )
+    parser.add_argument("--version", action="version", version=f"tribes {__version__}")
+    parser.set_defaults(db=None, models=None, quiet=False, handler=None)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("ingest", _cmd_ingest, "Validate JSON Lines events and store them (one transaction per file).")
+    p.add_argument("files", nargs="+", metavar="FILE", help="JSON Lines file(s), .gz allowed; - for stdin")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="store the valid lines and report the rest (default: any problem stores nothing)")
+    p.add_argument("--json", action="store_true", help="print each file's report as JSON on stdout")
+
+    p = command("import", _cmd_import, "Convert a public dump into tribes events (JSON Lines).")
+    p.add_argument("format", choices=["stackexchange", "snap-ego", "edgelist"], help="dump format")
+    p.add_argument("src", help="the dump: a folder, a .tar.gz or a file")
+    p.add_argument("--out", default="-", help="output JSON Lines file (default: stdout)")
+    p.add_argument("--truth", help="write ground-truth groups (snap-ego circles) as JSON Lines here")
+    p.add_argument("--limit-egos", type=int, help="snap-ego: read only the first N ego networks")
+    p.add_argument("--undirected", action="store_true", default=None,
+                   help="snap-ego: edges are undirected (follows both ways); default: auto (facebook)")
+    p.add_argument("--kind", choices=["follow", "message"], default="follow",
+                   help="edgelist: lines are follows, or messages (posts and replies)")
+    p.add_argument("--ts", help="timestamp for data without time (RFC 3339 or Unix seconds)")
+
+    p = command("generate", _cmd_generate, "Write a synthetic network with planted tribes (JSON Lines).")
+    p.add_argument("--users", type=int, default=1000, help="number of users (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default="-", help="output file (default: stdout)")
+    p.add_argument("--truth", help="write the planted memberships as JSON Lines here")
+
+    p = command("demo", _cmd_demo, "Fill an empty store with the synthetic demo network.")
+    p.add_argument("--users", type=int, default=3000, help="number of users (default 3000)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--force", action="store_true", help="ingest even when the store has users")
+
+    command("stats", _cmd_stats, "Print the row count of every table in the store.")
+    command("settings", _cmd_settings, "List every setting: variable, default and current value.")
+    return parser
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def _open_store(settings: Settings):
+    from .store import Store
+
+    return Store.open(settings.db)
+
+
+def _cmd_ingest(args, settings: Settings) -> int:
+    from .ingest import ingest_lines
+    from .jsonl import open_input
+
+    for name in args.files:
+        if name != "-" and not Path(name).is_file():
+            raise InputError("no such file", path=name)
+    code = EXIT_OK
+    with _open_store(settings) as store:
+        for name in args.files:
+            size = None if name == "-" else Path(name).stat().st_size
+            with open_input(name) as fh, _progress(args, name, size) as bar:
+                report = ingest_lines(
+                    store, fh, source=name, skip_invalid=args.skip_invalid,
+                    batch_size=settings.batch_size, max_problems=settings.max_problems,
+                    on_progress=bar,
+                )
+            for problem in report.problems:
+                print(problem, file=sys.stderr)
+            if report.rejected > len(report.problems):
+                print(f"{name}: … and {report.rejected - len(report.problems)} more problems",
+                      file=sys.stderr)
+            if args.json:
+                import orjson
+
+                sys.stdout.buffer.write(orjson.dumps(report.as_dict()) + b"\n")
+                sys.stdout.flush()
+            if not args.quiet:
+                print(_summary(report), file=sys.stderr)
+            if report.rejected:
+                code = EXIT_BAD_INPUT
+    return code
+
+
+def _summary(report) -> str:
+    by_type = ", ".join(f"{k} {v:,}" for k, v in sorted(report.counts.items())) or "none"
+    state = "stored" if report.committed else "NOTHING STORED"
+    return (f"{report.source}: {state}: {report.accepted:,} events ({by_type}); "
+            f"{report.rejected:,} rejected; {report.ignored_erased:,} ignored (deleted); "
+            f"{report.seconds:.1f} s, {report.events_per_second:,.0f} events/s")
+
+
+class _Progress:
+    """A byte-counting progress bar on stderr (tqdm), or nothing under --quiet."""
+
+    def __init__(self, enabled: bool, label: str, total: int | None):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, file=sys.stderr,
+                            mininterval=0.5 if sys.stderr.isatty() else 10.0, leave=False)
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _progress(args, label: str, total: int | None) -> _Progress:
+    return _Progress(not args.quiet, label, total)
+
+
+def _cmd_import(args, settings: Settings) -> int:
+    from .importers import IMPORTERS, TRUTH_READERS
+    from .jsonl import open_output, write_jsonl
+
+    if not Path(args.src).exists():
+        raise InputError("no such file or folder", path=args.src)
+    options = {}
+    if args.format == "snap-ego":
+        options = {"limit_egos": args.limit_egos, "undirected": args.undirected}
+    elif args.format == "edgelist":
+        options = {"kind": args.kind}
+    if args.ts is not None:
+        options["ts"] = args.ts
+    if args.truth and args.format not in TRUTH_READERS:
+        raise InputError(f"{args.format} has no ground truth to write", field="--truth")
+    started = time.perf_counter()
+    with open_output(args.out) as out:
+        n = write_jsonl(IMPORTERS[args.format](args.src, **options), out)
+    if args.truth:
+        truth_options = {"limit_egos": args.limit_egos} if args.format == "snap-ego" else {}
+        with open_output(args.truth) as out:
+            groups = write_jsonl(TRUTH_READERS[args.format](args.src, **truth_options), out)
+        if not args.quiet:
+            print(f"wrote {groups:,} ground-truth groups to {args.truth}", file=sys.stderr)
+    if not args.quiet:
+        print(f"imported {n:,} events from {args.src} in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_generate(args, settings: Settings) -> int:
+    from .jsonl import open_output, write_jsonl
+    from .synth import SynthConfig, generate, planted_truth
+
+    if args.users < 1:
+        raise InputError(f"must be at least 1, got {args.users}", field="--users")
+    config = SynthConfig(n_users=args.users, seed=args.seed)
+    started = time.perf_counter()
+    with open_output(args.out) as out, _Progress(not args.quiet, "generate", None) as bar:
+        def counted(events):
+            for i, event in enumerate(events):
+                if i % 10_000 == 0:
+                    bar(10_000 if i else 0)
+                yield event
+        n = write_jsonl(counted(generate(config)), out)
+    if args.truth:
+        with open_output(args.truth) as out:
+            write_jsonl(planted_truth(config), out)
+    if not args.quiet:
+        print(f"generated {n:,} events for {args.users:,} users (seed {args.seed}) in "
+              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_demo(args, settings: Settings) -> int:
+    from .ingest import ingest_objects
+    from .synth import SynthConfig, generate
+
+    with _open_store(settings) as store:
+        users = store.table_counts()["users"]
+        if users and not args.force:
+            if not args.quiet:
+                print(f"store {store.url} already has {users:,} users: demo data not rebuilt "
+                      "(use --force to add it anyway)", file=sys.stderr)
+            return EXIT_OK
+        config = SynthConfig(n_users=args.users, seed=args.seed)
+        report = ingest_objects(store, generate(config), source=f"synthetic(users={args.users}, seed={args.seed})",
+                                batch_size=settings.batch_size)
+        if not report.committed:  # the generator's output must always validate
+            for problem in report.problems:
+                print(problem, file=sys.stderr)
+            raise RuntimeError("the synthetic demo data did not validate")
+        if not args.quiet:
+            print(_summary(report), file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_stats(args, settings: Settings) -> int:
+    with _open_store(settings) as store:
+        for table, n in store.table_counts().items():
+            print(f"{table:12s} {n:>12,}")
+    return EXIT_OK
+
+
+def _cmd_settings(args, settings: Settings) -> int:
+    for variable, default, doc in describe_settings():
+        key = variable.removeprefix("TRIBES_").lower()
+        print(f"{variable}\n    {doc}\n    default: {default!r}   current: {getattr(settings, key)!r}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Settings: one object that documents every key and its default.
+
+Precedence: command-line flags > ``TRIBES_*`` environment variables > defaults.
+Model hyperparameters live with the model (``tribes.model``), not here: these are the
+deployment's settings — where data lives and how the service runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any
+
+__all__ = ["Settings", "describe_settings"]
+
+
+def _setting(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where tribes keeps its data and how it runs. Each key reads ``TRIBES_<KEY>``."""
+
+    db: str = _setting(
+        "sqlite:///var/tribes.db",
+        "Store URL. sqlite:///PATH (relative to the working directory) or sqlite:////ABS/PATH.",
+    )
+    models: str = _setting(
+        "var/models", "Folder of versioned model artifacts; `current` points at the served one."
+    )
+    batch_size: int = _setting(2000, "Events written per statement batch during ingest.")
+    max_problems: int = _setting(20, "Problems listed per ingest before the rest are only counted.")
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from defaults, then ``TRIBES_*`` variables, then ``overrides``.
+
+        ``None`` values in ``overrides`` (flags not given) are ignored.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f"TRIBES_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.type, raw, f.name)
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                values[key] = value
+        return replace(cls(), **values)
+
+
+def _coerce(type_name: Any, raw: str, name: str) -> Any:
+    if type_name in (int, "int"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"TRIBES_{name.upper()}: expected an integer, got {raw!r}") from None
+    return raw
+
+
+def describe_settings() -> list[tuple[str, Any, str]]:
+    """``(environment variable, default, description)`` for every setting."""
+    out = []
+    for f in fields(Settings):
+        default = f.default if f.default is not MISSING else None
+        out.append((f"TRIBES_{f.name.upper()}", default, f.metadata.get("doc", "")))
+    return out

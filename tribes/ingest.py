@@ -1,0 +1,186 @@
+"""Ingest: stream JSON Lines into the store, one transaction per source, all or nothing.
+
+Memory is bounded by the batch size (``Settings.batch_size`` events), not the file size.
+Every problem is reported as ``FILE:LINE: field: problem`` (up to ``max_problems``; the rest
+are counted). Without ``skip_invalid`` a single problem rolls the whole source back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .events import Event, EventError, parse_line, validate
+from .store import Store, Writer
+
+__all__ = ["IngestReport", "Problem", "ingest_lines", "ingest_objects"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str
+    line: int
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        text = f"{self.field}: {self.problem}" if self.field else self.problem
+        return f"{self.source}:{self.line}: {text}"
+
+
+@dataclass
+class IngestReport:
+    """What one ingest call did. ``committed`` is False when it stored nothing."""
+
+    source: str
+    counts: Counter = field(default_factory=Counter)  # accepted events by type
+    rejected: int = 0
+    ignored_erased: int = 0  # events about deleted users/posts (older than the deletion)
+    problems: list[Problem] = field(default_factory=list)
+    lines: int = 0
+    seconds: float = 0.0
+    committed: bool = False
+
+    @property
+    def accepted(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def events_per_second(self) -> float:
+        return self.lines / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "committed": self.committed,
+            "accepted": self.accepted,
+            "by_type": dict(sorted(self.counts.items())),
+            "rejected": self.rejected,
+            "ignored_erased": self.ignored_erased,
+            "problems": [str(p) for p in self.problems],
+            "lines": self.lines,
+            "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.events_per_second),
+        }
+
+
+class _Aborted(Exception):
+    """Raised inside the transaction to roll it back."""
+
+
+def ingest_lines(
+    store: Store,
+    lines: Iterable[bytes],
+    *,
+    source: str,
+    skip_invalid: bool = False,
+    batch_size: int = 2000,
+    max_problems: int = 20,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Validate and store JSON Lines (blank lines are skipped; numbering starts at 1).
+
+    Parameters
+    ----------
+    lines : iterable of bytes
+        Raw lines, e.g. an open binary file.
+    source : str
+        Name used in problems (the file name, ``-`` for stdin, ``request``).
+    on_progress : callable, optional
+        Called with the number of bytes consumed since the last call.
+    """
+
+    def parsed():
+        for number, raw in enumerate(lines, 1):
+            if on_progress is not None:
+                on_progress(len(raw))
+            if not raw.strip():
+                continue
+            try:
+                yield number, parse_line(raw)
+            except EventError as exc:
+                yield number, exc
+
+    return _ingest(store, parsed(), source=source, skip_invalid=skip_invalid,
+                   batch_size=batch_size, max_problems=max_problems)
+
+
+def ingest_objects(
+    store: Store,
+    objects: Iterable[object],
+    *,
+    source: str = "request",
+    skip_invalid: bool = False,
+    batch_size: int = 2000,
+    max_problems: int = 20,
+) -> IngestReport:
+    """Validate and store already-decoded JSON values (the API's request bodies)."""
+
+    def parsed():
+        for number, obj in enumerate(objects, 1):
+            try:
+                yield number, validate(obj)
+            except EventError as exc:
+                yield number, exc
+
+    return _ingest(store, parsed(), source=source, skip_invalid=skip_invalid,
+                   batch_size=batch_size, max_problems=max_problems)
+
+
+def _ingest(store, items, *, source, skip_invalid, batch_size, max_problems) -> IngestReport:
+    report = IngestReport(source=source)
+    clock = time.perf_counter()
+
+    def problem(line: int, field: str, text: str) -> None:
+        report.rejected += 1
+        if len(report.problems) < max_problems:
+            report.problems.append(Problem(source, line, field, text))
+
+    try:
+        with store.transaction() as writer:
+            batch: list[Event] = []
+            numbers: list[int] = []
+            for number, item in items:
+                report.lines = number
+                if isinstance(item, EventError):
+                    problem(number, item.field, item.problem)
+                    continue
+                # After a problem in strict mode writing goes on, so that conflicts with stored
+                # data are found and reported too; the transaction is rolled back at the end.
+                batch.append(item)
+                numbers.append(number)
+                if len(batch) >= batch_size:
+                    _flush(writer, batch, numbers, report, problem)
+                    batch, numbers = [], []
+            if batch:
+                _flush(writer, batch, numbers, report, problem)
+            if report.rejected and not skip_invalid:
+                raise _Aborted
+        report.committed = True
+    except _Aborted:
+        report.counts.clear()
+        report.ignored_erased = 0
+    report.problems.sort(key=lambda p: p.line)
+    report.seconds = time.perf_counter() - clock
+    return report
+
+
+def _flush(writer: Writer, batch: list[Event], numbers: list[int], report: IngestReport, problem) -> None:
+    live: list[Event] = []
+    live_numbers: list[int] = []
+    for event, number in zip(batch, numbers, strict=True):
+        if writer.is_erased(event):
+            report.ignored_erased += 1
+        else:
+            live.append(event)
+            live_numbers.append(number)
+    conflicts = writer.apply(live)
+    bad = set()
+    for conflict in conflicts:
+        bad.add(conflict.index)
+        problem(live_numbers[conflict.index], conflict.field, conflict.problem)
+    for i, event in enumerate(live):
+        if i not in bad:
+            report.counts[event.type] += 1

@@ -1,0 +1,9 @@
+"""The event store behind a small interface. ``Store.open(url)`` picks the backend.
+
+SQLite is the default (``sqlite:///var/tribes.db``); a PostgreSQL backend plugs in later
+behind the same methods.
+"""
+
+from .sql import Conflict, Store, Writer
+
+__all__ = ["Conflict", "Store", "Writer"]

@@ -1,0 +1,330 @@
+"""The SQL store: SQLAlchemy Core over SQLite (default) — PostgreSQL comes later, same SQL.
+
+All writes go through :class:`Writer`, one per transaction; a batch of validated events is
+applied with a handful of ``executemany`` statements, so ingest costs O(events) statements
+per table rather than per event. Reads for the engine and the API live in ``reads.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ..errors import InputError
+from ..events import EdgeEvent, Event, PostDeleteEvent, PostEvent, UserDeleteEvent, UserEvent
+from . import schema
+
+__all__ = ["Conflict", "Store", "Writer"]
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, emit BEGIN (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # Writers take the write lock up front (BEGIN IMMEDIATE) and so wait on busy_timeout;
+    # a deferred transaction that reads and then writes would instead fail at once with
+    # "database is locked" when another writer committed in between.
+    write = conn.get_execution_options().get("tribes_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Store:
+    """The event store. Open with :meth:`open`; the schema is migrated to head on open.
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///PATH`` (relative) or ``sqlite:////ABS/PATH``.
+    """
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=True)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError:
+            raise InputError(f"not a database URL: {url!r}", field="db") from None
+        if parsed.get_backend_name() != "sqlite":
+            raise InputError(
+                f"unsupported store {parsed.get_backend_name()!r} (supported: sqlite)", field="db"
+            )
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed)
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        store = cls(engine)
+        if migrate:
+            store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (no-op when already there)."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.engine.connect() as conn, conn.execution_options(tribes_write=True).begin():
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Writer]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(tribes_write=True)
+            with conn.begin():
+                yield Writer(conn)
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows per table."""
+        with self.engine.connect() as conn:
+            return {
+                name: conn.execute(sa.select(sa.func.count()).select_from(schema.metadata.tables[name])).scalar_one()
+                for name in schema.TABLES
+            }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An event that contradicts what is stored (``index`` into the batch given to apply)."""
+
+    index: int
+    field: str
+    problem: str
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+_UPSERT_SEEN = (
+    "INSERT INTO users (id, discoverable, first_seen_ts) VALUES (:id, true, :ts) "
+    "ON CONFLICT (id) DO UPDATE SET first_seen_ts = excluded.first_seen_ts "
+    "WHERE excluded.first_seen_ts < users.first_seen_ts"
+)
+_UPSERT_PROFILE = (
+    "UPDATE users SET name = COALESCE(:name, name), bio = COALESCE(:bio, bio), "
+    "interests = COALESCE(:interests, interests), "
+    "discoverable = COALESCE(:discoverable, discoverable), profile_ts = :ts "
+    "WHERE id = :id AND (profile_ts IS NULL OR profile_ts <= :ts)"
+)
+_UPSERT_EDGE = (
+    "INSERT INTO edges (relation, src, dst, active, ts) "
+    "SELECT :relation, s.uid, d.uid, :active, :ts FROM users s, users d "
+    "WHERE s.id = :src AND d.id = :dst "
+    "ON CONFLICT (relation, src, dst) DO UPDATE SET active = excluded.active, ts = excluded.ts "
+    "WHERE excluded.ts > edges.ts OR (excluded.ts = edges.ts "
+    "AND excluded.active <> edges.active AND excluded.active = (edges.relation <> 'follow'))"
+)
+_INSERT_POST = (
+    "INSERT INTO posts (id, author, ts, text, tags, reply_to, thread_id, content_hash) "
+    "SELECT :id, u.uid, :ts, :text, :tags, :reply_to, "
+    "CASE WHEN :reply_to IS NULL THEN :id "
+    "ELSE COALESCE((SELECT p.thread_id FROM posts p WHERE p.id = :reply_to), :reply_to) END, "
+    ":hash FROM users u WHERE u.id = :author "
+    "ON CONFLICT (id) DO NOTHING"
+)
+# A post that arrives after its replies adopts them: they pointed at it as their thread.
+_ADOPT_REPLIES = (
+    "UPDATE posts SET thread_id = (SELECT p.thread_id FROM posts p WHERE p.id = :id) "
+    "WHERE thread_id = :id AND id <> :id"
+)
+_NAMED = re.compile(r"(?<!:):(\w+)")
+_POST_HASHES = "SELECT id, content_hash FROM posts WHERE id IN ({})"
+
+
+def post_hash(event: PostEvent) -> str:
+    """A stable digest of a post's content, to tell a replay from a conflicting reuse."""
+    blob = orjson.dumps([event.author, event.ts, event.text, list(event.tags), event.reply_to])
+    return hashlib.sha1(blob).hexdigest()
+
+
+@dataclass
+class Writer:
+    """Applies batches of events inside one transaction (see :meth:`Store.transaction`)."""
+
+    conn: sa.Connection
+    user_tombstones: dict[str, float] = field(default_factory=dict)
+    post_tombstones: set[str] = field(default_factory=set)
+    _loaded: bool = False
+
+    def _load_tombstones(self) -> None:
+        rows = self.conn.execute(sa.select(schema.tombstones.c.kind, schema.tombstones.c.id, schema.tombstones.c.ts))
+        for kind, ident, ts in rows:
+            if kind == "user":
+                self.user_tombstones[ident] = ts
+            else:
+                self.post_tombstones.add(ident)
+        self._loaded = True
+
+    def is_erased(self, event: Event) -> bool:
+        """True when the event is about a deleted post or predates a user's deletion."""
+        if not self._loaded:
+            self._load_tombstones()
+        if isinstance(event, PostEvent | PostDeleteEvent) and event.id in self.post_tombstones:
+            return True
+        dead = self.user_tombstones
+        if not dead:
+            return False
+        for user in _users_named(event):
+            erased_at = dead.get(user)
+            if erased_at is not None and event.ts <= erased_at:
+                return True
+        return False
+
+    def apply(self, events: Sequence[Event]) -> list[Conflict]:
+        """Apply ``events`` in order; return the ones that conflict with stored data.
+
+        Deletions split the batch, so an erase sees exactly what came before it. Conflicting
+        events are not applied; the caller decides whether that aborts the transaction.
+        """
+        conflicts: list[Conflict] = []
+        start = 0
+        for i, event in enumerate(events):
+            if isinstance(event, UserDeleteEvent | PostDeleteEvent):
+                conflicts += self._apply_run(events, start, i)
+                self._erase(event)
+                start = i + 1
+        conflicts += self._apply_run(events, start, len(events))
+        return conflicts
+
+    def _apply_run(self, events: Sequence[Event], start: int, stop: int) -> list[Conflict]:
+        if start >= stop:
+            return []
+        seen: dict[str, float] = {}
+        profiles, edge_rows, post_rows = [], [], []
+        post_index: dict[str, tuple[int, str]] = {}
+        conflicts: list[Conflict] = []
+        for i in range(start, stop):
+            event = events[i]
+            for user in _users_named(event):
+                if seen.get(user, float("inf")) > event.ts:
+                    seen[user] = event.ts
+            if isinstance(event, EdgeEvent):
+                edge_rows.append(
+                    {"relation": event.relation, "active": event.active, "ts": event.ts,
+                     "src": event.src, "dst": event.dst}
+                )
+            elif isinstance(event, PostEvent):
+                digest = post_hash(event)
+                earlier = post_index.get(event.id)
+                if earlier is not None:
+                    if earlier[1] != digest:
+                        conflicts.append(Conflict(i, "id", f"post {event.id!r} reused with different content"))
+                    continue
+                post_index[event.id] = (i, digest)
+                post_rows.append(
+                    {"id": event.id, "author": event.author, "ts": event.ts, "text": event.text,
+                     "tags": orjson.dumps(list(event.tags)).decode(), "reply_to": event.reply_to,
+                     "hash": digest}
+                )
+            elif isinstance(event, UserEvent):
+                profiles.append(
+                    {"id": event.id, "ts": event.ts, "name": event.name, "bio": event.bio,
+                     "interests": None if event.interests is None else orjson.dumps(list(event.interests)).decode(),
+                     "discoverable": event.discoverable}
+                )
+        if post_rows:
+            stored = self._stored_hashes(list(post_index))
+            bad = {pid for pid, h in stored.items() if h != post_index[pid][1]}
+            for pid in bad:
+                conflicts.append(Conflict(post_index[pid][0], "id", f"post {pid!r} already stored with different content"))
+            post_rows = [r for r in post_rows if r["id"] not in bad and r["id"] not in stored]
+        run = self._executemany
+        if seen:
+            run(_UPSERT_SEEN, [{"id": u, "ts": t} for u, t in seen.items()])
+        if profiles:
+            run(_UPSERT_PROFILE, profiles)
+        if post_rows:
+            run(_INSERT_POST, post_rows)
+            # Roots need no adoption: their replies already name them as the thread.
+            adopters = [{"id": r["id"]} for r in post_rows if r["reply_to"] is not None]
+            if adopters:
+                run(_ADOPT_REPLIES, adopters)
+        if edge_rows:
+            run(_UPSERT_EDGE, edge_rows)
+        return conflicts
+
+    def _executemany(self, sql: str, rows: list[dict]) -> None:
+        # Straight to the driver: SQLAlchemy's per-row parameter processing would cost more
+        # than SQLite's own work here. SQL is written with :name placeholders.
+        if self.conn.dialect.name != "sqlite":  # sqlite3 takes :name natively; psycopg %(name)s
+            sql = _NAMED.sub(r"%(\1)s", sql)
+        self.conn.exec_driver_sql(sql, rows)
+
+    def _stored_hashes(self, ids: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for k in range(0, len(ids), 500):
+            chunk = ids[k : k + 500]
+            sql = _POST_HASHES.format(", ".join(f":p{j}" for j in range(len(chunk))))
+            rows = self.conn.execute(sa.text(sql), {f"p{j}": v for j, v in enumerate(chunk)})
+            out.update({row[0]: row[1] for row in rows})
+        return out
+
+    def _erase(self, event: UserDeleteEvent | PostDeleteEvent) -> None:
+        t = schema.tombstones
+        conn = self.conn
+        if isinstance(event, UserDeleteEvent):
+            # Feedback *about* the user goes too; their own rows cascade from users.
+            conn.execute(
+                sa.delete(schema.feedback).where(
+                    schema.feedback.c.target_kind == "user", schema.feedback.c.target_id == event.id
+                )
+            )
+            conn.execute(sa.delete(schema.users).where(schema.users.c.id == event.id))
+            kind = "user"
+            self.user_tombstones[event.id] = max(event.ts, self.user_tombstones.get(event.id, event.ts))
+        else:
+            conn.execute(sa.delete(schema.posts).where(schema.posts.c.id == event.id))
+            kind = "post"
+            self.post_tombstones.add(event.id)
+        conn.execute(
+            sa.text(
+                "INSERT INTO tombstones (kind, id, ts) VALUES (:kind, :id, :ts) "
+                "ON CONFLICT (kind, id) DO UPDATE SET ts = excluded.ts WHERE excluded.ts > tombstones.ts"
+            ),
+            {"kind": kind, "id": event.id, "ts": event.ts},
+        )
+
+
+def _users_named(event: Event) -> tuple[str, ...]:
+    if isinstance(event, EdgeEvent):
+        return (event.src, event.dst)
+    if isinstance(event, PostEvent):
+        return (event.author,)
+    if isinstance(event, UserEvent | UserDeleteEvent):
+        return (event.id,)
+    return ()
