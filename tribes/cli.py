@@ -24,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tribes`` console script and ``python -m tribes``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name, default in (("db", None), ("models", None), ("quiet", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_OK
@@ -71,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                "every setting and its environment variable.",
     )
     parser.add_argument("--version", action="version", version=f"tribes {__version__}")
-    parser.set_defaults(db=None, models=None, quiet=False, handler=None)
+    # Only `handler` here: the option actions are shared with every sub-command (parents=),
+    # and a default set on them would overwrite a value given before the sub-command.
+    parser.set_defaults(handler=None)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     def command(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:

@@ -1,0 +1,114 @@
+"""The `tribes` command line: exit codes, messages naming file and line, settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tribes.cli import main
+from tribes.store import Store
+
+from .conftest import dump_tables
+
+GOOD = [
+    {"type": "user", "id": "a", "ts": "2026-11-01T00:00:00Z", "interests": ["#go"]},
+    {"type": "follow", "src": "a", "dst": "b", "ts": 1_790_000_000},
+    {"type": "post", "id": "p1", "author": "a", "ts": 1_790_000_100, "text": "hello #go"},
+]
+
+
+def write(path: Path, *rows) -> Path:
+    path.write_bytes(b"".join((orjson.dumps(r) if isinstance(r, dict) else r) + b"\n" for r in rows))
+    return path
+
+
+def test_ingest_reports_and_exits_zero(tmp_path, db_url, capsys):
+    f = write(tmp_path / "good.jsonl", *GOOD)
+    assert main(["--db", db_url, "ingest", str(f), "--json"]) == 0
+    out, err = capsys.readouterr()
+    report = orjson.loads(out)
+    assert report["committed"] and report["by_type"] == {"follow": 1, "post": 1, "user": 1}
+    assert "stored: 3 events" in err and "events/s" in err
+
+
+def test_global_options_work_after_the_command(tmp_path, db_url):
+    f = write(tmp_path / "good.jsonl", *GOOD)
+    assert main(["ingest", str(f), "--db", db_url, "--quiet"]) == 0
+    with Store.open(db_url) as s:
+        assert s.table_counts()["posts"] == 1
+
+
+def test_bad_file_names_file_and_line_exits_2_and_stores_nothing(tmp_path, db_url, capsys):
+    good = write(tmp_path / "good.jsonl", *GOOD)
+    main(["--db", db_url, "-q", "ingest", str(good)])
+    with Store.open(db_url) as s:
+        before = dump_tables(s)
+    bad = write(tmp_path / "bad.jsonl", GOOD[0], b'{"type":"follow","src":"a","dst":"a","ts":1}', b"not json")
+    assert main(["--db", db_url, "ingest", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: dst: a user cannot follow themself ('a')" in err
+    assert f"{bad}:3: malformed JSON" in err
+    assert "NOTHING STORED" in err
+    with Store.open(db_url) as s:
+        assert dump_tables(s) == before
+
+
+def test_skip_invalid_flag(tmp_path, db_url):
+    bad = write(tmp_path / "bad.jsonl", GOOD[0], b"not json")
+    assert main(["--db", db_url, "-q", "ingest", "--skip-invalid", str(bad)]) == 2
+    with Store.open(db_url) as s:
+        assert s.table_counts()["users"] == 1
+
+
+def test_missing_file_is_bad_input(tmp_path, db_url, capsys):
+    assert main(["--db", db_url, "ingest", str(tmp_path / "nope.jsonl")]) == 2
+    assert "nope.jsonl: no such file" in capsys.readouterr().err
+
+
+def test_gzip_input(tmp_path, db_url):
+    import gzip
+
+    f = tmp_path / "good.jsonl.gz"
+    f.write_bytes(gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in GOOD)))
+    assert main(["--db", db_url, "-q", "ingest", str(f)]) == 0
+
+
+def test_bad_db_url_exits_2(capsys):
+    assert main(["--db", "postgres-ish", "stats"]) == 2
+    assert "db: not a database URL" in capsys.readouterr().err
+
+
+def test_settings_lists_variables(capsys):
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "TRIBES_DB" in out and "TRIBES_MODELS" in out
+
+
+def test_stats_counts_rows(tmp_path, db_url, capsys):
+    main(["--db", db_url, "-q", "ingest", str(write(tmp_path / "g.jsonl", *GOOD))])
+    capsys.readouterr()
+    assert main(["--db", db_url, "stats"]) == 0
+    assert "posts" in capsys.readouterr().out
+
+
+def test_help_everywhere(capsys):
+    for argv in (["--help"], ["ingest", "--help"], ["import", "--help"], ["generate", "--help"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+    assert "--skip-invalid" in capsys.readouterr().out
+
+
+def test_stdin_through_python_dash_m(tmp_path):
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    data = b"".join(orjson.dumps(r) + b"\n" for r in GOOD)
+    env = {**os.environ, "TRIBES_DB": url}
+    done = subprocess.run([sys.executable, "-m", "tribes", "ingest", "-"], input=data,
+                          capture_output=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert b"-: stored: 3 events" in done.stderr

@@ -1,0 +1,45 @@
+"""Helpers shared by the importers: timestamps, id checks and skip counters."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+from tribes.errors import InputError
+from tribes.events import MAX_ID_CHARS, EventError, parse_ts
+
+__all__ = ["DEFAULT_TS", "check_id", "check_ts", "finish_stats"]
+
+#: Timestamp given to events of datasets that carry no time (SNAP ego networks, bare edge lists).
+DEFAULT_TS = "2012-01-01T00:00:00Z"
+
+log = logging.getLogger("tribes.importers")
+
+
+def check_ts(value: object, *, field: str = "ts", path: str | Path | None = None,
+             line: int | None = None) -> float:
+    """Return Unix seconds for ``value`` or raise :class:`InputError` naming ``field``."""
+    try:
+        return parse_ts(value, field)
+    except EventError as exc:
+        raise InputError(exc.problem, path=_str(path), line=line, field=field) from None
+
+
+def check_id(value: str, *, field: str, path: str | Path | None = None,
+             line: int | None = None) -> str:
+    """Return ``value`` if it is a usable event id, else raise :class:`InputError`."""
+    if not value or len(value) > MAX_ID_CHARS or not value.isprintable() or value != value.strip():
+        raise InputError(f"unusable id {value[:60]!r}", path=_str(path), line=line, field=field)
+    return value
+
+
+def finish_stats(name: str, counts: Counter, stats: dict | None) -> None:
+    """Copy ``counts`` into the caller's ``stats`` dict (if any) and log them at INFO."""
+    if stats is not None:
+        stats.update(counts)
+    log.info("%s import: %s", name, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
+def _str(path: str | Path | None) -> str | None:
+    return None if path is None else str(path)
