@@ -1,0 +1,87 @@
+"""A snapshot of the store as flat numpy arrays: the engine's only input.
+
+Users and posts are renumbered densely (``0..n-1``) in the order of their public ids, so the
+same store always gives the same snapshot. Only *active* relations are kept. Everything the
+recompute needs is here; nothing downstream touches the store. ``tribes.store.reads`` builds
+it; ``TribeModel.fit(events)`` goes through an in-memory store so the ingest rules (latest ts
+wins, deletions) hold for notebooks too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Snapshot"]
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The store as arrays. Shapes: ``U`` users, ``F`` follows, ``P`` posts, ``T`` threads.
+
+    Attributes
+    ----------
+    user_ids : (U,) object array of str, sorted
+    discoverable : (U,) bool
+    first_seen : (U,) float64, Unix seconds
+    interests : list of U tuples of normalised tags
+    follow_src, follow_dst : (F,) int32 user indices; ``follow_ts`` (F,) float64
+    block_src, block_dst, mute_src, mute_dst : int32 user indices (active relations only)
+    post_ids : (P,) object array of str, sorted
+    post_author : (P,) int32; ``post_ts`` (P,) float64
+    post_parent : (P,) int32 index of the parent post, -1 for roots and missing parents
+    post_thread : (P,) int32 index into ``thread_ids``
+    post_text : list of P str; ``post_tags`` list of P tuples
+    thread_ids : (T,) object array of str (the root post id, which may be missing)
+    dismissed : list of (user index, target kind, target id) from feedback
+    now : float, the newest timestamp in the data (the reference time for decay)
+    """
+
+    user_ids: np.ndarray
+    discoverable: np.ndarray
+    first_seen: np.ndarray
+    interests: list[tuple[str, ...]]
+    follow_src: np.ndarray
+    follow_dst: np.ndarray
+    follow_ts: np.ndarray
+    block_src: np.ndarray
+    block_dst: np.ndarray
+    mute_src: np.ndarray
+    mute_dst: np.ndarray
+    post_ids: np.ndarray
+    post_author: np.ndarray
+    post_ts: np.ndarray
+    post_parent: np.ndarray
+    post_thread: np.ndarray
+    post_text: list[str]
+    post_tags: list[tuple[str, ...]]
+    thread_ids: np.ndarray
+    dismissed: list[tuple[int, str, str]] = field(default_factory=list)
+    now: float = 0.0
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_posts(self) -> int:
+        return len(self.post_ids)
+
+    @property
+    def n_threads(self) -> int:
+        return len(self.thread_ids)
+
+    def user_index(self) -> dict[str, int]:
+        """Public id → dense index (O(U) to build; cache it if called often)."""
+        return {u: i for i, u in enumerate(self.user_ids)}
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "users": self.n_users,
+            "follows": len(self.follow_src),
+            "blocks": len(self.block_src),
+            "mutes": len(self.mute_src),
+            "posts": self.n_posts,
+            "threads": self.n_threads,
+        }
