@@ -42,6 +42,6 @@ def get_importer(name: str) -> Importer:
         return IMPORTERS[name]
     except KeyError:
         known = ", ".join(sorted(IMPORTERS))
-        raise InputError(f"unknown format {name!r}; expected one of {known}",
-                         field="format") from None
-
+        raise InputError(
+            f"unknown format {name!r}; expected one of {known}", field="format"
+        ) from None

@@ -17,8 +17,9 @@ DEFAULT_TS = "2012-01-01T00:00:00Z"
 log = logging.getLogger("tribes.importers")
 
 
-def check_ts(value: object, *, field: str = "ts", path: str | Path | None = None,
-             line: int | None = None) -> float:
+def check_ts(
+    value: object, *, field: str = "ts", path: str | Path | None = None, line: int | None = None
+) -> float:
     """Return Unix seconds for ``value`` or raise :class:`InputError` naming ``field``."""
     try:
         return parse_ts(value, field)
@@ -26,8 +27,9 @@ def check_ts(value: object, *, field: str = "ts", path: str | Path | None = None
         raise InputError(exc.problem, path=_str(path), line=line, field=field) from None
 
 
-def check_id(value: str, *, field: str, path: str | Path | None = None,
-             line: int | None = None) -> str:
+def check_id(
+    value: str, *, field: str, path: str | Path | None = None, line: int | None = None
+) -> str:
     """Return ``value`` if it is a usable event id, else raise :class:`InputError`."""
     if not value or len(value) > MAX_ID_CHARS or not value.isprintable() or value != value.strip():
         raise InputError(f"unusable id {value[:60]!r}", path=_str(path), line=line, field=field)

@@ -54,8 +54,9 @@ def list_egos(src: str | Path) -> set[str]:
         return {parts[0] for m in tar if m.isfile() and (parts := _split_name(m.name))}
 
 
-def iter_files(src: str | Path, egos: set[str] | None,
-               exts: set[str]) -> Iterator[tuple[str, str, str, bytes]]:
+def iter_files(
+    src: str | Path, egos: set[str] | None, exts: set[str]
+) -> Iterator[tuple[str, str, str, bytes]]:
     """Yield ``(display name, ego, ext, content)`` for the wanted files of the wanted egos.
 
     A folder is read in (ego, ext) order, a tar in archive order, which it streams without
@@ -98,23 +99,25 @@ def parse_edges(data: bytes, name: str) -> list[bytes]:
     """``"a b"`` lines → the flat token list ``[a0, b0, a1, b1, …]`` (blank lines skipped)."""
     tokens = data.split()
     lines = data.splitlines()
-    if len(tokens) == 2 * len(lines):  # common case: no blank line, so every line has 2
-        if all(len(line.split(None, 2)) == 2 for line in lines):
-            return tokens
+    # Common case: as many lines as pairs, each with exactly two columns.
+    if len(tokens) == 2 * len(lines) and all(len(line.split(None, 2)) == 2 for line in lines):
+        return tokens
     out: list[bytes] = []
     for lineno, line in enumerate(lines, 1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) != 2:
-            raise InputError(f"expected 'SRC DST', got {len(parts)} columns", path=name,
-                             line=lineno)
+            raise InputError(
+                f"expected 'SRC DST', got {len(parts)} columns", path=name, line=lineno
+            )
         out.extend(parts)
     return out
 
 
-def parse_feat(data: bytes, name: str, *,
-               with_ids: bool) -> tuple[list[bytes], np.ndarray, np.ndarray, int]:
+def parse_feat(
+    data: bytes, name: str, *, with_ids: bool
+) -> tuple[list[bytes], np.ndarray, np.ndarray, int]:
     """Binary feature rows → ``(node ids, row indices, column indices, width)`` of the 1s.
 
     With ``with_ids`` each row starts with the node id (``.feat``), else it has none
@@ -141,8 +144,9 @@ def parse_feat(data: bytes, name: str, *,
         if width < 0:
             width = len(row)
         elif len(row) != width:
-            raise InputError(f"{len(row)} features, earlier rows have {width}", path=name,
-                             line=lineno)
+            raise InputError(
+                f"{len(row)} features, earlier rows have {width}", path=name, line=lineno
+            )
         ids.append(node)
         bits.append(row)
     if not bits:

@@ -1,13 +1,14 @@
 """Import a whitespace-separated edge list ``SRC DST [TS]`` (SNAP style).
 
 Each non-blank line that does not start with ``#`` or ``%`` holds a source id, a destination id
-and optionally a timestamp (Unix seconds or RFC 3339). SNAP's CollegeMsg
+and optionally a timestamp (Unix seconds, or RFC 3339 without spaces). SNAP's CollegeMsg
 (``SRC DST UNIXTS``, one line per private message) is the reference input. ``.gz`` files and
 ``-`` (stdin) are read transparently.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ def iter_events(
     src: str | Path,
     *,
     kind: str = "follow",
-    ts: str = DEFAULT_TS,
+    ts: str | float = DEFAULT_TS,
     undirected: bool = False,
     stats: dict | None = None,
 ) -> Iterator[dict]:
@@ -50,9 +51,9 @@ def iter_events(
         With ``kind="follow"``, also emit DST → SRC for every line (for undirected lists such
         as SNAP's ``facebook_combined.txt``).
     stats
-        Optional dict that receives counters when the generator is exhausted (``lines``,
-        ``events``, ``self_loops`` skipped, ``comments``, ``replies``, ``roots``). Not a
-        CLI option.
+        Optional dict that receives counters when the generator is exhausted: ``lines``,
+        ``events``, ``self_loops`` (skipped), ``comments`` (comment and blank lines),
+        ``replies``, ``roots``. Not a CLI option.
 
     Raises
     ------
@@ -72,7 +73,7 @@ def iter_events(
         raise InputError("undirected applies to kind='follow' only", field="undirected")
     check_ts(ts)
     name = str(src)
-    counts: Counter = Counter()
+    counts: Counter = Counter(lines=0, comments=0, self_loops=0, events=0)
     last: dict[tuple[str, str], str] = {}  # (a, b) → id of the latest message a → b
     with open_input(src) as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -98,33 +99,39 @@ def iter_events(
                     yield {"type": "post", "id": post_id, "author": a, "ts": when, "text": f"@{b}"}
                 else:
                     counts["replies"] += 1
-                    yield {"type": "post", "id": post_id, "author": a, "ts": when, "text": "",
-                           "reply_to": target}
+                    yield {
+                        "type": "post",
+                        "id": post_id,
+                        "author": a,
+                        "ts": when,
+                        "text": "",
+                        "reply_to": target,
+                    }
                 last[(a, b)] = post_id
             counts["events"] += 1
     finish_stats("edgelist", counts, stats)
 
 
-def _parse(line: bytes, name: str, lineno: int, default_ts: str) -> tuple[str, str, object]:
+def _parse(line: bytes, name: str, lineno: int, default_ts: str | float) -> tuple[str, str, object]:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"invalid UTF-8 at byte {exc.start}", path=name, line=lineno) from None
     parts = text.split()
     if len(parts) not in (2, 3):
-        raise InputError(f"expected 'SRC DST [TS]', got {len(parts)} columns: {text[:80]!r}",
-                         path=name, line=lineno)
+        raise InputError(
+            f"expected 'SRC DST [TS]', got {len(parts)} columns: {text[:80]!r}",
+            path=name,
+            line=lineno,
+        )
     a = check_id(parts[0], field="src", path=name, line=lineno)
     b = check_id(parts[1], field="dst", path=name, line=lineno)
     if len(parts) == 2:
         return a, b, default_ts
-    value: object = parts[2]
-    try:
-        value = int(parts[2])
-    except ValueError:
-        try:
-            value = float(parts[2])
-        except ValueError:
-            pass  # an RFC 3339 string, checked below
+    value: object = parts[2]  # Unix seconds (int or float) or an RFC 3339 string
+    for number in (int, float):
+        with contextlib.suppress(ValueError):
+            value = number(parts[2])
+            break
     check_ts(value, path=name, line=lineno)
     return a, b, value

@@ -37,12 +37,30 @@ DELETED_USER = "deleted"
 _QUESTION, _ANSWER = "1", "2"
 _ZONE = re.compile(r"(?:[zZ]|[+-]\d\d:?\d\d)$")
 # Elements that do not separate words; every other tag becomes a space.
-_INLINE = frozenset({"a", "abbr", "b", "code", "del", "em", "i", "kbd", "s", "span", "strike",
-                     "strong", "sub", "sup", "u"})
+_INLINE = frozenset(
+    [
+        "a",
+        "abbr",
+        "b",
+        "code",
+        "del",
+        "em",
+        "i",
+        "kbd",
+        "s",
+        "span",
+        "strike",
+        "strong",
+        "sub",
+        "sup",
+        "u",
+    ]
+)
 
 
-def iter_events(src: str | Path, *, active_only: bool = False,
-                stats: dict | None = None) -> Iterator[dict]:
+def iter_events(
+    src: str | Path, *, active_only: bool = False, stats: dict | None = None
+) -> Iterator[dict]:
     """Yield tribes events for the Stack Exchange dump folder ``src``.
 
     Output order guarantees that every ``reply_to`` target comes before its replies: users
@@ -89,7 +107,9 @@ def iter_events(src: str | Path, *, active_only: bool = False,
     posts = _find(folder, "Posts.xml", required=True)
     users = _find(folder, "Users.xml")
     comments = _find(folder, "Comments.xml")
-    counts: Counter = Counter()
+    counts: Counter = Counter(
+        users=0, questions=0, answers=0, comments=0, orphans=0, deleted_authors=0, unknown_authors=0
+    )
     active: set[str] | None = None
     if active_only:
         active = {r["OwnerUserId"] for r in _rows(posts) if "OwnerUserId" in r}
@@ -118,7 +138,7 @@ def iter_events(src: str | Path, *, active_only: bool = False,
 
     def author(row: dict, id_key: str, name_key: str, ts: str) -> tuple[str, dict | None]:
         """The author id of a row, and a placeholder user event to yield first (or None)."""
-        uid = row.get(id_key)
+        uid = row.get(id_key, "").strip() or None
         if uid is not None:
             if users and uid not in known:
                 counts["unknown_authors"] += 1
@@ -129,8 +149,13 @@ def iter_events(src: str | Path, *, active_only: bool = False,
         if uid in placeholders:
             return uid, None
         placeholders.add(uid)
-        return uid, {"type": "user", "id": uid, "ts": ts, "name": display or "(deleted account)",
-                     "discoverable": False}
+        return uid, {
+            "type": "user",
+            "id": uid,
+            "ts": ts,
+            "name": display or "(deleted account)",
+            "discoverable": False,
+        }
 
     for wanted in (_QUESTION, _ANSWER):
         for row in _rows(posts):
@@ -173,18 +198,22 @@ def iter_events(src: str | Path, *, active_only: bool = False,
                 yield placeholder
             text = " ".join(row.get("Text", "").split())[:MAX_TEXT_CHARS]
             counts["comments"] += 1
-            yield {"type": "post", "id": "c" + _need(row, "Id", comments), "author": by,
-                   "ts": ts, "text": text, "tags": [], "reply_to": target}
+            yield {
+                "type": "post",
+                "id": "c" + _need(row, "Id", comments),
+                "author": by,
+                "ts": ts,
+                "text": text,
+                "tags": [],
+                "reply_to": target,
+            }
     finish_stats("stackexchange", counts, stats)
 
 
 def parse_tags(value: str) -> list[str]:
     """``"<a><b>"`` (classic dumps) or ``"|a|b|"`` (2024+ dumps) → ``["a", "b"]``."""
     value = value.strip()
-    if value.startswith("<"):
-        parts = re.findall(r"<([^<>]+)>", value)
-    else:
-        parts = value.split("|")
+    parts = re.findall(r"<([^<>]+)>", value) if value.startswith("<") else value.split("|")
     return [p.strip() for p in parts if p.strip()]
 
 
@@ -245,7 +274,11 @@ def _rows(path: Path) -> Iterator[dict]:
                     yield dict(elem.attrib)
                     root.clear()
         except ET.ParseError as exc:
-            raise InputError(f"malformed XML: {exc}", path=str(path), line=exc.position[0]) from None
+            line, column = exc.position
+            problem = re.sub(r": line \d+, column \d+$", "", str(exc))
+            raise InputError(
+                f"malformed XML: {problem} (column {column})", path=str(path), line=line
+            ) from None
 
 
 def _need(row: dict, key: str, path: Path) -> str:
@@ -263,8 +296,9 @@ def _ts(row: dict, key: str, path: Path) -> str:
     try:
         parse_ts(value, key)
     except EventError as exc:
-        raise InputError(f"row Id={row.get('Id')}: {exc.problem}", path=str(path),
-                         field=key) from None
+        raise InputError(
+            f"row Id={row.get('Id')}: {exc.problem}", path=str(path), field=key
+        ) from None
     return value
 
 
