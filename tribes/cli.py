@@ -97,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", help="write ground-truth groups (snap-ego circles) as JSON Lines here")
     p.add_argument("--limit-egos", type=int, help="snap-ego: read only the first N ego networks")
     p.add_argument("--undirected", action="store_true", default=None,
-                   help="snap-ego: edges are undirected (follows both ways); default: auto (facebook)")
+                   help="snap-ego, edgelist: edges are undirected (follows both ways); "
+                        "snap-ego default: auto (sources named *facebook*)")
+    p.add_argument("--active-only", action="store_true",
+                   help="stackexchange: user events only for people who posted or commented")
     p.add_argument("--kind", choices=["follow", "message"], default="follow",
                    help="edgelist: lines are follows, or messages (posts and replies)")
     p.add_argument("--ts", help="timestamp for data without time (RFC 3339 or Unix seconds)")
@@ -202,11 +205,14 @@ def _cmd_import(args, settings: Settings) -> int:
 
     if not Path(args.src).exists():
         raise InputError("no such file or folder", path=args.src)
-    options = {}
+    stats: dict = {}
+    options: dict = {"stats": stats}
     if args.format == "snap-ego":
-        options = {"limit_egos": args.limit_egos, "undirected": args.undirected}
+        options |= {"limit_egos": args.limit_egos, "undirected": args.undirected}
     elif args.format == "edgelist":
-        options = {"kind": args.kind}
+        options |= {"kind": args.kind, "undirected": bool(args.undirected)}
+    elif args.format == "stackexchange":
+        options |= {"active_only": args.active_only}
     if args.ts is not None:
         options["ts"] = args.ts
     if args.truth and args.format not in TRUTH_READERS:
@@ -221,8 +227,9 @@ def _cmd_import(args, settings: Settings) -> int:
         if not args.quiet:
             print(f"wrote {groups:,} ground-truth groups to {args.truth}", file=sys.stderr)
     if not args.quiet:
-        print(f"imported {n:,} events from {args.src} in {time.perf_counter() - started:.1f} s",
-              file=sys.stderr)
+        details = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in stats.items())
+        print(f"imported {n:,} events from {args.src} in {time.perf_counter() - started:.1f} s"
+              + (f" ({details})" if details else ""), file=sys.stderr)
     return EXIT_OK
 
 

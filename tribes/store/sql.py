@@ -38,6 +38,10 @@ def _sqlite_connect(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # A large page cache: ingest runs one long transaction per file, and index lookups on a
+    # growing WAL otherwise go to the page cache of the OS for every row.
+    cur.execute("PRAGMA cache_size=-262144")  # KiB, i.e. 256 MiB at most, allocated lazily
+    cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
 
 
