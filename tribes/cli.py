@@ -111,11 +111,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.add_argument("--truth", help="write the planted memberships as JSON Lines here")
 
-    p = command("demo", _cmd_demo, "Fill an empty store with the synthetic demo network.")
+    p = command("demo", _cmd_demo,
+                "Fill an empty store with the synthetic demo network and recompute if no model exists.")
     p.add_argument("--users", type=int, default=3000, help="number of users (default 3000)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    p.add_argument("--force", action="store_true", help="ingest even when the store has users")
+    p.add_argument("--force", action="store_true",
+                   help="ingest and recompute even when the store has users and a model exists")
 
+    p = command("recompute", _cmd_recompute,
+                "Rebuild graph, tribes and suggestions from the store; publish a new model version.")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a hyperparameter (repeatable); `tribes params` lists them")
+    p.add_argument("--keep", type=int, help="versions to keep (env TRIBES_KEEP_MODELS; default 5)")
+
+    command("models", _cmd_models, "List model versions (the current one is marked *).")
+    p = command("rollback", _cmd_rollback, "Serve an earlier model version (default: the one before current).")
+    p.add_argument("version", nargs="?", help="version name from `tribes models`")
+
+    p = command("suggest", _cmd_suggest, "Print suggestions as JSON Lines, one object per user.")
+    p.add_argument("users", nargs="*", metavar="USER", help="user ids")
+    p.add_argument("--users-file", help="file with one user id per line (- for stdin)")
+    p.add_argument("--kind", choices=["people", "conversations"], required=True, help="what to suggest")
+    p.add_argument("--limit", type=int, default=20, help="items per user (default 20, at most 100)")
+
+    p = command("tribes", _cmd_tribes, "Print the tribes of the current model.")
+    p.add_argument("--members", action="store_true", help="include member ids")
+    p.add_argument("--json", action="store_true", help="one JSON object per tribe (default: a table)")
+
+    command("params", _cmd_params, "List every model hyperparameter with its default.")
     command("stats", _cmd_stats, "Print the row count of every table in the store.")
     command("settings", _cmd_settings, "List every setting: variable, default and current value.")
     return parser
@@ -258,25 +281,178 @@ def _cmd_generate(args, settings: Settings) -> int:
 
 
 def _cmd_demo(args, settings: Settings) -> int:
+    """Synthetic data into an empty store, then a recompute if there is no model yet."""
+    from .artifacts import ModelStore
     from .ingest import ingest_objects
+    from .recompute import recompute
     from .synth import SynthConfig, generate
 
     with _open_store(settings) as store:
         users = store.table_counts()["users"]
         if users and not args.force:
             if not args.quiet:
-                print(f"store {store.url} already has {users:,} users: demo data not rebuilt "
-                      "(use --force to add it anyway)", file=sys.stderr)
+                print(f"demo: store {store.url} already has {users:,} users: kept as it is",
+                      file=sys.stderr)
+        else:
+            config = SynthConfig(n_users=args.users, seed=args.seed)
+            report = ingest_objects(store, generate(config), batch_size=settings.batch_size,
+                                    source=f"synthetic(users={args.users}, seed={args.seed})")
+            if not report.committed:  # the generator's output must always validate
+                for problem in report.problems:
+                    print(problem, file=sys.stderr)
+                raise RuntimeError("the synthetic demo data did not validate")
+            if not args.quiet:
+                print("demo: " + _summary(report), file=sys.stderr)
+        current = ModelStore(settings.models).current()
+        if current and not args.force:
+            if not args.quiet:
+                print(f"demo: model {current} is current: no recompute needed", file=sys.stderr)
             return EXIT_OK
-        config = SynthConfig(n_users=args.users, seed=args.seed)
-        report = ingest_objects(store, generate(config), source=f"synthetic(users={args.users}, seed={args.seed})",
-                                batch_size=settings.batch_size)
-        if not report.committed:  # the generator's output must always validate
-            for problem in report.problems:
-                print(problem, file=sys.stderr)
-            raise RuntimeError("the synthetic demo data did not validate")
+        name, _ = recompute(store, settings.models, keep=settings.keep_models,
+                            threads=settings.recompute_threads)
         if not args.quiet:
-            print(_summary(report), file=sys.stderr)
+            print(f"demo: recomputed, model {name} is current", file=sys.stderr)
+    return EXIT_OK
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    from .params import Params
+
+    known = {f: type(getattr(Params(), f)) for f in Params.__dataclass_fields__}
+    out = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in known:
+            raise InputError(f"expected NAME=VALUE with a known parameter, got {pair!r} "
+                             "(`tribes params` lists them)", field="--set")
+        try:
+            out[name] = known[name](raw)
+        except ValueError:
+            raise InputError(f"{name}: expected {known[name].__name__}, got {raw!r}", field="--set") from None
+    return out
+
+
+def _cmd_recompute(args, settings: Settings) -> int:
+    from .recompute import recompute
+
+    params = _parse_overrides(args.set)
+    try:
+        from .params import Params
+
+        Params(**params).validate()
+    except ValueError as exc:
+        raise InputError(str(exc), field="--set") from None
+    started = time.perf_counter()
+
+    def progress(stage: str) -> None:
+        if not args.quiet:
+            print(f"recompute: {stage} … ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+
+    with _open_store(settings) as store:
+        name, model = recompute(store, settings.models, params, keep=args.keep or settings.keep_models,
+                                threads=settings.recompute_threads, on_stage=progress)
+    if not args.quiet:
+        counts = ", ".join(f"{k} {v:,}" for k, v in model.counts_.items())
+        print(f"recompute: published {name} as current in {time.perf_counter() - started:.1f} s: "
+              f"{len(model.tribes_)} tribes from {counts}", file=sys.stderr)
+    print(name)
+    return EXIT_OK
+
+
+def _cmd_models(args, settings: Settings) -> int:
+    from .artifacts import ModelStore
+
+    versions = ModelStore(settings.models).versions()
+    if not versions:
+        print(f"no model versions under {settings.models} (run `tribes recompute`)", file=sys.stderr)
+    for v in versions:
+        counts = v.manifest.get("counts", {})
+        print(f"{'*' if v.is_current else ' '} {v.name}  built {v.manifest.get('built_at', '?')}  "
+              f"users {counts.get('users', '?')}  tribes {v.manifest.get('tribes', '?')}")
+    return EXIT_OK
+
+
+def _cmd_rollback(args, settings: Settings) -> int:
+    from .artifacts import ModelStore
+
+    try:
+        name = ModelStore(settings.models).rollback(args.version)
+    except (KeyError, ValueError) as exc:
+        raise InputError(str(exc).strip("'\""), field="version") from None
+    if not args.quiet:
+        print(f"current is now {name}", file=sys.stderr)
+    print(name)
+    return EXIT_OK
+
+
+def _current_recommender(settings: Settings):
+    from .recompute import open_current
+
+    recommender = open_current(settings.models)
+    if recommender is None:
+        raise InputError(f"no model under {settings.models}: run `tribes recompute` first", field="models")
+    return recommender
+
+
+def _cmd_suggest(args, settings: Settings) -> int:
+    import orjson
+
+    if not 1 <= args.limit <= 100:
+        raise InputError(f"must be between 1 and 100, got {args.limit}", field="--limit")
+    users = list(args.users)
+    if args.users_file:
+        from .jsonl import open_input
+
+        if args.users_file != "-" and not Path(args.users_file).is_file():
+            raise InputError("no such file", path=args.users_file)
+        with open_input(args.users_file) as fh:
+            users += [line.decode("utf-8", "replace").strip() for line in fh if line.strip()]
+    if not users:
+        raise InputError("name at least one user (or --users-file)", field="USER")
+    recommender = _current_recommender(settings)
+    code = EXIT_OK
+    out = sys.stdout.buffer
+    for user in users:
+        if recommender.index_of(user) is None:
+            body = {"user_id": user, "error": f"unknown user {user!r} (not in model {recommender.version})"}
+            code = EXIT_BAD_INPUT
+        elif args.kind == "people":
+            body = {"user_id": user, "model_version": recommender.version,
+                    "items": recommender.people(user, args.limit)}
+        else:
+            body = {"user_id": user, "model_version": recommender.version,
+                    "items": recommender.conversations(user, args.limit)}
+        out.write(orjson.dumps(body) + b"\n")
+    out.flush()
+    return code
+
+
+def _cmd_tribes(args, settings: Settings) -> int:
+    import numpy as np
+    import orjson
+
+    recommender = _current_recommender(settings)
+    labels = np.asarray(recommender.labels)
+    for k, tribe in enumerate(recommender.tribes):
+        row = {key: tribe[key] for key in ("tribe_id", "label", "size", "topics")}
+        if args.members:
+            row["members"] = [str(recommender.user_ids[i]) for i in np.flatnonzero(labels == k)]
+        if args.json:
+            sys.stdout.buffer.write(orjson.dumps(row) + b"\n")
+        else:
+            print(f"{row['tribe_id']:>6}  {row['size']:>7,}  {row['label']}")
+            if args.members:
+                print("        " + " ".join(row["members"]))
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _cmd_params(args, settings: Settings) -> int:
+    from .params import describe_params
+
+    for name, default, doc in describe_params():
+        print(f"{name} = {default!r}\n    {doc}")
     return EXIT_OK
 
 

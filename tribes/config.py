@@ -30,6 +30,8 @@ class Settings:
     models: str = _setting(
         "var/models", "Folder of versioned model artifacts; `current` points at the served one."
     )
+    keep_models: int = _setting(5, "Model versions kept by recompute (the current one is always kept).")
+    recompute_threads: int = _setting(1, "BLAS/OpenMP threads a recompute may use (leave cores to the API).")
     batch_size: int = _setting(2000, "Events written per statement batch during ingest.")
     max_problems: int = _setting(20, "Problems listed per ingest before the rest are only counted.")
 

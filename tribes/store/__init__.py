@@ -4,6 +4,6 @@ SQLite is the default (``sqlite:///var/tribes.db``); a PostgreSQL backend plugs 
 behind the same methods.
 """
 
-from .sql import Conflict, Store, Writer
+from .sql import Conflict, Store, Writer, add_feedback
 
-__all__ = ["Conflict", "Store", "Writer"]
+__all__ = ["Conflict", "Store", "Writer", "add_feedback"]

@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..events import EdgeEvent, Event, PostDeleteEvent, PostEvent, UserDeleteEvent, UserEvent
 from . import schema
 
-__all__ = ["Conflict", "Store", "Writer"]
+__all__ = ["Conflict", "Store", "Writer", "add_feedback"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -299,7 +299,6 @@ class Writer:
         return out
 
     def _erase(self, event: UserDeleteEvent | PostDeleteEvent) -> None:
-        t = schema.tombstones
         conn = self.conn
         if isinstance(event, UserDeleteEvent):
             # Feedback *about* the user goes too; their own rows cascade from users.
@@ -322,6 +321,31 @@ class Writer:
             ),
             {"kind": kind, "id": event.id, "ts": event.ts},
         )
+
+
+_UPSERT_FEEDBACK = (
+    "INSERT INTO feedback (uid, target_kind, target_id, action, ts) "
+    "SELECT u.uid, :kind, :target, :action, :ts FROM users u WHERE u.id = :user "
+    "ON CONFLICT (uid, target_kind, target_id, action) DO UPDATE SET ts = excluded.ts "
+    "WHERE excluded.ts > feedback.ts"
+)
+
+
+def add_feedback(writer: Writer, user: str, target_kind: str, target_id: str, action: str,
+                 ts: float) -> bool:
+    """Store one feedback row (idempotent; the latest ts is kept). False if the user is unknown."""
+    if target_kind not in ("user", "thread"):
+        raise ValueError(f"target_kind: expected 'user' or 'thread', got {target_kind!r}")
+    if action not in ("dismiss", "accept", "report"):
+        raise ValueError(f"action: expected 'dismiss', 'accept' or 'report', got {action!r}")
+    result = writer.conn.exec_driver_sql(
+        _UPSERT_FEEDBACK if writer.conn.dialect.name == "sqlite" else _NAMED.sub(r"%(\1)s", _UPSERT_FEEDBACK),
+        {"user": user, "kind": target_kind, "target": target_id, "action": action, "ts": ts},
+    )
+    if result.rowcount:
+        return True
+    exists = writer.conn.execute(sa.select(schema.users.c.uid).where(schema.users.c.id == user)).first()
+    return exists is not None
 
 
 def _users_named(event: Event) -> tuple[str, ...]:

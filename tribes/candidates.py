@@ -1,0 +1,194 @@
+"""Named candidate sources for people suggestions, and the filters every list obeys.
+
+Each source is a function of a :class:`CandidateContext` returning a (U, U) CSR matrix: row
+``u`` holds up to ``candidates_per_source`` candidates for user ``u`` with the source's own
+score. Every source filters through ``CandidateContext.keep`` (:func:`exclusion_matrix`,
+:func:`apply_filters`) before it truncates, so no source can leak the user themself, someone they follow, block or mute (or who blocks or
+mutes them), a non-discoverable person, or someone they dismissed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .behaviour import Behaviour
+from .graph import InterestGraph
+from .params import Params
+from .ppr import ppr_forward_push
+from .snapshot import Snapshot
+from .sparse import binary, top_k_per_row
+
+__all__ = ["SOURCES", "CandidateContext", "exclusion_matrix", "generate_candidates"]
+
+_CHUNK = 50_000
+
+
+@dataclass(frozen=True, eq=False)
+class CandidateContext:
+    snap: Snapshot
+    graph: InterestGraph
+    labels: np.ndarray  # (U,) primary tribe, -1 none
+    memberships: sp.csr_matrix  # (U, K) overlapping tribe shares
+    topic_knn: sp.csr_matrix  # (U, U) topic cosine neighbours
+    behaviour: Behaviour
+    params: Params
+    exclusion: sp.csr_matrix  # (U, U) from exclusion_matrix(snap)
+
+    def keep(self, block: sp.csr_matrix, start: int = 0) -> sp.csr_matrix:
+        """Filter rows ``start..`` of a candidate matrix, then keep each row's top entries."""
+        excluded = self.exclusion[start:start + block.shape[0]]
+        return top_k_per_row(apply_filters(block, excluded, self.snap.discoverable),
+                             self.params.candidates_per_source)
+
+
+def _chunked_product(ctx: CandidateContext, left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
+    """Filtered top-k rows of ``left @ right``, computed in row chunks to bound memory."""
+    parts = [ctx.keep((left[s:s + _CHUNK] @ right).tocsr(), s) for s in range(0, left.shape[0], _CHUNK)]
+    return sp.vstack(parts).tocsr() if parts else sp.csr_matrix(left.shape, dtype=np.float32)
+
+
+def conversation_2hop(ctx: CandidateContext) -> sp.csr_matrix:
+    """People your conversation partners talk with (two hops on the reply/mention graph)."""
+    talk = (ctx.graph.replies + ctx.graph.mentions).tocsr()
+    talk = top_k_per_row((talk + talk.T).tocsr(), 30)
+    return _chunked_product(ctx, talk, talk)
+
+
+def follow_2hop(ctx: CandidateContext) -> sp.csr_matrix:
+    """Friends of friends: people followed by those you follow (social proof)."""
+    f = binary(ctx.graph.follows)
+    return _chunked_product(ctx, top_k_per_row(f, 50), f)
+
+
+def same_tribe(ctx: CandidateContext) -> sp.csr_matrix:
+    """The starter packs of your tribes: members most likely to answer, weighted by your share."""
+    pack = starter_packs(ctx.labels, ctx.behaviour, ctx.params.candidates_per_source)
+    return _chunked_product(ctx, ctx.memberships.tocsr(), pack)
+
+
+def shared_interests(ctx: CandidateContext) -> sp.csr_matrix:
+    """Nearest neighbours by topic cosine."""
+    return ctx.keep(ctx.topic_knn)
+
+
+def als(ctx: CandidateContext) -> sp.csr_matrix:
+    """Implicit-feedback ALS (``implicit``) on who interacts with whom."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    p = ctx.params
+    n = ctx.snap.n_users
+    items = ctx.graph.interaction.tocsr().astype(np.float32)
+    if items.nnz == 0 or n < 3:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    items.data = np.log1p(items.data * 10).astype(np.float32)
+    factors = max(1, min(p.als_factors, n - 1))
+    # implicit parallelises itself; a BLAS thread pool on top only oversubscribes the cores.
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(factors=factors, iterations=p.als_iterations,
+                                        regularization=p.als_regularization, random_state=p.seed,
+                                        num_threads=min(2, os.cpu_count() or 1))
+        model.fit(items, show_progress=False)
+    active = np.flatnonzero(np.diff(items.indptr) > 0)
+    k = min(p.candidates_per_source, n - 1)
+    rows, cols, vals = [], [], []
+    for s in range(0, len(active), _CHUNK):
+        users = active[s:s + _CHUNK]
+        ids, scores = model.recommend(users, items[users], N=k, filter_already_liked_items=True)
+        ok = (ids >= 0) & np.isfinite(scores) & (scores > 0)
+        rows.append(np.repeat(users, ids.shape[1])[ok.ravel()])
+        cols.append(ids.ravel()[ok.ravel()])
+        vals.append(scores.ravel()[ok.ravel()])
+    if not rows:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    return ctx.keep(sp.csr_matrix((np.concatenate(vals).astype(np.float32),
+                                   (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)))
+
+
+def ppr(ctx: CandidateContext) -> sp.csr_matrix:
+    """Personalized PageRank by forward push, for the most active users (bounded work each)."""
+    p = ctx.params
+    g = ctx.graph.interaction.tocsr()
+    n = g.shape[0]
+    degree = np.diff(g.indptr)
+    active = np.flatnonzero(degree > 0)
+    if len(active) > p.ppr_max_users:
+        order = np.lexsort((active, -degree[active]))
+        active = np.sort(active[order[:p.ppr_max_users]])
+    rows, cols, vals = [], [], []
+    for u in active:
+        nodes, scores = ppr_forward_push(g.indptr, g.indices, g.data, int(u),
+                                         alpha=p.ppr_alpha, epsilon=p.ppr_epsilon)
+        rows.append(np.full(len(nodes), u))
+        cols.append(nodes)
+        vals.append(scores)
+    if not rows:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    return ctx.keep(sp.csr_matrix((np.concatenate(vals).astype(np.float32),
+                                   (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)))
+
+
+SOURCES: dict[str, Callable[[CandidateContext], sp.csr_matrix]] = {
+    "conversation_2hop": conversation_2hop,
+    "follow_2hop": follow_2hop,
+    "same_tribe": same_tribe,
+    "shared_interests": shared_interests,
+    "als": als,
+    "ppr": ppr,
+}
+
+
+def starter_packs(labels: np.ndarray, behaviour: Behaviour, size: int) -> sp.csr_matrix:
+    """(K, U) each tribe's members scored by how likely they answer a newcomer, top ``size``.
+
+    Score = answer rate × activity: the welcoming, present members, not the most followed.
+    """
+    n = len(labels)
+    k = int(labels.max()) + 1 if n and labels.max() >= 0 else 0
+    members = np.flatnonzero(labels >= 0)
+    score = behaviour.answer_rate[members] * behaviour.activity[members]
+    m = sp.csr_matrix((score.astype(np.float32), (labels[members], members)), shape=(k, n))
+    return top_k_per_row(m, size)
+
+
+def exclusion_matrix(snap: Snapshot) -> sp.csr_matrix:
+    """(U, U) 1 where row must never be shown column: self, follows, blocks and mutes either
+    way, dismissed people. Non-discoverable people are excluded by :func:`apply_filters`."""
+    n = snap.n_users
+    rows = [np.arange(n), snap.follow_src, snap.block_src, snap.block_dst, snap.mute_src, snap.mute_dst]
+    cols = [np.arange(n), snap.follow_dst, snap.block_dst, snap.block_src, snap.mute_dst, snap.mute_src]
+    index = None
+    dismissed_rows, dismissed_cols = [], []
+    for u, kind, target in snap.dismissed:
+        if kind != "user":
+            continue
+        index = index if index is not None else snap.user_index()
+        c = index.get(target)
+        if c is not None:
+            dismissed_rows.append(u)
+            dismissed_cols.append(c)
+    rows.append(np.asarray(dismissed_rows, dtype=np.int64))
+    cols.append(np.asarray(dismissed_cols, dtype=np.int64))
+    r = np.concatenate([np.asarray(x, dtype=np.int64) for x in rows])
+    c = np.concatenate([np.asarray(x, dtype=np.int64) for x in cols])
+    return binary(sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n, n)))
+
+
+def apply_filters(candidates: sp.csr_matrix, exclusion: sp.csr_matrix,
+                  discoverable: np.ndarray) -> sp.csr_matrix:
+    """Remove excluded pairs and non-discoverable columns. O(nnz)."""
+    c = candidates.tocsr()
+    c = (c - c.multiply(exclusion)).tocsr()
+    c = (c @ sp.diags(discoverable.astype(np.float32))).tocsr()
+    c.eliminate_zeros()
+    return c
+
+
+def generate_candidates(ctx: CandidateContext, sources: list[str] | None = None) -> dict[str, sp.csr_matrix]:
+    """Run the named sources (all by default). Returns name → filtered (U, U) CSR."""
+    return {name: SOURCES[name](ctx) for name in sources or list(SOURCES)}

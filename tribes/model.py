@@ -1,0 +1,314 @@
+"""``TribeModel``: the recompute pipeline behind a scikit-learn-style estimator.
+
+>>> from tribes.synth import SynthConfig, generate
+>>> model = TribeModel(seed=1).fit(generate(SynthConfig(n_users=300, seed=1)))
+>>> len(model.tribes_) > 1
+True
+>>> items = model.recommend_people(model.user_ids_[0], k=5)
+
+``fit`` runs the stages (snapshot → graph → affinity → tribes → behaviour → candidates →
+people ranking → conversations) with per-stage wall time and peak memory in ``timings_``.
+The learned state is a dict of arrays (``arrays_``) plus tribe descriptions: exactly what
+``save`` writes and ``load`` memory-maps, so a loaded model answers like a fitted one.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .affinity import topic_neighbours, user_affinity
+from .behaviour import measure_behaviour
+from .candidates import CandidateContext, exclusion_matrix, generate_candidates
+from .communities import detect_communities, label_tribes, match_tribe_ids, tribe_affinities
+from .conversations import rank_conversations, thread_stats
+from .graph import build_graph
+from .params import Params
+from .ranking import rank_people
+from .snapshot import Snapshot
+from .sparse import binary
+
+__all__ = ["TribeModel", "snapshot_from"]
+
+_PARAM_NAMES = tuple(f.name for f in fields(Params))
+
+
+def snapshot_from(data: Any) -> Snapshot:
+    """A snapshot from a ``Store``, a ``Snapshot``, a JSON Lines path, or an iterable of event
+    dicts (ingested through an in-memory store, so the ingest rules hold)."""
+    from .store import Store
+    from .store.reads import read_snapshot
+
+    if isinstance(data, Snapshot):
+        return data
+    if isinstance(data, Store):
+        return read_snapshot(data)
+    from .ingest import ingest_lines, ingest_objects
+
+    with Store.open("sqlite://") as store:
+        if isinstance(data, str | Path):
+            from .jsonl import open_input
+
+            with open_input(data) as fh:
+                report = ingest_lines(store, fh, source=str(data))
+        else:
+            report = ingest_objects(store, data, source="events")
+        if not report.committed:
+            from .errors import InputError
+
+            raise InputError("; ".join(str(p) for p in report.problems[:5]))
+        return read_snapshot(store)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class TribeModel:
+    """Find tribes and rank conversation-first suggestions.
+
+    Parameters
+    ----------
+    **params
+        Any of :class:`tribes.params.Params` (``tribes.params.describe_params()`` lists them
+        with defaults). Stored unchanged; validated in :meth:`fit`.
+
+    Attributes (after fit)
+    ----------------------
+    user_ids_ : (U,) str array
+    labels_ : (U,) primary tribe index, -1 none
+    tribe_ids_ : (K,) public tribe ids (stable across recomputes via ``previous``)
+    tribes_ : list of dict ``{"tribe_id", "label", "size", "topics"}``
+    arrays_ : dict of arrays served by :class:`tribes.serving.Recommender`
+    timings_ : dict stage → {"seconds", "peak_rss_mib"}
+    """
+
+    def __init__(self, **params: Any):
+        unknown = set(params) - set(_PARAM_NAMES)
+        if unknown:
+            raise TypeError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        defaults = Params()
+        for name in _PARAM_NAMES:
+            setattr(self, name, params.get(name, getattr(defaults, name)))
+
+    # --- scikit-learn conventions -----------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _PARAM_NAMES}
+
+    def set_params(self, **params: Any) -> TribeModel:
+        unknown = set(params) - set(_PARAM_NAMES)
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = Params()
+        changed = {k: v for k, v in self.get_params().items() if v != getattr(defaults, k)}
+        return f"TribeModel({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    # --- fitting ----------------------------------------------------------------------------
+    def fit(self, data: Any, *, previous: Any = None,
+            on_stage: Callable[[str], None] | None = None) -> TribeModel:
+        """Run the whole recompute on ``data`` (see :func:`snapshot_from`).
+
+        Parameters
+        ----------
+        previous : TribeModel or Recommender, optional
+            The model this one replaces: tribe ids are carried over by member overlap.
+        on_stage : callable, optional
+            Called with each stage's name as it starts (progress reporting).
+        """
+        params = Params(**self.get_params()).validate()
+        self.timings_: dict[str, dict[str, float]] = {}
+
+        @contextmanager
+        def stage(name: str):
+            if on_stage:
+                on_stage(name)
+            start = time.perf_counter()
+            yield
+            self.timings_[name] = {"seconds": round(time.perf_counter() - start, 3),
+                                   "peak_rss_mib": round(_peak_rss_mib(), 1)}
+
+        with stage("snapshot"):
+            snap = snapshot_from(data)
+        with stage("graph"):
+            graph = build_graph(snap, params)
+        with stage("affinity"):
+            knn = topic_neighbours(graph.user_topic, k=max(params.topic_neighbours, params.candidates_per_source),
+                                   min_similarity=params.min_topic_similarity, max_df=params.knn_max_df)
+            affinity = user_affinity(graph, params, knn=knn)
+        with stage("tribes"):
+            labels = detect_communities(affinity, resolution=params.resolution, seed=params.seed,
+                                        min_size=params.min_tribe_size)
+            memberships = tribe_affinities(affinity, labels, top_k=params.tribe_top_k,
+                                           min_share=params.min_tribe_share)
+            topics, names = label_tribes(labels, graph.user_topic, graph.vocabulary, n_topics=params.tribe_topics)
+            tribe_ids = match_tribe_ids(labels, *_previous_membership(previous, snap.user_ids),
+                                        min_jaccard=params.stable_id_min_jaccard)
+        with stage("behaviour"):
+            behaviour = measure_behaviour(snap, graph, labels, params)
+        ctx = CandidateContext(snap=snap, graph=graph, labels=labels, memberships=memberships,
+                               topic_knn=knn, behaviour=behaviour, params=params,
+                               exclusion=exclusion_matrix(snap))
+        with stage("candidates"):
+            candidates = generate_candidates(ctx)
+        with stage("rank_people"):
+            people = rank_people(ctx, candidates)
+        with stage("conversations"):
+            stats = thread_stats(ctx)
+            threads = rank_conversations(ctx, stats)
+
+        sizes = np.bincount(labels[labels >= 0], minlength=len(tribe_ids))
+        self.user_ids_ = snap.user_ids.astype(str)
+        self.labels_ = labels
+        self.tribe_ids_ = tribe_ids
+        self.tribes_ = [
+            {"tribe_id": int(tribe_ids[k]), "label": names[k], "size": int(sizes[k]), "topics": topics[k]}
+            for k in range(len(tribe_ids))
+        ]
+        self.candidate_counts_ = people.sources
+        self.candidates_ = candidates  # per source (U, U) CSR, for notebooks and tests (not saved)
+        self.snapshot_ = snap
+        self.counts_ = snap.counts()
+        self.built_from_ = {"now": snap.now}
+        contacts = binary(graph.follows + graph.interaction)
+        participants = binary(graph.user_thread).T.tocsr()
+        self.arrays_ = {
+            "user_ids": self.user_ids_,
+            "discoverable": snap.discoverable,
+            "first_seen": snap.first_seen,
+            "labels": labels.astype(np.int32),
+            "tribe_ids": tribe_ids.astype(np.int64),
+            **_csr("memberships", memberships),
+            "people_items": people.items,
+            "people_scores": people.scores,
+            "people_flags": people.flags,
+            "conv_items": threads.items,
+            "conv_scores": threads.scores,
+            "conv_flags": threads.flags,
+            "thread_ids": snap.thread_ids.astype(str) if snap.n_threads else np.zeros(0, dtype="U1"),
+            "thread_last_activity": graph.thread_last_activity,
+            "thread_root_author": graph.thread_root_author,
+            "thread_tribe": stats.tribe,
+            "thread_answered_rate": stats.answered_rate,
+            "thread_live": stats.live,
+            **_csr("thread_users", participants, data=False),
+            **_csr("user_topic", graph.user_topic),
+            **_csr("thread_topic", graph.thread_topic),
+            "vocabulary": graph.vocabulary.astype(str) if len(graph.vocabulary) else np.zeros(0, dtype="U1"),
+            **_csr("contacts_out", contacts, data=False),
+            **_csr("contacts_in", contacts.T.tocsr(), data=False),
+            "followers": behaviour.followers,
+            "reached_by": behaviour.reached_by,
+            "answered": behaviour.answered,
+            "answer_rate": behaviour.answer_rate,
+            "activity": behaviour.activity,
+        }
+        self._recommender = None
+        return self
+
+    # --- serving ----------------------------------------------------------------------------
+    def recommender(self):
+        """The :class:`tribes.serving.Recommender` over this model's arrays."""
+        from .serving import Recommender
+
+        if getattr(self, "_recommender", None) is None:
+            self._check_fitted()
+            self._recommender = Recommender(self.arrays_, self.manifest(), self.tribes_)
+        return self._recommender
+
+    def recommend_people(self, user: str, k: int = 20) -> list[dict]:
+        """Up to ``k`` people for ``user`` to talk with, best first, each with reasons."""
+        return self.recommender().people(user, k)
+
+    def recommend_conversations(self, user: str, k: int = 20) -> list[dict]:
+        """Up to ``k`` live conversations for ``user`` to join, best first, each with reasons."""
+        return self.recommender().conversations(user, k)
+
+    def manifest(self) -> dict:
+        self._check_fitted()
+        people = self.arrays_["people_items"] >= 0
+        conversations = self.arrays_["conv_items"] >= 0
+        n = max(len(self.user_ids_), 1)
+        return {
+            "summary": {
+                "tribes": len(self.tribes_),
+                "users_in_a_tribe": int((self.labels_ >= 0).sum()),
+                "users_with_people": int(people.any(axis=1).sum()),
+                "people_per_user": round(float(people.sum()) / n, 2),
+                "users_with_conversations": int(conversations.any(axis=1).sum()),
+                "conversations_per_user": round(float(conversations.sum()) / n, 2),
+                "live_threads": int(self.arrays_["thread_live"].sum()),
+            },
+            "counts": self.counts_,
+            "tribes": len(self.tribes_),
+            "params": self.get_params(),
+            "timings": self.timings_,
+            "candidates": self.candidate_counts_,
+            "data_now": self.built_from_["now"],
+        }
+
+    def write_to(self, writer: Any) -> None:
+        """Write the model through anything with ``save_array``, ``save_json`` and
+        ``write_manifest`` (an artifacts ``VersionWriter`` or a plain folder)."""
+        self._check_fitted()
+        for name, array in self.arrays_.items():
+            writer.save_array(name, np.ascontiguousarray(array))
+        writer.save_json("tribes", self.tribes_)
+        writer.write_manifest(self.manifest())
+
+    def save(self, path: str | Path) -> Path:
+        """Write the arrays (``.npy``), ``tribes.json`` and ``manifest.json`` into ``path``."""
+        from .artifacts import FolderWriter
+
+        path = Path(path)
+        self.write_to(FolderWriter(path))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """A :class:`tribes.serving.Recommender` over a saved model (arrays memory-mapped)."""
+        from .serving import Recommender
+
+        return Recommender.open(Path(path))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "arrays_"):
+            raise RuntimeError("this TribeModel is not fitted yet: call fit(data) first")
+
+
+def _csr(name: str, m: sp.spmatrix, *, data: bool = True) -> dict[str, np.ndarray]:
+    m = m.tocsr()
+    m.sort_indices()
+    out = {f"{name}_indptr": m.indptr.astype(np.int64), f"{name}_indices": m.indices.astype(np.int32),
+           f"{name}_shape": np.asarray(m.shape, dtype=np.int64)}
+    if data:
+        out[f"{name}_data"] = m.data.astype(np.float32)
+    return out
+
+
+def _previous_membership(previous: Any, user_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The previous model's labels on the new user index, and its tribe ids."""
+    if previous is None:
+        return None, None
+    arrays = previous.arrays_ if hasattr(previous, "arrays_") else previous.arrays
+    old_users = np.asarray(arrays["user_ids"])
+    old_labels = np.asarray(arrays["labels"])
+    new_users = np.asarray(user_ids).astype(str)
+    pos = np.searchsorted(old_users, new_users)
+    pos = np.minimum(pos, max(len(old_users) - 1, 0))
+    found = (old_users[pos] == new_users) if len(old_users) else np.zeros(len(new_users), bool)
+    aligned = np.full(len(new_users), -1, dtype=np.int64)
+    aligned[found] = old_labels[pos[found]]
+    return aligned, np.asarray(arrays["tribe_ids"])

@@ -1,0 +1,114 @@
+"""Model hyperparameters: one object, every weight named, documented and defaulted.
+
+``TribeModel(**params)`` stores these unchanged (scikit-learn style); ``Params`` validates them
+in ``fit``. Times are in days, weights are unitless multipliers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["Params", "describe_params"]
+
+
+def _p(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every hyperparameter of the recompute, with its default."""
+
+    # --- interest graph ---------------------------------------------------------------------
+    reply_half_life_days: float = _p(30.0, "Half-life of a reply's weight in the interaction graph.")
+    follow_half_life_days: float = _p(180.0, "Half-life of a follow's weight (follows age slowly).")
+    topic_half_life_days: float = _p(60.0, "Half-life of a post's weight in its author's topics.")
+    reply_weight: float = _p(1.0, "Weight of one reply u→v in the directed interaction strength.")
+    mention_weight: float = _p(0.5, "Weight of one @mention u→v.")
+    follow_weight: float = _p(0.3, "Weight of a follow u→v.")
+    reciprocity_bonus: float = _p(2.0, "Extra weight on the reciprocated part min(w[u,v], w[v,u]).")
+    interest_weight: float = _p(1.0, "Weight of profile interests relative to one post's topics.")
+    min_topic_df: int = _p(2, "A topic must be used in at least this many posts or profiles.")
+    max_topic_df_share: float = _p(0.3, "Text terms used by more than this share of documents are ignored.")
+    # --- tribes -----------------------------------------------------------------------------
+    conversation_affinity: float = _p(3.0, "Affinity weight of reciprocal conversation (highest).")
+    oneway_reply_affinity: float = _p(0.5, "Affinity weight of one-way replies.")
+    mutual_follow_affinity: float = _p(1.0, "Affinity weight of a mutual follow.")
+    oneway_follow_affinity: float = _p(0.15, "Affinity weight of a one-way follow, before popularity damping.")
+    topic_affinity: float = _p(0.5, "Affinity weight of shared interests (topic cosine of k nearest neighbours).")
+    topic_neighbours: int = _p(10, "Nearest neighbours by topic similarity kept per user for the affinity graph.")
+    min_topic_similarity: float = _p(0.1, "Topic cosine below which neighbours are dropped.")
+    knn_max_df: int = _p(5000, "Topics used by more users than this are ignored for nearest neighbours (cost cap).")
+    broadcaster_followers: float = _p(50.0, "Follower count at which a one-way follow's affinity is halved.")
+    resolution: float = _p(1.0, "Leiden modularity resolution: higher gives more, smaller tribes.")
+    min_tribe_size: int = _p(5, "Smaller groups are merged into a neighbouring tribe or left tribeless.")
+    tribe_top_k: int = _p(3, "Tribes kept per user in the overlapping memberships.")
+    min_tribe_share: float = _p(0.1, "Share of a user's affinity a secondary tribe needs to count.")
+    tribe_topics: int = _p(5, "Distinctive topics listed per tribe (the label joins the top 3).")
+    stable_id_min_jaccard: float = _p(0.2, "Member overlap needed to keep a tribe's id across recomputes.")
+    # --- people candidates ------------------------------------------------------------------
+    candidates_per_source: int = _p(50, "Candidates each named source contributes per user.")
+    als_factors: int = _p(32, "ALS latent factors (implicit).")
+    als_iterations: int = _p(10, "ALS iterations.")
+    als_regularization: float = _p(0.05, "ALS L2 regularisation.")
+    ppr_alpha: float = _p(0.15, "Personalized PageRank restart probability.")
+    ppr_epsilon: float = _p(1e-4, "Forward-push residual threshold (smaller: more precise, slower).")
+    ppr_max_users: int = _p(5000, "PPR runs for at most this many of the most active users per recompute.")
+    # --- people ranking ---------------------------------------------------------------------
+    w_conversation_2hop: float = _p(1.0, "p(engage): weight of talking with the same people.")
+    w_follow_2hop: float = _p(0.3, "p(engage): weight of mutual contacts (social proof).")
+    w_topic: float = _p(1.5, "p(engage): weight of shared interests (topic cosine).")
+    w_tribe: float = _p(1.0, "p(engage): weight of shared tribe membership.")
+    w_als: float = _p(0.5, "p(engage): weight of the ALS score.")
+    w_ppr: float = _p(0.5, "p(engage): weight of personalized PageRank.")
+    w_inbound: float = _p(2.0, "p(engage): weight of the candidate having already reached out to the user.")
+    answer_prior: float = _p(0.3, "Prior answer rate for people with little history.")
+    answer_prior_strength: float = _p(5.0, "Pseudo-count of the answer-rate prior.")
+    answer_exponent: float = _p(1.0, "Exponent on p(candidate answers); higher favours answerers more.")
+    activity_half_life_days: float = _p(14.0, "Half-life of recent activity in the activity factor.")
+    activity_floor: float = _p(0.2, "Activity factor of someone with no recent activity.")
+    popularity_pivot: float = _p(50.0, "Follower count at which popularity damping is halfway to its floor.")
+    popularity_floor: float = _p(0.25, "Damping of the most followed accounts: it saturates here, never 0.")
+    exposure_budget_share: float = _p(0.02, "A person appears in at most this share of users' lists per recompute...")
+    exposure_budget_min: int = _p(30, "...but never fewer than this many lists.")
+    tribe_diversity: float = _p(0.85, "Score multiplier per earlier item from the same tribe in a list.")
+    max_people: int = _p(50, "People suggestions stored per user.")
+    # --- conversations ----------------------------------------------------------------------
+    live_window_days: float = _p(14.0, "A thread is live when its last activity is this recent.")
+    crowd_size: int = _p(12, "Participants at which a thread counts as a crowd (room-to-join halves).")
+    recency_half_life_days: float = _p(3.0, "Half-life of a thread's recency factor.")
+    w_thread_topic: float = _p(1.5, "Thread score: weight of topic match.")
+    w_thread_tribe: float = _p(1.0, "Thread score: weight of tribe match.")
+    w_thread_contacts: float = _p(1.0, "Thread score: weight of people the user already talks with.")
+    max_conversations: int = _p(30, "Conversation suggestions stored per user.")
+    # --- run --------------------------------------------------------------------------------
+    seed: int = _p(0, "Seed of every random step (Leiden, ALS, exposure tie-breaks).")
+
+    def validate(self) -> Params:
+        """Raise ValueError naming the first out-of-range parameter; return self."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "seed":
+                continue
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ValueError(f"{f.name}: expected a number, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{f.name}: must be >= 0, got {value!r}")
+        for name in ("tribe_diversity", "popularity_floor", "exposure_budget_share", "min_tribe_share", "ppr_alpha",
+                     "max_topic_df_share", "stable_id_min_jaccard"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: must be between 0 and 1, got {getattr(self, name)!r}")
+        for name in ("max_people", "max_conversations", "candidates_per_source", "als_factors"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def describe_params() -> list[tuple[str, Any, str]]:
+    """``(name, default, description)`` for every hyperparameter."""
+    return [(f.name, f.default if f.default is not MISSING else None, f.metadata["doc"])
+            for f in fields(Params)]

@@ -1,0 +1,143 @@
+"""One conversation-first ranker for people suggestions.
+
+For every candidate pair (user u, candidate c) from any source::
+
+    score = p(u engages c) × p(c answers people like u) × activity(c) × damping(followers of c)
+
+``p(engage)`` is ``1 - exp(-Σ w_i f_i)`` over named features (talking with the same people,
+mutual contacts, shared topics, shared tribes, ALS, PPR, c already reached out to u);
+``p(answer)`` is c's smoothed answer rate toward people of u's tribe (see ``behaviour``);
+the damping ``1 - (1 - floor) · f / (f + pivot)`` of c's follower count f saturates at
+``floor``, so popularity neither wins nor is punished without limit. Then a per-person **exposure budget** (nobody appears in more
+than a share of all lists) and **tribe diversity** (each further item from the same tribe is
+multiplied by ``tribe_diversity``) shape the final lists. All steps are vectorised over pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .candidates import CandidateContext
+from .sparse import aligned_values, binary, rank_within, row_normalize
+
+__all__ = ["REASON_FLAGS", "RankedPeople", "rank_people"]
+
+#: Bits of ``RankedPeople.flags``: which evidence is strong enough to be told as a reason.
+REASON_FLAGS = {
+    "talks_with_your_contacts": 1,
+    "mutual_contacts": 2,
+    "shared_topics": 4,
+    "same_tribe": 8,
+    "answers_newcomers": 16,
+    "reached_out": 32,
+    "similar_people": 64,
+}
+_PAIR_CHUNK = 1_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class RankedPeople:
+    """Final lists. Shapes ``(U, L)`` with ``L = params.max_people``; ``-1`` pads ``items``."""
+
+    items: np.ndarray  # int32 candidate user index
+    scores: np.ndarray  # float32
+    flags: np.ndarray  # uint8 REASON_FLAGS bits per item
+    sources: dict[str, int]  # candidate pairs contributed per source (before ranking)
+
+
+def _row_dot(x: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``x[rows[i]] · x[cols[i]]`` for every i, in chunks. O(pairs × row nnz)."""
+    out = np.zeros(len(rows), dtype=np.float32)
+    for s in range(0, len(rows), _PAIR_CHUNK):
+        a = x[rows[s:s + _PAIR_CHUNK]]
+        b = x[cols[s:s + _PAIR_CHUNK]]
+        out[s:s + _PAIR_CHUNK] = np.asarray(a.multiply(b).sum(axis=1)).ravel()
+    return out
+
+
+def _row_max_normalize(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    peak = np.zeros(n, dtype=np.float32)
+    np.maximum.at(peak, rows, values)
+    return np.divide(values, peak[rows], out=np.zeros_like(values), where=peak[rows] > 0)
+
+
+def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix]) -> RankedPeople:
+    """Score every candidate pair, apply the exposure budget and diversity, cut to lists."""
+    p, g, b = ctx.params, ctx.graph, ctx.behaviour
+    n = ctx.snap.n_users
+    width = p.max_people
+    sources = {name: int(m.nnz) for name, m in candidates.items()}
+    union = sp.csr_matrix((n, n), dtype=np.float32)
+    for m in candidates.values():
+        union = union + binary(m)
+    union = binary(union.tocsr())
+    union.sort_indices()
+    rows = np.repeat(np.arange(n), np.diff(union.indptr)).astype(np.int64)
+    cols = union.indices.astype(np.int64)
+    if len(rows) == 0:
+        return RankedPeople(np.full((n, width), -1, np.int32), np.zeros((n, width), np.float32),
+                            np.zeros((n, width), np.uint8), sources)
+
+    def feature(name: str) -> np.ndarray:
+        m = candidates.get(name)
+        if m is None:
+            return np.zeros(len(rows), dtype=np.float32)
+        return _row_max_normalize(aligned_values(union, m), rows, n)
+
+    conv2 = feature("conversation_2hop")
+    als = feature("als")
+    ppr = feature("ppr")
+    mutual = aligned_values(union, candidates["follow_2hop"]) if "follow_2hop" in candidates else np.zeros(len(rows), np.float32)
+    topic = _row_dot(row_normalize(g.user_topic, "l2").tocsr(), rows, cols)
+    tribe = _row_dot(ctx.memberships.tocsr(), rows, cols)
+    inbound = aligned_values(union, g.interaction.T.tocsr())
+    inbound_n = 1 - np.exp(-inbound)
+
+    z = (p.w_conversation_2hop * conv2 + p.w_follow_2hop * np.log1p(mutual) + p.w_topic * topic
+         + p.w_tribe * tribe + p.w_als * als + p.w_ppr * ppr + p.w_inbound * inbound_n)
+    engage = 1.0 - np.exp(-z)
+    answer = b.answer_rate_for(cols, ctx.labels[rows]) ** p.answer_exponent
+    f = b.followers[cols].astype(np.float32)
+    damping = 1.0 - (1.0 - p.popularity_floor) * f / (f + max(p.popularity_pivot, 1e-9))
+    score = (engage * answer * b.activity[cols] * damping).astype(np.float32)
+
+    flags = np.zeros(len(rows), dtype=np.uint8)
+    flags |= np.where(conv2 > 0, REASON_FLAGS["talks_with_your_contacts"], 0).astype(np.uint8)
+    flags |= np.where(mutual >= 1, REASON_FLAGS["mutual_contacts"], 0).astype(np.uint8)
+    flags |= np.where(topic >= 0.05, REASON_FLAGS["shared_topics"], 0).astype(np.uint8)
+    same = (ctx.labels[rows] >= 0) & (ctx.labels[rows] == ctx.labels[cols])
+    flags |= np.where(same, REASON_FLAGS["same_tribe"], 0).astype(np.uint8)
+    flags |= np.where((b.answer_rate[cols] >= 0.5) & (b.reached_by[cols] >= 2),
+                      REASON_FLAGS["answers_newcomers"], 0).astype(np.uint8)
+    flags |= np.where(inbound > 0, REASON_FLAGS["reached_out"], 0).astype(np.uint8)
+    flags |= np.where((als > 0.5) | (ppr > 0.5), REASON_FLAGS["similar_people"], 0).astype(np.uint8)
+
+    # Exposure budget: each candidate keeps only the `budget` users it scores best with.
+    listed = len(np.unique(rows))
+    budget = max(p.exposure_budget_min, int(np.ceil(p.exposure_budget_share * listed)))
+    rng = np.random.default_rng(p.seed)
+    tiebreak = rng.random(len(rows))
+    by_candidate = np.lexsort((tiebreak, -score, cols))
+    keep = rank_within(cols, by_candidate) < budget
+    rows, cols, score, flags = rows[keep], cols[keep], score[keep], flags[keep]
+
+    # Tribe diversity: the j-th item from one tribe in a list is multiplied by diversity**j.
+    tribe_of = ctx.labels[cols].astype(np.int64)
+    group = rows * (int(tribe_of.max()) + 2) + (tribe_of + 1)
+    by_group = np.lexsort((cols, -score, group))
+    score = score * (p.tribe_diversity ** rank_within(group, by_group)).astype(np.float32)
+
+    # Cut each user's list to `width`, best first (ties: smaller candidate index).
+    by_user = np.lexsort((cols, -score, rows))
+    position = rank_within(rows, by_user)
+    take = position < width
+    items = np.full((n, width), -1, dtype=np.int32)
+    scores = np.zeros((n, width), dtype=np.float32)
+    flag_out = np.zeros((n, width), dtype=np.uint8)
+    items[rows[take], position[take]] = cols[take]
+    scores[rows[take], position[take]] = score[take]
+    flag_out[rows[take], position[take]] = flags[take]
+    return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources)

@@ -1,0 +1,271 @@
+"""Serving: answer "suggest people / conversations / tribes for X" from a model's arrays.
+
+The CLI's ``suggest``, the API and notebooks all call :class:`Recommender`. It reads only
+precomputed arrays (memory-mapped when opened from disk) and renders each item with its
+reasons; no graph work happens here. Live filters (new follows, blocks, dismissals since the
+recompute) are passed in as ``exclude`` sets by the caller that knows the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .conversations import THREAD_FLAGS
+from .ranking import REASON_FLAGS
+
+__all__ = ["Recommender"]
+
+STARTER_PACK_SIZE = 10
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Csr:
+    """Row access to a CSR stored as ``NAME_indptr``/``NAME_indices``[/``NAME_data``] arrays."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], name: str):
+        self.indptr = arrays[f"{name}_indptr"]
+        self.indices = arrays[f"{name}_indices"]
+        self.data = arrays.get(f"{name}_data")
+
+    def row(self, i: int) -> np.ndarray:
+        return np.asarray(self.indices[self.indptr[i]:self.indptr[i + 1]])
+
+    def row_data(self, i: int) -> np.ndarray:
+        return np.asarray(self.data[self.indptr[i]:self.indptr[i + 1]])
+
+
+class Recommender:
+    """Suggestions from one model version. Cheap to create; thread-safe for reads."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], manifest: dict, tribes: list[dict] | None = None):
+        self.arrays = arrays
+        self.manifest = manifest
+        self.version: str = manifest.get("version", "unsaved")
+        self.user_ids = arrays["user_ids"]
+        self.thread_ids = arrays["thread_ids"]
+        self.labels = arrays["labels"]
+        self.tribe_ids = arrays["tribe_ids"]
+        self.vocabulary = arrays["vocabulary"]
+        self.tribes = tribes if tribes is not None else []
+        self._tribe_pos = {int(t): k for k, t in enumerate(self.tribe_ids)}
+        self.memberships = _Csr(arrays, "memberships")
+        self.user_topic = _Csr(arrays, "user_topic")
+        self.thread_topic = _Csr(arrays, "thread_topic")
+        self.contacts_out = _Csr(arrays, "contacts_out")
+        self.contacts_in = _Csr(arrays, "contacts_in")
+        self.thread_users = _Csr(arrays, "thread_users")
+        self._starter: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def open(cls, path: Path) -> Recommender:
+        """Memory-map a saved model folder."""
+        from .artifacts import load_arrays, load_json
+
+        manifest = load_json(path, "manifest")
+        tribes = load_json(path, "tribes")
+        if isinstance(tribes, dict):  # older layout
+            tribes = tribes.get("tribes", [])
+        return cls(load_arrays(path), manifest, tribes)
+
+    # --- lookups ----------------------------------------------------------------------------
+    def index_of(self, user_id: str) -> int | None:
+        """Dense index of a public user id (binary search on the sorted ids), or None."""
+        ids = self.user_ids
+        i = int(np.searchsorted(ids, user_id))
+        return i if i < len(ids) and ids[i] == user_id else None
+
+    def thread_index_of(self, thread_id: str) -> int | None:
+        ids = self.thread_ids
+        i = int(np.searchsorted(ids, thread_id))
+        return i if i < len(ids) and ids[i] == thread_id else None
+
+    def tribe_id(self, k: int) -> int | None:
+        return int(self.tribe_ids[k]) if k >= 0 else None
+
+    def tribe_info(self, k: int) -> dict:
+        return self.tribes[k] if 0 <= k < len(self.tribes) else {}
+
+    # --- people -----------------------------------------------------------------------------
+    def people(self, user_id: str, k: int = 20, *, offset: int = 0,
+               exclude: Collection[str] = ()) -> list[dict]:
+        """Ranked people for ``user_id`` (``[]`` for an unknown user: the caller decides)."""
+        u = self.index_of(user_id)
+        if u is None:
+            return []
+        items = self.arrays["people_items"][u]
+        scores = self.arrays["people_scores"][u]
+        flags = self.arrays["people_flags"][u]
+        out: list[dict] = []
+        skipped = 0
+        for j in range(len(items)):
+            c = int(items[j])
+            if c < 0:
+                break
+            cid = str(self.user_ids[c])
+            if cid in exclude:
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            out.append(self._person(u, c, float(scores[j]), int(flags[j])))
+            if len(out) >= k:
+                break
+        return out
+
+    def people_count(self, user_id: str) -> int:
+        u = self.index_of(user_id)
+        return 0 if u is None else int((self.arrays["people_items"][u] >= 0).sum())
+
+    def _person(self, u: int, c: int, score: float, flags: int) -> dict:
+        k = int(self.labels[c])
+        reasons: list[dict] = []
+        if flags & REASON_FLAGS["reached_out"]:
+            reasons.append({"kind": "reached_out", "text": "Already reached out to you"})
+        mutual = self.mutual_contacts(u, c)
+        if len(mutual):
+            names = ", ".join(str(self.user_ids[x]) for x in mutual[:3])
+            reasons.append({"kind": "mutual_contacts",
+                            "text": f"{len(mutual)} of your contacts know them ({names})",
+                            "user_ids": [str(self.user_ids[x]) for x in mutual[:3]],
+                            "count": len(mutual)})
+        topics = self.shared_topics(self.user_topic, u, self.user_topic, c)
+        if topics:
+            reasons.append({"kind": "shared_topics", "text": "You both talk about " + ", ".join(topics),
+                            "topics": topics})
+        if k >= 0 and k == int(self.labels[u]):
+            label = self.tribe_info(k).get("label", "")
+            reasons.append({"kind": "same_tribe", "text": f"In your tribe: {label}",
+                            "tribe_id": self.tribe_id(k), "label": label})
+        if flags & REASON_FLAGS["answers_newcomers"]:
+            answered, reached = int(self.arrays["answered"][c]), int(self.arrays["reached_by"][c])
+            reasons.append({"kind": "answers_newcomers",
+                            "text": f"Answers people who reach out ({answered} of {reached})",
+                            "answered": answered, "reached_by": reached})
+        if flags & REASON_FLAGS["talks_with_your_contacts"] and not len(mutual):
+            reasons.append({"kind": "talks_with_your_contacts", "text": "Talks with people you talk with"})
+        if not reasons:
+            reasons.append({"kind": "similar_people",
+                            "text": "People who interact like you talk with them"})
+        return {"user_id": str(self.user_ids[c]), "score": round(score, 6), "tribe_id": self.tribe_id(k),
+                "reasons": reasons}
+
+    def mutual_contacts(self, u: int, c: int) -> np.ndarray:
+        """People ``u`` is in touch with who are in touch with ``c`` (sorted indices)."""
+        return np.intersect1d(self.contacts_out.row(u), self.contacts_in.row(c), assume_unique=True)
+
+    def shared_topics(self, a: _Csr, i: int, b: _Csr, j: int, k: int = 3) -> list[str]:
+        ai, bi = a.row(i), b.row(j)
+        common, pa, pb = np.intersect1d(ai, bi, assume_unique=True, return_indices=True)
+        if not len(common):
+            return []
+        weight = np.minimum(a.row_data(i)[pa], b.row_data(j)[pb])
+        order = np.lexsort((common, -weight))[:k]
+        return [str(self.vocabulary[common[o]]) for o in order]
+
+    # --- conversations ----------------------------------------------------------------------
+    def conversations(self, user_id: str, k: int = 20, *, offset: int = 0,
+                      exclude: Collection[str] = ()) -> list[dict]:
+        u = self.index_of(user_id)
+        if u is None:
+            return []
+        items = self.arrays["conv_items"][u]
+        scores = self.arrays["conv_scores"][u]
+        flags = self.arrays["conv_flags"][u]
+        out: list[dict] = []
+        skipped = 0
+        for j in range(len(items)):
+            t = int(items[j])
+            if t < 0:
+                break
+            if str(self.thread_ids[t]) in exclude:
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            out.append(self._thread(u, t, float(scores[j]), int(flags[j])))
+            if len(out) >= k:
+                break
+        return out
+
+    def _thread(self, u: int, t: int, score: float, flags: int) -> dict:
+        k = int(self.arrays["thread_tribe"][t])
+        participants = self.thread_users.row(t)
+        topics = [str(self.vocabulary[x]) for x in
+                  self.thread_topic.row(t)[np.argsort(-self.thread_topic.row_data(t), kind="stable")[:5]]]
+        last = float(self.arrays["thread_last_activity"][t])
+        reasons: list[dict] = []
+        if u is not None:
+            shared = self.shared_topics(self.user_topic, u, self.thread_topic, t)
+            if shared:
+                reasons.append({"kind": "shared_topics", "text": "About " + ", ".join(shared), "topics": shared})
+            contacts = np.intersect1d(self.contacts_out.row(u), participants, assume_unique=True)
+            if len(contacts):
+                ids = [str(self.user_ids[x]) for x in contacts[:3]]
+                reasons.append({"kind": "people_you_talk_with", "text": "With people you talk with: " + ", ".join(ids),
+                                "user_ids": ids, "count": len(contacts)})
+            if k >= 0 and k == int(self.labels[u]):
+                label = self.tribe_info(k).get("label", "")
+                reasons.append({"kind": "same_tribe", "text": f"In your tribe: {label}",
+                                "tribe_id": self.tribe_id(k), "label": label})
+        if flags & THREAD_FLAGS["answers_newcomers"]:
+            rate = float(self.arrays["thread_answered_rate"][t])
+            reasons.append({"kind": "answers_newcomers", "text": "Newcomers who reply here get answers",
+                            "rate": round(rate, 3)})
+        reasons.append({"kind": "active_thread",
+                        "text": f"Active {_iso(last)} with {len(participants)} people",
+                        "last_activity": _iso(last), "participants": len(participants)})
+        return {"thread_id": str(self.thread_ids[t]), "score": round(score, 6), "tribe_id": self.tribe_id(k),
+                "topics": topics, "participants": [str(self.user_ids[x]) for x in participants[:20]],
+                "last_activity": _iso(last), "reasons": reasons}
+
+    # --- tribes -----------------------------------------------------------------------------
+    def user_tribes(self, user_id: str) -> list[dict]:
+        """The user's tribes with affinities (primary first)."""
+        u = self.index_of(user_id)
+        if u is None:
+            return []
+        primary = int(self.labels[u])
+        ks, shares = self.memberships.row(u), self.memberships.row_data(u)
+        order = np.lexsort((ks, -shares, ks != primary))
+        out = []
+        for o in order:
+            k = int(ks[o])
+            info = self.tribe_info(k)
+            out.append({"tribe_id": self.tribe_id(k), "label": info.get("label", ""),
+                        "affinity": round(float(shares[o]), 4), "primary": k == primary})
+        return out
+
+    def tribe_index(self, tribe_id: int) -> int | None:
+        return self._tribe_pos.get(int(tribe_id))
+
+    def starter_pack(self, k: int, size: int = STARTER_PACK_SIZE) -> np.ndarray:
+        """The tribe's members most likely to answer a newcomer (answer rate × activity),
+        discoverable only — not the most followed."""
+        pack = self._starter.get(k)
+        if pack is None:
+            members = np.flatnonzero((np.asarray(self.labels) == k) & np.asarray(self.arrays["discoverable"]))
+            welcome = np.asarray(self.arrays["answer_rate"])[members] * np.asarray(self.arrays["activity"])[members]
+            pack = members[np.lexsort((members, -welcome))][: max(size, 50)]
+            self._starter[k] = pack
+        return pack[:size]
+
+    def live_threads(self, k: int, size: int = 10) -> np.ndarray:
+        live = np.flatnonzero((np.asarray(self.arrays["thread_tribe"]) == k) & np.asarray(self.arrays["thread_live"]))
+        last = np.asarray(self.arrays["thread_last_activity"])[live]
+        return live[np.argsort(-last, kind="stable")][:size]
+
+    def tribe_page(self, k: int, *, exclude: Collection[str] = ()) -> dict[str, Any]:
+        info = dict(self.tribe_info(k))
+        pack = [str(self.user_ids[x]) for x in self.starter_pack(k, STARTER_PACK_SIZE + len(exclude))
+                if str(self.user_ids[x]) not in exclude][:STARTER_PACK_SIZE]
+        info["starter_pack"] = pack
+        info["conversations"] = [self._thread(None, int(t), 0.0, 0) for t in self.live_threads(k)]
+        return info

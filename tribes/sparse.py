@@ -1,0 +1,86 @@
+"""Small sparse-matrix helpers shared by the engine stages (vectorised; no per-row Python)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["aligned_values", "binary", "drop_diagonal", "rank_within", "row_normalize", "top_k_per_row"]
+
+
+def top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep each row's ``k`` largest entries (ties: smaller column first). O(nnz log nnz)."""
+    m = m.tocsr()
+    m.sum_duplicates()
+    if m.nnz == 0 or k <= 0:
+        return sp.csr_matrix(m.shape, dtype=m.dtype)
+    counts = np.diff(m.indptr)
+    if counts.max() <= k:
+        return m.copy()
+    rows = np.repeat(np.arange(m.shape[0]), counts)
+    order = np.lexsort((m.indices, -m.data, rows))
+    rank = np.arange(m.nnz) - m.indptr[rows[order]]
+    keep = order[rank < k]
+    keep.sort()
+    out = sp.csr_matrix((m.data[keep], m.indices[keep], np.r_[0, np.cumsum(np.minimum(counts, k))]),
+                        shape=m.shape)
+    return out
+
+
+def row_normalize(m: sp.csr_matrix, norm: str = "l1") -> sp.csr_matrix:
+    """Rows scaled to unit ``l1`` or ``l2`` norm (zero rows stay zero)."""
+    m = m.tocsr().astype(np.float32)
+    if norm == "l1":
+        sums = np.asarray(abs(m).sum(axis=1)).ravel()
+    else:
+        sums = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    scale = np.divide(1.0, sums, out=np.zeros_like(sums, dtype=np.float64), where=sums > 0)
+    return sp.diags(scale.astype(np.float32)) @ m
+
+
+def binary(m: sp.csr_matrix) -> sp.csr_matrix:
+    """1.0 where ``m`` has a positive entry."""
+    out = (m > 0).astype(np.float32).tocsr()
+    out.eliminate_zeros()
+    return out
+
+
+def drop_diagonal(m: sp.spmatrix) -> sp.csr_matrix:
+    """``m`` without its diagonal entries, as CSR."""
+    c = m.tocoo()
+    keep = c.row != c.col
+    return sp.csr_matrix((c.data[keep], (c.row[keep], c.col[keep])), shape=m.shape)
+
+
+def aligned_values(pattern: sp.csr_matrix, m: sp.spmatrix) -> np.ndarray:
+    """Values of ``m`` at the entries of ``pattern`` (0 where absent), in ``pattern``'s order.
+
+    ``pattern`` must have sorted indices. O(nnz) sparse elementwise products, no Python loop.
+    """
+    position = pattern.copy()
+    position.data = np.arange(1, pattern.nnz + 1, dtype=np.float64)
+    m = m.tocsr().astype(np.float64)
+    m.eliminate_zeros()
+    where = binary(m).multiply(position).tocsr()
+    values = m.multiply(binary(position)).tocsr()
+    where.sort_indices()
+    values.sort_indices()
+    out = np.zeros(pattern.nnz, dtype=np.float32)
+    out[where.data.astype(np.int64) - 1] = values.data
+    return out
+
+
+def rank_within(groups: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """0-based rank of each element within its group, following ``order``.
+
+    ``order`` must list elements group by group (e.g. from ``np.lexsort`` with ``groups`` as
+    the primary key). Returns an array aligned with the original elements.
+    """
+    g = groups[order]
+    if len(g) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
+    out = np.empty(len(g), dtype=np.int64)
+    out[order] = rank
+    return out
