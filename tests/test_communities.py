@@ -1,0 +1,307 @@
+"""Tribe finding on tiny synthetic graphs whose right answer is known."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tribes.communities import (
+    conductance,
+    detect_communities,
+    label_tribes,
+    match_tribe_ids,
+    modularity,
+    tribe_affinities,
+)
+
+N_GROUPS, GROUP = 6, 40
+
+
+def symmetric(i, j, w, n: int) -> sp.csr_matrix:
+    """A symmetric CSR from one direction of each edge (zero diagonal)."""
+    i, j, w = np.asarray(i), np.asarray(j), np.asarray(w, dtype=float)
+    a = sp.coo_matrix((w, (i, j)), shape=(n, n)).tocsr()
+    a = a + a.T
+    a.setdiag(0)
+    a.eliminate_zeros()
+    return a.tocsr()
+
+
+def planted(seed: int = 7, extra: int = 0, p_in: float = 0.3, p_out: float = 0.01):
+    """6 groups of 40 with random weights, one broadcaster weakly tied to everyone, and
+    ``extra`` isolated users at the end. Returns (affinity, truth, broadcaster index)."""
+    rng = np.random.default_rng(seed)
+    n = N_GROUPS * GROUP
+    truth = np.repeat(np.arange(N_GROUPS), GROUP)
+    i, j = np.triu_indices(n, k=1)
+    p = np.where(truth[i] == truth[j], p_in, p_out)
+    hit = rng.random(i.size) < p
+    i, j = i[hit], j[hit]
+    w = rng.uniform(0.5, 1.5, i.size)
+    b = n  # the broadcaster: a weak one-way-follow weight to every user
+    i, j = np.r_[i, np.full(n, b)], np.r_[j, np.arange(n)]
+    w = np.r_[w, np.full(n, 0.05)]
+    a = symmetric(i, j, w, n + 1 + extra)
+    return a, np.r_[truth, -1, np.full(extra, -1)], b
+
+
+def nmi(x: np.ndarray, y: np.ndarray) -> float:
+    """Normalised mutual information, arithmetic mean of the entropies (sklearn's default)."""
+    _, x = np.unique(x, return_inverse=True)
+    _, y = np.unique(y, return_inverse=True)
+    joint = np.zeros((x.max() + 1, y.max() + 1))
+    np.add.at(joint, (x, y), 1)
+    joint /= joint.sum()
+    px, py = joint.sum(1), joint.sum(0)
+    nz = joint > 0
+    mi = np.sum(joint[nz] * np.log(joint[nz] / np.outer(px, py)[nz]))
+    hx, hy = -np.sum(px * np.log(px)), -np.sum(py * np.log(py))
+    return float(2 * mi / (hx + hy)) if hx + hy > 0 else 1.0
+
+
+# detect_communities ---------------------------------------------------------------------------
+
+
+def test_recovers_planted_partition_despite_broadcaster():
+    a, truth, b = planted()
+    labels = detect_communities(a, seed=0)
+    assert labels.dtype == np.int32 and labels.shape == (a.shape[0],)
+    people = truth >= 0
+    assert nmi(labels[people], truth[people]) >= 0.95
+    assert labels.max() == N_GROUPS - 1
+    assert labels[b] >= 0  # the broadcaster joins some tribe but does not merge them
+
+
+def test_labels_numbered_by_decreasing_size():
+    a, _, _ = planted()
+    labels = detect_communities(a)
+    sizes = np.bincount(labels[labels >= 0])
+    assert np.all(np.diff(sizes) <= 0)
+
+
+def test_same_seed_same_labels_and_leaves_global_random_alone():
+    import random
+
+    a, _, _ = planted(seed=3, p_in=0.1, p_out=0.03)  # a fuzzy graph, so the seed matters
+    random.seed(123)
+    before = random.random()
+    random.seed(123)
+    first = detect_communities(a, seed=5, min_size=1)
+    assert random.random() == before
+    np.testing.assert_array_equal(first, detect_communities(a, seed=5, min_size=1))
+    others = [detect_communities(a, seed=s, min_size=1) for s in range(6, 12)]
+    assert any(not np.array_equal(first, o) for o in others)
+
+
+def test_isolated_users_and_empty_graph_get_minus_one():
+    a, _, _ = planted(extra=3)
+    labels = detect_communities(a, min_size=1)
+    assert np.all(labels[-3:] == -1)
+    assert np.all(labels[:-3] >= 0)
+    np.testing.assert_array_equal(detect_communities(sp.csr_matrix((4, 4))), [-1] * 4)
+    assert detect_communities(sp.csr_matrix((0, 0))).shape == (0,)
+
+
+def test_small_groups_dissolve_into_the_tribe_they_touch_most():
+    a, _, _ = planted()
+    n = a.shape[0]
+    # a triangle t0, t1, t2 and a pair p0, p1 beside the planted graph
+    big = sp.block_diag([a, symmetric([0, 0, 1, 3], [1, 2, 2, 4], np.ones(4), 5)]).tolil()
+    t0, t1, t2, p0, p1 = range(n, n + 5)
+    member = [g * GROUP + 1 for g in range(N_GROUPS)]
+    big[t0, member[2]] = big[member[2], t0] = 0.5  # t0: weak ties to group 2 ...
+    big[t1, member[4]] = big[member[4], t1] = 0.3  # ... t1 to groups 4 and 5, 5 the stronger
+    big[t1, member[5]] = big[member[5], t1] = 0.4
+    big = big.tocsr()
+    raw = detect_communities(big, min_size=1)
+    assert raw[t0] == raw[t1] == raw[t2] != raw[member[2]]  # Leiden keeps the triangle apart
+    labels = detect_communities(big, min_size=5)
+    assert labels[t0] == labels[member[2]] >= 0
+    assert labels[t1] == labels[member[5]] >= 0
+    assert labels[t2] == labels[p0] == labels[p1] == -1  # no tie to any kept tribe
+    assert np.bincount(labels[labels >= 0]).min() >= 5
+    kept = detect_communities(big, min_size=2)
+    assert kept[p0] == kept[p1] >= 0
+
+
+def test_rejects_bad_input():
+    with pytest.raises(ValueError, match="affinity"):
+        detect_communities(sp.csr_matrix(np.ones((2, 3))))
+    with pytest.raises(ValueError, match=">= 0"):
+        detect_communities(sp.csr_matrix(np.array([[0, -1.0], [-1.0, 0]])))
+    with pytest.raises(TypeError, match="sparse"):
+        detect_communities(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="resolution"):
+        detect_communities(sp.csr_matrix((2, 2)), resolution=0)
+
+
+# tribe_affinities -----------------------------------------------------------------------------
+
+
+def two_groups_and_a_bridge() -> tuple[sp.csr_matrix, np.ndarray, int]:
+    """Two 6-cliques and a user tied equally to three members of each."""
+    i, j = [], []
+    for g in (0, 6):
+        for x in range(g, g + 6):
+            for y in range(x + 1, g + 6):
+                i.append(x)
+                j.append(y)
+    bridge = 12
+    i += [bridge] * 6
+    j += [0, 1, 2, 6, 7, 8]
+    w = np.ones(len(i))
+    w[-6:] = [1.0, 1.0, 1.0, 0.9, 0.9, 0.9]
+    return symmetric(i, j, w, 13), np.array([0] * 6 + [1] * 6 + [0]), bridge
+
+
+def test_bridge_user_gets_two_memberships():
+    a, labels, bridge = two_groups_and_a_bridge()
+    m = tribe_affinities(a, labels)
+    assert m.shape == (13, 2) and m.dtype == np.float32
+    row = m[[bridge]].toarray().ravel()
+    np.testing.assert_allclose(row, [3 / 5.7, 2.7 / 5.7], rtol=1e-6)
+    assert m[[0]].nnz == 1  # a clique member with no tie out has only its own tribe
+
+
+def test_rows_sum_to_at_most_one_and_primary_is_kept():
+    a, _, _ = planted()
+    labels = detect_communities(a)
+    m = tribe_affinities(a, labels, top_k=2, min_share=0.9)
+    assert np.all(m.sum(axis=1) <= 1 + 1e-6)
+    assert np.all(np.diff(m.indptr) <= 2)
+    dense = m.toarray()
+    rows = np.flatnonzero(labels >= 0)
+    assert np.all(dense[rows, labels[rows]] > 0)  # primary kept though below min_share
+    assert m.nnz == rows.size  # and nothing else reaches 0.9
+
+
+def test_primary_is_kept_even_outside_top_k():
+    # user 0 has more affinity to tribe 1 and 2 than to its own tribe 0
+    a = symmetric([0, 0, 0, 3], [1, 2, 3, 4], [1.0, 5.0, 4.0, 1.0], 5)
+    m = tribe_affinities(a, np.array([0, 0, 1, 2, 2]), top_k=2, min_share=0.0)
+    np.testing.assert_allclose(m[[0]].toarray().ravel(), [0.1, 0.5, 0.0], rtol=1e-6)
+    # singleton tribes (min_size=1): no affinity to their own tribe, still stored (as 0)
+    m = tribe_affinities(symmetric([0], [1], [1.0], 2), np.array([0, 1]), top_k=1)
+    np.testing.assert_array_equal(m.indices, [0, 1])
+    np.testing.assert_array_equal(m.data, [0, 0])
+
+
+def test_unlabelled_user_still_gets_memberships():
+    a, labels, bridge = two_groups_and_a_bridge()
+    labels[bridge] = -1
+    m = tribe_affinities(a, labels)
+    assert m[[bridge]].nnz == 2
+
+
+# label_tribes ---------------------------------------------------------------------------------
+
+
+def test_labels_pick_each_groups_own_words_over_a_common_one():
+    rng = np.random.default_rng(0)
+    vocab = np.array(["hello", "quantum", "qubits", "sourdough", "crumb", "rare"])
+    labels = np.repeat([0, 1], 20)
+    rows, cols = [], []
+    for u in range(40):
+        own = [1, 2] if u < 20 else [3, 4]
+        words = [0, 0, *own] if rng.random() < 0.9 else [0, 0, own[0]]
+        rows += [u] * len(words)
+        cols += words
+    rows.append(0)
+    cols.append(5)  # one user's rare word: below min_support
+    x = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(40, 6)).tocsr()
+    topics, names = label_tribes(labels, x, vocab, n_topics=3)
+    assert set(topics[0]) == {"quantum", "qubits"}
+    assert set(topics[1]) == {"sourdough", "crumb"}
+    assert names[0] in ("quantum · qubits", "qubits · quantum")
+
+
+def test_tribe_without_topics_is_named_after_its_id():
+    labels = np.array([0, 0, 1, 1, -1])
+    x = sp.csr_matrix(np.array([[1, 0], [1, 0], [0, 0], [0, 0], [0, 1.0]]))
+    topics, names = label_tribes(labels, x, np.array(["a", "b"]), tribe_ids=np.array([7, 12]))
+    assert topics == [["a"], []]
+    assert names == ["a", "tribe 12"]
+
+
+def test_support_counts_members_not_repeated_entries():
+    labels = np.array([0, 0, 1, 1])
+    # a non-canonical CSR: user 0 lists "a" twice; nobody else has it
+    x = sp.csr_matrix((np.full(4, 0.1), [0, 0, 1, 1], [0, 2, 2, 3, 4]), shape=(4, 2))
+    assert not x.has_canonical_format
+    topics, _ = label_tribes(labels, x, np.array(["a", "b"]), min_support=2, min_lift=1.0)
+    assert topics == [[], ["b"]]
+    assert x.has_canonical_format is False  # the caller's matrix is left alone
+
+
+# match_tribe_ids ------------------------------------------------------------------------------
+
+
+def test_no_old_model_numbers_tribes_in_order():
+    np.testing.assert_array_equal(match_tribe_ids(np.array([1, 0, 2, -1]), None, None), [0, 1, 2])
+
+
+def test_unchanged_and_permuted_labels_keep_their_ids():
+    old = np.repeat([0, 1, 2], 10)
+    ids = np.array([40, 41, 45])
+    np.testing.assert_array_equal(match_tribe_ids(old, old, ids), ids)
+    perm = np.array([2, 0, 1])
+    np.testing.assert_array_equal(match_tribe_ids(perm[old], old, ids), ids[np.argsort(perm)])
+
+
+def test_split_keeps_id_for_larger_half_and_vanished_id_is_not_reused():
+    old = np.repeat([0, 1, 2], [30, 10, 10])  # old ids 5, 6, 9; tribe 9 vanishes
+    new = np.r_[np.full(20, 0), np.full(10, 1), np.full(10, 2), np.full(10, -1)]
+    out = match_tribe_ids(new, old, np.array([5, 6, 9]))
+    np.testing.assert_array_equal(out, [5, 10, 6])  # smaller half fresh, above 9
+    out = match_tribe_ids(new, old, np.array([5, 6, 9]), next_id=30)
+    np.testing.assert_array_equal(out, [5, 30, 6])
+
+
+def test_min_jaccard_is_respected():
+    old = np.repeat([0, 1], 10)
+    new = np.r_[np.full(3, 0), np.full(17, 1)]  # tribe 0 keeps 3 of old 0's 10: J = 0.3
+    np.testing.assert_array_equal(match_tribe_ids(new, old, np.array([0, 1])), [0, 1])
+    np.testing.assert_array_equal(
+        match_tribe_ids(new, old, np.array([0, 1]), min_jaccard=0.5), [2, 1]
+    )
+
+
+def test_new_users_and_departed_users_count_in_jaccard():
+    old = np.r_[np.zeros(10, int), np.full(10, -1)]  # users 10.. are new
+    new = np.r_[np.full(10, -1), np.zeros(10, int)]  # and old tribe's users left
+    np.testing.assert_array_equal(match_tribe_ids(new, old, np.array([3])), [4])
+
+
+# modularity and conductance -------------------------------------------------------------------
+
+
+def two_triangles() -> sp.csr_matrix:
+    return symmetric([0, 0, 1, 3, 3, 4, 2], [1, 2, 2, 4, 5, 5, 3], np.ones(7), 6)
+
+
+def test_modularity_by_hand_on_two_triangles():
+    # m = 7; each side: 3 internal edges, degree sum 7 -> 2 * (3/7 - (7/14)^2) = 5/14
+    a = two_triangles()
+    assert modularity(a, np.array([0, 0, 0, 1, 1, 1])) == pytest.approx(5 / 14)
+    assert modularity(a, np.zeros(6, int)) == pytest.approx(0.0)
+
+
+def test_modularity_matches_networkx_on_a_weighted_graph():
+    a, _, _ = planted(seed=1)
+    labels = detect_communities(a)
+    labels[labels < 0] = labels.max() + 1 + np.arange(np.sum(labels < 0))
+    g = nx.from_scipy_sparse_array(a)
+    parts = [set(np.flatnonzero(labels == c).tolist()) for c in range(labels.max() + 1)]
+    want = nx.community.modularity(g, parts, weight="weight", resolution=0.7)
+    assert modularity(a, labels, resolution=0.7) == pytest.approx(want)
+
+
+def test_conductance_two_triangles():
+    a = two_triangles()
+    np.testing.assert_allclose(conductance(a, np.array([0, 0, 0, 1, 1, 1])), [1 / 7, 1 / 7])
+    np.testing.assert_allclose(conductance(a, np.zeros(6, int)), [0.0])
+    a, _, _ = planted()
+    phi = conductance(a, detect_communities(a))
+    assert phi.shape == (N_GROUPS,) and np.all(phi < 0.2)
