@@ -327,7 +327,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
             raise InputError(f"expected NAME=VALUE with a known parameter, got {pair!r} "
                              "(`tribes params` lists them)", field="--set")
         try:
-            out[name] = known[name](raw)
+            out[name] = int(raw) if known[name] is int else known[name](raw)
         except ValueError:
             raise InputError(f"{name}: expected {known[name].__name__}, got {raw!r}", field="--set") from None
     return out

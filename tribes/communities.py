@@ -110,19 +110,26 @@ def detect_communities(
     seed: int = 0,
     n_iterations: int = -1,
     min_size: int = 5,
+    objective: str = "modularity",
 ) -> np.ndarray:
-    """Tribes: Leiden communities maximising modularity, with the small ones dissolved.
+    """Tribes: Leiden communities (modularity or CPM), with the small ones dissolved.
 
     Parameters
     ----------
     affinity : (U, U) sparse, symmetric, weights >= 0
         Only the strict upper triangle is read; the lower one is assumed to mirror it.
     resolution : float
-        Modularity resolution > 0; higher gives more, smaller tribes.
+        > 0; higher gives more, smaller tribes. For ``"modularity"`` the usual γ (1 is
+        classic modularity). For ``"cpm"`` the constant Potts model's density threshold, in
+        units of the median edge weight: a tribe's internal weight must exceed
+        ``resolution × median weight`` per pair of members. CPM has no resolution limit, so
+        tribes keep a human scale however large the graph (modularity merges small
+        communities as the graph grows).
     seed : int
         Seeds igraph's generator for this call: equal inputs and seed give equal labels.
     n_iterations : int
-        Leiden iterations; negative runs until an iteration no longer improves modularity.
+        Leiden iterations; negative runs until an iteration no longer improves the quality.
+    objective : {"modularity", "cpm"}
     min_size : int
         Communities smaller than this are dissolved: each member joins the remaining one it
         has the most affinity with (ties: the lower Leiden id), else gets -1.
@@ -142,6 +149,8 @@ def detect_communities(
     a = _check_sparse(affinity, "affinity")
     if not resolution > 0:
         raise ValueError(f"resolution: must be > 0, got {resolution!r}")
+    if objective not in ("modularity", "cpm"):
+        raise ValueError(f"objective: expected 'modularity' or 'cpm', got {objective!r}")
     if min_size < 1:
         raise ValueError(f"min_size: must be >= 1, got {min_size!r}")
     n = a.shape[0]
@@ -156,9 +165,11 @@ def detect_communities(
         for i in range(0, src.size, _EDGE_CHUNK)
     )
     graph = igraph.Graph(n=n, edges=edges, directed=False)
+    if objective == "cpm":
+        w = w / np.median(w)  # resolution in median-weight units: independent of weight scale
     with _seeded_igraph(seed):
         found = graph.community_leiden(
-            objective_function="modularity",
+            objective_function="CPM" if objective == "cpm" else "modularity",
             weights=w,  # a float64 array is read as a sequence, without a Python list
             resolution=resolution,
             n_iterations=n_iterations,

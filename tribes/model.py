@@ -150,7 +150,7 @@ class TribeModel:
             affinity = user_affinity(graph, params, knn=knn)
         with stage("tribes"):
             labels = detect_communities(affinity, resolution=params.resolution, seed=params.seed,
-                                        min_size=params.min_tribe_size)
+                                        min_size=params.min_tribe_size, objective=params.tribe_objective)
             memberships = tribe_affinities(affinity, labels, top_k=params.tribe_top_k,
                                            min_share=params.min_tribe_share)
             topics, names = label_tribes(labels, graph.user_topic, graph.vocabulary, n_topics=params.tribe_topics)

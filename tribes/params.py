@@ -41,7 +41,10 @@ class Params:
     min_topic_similarity: float = _p(0.1, "Topic cosine below which neighbours are dropped.")
     knn_max_df: int = _p(5000, "Topics used by more users than this are ignored for nearest neighbours (cost cap).")
     broadcaster_followers: float = _p(50.0, "Follower count at which a one-way follow's affinity is halved.")
-    resolution: float = _p(1.0, "Leiden modularity resolution: higher gives more, smaller tribes.")
+    tribe_objective: str = _p("cpm", "Leiden objective: 'cpm' (no resolution limit: human-scale tribes "
+                                     "at any graph size) or 'modularity'.")
+    resolution: float = _p(0.05, "Leiden resolution. CPM: the weighted density a tribe must exceed, in "
+                                 "median edge weights per member pair; modularity: γ (try 1.0).")
     min_tribe_size: int = _p(5, "Smaller groups are merged into a neighbouring tribe or left tribeless.")
     tribe_top_k: int = _p(3, "Tribes kept per user in the overlapping memberships.")
     min_tribe_share: float = _p(0.1, "Share of a user's affinity a secondary tribe needs to count.")
@@ -87,9 +90,11 @@ class Params:
 
     def validate(self) -> Params:
         """Raise ValueError naming the first out-of-range parameter; return self."""
+        if self.tribe_objective not in ("cpm", "modularity"):
+            raise ValueError(f"tribe_objective: expected 'cpm' or 'modularity', got {self.tribe_objective!r}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "seed":
+            if f.name in ("seed", "tribe_objective"):
                 continue
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise ValueError(f"{f.name}: expected a number, got {value!r}")
