@@ -52,3 +52,33 @@ def test_relative_sqlite_path_creates_its_folder(tmp_path, monkeypatch):
     with Store.open("sqlite:///var/sub/t.db"):
         pass
     assert (tmp_path / "var" / "sub" / "t.db").exists()
+
+
+def test_live_changes_record_real_changes_only(store):
+    from tribes.ingest import ingest_lines
+    from tribes.store import add_feedback
+
+    from .conftest import lines
+
+    events = lines(
+        {"type": "follow", "src": "a", "dst": "b", "ts": 1},
+        {"type": "block", "src": "c", "dst": "a", "ts": 2},
+        {"type": "post", "id": "t1", "author": "d", "ts": 3, "text": "root"},
+        {"type": "user", "id": "e", "ts": 4, "discoverable": False},
+    )
+    ingest_lines(store, events, source="f")
+    assert store.live_exclusions("a", 0) == ({"b", "c", "e"}, set())
+    assert store.live_exclusions("c", 0) == ({"a", "e"}, set())
+    seq = store.live_seq()
+    ingest_lines(store, events, source="f")  # a replay changes nothing
+    assert store.live_seq() == seq
+    assert store.live_exclusions("a", seq) == (set(), set())
+    ingest_lines(store, lines({"type": "delete_user", "id": "b", "ts": 9},
+                              {"type": "delete_post", "id": "t1", "ts": 9}), source="g")
+    with store.transaction() as w:
+        add_feedback(w, "a", "user", "zed", "dismiss", 10.0)
+        add_feedback(w, "a", "thread", "t9", "accept", 10.0)
+    assert store.live_exclusions("a", seq) == ({"b", "zed"}, {"t1"})
+    assert store.live_exclusions("d", seq) == ({"b"}, {"t1"})
+    assert store.prune_live_changes(seq) > 0
+    assert store.live_exclusions("a", 0) == ({"b", "zed"}, {"t1"})

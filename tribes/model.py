@@ -181,7 +181,7 @@ class TribeModel:
         self.candidates_ = candidates  # per source (U, U) CSR, for notebooks and tests (not saved)
         self.snapshot_ = snap
         self.counts_ = snap.counts()
-        self.built_from_ = {"now": snap.now}
+        self.built_from_ = {"now": snap.now, "live_seq": snap.live_seq}
         contacts = binary(graph.follows + graph.interaction)
         participants = binary(graph.user_thread).T.tocsr()
         self.arrays_ = {
@@ -257,6 +257,7 @@ class TribeModel:
             "timings": self.timings_,
             "candidates": self.candidate_counts_,
             "data_now": self.built_from_["now"],
+            "live_seq": self.built_from_["live_seq"],
         }
 
     def write_to(self, writer: Any) -> None:

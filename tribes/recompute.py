@@ -44,4 +44,8 @@ def recompute(store: Store, models_root: str | Path, params: Mapping[str, Any] |
         model.write_to(writer)
         name = writer.name
     models.prune(keep)
+    # Live changes the *previous* model already included are no longer needed by any worker
+    # (workers still on it need only later ones; the new model includes even more).
+    if previous is not None:
+        store.prune_live_changes(int(previous.manifest.get("live_seq", 0)))
     return name, model

@@ -36,6 +36,7 @@ class Snapshot:
     thread_ids : (T,) object array of str (the root post id, which may be missing)
     dismissed : list of (user index, target kind, target id) from feedback
     now : float, the newest timestamp in the data (the reference time for decay)
+    live_seq : int, the last ``live_changes`` row the snapshot includes (serving applies later ones)
     """
 
     user_ids: np.ndarray
@@ -59,6 +60,7 @@ class Snapshot:
     thread_ids: np.ndarray
     dismissed: list[tuple[int, str, str]] = field(default_factory=list)
     now: float = 0.0
+    live_seq: int = 0
 
     @property
     def n_users(self) -> int:

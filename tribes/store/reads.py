@@ -77,6 +77,7 @@ def read_snapshot(store: Store) -> Snapshot:
         thread_ids = sorted(set(thread))
         thread_index = {t: i for i, t in enumerate(thread_ids)}
 
+        live_seq = int(conn.execute(sa.text("SELECT COALESCE(MAX(seq), 0) FROM live_changes")).scalar_one())
         dismissed = [
             (int(dense[r[0]]), r[1], r[2])
             for r in conn.execute(
@@ -111,4 +112,5 @@ def read_snapshot(store: Store) -> Snapshot:
         thread_ids=np.array(thread_ids, dtype=object),
         dismissed=dismissed,
         now=float(max(times)),
+        live_seq=live_seq,
     )

@@ -78,4 +78,18 @@ tombstones = sa.Table(
     sa.Column("ts", sa.Float, nullable=False),
 )
 
-TABLES = ("users", "edges", "posts", "feedback", "tombstones")
+# Facts the API applies at serve time until the next recompute: row ``uid`` must not be shown
+# ``other`` (a user id or thread id, by ``kind``); ``uid`` NULL hides ``other`` from everyone
+# (deleted or non-discoverable users, deleted threads). ``seq`` orders arrivals; a model
+# records the last ``seq`` its snapshot saw.
+live_changes = sa.Table(
+    "live_changes",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("uid", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE")),
+    sa.Column("kind", sa.String(8), nullable=False),  # user | thread
+    sa.Column("other", sa.String, nullable=False),
+    sa.Index("ix_live_changes_uid_seq", "uid", "seq"),
+)
+
+TABLES = ("users", "edges", "posts", "feedback", "tombstones", "live_changes")

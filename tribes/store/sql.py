@@ -114,6 +114,36 @@ class Store:
             with conn.begin():
                 yield Writer(conn)
 
+    def live_exclusions(self, user_id: str, since_seq: int) -> tuple[set[str], set[str]]:
+        """(user ids, thread ids) hidden from ``user_id`` by changes after ``since_seq``.
+
+        One indexed query; includes changes that hide someone from everybody.
+        """
+        people: set[str] = set()
+        threads: set[str] = set()
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT kind, other FROM live_changes WHERE seq > ? AND "
+                "(uid IS NULL OR uid = (SELECT uid FROM users WHERE id = ?))"
+                if conn.dialect.name == "sqlite" else
+                "SELECT kind, other FROM live_changes WHERE seq > %s AND "
+                "(uid IS NULL OR uid = (SELECT uid FROM users WHERE id = %s))",
+                (since_seq, user_id),
+            )
+            for kind, other in rows:
+                (people if kind == "user" else threads).add(other)
+        return people, threads
+
+    def live_seq(self) -> int:
+        """The newest live-change sequence number (0 when there is none)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT COALESCE(MAX(seq), 0) FROM live_changes")).scalar_one())
+
+    def prune_live_changes(self, up_to_seq: int) -> int:
+        """Delete live changes every served model already includes (seq ≤ ``up_to_seq``)."""
+        with self.transaction() as w:
+            return w.conn.execute(sa.text("DELETE FROM live_changes WHERE seq <= :s"), {"s": up_to_seq}).rowcount
+
     def table_counts(self) -> dict[str, int]:
         """Rows per table."""
         with self.engine.connect() as conn:
