@@ -27,8 +27,8 @@ demo: $(STAMP) ## Build the demo data (generator -> ingest) into the store if it
 	@mkdir -p var
 	$(BIN)/tribes demo --users $(DEMO_USERS)
 
-serve: demo ## Build the demo data if needed, then start the API on $(HOST):$(PORT)
-	$(BIN)/tribes serve --host $(HOST) --port $(PORT)
+serve: demo ## Build the demo (data + model) if needed, then start the API on $(HOST):$(PORT)
+	TRIBES_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest -n 2 -q

@@ -1,1 +1,118 @@
-"""The tribes JSON API (Flask). Thin over the tribes library."""
+"""The tribes JSON API (Flask): a thin layer over ``tribes.service.SuggestionService``.
+
+``create_app(test_config=None)`` builds the app from :class:`tribes.config.Settings`
+(``TRIBES_*`` variables), then ``test_config`` overrides. Nothing is opened at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from collections import defaultdict, deque
+from typing import Any
+
+import orjson
+from flask import Flask, g, request
+
+from tribes import __version__
+from tribes.config import Settings
+from tribes.service import ModelHolder, SuggestionService
+from tribes.store import Store
+
+from . import problems
+from .auth import check_bearer, load_key_digests
+from .metrics import LATENCY, REQUESTS
+from .problems import problem_response
+from .routes import events, suggestions, system, tribes
+from .spec import build_spec
+
+__all__ = ["create_app"]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+access_log = logging.getLogger("tribes.access")
+
+
+def _configure_logging() -> None:
+    if access_log.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the API. ``test_config`` may set ``SETTINGS`` (a Settings), ``SERVICE``, Flask keys."""
+    app = Flask(__name__)
+    test_config = dict(test_config or {})
+    settings: Settings = test_config.pop("SETTINGS", None) or Settings.load()
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+        TRIBES_SETTINGS=settings,
+        ACCESS_LOG=True,
+    )
+    app.config.update(test_config)
+    keys = load_key_digests(settings.api_keys, settings.api_keys_file or None)
+    app.config["AUTH_ENABLED"] = bool(keys)
+    service = app.config.get("SERVICE") or SuggestionService(
+        Store.open(settings.db), ModelHolder(settings.models, check_interval=settings.model_check_seconds))
+    app.extensions["tribes"] = service
+    _configure_logging()
+    problems.register(app)
+    for module in (suggestions, tribes, events, system):
+        app.register_blueprint(module.bp)
+    app.config["OPENAPI"] = build_spec("tribes", __version__, secured=bool(keys))
+    rate = settings.rate_limit_per_minute
+    windows: dict[bytes, deque] = defaultdict(deque)
+
+    @app.before_request
+    def _before():
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        if request.path.startswith("/v1/") and keys:
+            header = request.headers.get("Authorization")
+            if not check_bearer(header, keys):
+                response = problem_response(401, "unauthorized", "Unauthorized",
+                                            "send Authorization: Bearer <API key>")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="tribes"'
+                return response
+            if rate:
+                import hashlib
+
+                who = hashlib.sha256(header.encode()).digest()
+                now = time.monotonic()
+                window = windows[who]
+                while window and now - window[0] > 60:
+                    window.popleft()
+                if len(window) >= rate:
+                    response = problem_response(429, "rate-limited", "Too Many Requests",
+                                                f"more than {rate} requests per minute for this key")
+                    response.headers["Retry-After"] = str(max(1, int(60 - (now - window[0]))))
+                    return response
+                window.append(now)
+        return None
+
+    @app.after_request
+    def _after(response):
+        rid = getattr(g, "request_id", None) or uuid.uuid4().hex
+        response.headers["X-Request-ID"] = rid
+        started = getattr(g, "started", None)
+        elapsed = time.perf_counter() - started if started else 0.0
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        LATENCY.labels(endpoint).observe(elapsed)
+        if app.config["ACCESS_LOG"]:
+            access_log.info(orjson.dumps({
+                "ts": round(time.time(), 3), "request_id": rid, "method": request.method,
+                "path": request.path, "endpoint": endpoint, "status": response.status_code,
+                "ms": round(elapsed * 1000, 2), "bytes": response.calculate_content_length(),
+                "remote": request.remote_addr}).decode())
+        return response
+
+    return app

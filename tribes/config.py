@@ -32,6 +32,11 @@ class Settings:
     )
     keep_models: int = _setting(5, "Model versions kept by recompute (the current one is always kept).")
     recompute_threads: int = _setting(1, "BLAS/OpenMP threads a recompute may use (leave cores to the API).")
+    api_keys: str = _setting("", "Comma-separated API keys; when set (or api_keys_file), /v1/* needs `Authorization: Bearer <key>`.")
+    api_keys_file: str = _setting("", "File of API keys, one per line (or `sha256:<hex>` digests).")
+    max_body_bytes: int = _setting(10 * 1024 * 1024, "Largest POST body the API accepts (413 beyond).")
+    model_check_seconds: int = _setting(2, "How often each API worker looks for a new current model.")
+    rate_limit_per_minute: int = _setting(0, "Requests per minute per API key (0: no limit); 429 beyond.")
     batch_size: int = _setting(2000, "Events written per statement batch during ingest.")
     max_problems: int = _setting(20, "Problems listed per ingest before the rest are only counted.")
 

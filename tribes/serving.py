@@ -120,6 +120,10 @@ class Recommender:
                 break
         return out
 
+    def has_suggestions(self, u: int, kind: str) -> bool:
+        """Whether the model holds any precomputed item of ``kind`` for user index ``u``."""
+        return bool(self.arrays["people_items" if kind == "people" else "conv_items"][u, 0] >= 0)
+
     def people_count(self, user_id: str) -> int:
         u = self.index_of(user_id)
         return 0 if u is None else int((self.arrays["people_items"][u] >= 0).sum())

@@ -134,6 +134,38 @@ class Store:
                 (people if kind == "user" else threads).add(other)
         return people, threads
 
+    def user_facts(self, user_id: str) -> dict | None:
+        """What a user has done so far (for cold start), or None for an unknown user:
+        ``follows`` (ids), ``topics`` (interests, tags and words of their last 50 posts),
+        ``threads`` (thread ids they posted in)."""
+        from ..text import tokenize
+
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT uid, interests FROM users WHERE id = :u"), {"u": user_id}).first()
+            if row is None:
+                return None
+            uid = row[0]
+            follows = [r[0] for r in conn.execute(sa.text(
+                "SELECT d.id FROM edges e JOIN users d ON d.uid = e.dst "
+                "WHERE e.relation = 'follow' AND e.active AND e.src = :uid"), {"uid": uid})]
+            posts = conn.execute(sa.text(
+                "SELECT tags, text, thread_id FROM posts WHERE author = :uid ORDER BY ts DESC LIMIT 50"),
+                {"uid": uid}).all()
+        topics = list(orjson.loads(row[1])) if row[1] else []
+        for tags, text, _thread in posts:
+            topics += orjson.loads(tags)
+            topics += tokenize(text)[:20]
+        return {"follows": follows, "topics": topics, "threads": [p[2] for p in posts]}
+
+    def is_reachable(self) -> bool:
+        """True when a trivial query succeeds (readiness)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except sa.exc.SQLAlchemyError:
+            return False
+
     def live_seq(self) -> int:
         """The newest live-change sequence number (0 when there is none)."""
         with self.engine.connect() as conn:

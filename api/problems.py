@@ -1,0 +1,52 @@
+"""RFC 9457 problem details: every 4xx and 5xx leaves as ``application/problem+json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+PROBLEM_TYPE = "https://tribes.dev/problems/"
+
+
+class Problem(Exception):
+    """Raise from a view to answer with a problem document."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str, **extra: Any):
+        super().__init__(detail)
+        self.status, self.slug, self.title, self.detail, self.extra = status, slug, title, detail, extra
+
+
+def problem_response(status: int, slug: str, title: str, detail: str, **extra: Any) -> Response:
+    body = {"type": PROBLEM_TYPE + slug, "title": title, "status": status, "detail": detail,
+            "instance": request.path if request else None, **extra}
+    rid = getattr(g, "request_id", None)
+    if rid:
+        body["request_id"] = rid
+    return Response(orjson.dumps(body), status=status, mimetype="application/problem+json")
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem):
+        return problem_response(exc.status, exc.slug, exc.title, exc.detail, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        slug = (exc.name or "error").lower().replace(" ", "-")
+        detail = exc.description or exc.name
+        if exc.code == 413:
+            detail = f"request body larger than {app.config.get('MAX_CONTENT_LENGTH')} bytes"
+        if exc.code == 405:
+            detail = f"{request.method} is not allowed on {request.path}"
+        if exc.code == 404:
+            detail = f"no endpoint at {request.path}"
+        return problem_response(exc.code or 500, slug, exc.name, detail)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return problem_response(500, "internal-error", "Internal Server Error",
+                                "the server failed to answer; the request id identifies it in the logs")

@@ -1,0 +1,298 @@
+"""The suggestion service: the current model plus live facts from the store.
+
+This is the one library object behind the API (and usable from a notebook): it holds the
+current :class:`~tribes.serving.Recommender` (swapping it within ``check_interval`` seconds of
+a new ``current``, also after a fork), applies *live filters* — follows, blocks, mutes,
+dismissals, deletions that arrived after the recompute — and answers users who arrived after
+the recompute from what they have done so far (*cold start*).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+import time
+import zlib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .artifacts import ModelStore
+from .errors import TribesError
+from .serving import Recommender
+from .store import Store
+
+__all__ = ["BadCursor", "ModelHolder", "NoModel", "StaleCursor", "SuggestionService", "UnknownUser"]
+
+
+class UnknownUser(TribesError):
+    """Neither the model nor the store knows this user."""
+
+
+class UnknownTribe(TribesError):
+    """No tribe with this id in the current model."""
+
+
+class NoModel(TribesError):
+    """No model has been published yet."""
+
+
+class BadCursor(TribesError):
+    """A cursor that was not issued by this service (or was altered)."""
+
+
+class StaleCursor(TribesError):
+    """A cursor issued for an older model version."""
+
+    def __init__(self, cursor_version: str, current: str):
+        super().__init__(f"this cursor belongs to model {cursor_version}; the current model is {current}: "
+                         "start again without a cursor")
+        self.cursor_version, self.current = cursor_version, current
+
+
+class ModelHolder:
+    """The current model of a models root, reloaded when ``current`` changes.
+
+    ``get()`` costs a clock read; at most every ``check_interval`` seconds (and always first
+    after a fork) it also stats the pointer file. A new version is opened (memory-mapped)
+    before it replaces the old one, so requests never see a half-loaded model; a version
+    that fails to open is logged and the old one keeps serving.
+    """
+
+    def __init__(self, models_root: str | Path, check_interval: float = 2.0):
+        self.models = ModelStore(models_root)
+        self.check_interval = check_interval
+        self._lock = threading.Lock()
+        self._model: Recommender | None = None
+        self._stamp: tuple | None = None
+        self._checked = 0.0
+        self._pid = os.getpid()
+        self.load_error: str | None = None
+
+    def get(self) -> Recommender | None:
+        now = time.monotonic()
+        if now - self._checked >= self.check_interval or os.getpid() != self._pid:
+            self._refresh(now)
+        return self._model
+
+    def _refresh(self, now: float) -> None:
+        with self._lock:
+            if now - self._checked < self.check_interval and os.getpid() == self._pid:
+                return
+            self._checked, self._pid = now, os.getpid()
+            stamp = self.models.pointer_stamp()
+            if stamp == self._stamp and self._model is not None:
+                return
+            path = self.models.current_path()
+            if path is None:
+                self._stamp = stamp
+                return
+            try:
+                model = Recommender.open(path)
+            except Exception as exc:  # keep serving the old model; report on /readyz
+                self.load_error = f"{path.name}: {type(exc).__name__}: {exc}"
+                return
+            self._model, self._stamp, self.load_error = model, stamp, None
+
+
+def _encode_cursor(version: str, kind: str, user: str, offset: int) -> str:
+    payload = orjson.dumps([version, kind, user, offset])
+    check = zlib.crc32(payload).to_bytes(4, "big")
+    return base64.urlsafe_b64encode(check + payload).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, kind: str, user: str) -> tuple[str, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        check, payload = raw[:4], raw[4:]
+        if zlib.crc32(payload).to_bytes(4, "big") != check:
+            raise ValueError("checksum")
+        version, c_kind, c_user, offset = orjson.loads(payload)
+        if c_kind != kind or c_user != user or not isinstance(offset, int) or offset < 0:
+            raise ValueError("scope")
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise BadCursor("invalid cursor: pass back the next_cursor of a previous page unchanged") from None
+    return str(version), offset
+
+
+def tracking_id(version: str, user: str, item: str, position: int) -> str:
+    """An opaque, stable id of one shown item (model version, user, item, position)."""
+    digest = hashlib.blake2b(f"{version}|{user}|{item}|{position}".encode(), digest_size=9).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+class SuggestionService:
+    """People, conversations and tribes for client apps, with live filters and cold start."""
+
+    def __init__(self, store: Store, holder: ModelHolder):
+        self.store = store
+        self.holder = holder
+
+    def model(self) -> Recommender:
+        model = self.holder.get()
+        if model is None:
+            raise NoModel("no model has been published yet: run `tribes recompute`")
+        return model
+
+    # --- suggestions ------------------------------------------------------------------------
+    def suggestions(self, user: str, kind: str, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        """``kind`` is ``people`` or ``conversations``. The page body the API returns."""
+        model = self.model()
+        offset = 0
+        if cursor:
+            version, offset = _decode_cursor(cursor, kind, user)
+            if version != model.version:
+                raise StaleCursor(version, model.version)
+        since = int(model.manifest.get("live_seq", 0))
+        listed = model.index_of(user)
+        if listed is not None and model.has_suggestions(listed, kind):
+            hidden_people, hidden_threads = self.store.live_exclusions(user, since)
+            if kind == "people":
+                items = model.people(user, limit + 1, offset=offset, exclude=hidden_people)
+            else:
+                items = model.conversations(user, limit + 1, offset=offset, exclude=hidden_threads)
+                items = [i for i in items if not hidden_people.intersection(i["participants"][:1])]
+            cold = False
+        else:
+            items = self._cold_start(model, user, kind)[offset:offset + limit + 1]
+            cold = True
+        more = len(items) > limit
+        items = items[:limit]
+        key = "user_id" if kind == "people" else "thread_id"
+        for position, item in enumerate(items, offset):
+            item["tracking_id"] = tracking_id(model.version, user, item[key], position)
+            if cold:
+                item["cold_start"] = True
+        return {
+            "user_id": user,
+            "model_version": model.version,
+            "cold_start": cold,
+            "items": items,
+            "next_cursor": _encode_cursor(model.version, kind, user, offset + limit) if more else None,
+        }
+
+    # --- cold start -------------------------------------------------------------------------
+    def _cold_start(self, model: Recommender, user: str, kind: str) -> list[dict]:
+        facts = self.store.user_facts(user)
+        if facts is None:
+            raise UnknownUser(f"unknown user {user!r}")
+        hidden_people, hidden_threads = self.store.live_exclusions(user, 0)
+        hidden_people |= set(facts["follows"]) | {user}
+        tribes = self._matching_tribes(model, facts)
+        if kind == "people":
+            return self._cold_people(model, facts, tribes, hidden_people)
+        return self._cold_threads(model, facts, tribes, hidden_threads)
+
+    def _matching_tribes(self, model: Recommender, facts: dict) -> list[tuple[int, float, list[str]]]:
+        """Tribes by (followees in the tribe) + (shared topics with its label topics)."""
+        score: Counter = Counter()
+        shared: dict[int, list[str]] = {}
+        for followee in facts["follows"]:
+            i = model.index_of(followee)
+            if i is not None and model.labels[i] >= 0:
+                score[int(model.labels[i])] += 2.0
+        topics = set(facts["topics"])
+        for k, tribe in enumerate(model.tribes):
+            common = [t for t in tribe.get("topics", []) if t in topics]
+            if common:
+                score[k] += len(common)
+                shared[k] = common
+        if not score:  # nothing to go on yet: the largest tribes, as a start
+            return [(k, 0.5, []) for k in range(min(3, len(model.tribes)))]
+        return [(k, s, shared.get(k, [])) for k, s in score.most_common(3)]
+
+    def _cold_people(self, model, facts, tribes, hidden: set[str]) -> list[dict]:
+        items: dict[str, dict] = {}
+        # People those you follow are in touch with.
+        counts: Counter = Counter()
+        for followee in facts["follows"]:
+            i = model.index_of(followee)
+            if i is not None:
+                counts.update(int(c) for c in model.contacts_out.row(i))
+        discoverable = model.arrays["discoverable"]
+        for c, n in counts.most_common(60):
+            cid = str(model.user_ids[c])
+            if cid in hidden or not discoverable[c]:
+                continue
+            items[cid] = {"user_id": cid, "score": round(float(n) / (1 + n), 6), "tribe_id": model.tribe_id(int(model.labels[c])),
+                          "reasons": [{"kind": "mutual_contacts",
+                                       "text": f"{n} of the people you follow are in touch with them", "count": n}]}
+        for k, s, common in tribes:
+            label = model.tribe_info(k).get("label", "")
+            for rank, c in enumerate(model.starter_pack(k, 20)):
+                cid = str(model.user_ids[c])
+                if cid in hidden or cid in items:
+                    continue
+                reasons = [{"kind": "same_tribe", "text": f"Welcoming member of {label}", "tribe_id": model.tribe_id(k),
+                            "label": label}]
+                if common:
+                    reasons.append({"kind": "shared_topics", "text": "You both talk about " + ", ".join(common),
+                                    "topics": common})
+                items[cid] = {"user_id": cid, "score": round(s / (2.0 + rank), 6), "tribe_id": model.tribe_id(k),
+                              "reasons": reasons}
+        return sorted(items.values(), key=lambda x: (-x["score"], x["user_id"]))
+
+    def _cold_threads(self, model, facts, tribes, hidden: set[str]) -> list[dict]:
+        out = []
+        posted = set(facts["threads"])
+        for k, _s, _common in tribes:
+            for t in model.live_threads(k, 30):
+                tid = str(model.thread_ids[int(t)])
+                if tid in hidden or tid in posted:
+                    continue
+                item = model._thread(None, int(t), 0.0, 0)
+                item["score"] = round(float(model.arrays["thread_answered_rate"][int(t)]), 6)
+                label = model.tribe_info(k).get("label", "")
+                item["reasons"].insert(0, {"kind": "same_tribe", "text": f"A live conversation in {label}",
+                                           "tribe_id": model.tribe_id(k), "label": label})
+                out.append(item)
+        return out
+
+    # --- tribes -----------------------------------------------------------------------------
+    def user_tribes(self, user: str) -> dict[str, Any]:
+        model = self.model()
+        if model.index_of(user) is None:
+            facts = self.store.user_facts(user)
+            if facts is None:
+                raise UnknownUser(f"unknown user {user!r}")
+            tribes = self._matching_tribes(model, facts)
+            total = sum(s for _, s, _ in tribes) or 1.0
+            items = [{"tribe_id": model.tribe_id(k), "label": model.tribe_info(k).get("label", ""),
+                      "affinity": round(s / total, 4), "primary": i == 0} for i, (k, s, _) in enumerate(tribes)]
+            return {"user_id": user, "model_version": model.version, "cold_start": True, "tribes": items}
+        return {"user_id": user, "model_version": model.version, "cold_start": False,
+                "tribes": model.user_tribes(user)}
+
+    def list_tribes(self, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        model = self.model()
+        offset = 0
+        if cursor:
+            version, offset = _decode_cursor(cursor, "tribes", "")
+            if version != model.version:
+                raise StaleCursor(version, model.version)
+        page = model.tribes[offset:offset + limit]
+        more = offset + limit < len(model.tribes)
+        return {"model_version": model.version,
+                "items": [{k: t[k] for k in ("tribe_id", "label", "size", "topics")} for t in page],
+                "next_cursor": _encode_cursor(model.version, "tribes", "", offset + limit) if more else None}
+
+    def tribe(self, tribe_id: int) -> dict[str, Any]:
+        model = self.model()
+        k = model.tribe_index(tribe_id)
+        if k is None:
+            raise UnknownTribe(f"no tribe {tribe_id} in model {model.version}")
+        hidden_people, hidden_threads = self.store.live_exclusions("", int(model.manifest.get("live_seq", 0)))
+        page = model.tribe_page(k, exclude=hidden_people)
+        page["conversations"] = [c for c in page["conversations"] if c["thread_id"] not in hidden_threads]
+        return {"model_version": model.version, **{key: page[key] for key in
+                ("tribe_id", "label", "size", "topics", "starter_pack", "conversations")}}
+
+    def model_info(self) -> dict[str, Any]:
+        model = self.model()
+        m = model.manifest
+        return {"version": model.version, "built_at": m.get("built_at"), "counts": m.get("counts", {}),
+                "summary": m.get("summary", {})}
