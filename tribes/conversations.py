@@ -29,10 +29,10 @@ __all__ = ["THREAD_FLAGS", "RankedThreads", "ThreadStats", "rank_conversations",
 
 THREAD_FLAGS = {"shared_topics": 1, "same_tribe": 2, "contacts_there": 4, "answers_newcomers": 8,
                 "active_thread": 16}
-_CHUNK = 20_000
+_CHUNK = 4_000
 _TOPICS_PER_USER = 10
 _TOPICS_PER_THREAD = 8
-_MAX_THREADS_PER_TOPIC = 2000
+_MAX_THREADS_PER_TOPIC = 500
 _CONTACTS = 20
 
 
