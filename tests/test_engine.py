@@ -182,7 +182,8 @@ def test_fitted_and_saved_models_answer_alike(network, tmp_path):
         assert loaded.people(str(u), 10) == model.recommend_people(str(u), 10)
         assert loaded.conversations(str(u), 5) == model.recommend_conversations(str(u), 5)
         assert loaded.user_tribes(str(u)) == model.recommender().user_tribes(str(u))
-    assert isinstance(loaded.arrays["people_items"], np.memmap)
+    assert isinstance(loaded.mapped["people_items"], np.memmap)
+    assert np.shares_memory(loaded.arrays["people_items"], loaded.mapped["people_items"])
 
 
 def test_params_follow_scikit_learn_conventions():
