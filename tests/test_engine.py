@@ -200,3 +200,20 @@ def test_tiny_and_empty_inputs_fit():
     model = TribeModel().fit([{"type": "follow", "src": "a", "dst": "b", "ts": 1}])
     assert model.recommend_people("a") == []
     assert TribeModel().fit([]).tribes_ == []
+
+
+def test_conversations_hide_threads_of_hidden_blocked_or_muted_authors(network):
+    model = network["model"]
+    snap = model.snapshot_
+    root = model.arrays_["thread_root_author"]
+    items = model.arrays_["conv_items"]
+    rows, slots = np.nonzero(items >= 0)
+    authors = root[items[rows, slots]]
+    has = authors >= 0
+    assert snap.discoverable[authors[has]].all()
+    blocked = set(zip(snap.block_src.tolist(), snap.block_dst.tolist(), strict=True))
+    blocked |= set(zip(snap.mute_src.tolist(), snap.mute_dst.tolist(), strict=True))
+    blocked |= {(b, a) for a, b in blocked}
+    assert not any((int(u), int(a)) in blocked for u, a in zip(rows[has], authors[has], strict=True))
+    assert (~snap.discoverable).any() and any(root[t] >= 0 and not snap.discoverable[root[t]]
+                                               for t in np.flatnonzero(model.arrays_["thread_live"]))

@@ -97,7 +97,8 @@ def thread_stats(ctx: CandidateContext) -> ThreadStats:
 
 
 def _exclusions(ctx: CandidateContext, live_threads: np.ndarray) -> sp.csr_matrix:
-    """(U, T_live) 1 where the thread must not be suggested to the user."""
+    """(U, T_live) 1 where the thread must not be suggested to the user (per-user reasons;
+    threads hidden from everyone are masked by :func:`_visible`)."""
     snap, g = ctx.snap, ctx.graph
     n = snap.n_users
     posted = binary(g.user_thread)[:, live_threads]
@@ -113,11 +114,7 @@ def _exclusions(ctx: CandidateContext, live_threads: np.ndarray) -> sp.csr_matri
                             shape=(n, n))
     blocked_or_muted = binary(people_excl - people_excl.multiply(binary(follows)))
     hidden = blocked_or_muted @ root_matrix
-    undiscoverable = ~snap.discoverable[np.maximum(root, 0)] & has_root
     out = posted + hidden
-    if undiscoverable.any():
-        out = out + sp.csr_matrix(np.ones((n, 1), np.float32)) @ sp.csr_matrix(
-            undiscoverable.astype(np.float32)[None, :])
     dismissed_rows, dismissed_cols = [], []
     live_pos = {tid: j for j, tid in enumerate(snap.thread_ids[live_threads])}
     for u, kind, target in snap.dismissed:
@@ -129,6 +126,12 @@ def _exclusions(ctx: CandidateContext, live_threads: np.ndarray) -> sp.csr_matri
         out = out + sp.csr_matrix((np.ones(len(dismissed_rows), np.float32), (dismissed_rows, dismissed_cols)),
                                   shape=out.shape)
     return binary(out.tocsr())
+
+
+def _visible(ctx: CandidateContext, live_threads: np.ndarray) -> np.ndarray:
+    """(T_live,) False for threads started by a non-discoverable person: hidden from all."""
+    root = ctx.graph.thread_root_author[live_threads]
+    return ~((root >= 0) & ~ctx.snap.discoverable[np.maximum(root, 0)])
 
 
 def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThreads:
@@ -172,6 +175,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
     talk.data = (1 - np.exp(-talk.data)).astype(np.float32)
     in_thread = binary(g.user_thread)[:, live].tocsr()
     excluded = _exclusions(ctx, live)
+    visible = sp.diags(_visible(ctx, live).astype(np.float32))
 
     rows_all, cols_all, score_all, flag_all = [], [], [], []
     for s in range(0, n, _CHUNK):
@@ -180,7 +184,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         by_contacts = (talk[s:e] @ in_thread).tocsr()
         by_topic = top_k_per_row((user_topics[s:e] @ topic_index).tocsr(), pool)
         pattern = binary(binary(by_tribe) + binary(top_k_per_row(by_contacts, pool)) + binary(by_topic))
-        pattern = binary(pattern - pattern.multiply(excluded[s:e]))
+        pattern = binary((pattern - pattern.multiply(excluded[s:e])) @ visible)
         pattern.sort_indices()
         if pattern.nnz == 0:
             continue
