@@ -85,7 +85,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             if rate:
                 import hashlib
 
-                who = hashlib.sha256(header.encode()).digest()
+                # The key as check_bearer reads it: spacing must not open a second window.
+                who = hashlib.sha256(header[7:].strip().encode()).digest()
                 now = time.monotonic()
                 window = windows[who]
                 while window and now - window[0] > 60:

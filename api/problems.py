@@ -43,7 +43,10 @@ def register(app: Flask) -> None:
             detail = f"{request.method} is not allowed on {request.path}"
         if exc.code == 404:
             detail = f"no endpoint at {request.path}"
-        return problem_response(exc.code or 500, slug, exc.name, detail)
+        response = problem_response(exc.code or 500, slug, exc.name, detail)
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # required on a 405
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

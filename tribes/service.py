@@ -154,8 +154,10 @@ class SuggestionService:
             if kind == "people":
                 items = model.people(user, limit + 1, offset=offset, exclude=hidden_people)
             else:
+                # Threads *started* by hidden people go too (the root author, not whoever is
+                # listed first among the participants); excluded before paging, so pages add up.
+                hidden_threads |= model.threads_started_by(hidden_people)
                 items = model.conversations(user, limit + 1, offset=offset, exclude=hidden_threads)
-                items = [i for i in items if not hidden_people.intersection(i["participants"][:1])]
             cold = False
         else:
             items = self._cold_start(model, user, kind)[offset:offset + limit + 1]
@@ -185,6 +187,9 @@ class SuggestionService:
         tribes = self._matching_tribes(model, facts)
         if kind == "people":
             return self._cold_people(model, facts, tribes, hidden_people)
+        # Threads started by someone blocked/muted either way, dismissed, deleted or hidden
+        # (not by the people the newcomer follows: those are good first conversations).
+        hidden_threads |= model.threads_started_by(hidden_people - set(facts["follows"]))
         return self._cold_threads(model, facts, tribes, hidden_threads)
 
     def _matching_tribes(self, model: Recommender, facts: dict) -> list[tuple[int, float, list[str]]]:
@@ -287,6 +292,7 @@ class SuggestionService:
             raise UnknownTribe(f"no tribe {tribe_id} in model {model.version}")
         hidden_people, hidden_threads = self.store.live_exclusions("", int(model.manifest.get("live_seq", 0)))
         page = model.tribe_page(k, exclude=hidden_people)
+        hidden_threads |= model.threads_started_by(hidden_people)
         page["conversations"] = [c for c in page["conversations"] if c["thread_id"] not in hidden_threads]
         return {"model_version": model.version, **{key: page[key] for key in
                 ("tribe_id", "label", "size", "topics", "starter_pack", "conversations")}}

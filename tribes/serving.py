@@ -205,6 +205,14 @@ class Recommender:
                 break
         return out
 
+    def threads_started_by(self, user_ids: Collection[str]) -> set[str]:
+        """Ids of the threads whose root post is by one of ``user_ids`` (for live filters)."""
+        users = [u for u in (self.index_of(x) for x in user_ids) if u is not None]
+        if not users:
+            return set()
+        started = np.isin(np.asarray(self.arrays["thread_root_author"]), users)
+        return {str(t) for t in np.asarray(self.thread_ids)[started]}
+
     def _thread(self, u: int, t: int, score: float, flags: int) -> dict:
         k = int(self.arrays["thread_tribe"][t])
         participants = self.thread_users.row(t)

@@ -33,7 +33,7 @@ operation(method="GET", path="/v1/users/{user_id}/tribes", tag="tribes",
           params=[USER], responses={200: UserTribes, 404: None, 503: None})
 operation(method="POST", path="/v1/users/{user_id}/feedback", tag="feedback",
           summary="Store what came of a suggestion; dismissed items never come back",
-          params=[USER], body=Feedback, responses={201: FeedbackResult, 404: None, 415: None})
+          params=[USER], body=Feedback, responses={201: FeedbackResult, 404: None, 413: None, 415: None})
 
 
 def raise_service_error(exc: Exception) -> None:
