@@ -44,9 +44,10 @@ def check_bearer(header: str | None, digests: list[bytes]) -> bool:
 
     Every digest is compared (no early exit), each with ``hmac.compare_digest``.
     """
-    if not header or not header.startswith("Bearer "):
+    scheme, _, key = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():  # the scheme is case-insensitive (RFC 7235)
         return False
-    candidate = digest(header[7:].strip())
+    candidate = digest(key.strip())
     ok = False
     for d in digests:
         ok |= hmac.compare_digest(candidate, d)

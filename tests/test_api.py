@@ -374,6 +374,23 @@ def test_delete_user_removes_them_from_every_list(fresh):
     for i in holders[:20]:
         for thread in ids(client, str(model.user_ids[i]), "conversations"):
             assert root_author(model, thread) != gone
+    # They are nowhere in anyone's items either: not in reasons, not among participants.
+    for i in range(0, len(model.user_ids), 7):
+        other = str(model.user_ids[i])
+        if other == gone:
+            continue
+        for kind in ("people", "conversations"):
+            body = client.get(
+                f"/v1/users/{other}/suggestions/{kind}", query_string={"limit": 100}
+            ).get_data(as_text=True)
+            assert f'"{gone}"' not in body
+    # And their own lists and tribes are gone at once: the store no longer knows them.
+    for path in (
+        f"/v1/users/{gone}/suggestions/people",
+        f"/v1/users/{gone}/suggestions/conversations",
+        f"/v1/users/{gone}/tribes",
+    ):
+        assert_problem(client.get(path), 404)
 
 
 def test_dismissed_person_and_thread_never_come_back(fresh):
@@ -948,6 +965,8 @@ def test_api_keys_guard_v1(keyed):
         assert (
             client.get("/v1/model", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         )
+    # The scheme name is case-insensitive (RFC 7235).
+    assert client.get("/v1/model", headers={"Authorization": "bearer k1-secret"}).status_code == 200
     for path in ("/livez", "/readyz", "/metrics", "/openapi.json", "/docs"):
         assert client.get(path).status_code == 200
     spec = client.get("/openapi.json").json

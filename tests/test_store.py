@@ -67,18 +67,26 @@ def test_live_changes_record_real_changes_only(store):
         {"type": "user", "id": "e", "ts": 4, "discoverable": False},
     )
     ingest_lines(store, events, source="f")
-    assert store.live_exclusions("a", 0) == ({"b", "c", "e"}, set())
-    assert store.live_exclusions("c", 0) == ({"a", "e"}, set())
+    def excl(user, since):
+        f = store.live_exclusions(user, since)
+        return f.people, f.threads
+
+    assert excl("a", 0) == ({"b", "c", "e"}, set())
+    assert excl("c", 0) == ({"a", "e"}, set())
+    assert store.live_exclusions("a", 0).everywhere == {"e"}
+    assert store.live_exclusions("a", 0).user_exists
+    assert not store.live_exclusions("nobody", 0).user_exists
     seq = store.live_seq()
     ingest_lines(store, events, source="f")  # a replay changes nothing
     assert store.live_seq() == seq
-    assert store.live_exclusions("a", seq) == (set(), set())
+    assert excl("a", seq) == (set(), set())
     ingest_lines(store, lines({"type": "delete_user", "id": "b", "ts": 9},
                               {"type": "delete_post", "id": "t1", "ts": 9}), source="g")
     with store.transaction() as w:
         add_feedback(w, "a", "user", "zed", "dismiss", 10.0)
         add_feedback(w, "a", "thread", "t9", "accept", 10.0)
-    assert store.live_exclusions("a", seq) == ({"b", "zed"}, {"t1"})
-    assert store.live_exclusions("d", seq) == ({"b"}, {"t1"})
+    assert excl("a", seq) == ({"b", "zed"}, {"t1"})
+    assert excl("d", seq) == ({"b"}, {"t1"})
+    assert not store.live_exclusions("b", seq).user_exists  # deleted
     assert store.prune_live_changes(seq) > 0
-    assert store.live_exclusions("a", 0) == ({"b", "zed"}, {"t1"})
+    assert excl("a", 0) == ({"b", "zed"}, {"t1"})

@@ -150,14 +150,19 @@ class SuggestionService:
         since = int(model.manifest.get("live_seq", 0))
         listed = model.index_of(user)
         if listed is not None and model.has_suggestions(listed, kind):
-            hidden_people, hidden_threads = self.store.live_exclusions(user, since)
+            live = self.store.live_exclusions(user, since)
+            if not live.user_exists:  # erased after the recompute
+                raise UnknownUser(f"unknown user {user!r}")
+            hidden_people, hidden_threads = live.people, live.threads
             if kind == "people":
-                items = model.people(user, limit + 1, offset=offset, exclude=hidden_people)
+                items = model.people(user, limit + 1, offset=offset, exclude=hidden_people,
+                                     unseen=live.everywhere)
             else:
                 # Threads *started* by hidden people go too (the root author, not whoever is
                 # listed first among the participants); excluded before paging, so pages add up.
                 hidden_threads |= model.threads_started_by(hidden_people)
-                items = model.conversations(user, limit + 1, offset=offset, exclude=hidden_threads)
+                items = model.conversations(user, limit + 1, offset=offset, exclude=hidden_threads,
+                                            unseen=hidden_people)
             cold = False
         else:
             items = self._cold_start(model, user, kind)[offset:offset + limit + 1]
@@ -182,7 +187,8 @@ class SuggestionService:
         facts = self.store.user_facts(user)
         if facts is None:
             raise UnknownUser(f"unknown user {user!r}")
-        hidden_people, hidden_threads = self.store.live_exclusions(user, 0)
+        live = self.store.live_exclusions(user, 0)
+        hidden_people, hidden_threads = live.people, live.threads
         hidden_people |= set(facts["follows"]) | {user}
         tribes = self._matching_tribes(model, facts)
         if kind == "people":
@@ -269,6 +275,8 @@ class SuggestionService:
             items = [{"tribe_id": model.tribe_id(k), "label": model.tribe_info(k).get("label", ""),
                       "affinity": round(s / total, 4), "primary": i == 0} for i, (k, s, _) in enumerate(tribes)]
             return {"user_id": user, "model_version": model.version, "cold_start": True, "tribes": items}
+        if not self.store.live_exclusions(user, int(model.manifest.get("live_seq", 0))).user_exists:
+            raise UnknownUser(f"unknown user {user!r}")  # erased after the recompute
         return {"user_id": user, "model_version": model.version, "cold_start": False,
                 "tribes": model.user_tribes(user)}
 
@@ -290,7 +298,8 @@ class SuggestionService:
         k = model.tribe_index(tribe_id)
         if k is None:
             raise UnknownTribe(f"no tribe {tribe_id} in model {model.version}")
-        hidden_people, hidden_threads = self.store.live_exclusions("", int(model.manifest.get("live_seq", 0)))
+        live = self.store.live_exclusions("", int(model.manifest.get("live_seq", 0)))
+        hidden_people, hidden_threads = live.people, live.threads
         page = model.tribe_page(k, exclude=hidden_people)
         hidden_threads |= model.threads_started_by(hidden_people)
         page["conversations"] = [c for c in page["conversations"] if c["thread_id"] not in hidden_threads]

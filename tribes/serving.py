@@ -98,8 +98,11 @@ class Recommender:
 
     # --- people -----------------------------------------------------------------------------
     def people(self, user_id: str, k: int = 20, *, offset: int = 0,
-               exclude: Collection[str] = ()) -> list[dict]:
-        """Ranked people for ``user_id`` (``[]`` for an unknown user: the caller decides)."""
+               exclude: Collection[str] = (), unseen: Collection[str] = ()) -> list[dict]:
+        """Ranked people for ``user_id`` (``[]`` for an unknown user: the caller decides).
+
+        ``exclude``: people not to suggest; ``unseen``: people not to show anywhere, not even
+        inside a reason (deleted or hidden since the recompute)."""
         u = self.index_of(user_id)
         if u is None:
             return []
@@ -118,7 +121,7 @@ class Recommender:
             if skipped < offset:
                 skipped += 1
                 continue
-            out.append(self._person(u, c, float(scores[j]), int(flags[j])))
+            out.append(self._person(u, c, float(scores[j]), int(flags[j]), unseen))
             if len(out) >= k:
                 break
         return out
@@ -131,12 +134,14 @@ class Recommender:
         u = self.index_of(user_id)
         return 0 if u is None else int((self.arrays["people_items"][u] >= 0).sum())
 
-    def _person(self, u: int, c: int, score: float, flags: int) -> dict:
+    def _person(self, u: int, c: int, score: float, flags: int, unseen: Collection[str] = ()) -> dict:
         k = int(self.labels[c])
         reasons: list[dict] = []
         if flags & REASON_FLAGS["reached_out"]:
             reasons.append({"kind": "reached_out", "text": "Already reached out to you"})
         mutual = self.mutual_contacts(u, c)
+        if unseen:
+            mutual = [x for x in mutual if str(self.user_ids[x]) not in unseen]
         if mutual:
             names = ", ".join(str(self.user_ids[x]) for x in mutual[:3])
             reasons.append({"kind": "mutual_contacts",
@@ -182,7 +187,9 @@ class Recommender:
 
     # --- conversations ----------------------------------------------------------------------
     def conversations(self, user_id: str, k: int = 20, *, offset: int = 0,
-                      exclude: Collection[str] = ()) -> list[dict]:
+                      exclude: Collection[str] = (), unseen: Collection[str] = ()) -> list[dict]:
+        """Ranked live threads; ``exclude`` thread ids, ``unseen`` user ids kept out of the
+        participants and reasons."""
         u = self.index_of(user_id)
         if u is None:
             return []
@@ -200,7 +207,7 @@ class Recommender:
             if skipped < offset:
                 skipped += 1
                 continue
-            out.append(self._thread(u, t, float(scores[j]), int(flags[j])))
+            out.append(self._thread(u, t, float(scores[j]), int(flags[j]), unseen))
             if len(out) >= k:
                 break
         return out
@@ -213,9 +220,12 @@ class Recommender:
         started = np.isin(np.asarray(self.arrays["thread_root_author"]), users)
         return {str(t) for t in np.asarray(self.thread_ids)[started]}
 
-    def _thread(self, u: int, t: int, score: float, flags: int) -> dict:
+    def _thread(self, u: int | None, t: int, score: float, flags: int, unseen: Collection[str] = ()) -> dict:
         k = int(self.arrays["thread_tribe"][t])
         participants = self.thread_users.row(t)
+        if unseen:
+            participants = np.array([x for x in participants.tolist() if str(self.user_ids[x]) not in unseen],
+                                    dtype=np.int64)
         topics = [str(self.vocabulary[x]) for x in
                   self.thread_topic.row(t)[np.argsort(-self.thread_topic.row_data(t), kind="stable")[:5]]]
         last = float(self.arrays["thread_last_activity"][t])

@@ -4,6 +4,6 @@ SQLite is the default (``sqlite:///var/tribes.db``); a PostgreSQL backend plugs 
 behind the same methods.
 """
 
-from .sql import Conflict, Store, Writer, add_feedback
+from .sql import Conflict, LiveFilters, Store, Writer, add_feedback
 
-__all__ = ["Conflict", "Store", "Writer", "add_feedback"]
+__all__ = ["Conflict", "LiveFilters", "Store", "Writer", "add_feedback"]

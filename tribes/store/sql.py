@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..events import EdgeEvent, Event, PostDeleteEvent, PostEvent, UserDeleteEvent, UserEvent
 from . import schema
 
-__all__ = ["Conflict", "Store", "Writer", "add_feedback"]
+__all__ = ["Conflict", "LiveFilters", "Store", "Writer", "add_feedback"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -114,25 +114,30 @@ class Store:
             with conn.begin():
                 yield Writer(conn)
 
-    def live_exclusions(self, user_id: str, since_seq: int) -> tuple[set[str], set[str]]:
-        """(user ids, thread ids) hidden from ``user_id`` by changes after ``since_seq``.
+    def live_exclusions(self, user_id: str, since_seq: int) -> LiveFilters:
+        """What changed after ``since_seq`` that hides people or threads from ``user_id``.
 
-        One indexed query; includes changes that hide someone from everybody.
+        One indexed query. ``people``/``threads`` include changes that hide someone from
+        everybody (deleted or non-discoverable users, deleted threads), which are also listed in
+        ``everywhere``; ``user_exists`` is False for a user the store does not (or no longer) know.
         """
-        people: set[str] = set()
-        threads: set[str] = set()
+        out = LiveFilters(set(), set(), set(), False)
+        sql = ("SELECT kind, other, uid IS NULL FROM live_changes WHERE seq > :s AND "
+               "(uid IS NULL OR uid = (SELECT uid FROM users WHERE id = :u)) "
+               "UNION ALL SELECT 'exists', '', 0 FROM users WHERE id = :u")
         with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT kind, other FROM live_changes WHERE seq > ? AND "
-                "(uid IS NULL OR uid = (SELECT uid FROM users WHERE id = ?))"
-                if conn.dialect.name == "sqlite" else
-                "SELECT kind, other FROM live_changes WHERE seq > %s AND "
-                "(uid IS NULL OR uid = (SELECT uid FROM users WHERE id = %s))",
-                (since_seq, user_id),
-            )
-            for kind, other in rows:
-                (people if kind == "user" else threads).add(other)
-        return people, threads
+            if conn.dialect.name != "sqlite":
+                sql = _NAMED.sub(r"%(\1)s", sql)
+            for kind, other, everyone in conn.exec_driver_sql(sql, {"s": since_seq, "u": user_id}):
+                if kind == "exists":
+                    out.user_exists = True
+                elif kind == "user":
+                    out.people.add(other)
+                    if everyone:
+                        out.everywhere.add(other)
+                else:
+                    out.threads.add(other)
+        return out
 
     def user_facts(self, user_id: str) -> dict | None:
         """What a user has done so far (for cold start), or None for an unknown user:
@@ -183,6 +188,16 @@ class Store:
                 name: conn.execute(sa.select(sa.func.count()).select_from(schema.metadata.tables[name])).scalar_one()
                 for name in schema.TABLES
             }
+
+
+@dataclass
+class LiveFilters:
+    """Serve-time filters from changes after a model's snapshot (see ``live_exclusions``)."""
+
+    people: set[str]
+    threads: set[str]
+    everywhere: set[str]
+    user_exists: bool
 
 
 @dataclass(frozen=True)
