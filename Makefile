@@ -30,8 +30,8 @@ demo: $(STAMP) ## Build the demo data (generator -> ingest) into the store if it
 serve: demo ## Build the demo (data + model) if needed, then start the API on $(HOST):$(PORT)
 	TRIBES_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(STAMP) ## Run the whole test suite
-	$(BIN)/python -m pytest -n 2 -q
+test: $(STAMP) ## Run the whole test suite, notebooks included (executed small by nbmake)
+	TRIBES_NB_USERS=400 $(BIN)/python -m pytest -n 2 -q tests notebooks --nbmake
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check tribes api tests

@@ -150,7 +150,8 @@ def test_exposure_budget_caps_each_person(network):
     shown = np.bincount(items[items >= 0])
     listed = int((items >= 0).any(axis=1).sum())
     params = model.get_params()
-    budget = max(params["exposure_budget_min"], int(np.ceil(params["exposure_budget_share"] * listed)))
+    budget = max(params["exposure_budget_min"],
+                 min(params["exposure_budget_max"], int(np.ceil(params["exposure_budget_share"] * listed))))
     assert shown.max() <= budget
 
 

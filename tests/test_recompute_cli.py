@@ -126,7 +126,7 @@ def test_suggest_without_a_model_is_bad_input(tmp_path, capsys):
 
 
 def test_recompute_killed_midway_leaves_current_untouched(world):
-    root, env = world
+    _root, env = world
     models = ModelStore(env["models"])
     before = models.current()
     names_before = [v.name for v in models.versions()]

@@ -19,9 +19,8 @@ def test_migrations_build_exactly_the_declared_schema(store):
 
 
 def test_open_is_idempotent_and_keeps_data(db_url):
-    with Store.open(db_url) as s:
-        with s.transaction() as w:
-            w.conn.execute(sa.text("INSERT INTO users (id, first_seen_ts) VALUES ('a', 1)"))
+    with Store.open(db_url) as s, s.transaction() as w:
+        w.conn.execute(sa.text("INSERT INTO users (id, first_seen_ts) VALUES ('a', 1)"))
     with Store.open(db_url) as s:
         assert s.table_counts()["users"] == 1
 

@@ -34,11 +34,11 @@ import numpy as np
 import orjson
 
 __all__ = [
+    "FolderWriter",
     "ModelStore",
     "UnknownVersionError",
     "VersionInfo",
     "VersionWriter",
-    "FolderWriter",
     "load_arrays",
     "load_json",
 ]

@@ -58,13 +58,14 @@ def _fail(message: str, code: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", default=argparse.SUPPRESS,
-                        help="store URL (env TRIBES_DB; default sqlite:///var/tribes.db)")
+    store_opts = argparse.ArgumentParser(add_help=False)
+    store_opts.add_argument("--db", default=argparse.SUPPRESS,
+                            help="store URL (env TRIBES_DB; default sqlite:///var/tribes.db)")
+    store_opts.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                            help="no progress bars or summaries")
+    common = argparse.ArgumentParser(add_help=False, parents=[store_opts])
     common.add_argument("--models", default=argparse.SUPPRESS,
                         help="model folder (env TRIBES_MODELS; default var/models)")
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="no progress bars or summaries")
 
     parser = argparse.ArgumentParser(
         prog="tribes", parents=[common],
@@ -79,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=None)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=help)
+    def command(name: str, handler: Callable, help: str, parents=(common,)) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=list(parents), help=help, description=help)
         p.set_defaults(handler=handler)
         return p
 
@@ -137,6 +138,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("tribes", _cmd_tribes, "Print the tribes of the current model.")
     p.add_argument("--members", action="store_true", help="include member ids")
     p.add_argument("--json", action="store_true", help="one JSON object per tribe (default: a table)")
+
+    p = command("evaluate", _cmd_evaluate,
+                "Evaluate tribes against baselines offline: one table of every metric x every model.",
+                parents=(store_opts,))
+    p.add_argument("events", help="JSON Lines events (e.g. from `tribes import` or `tribes generate`)")
+    p.add_argument("--split", choices=["time", "edges"], default="time",
+                   help="time: train before the cut, test after; edges: hold out follows (data without time)")
+    p.add_argument("--cut", default="0.8",
+                   help="time split: a fraction of the interaction times (0.8) or a timestamp; "
+                        "edges split: the share of follows held out (default 0.1 when --cut is 0.8)")
+    p.add_argument("-k", type=int, default=20, help="list length (default 20)")
+    p.add_argument("--models", dest="compare", metavar="MODELS", help="comma-separated models (default: all): "
+                                    "tribes,popularity,friends-of-friends,content,als,ppr,random")
+    p.add_argument("--labels", help="ground-truth groups as JSON Lines (snap-ego --truth, generate --truth)")
+    p.add_argument("--max-users", type=int, default=5000, help="users evaluated at most (seeded sample)")
+    p.add_argument("--seed", type=int, default=0, help="seed of splits, samples and models")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="tribes hyperparameter override (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    p.add_argument("--plots", help="folder for metrics.png and tribes.png")
 
     command("params", _cmd_params, "List every model hyperparameter with its default.")
     command("stats", _cmd_stats, "Print the row count of every table in the store.")
@@ -445,6 +466,73 @@ def _cmd_tribes(args, settings: Settings) -> int:
             if args.members:
                 print("        " + " ".join(row["members"]))
     sys.stdout.flush()
+    return EXIT_OK
+
+
+def _cmd_evaluate(args, settings: Settings) -> int:
+    import orjson
+
+    from .evaluation.baselines import BASELINES
+    from .evaluation.report import (
+        evaluate,
+        format_table,
+        load_groups,
+        plot_metrics,
+        plot_tribe_graph,
+    )
+    from .evaluation.splits import edge_holdout_split, read_events, time_split
+    from .events import parse_ts
+
+    if not Path(args.events).is_file():
+        raise InputError("no such file", path=args.events)
+    models = [m.strip() for m in args.compare.split(",")] if args.compare else list(BASELINES)
+    unknown = [m for m in models if m not in BASELINES]
+    if unknown:
+        raise InputError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(BASELINES)}", field="--models")
+    if not 1 <= args.k <= 100:
+        raise InputError(f"must be between 1 and 100, got {args.k}", field="-k")
+    try:
+        cut_value = float(args.cut)
+    except ValueError:
+        cut_value = None
+    events = read_events(args.events)
+    if not args.quiet:
+        print(f"evaluate: {len(events):,} events read; splitting ({args.split})", file=sys.stderr)
+    if args.split == "edges":
+        share = 0.1 if args.cut == "0.8" else (cut_value if cut_value is not None else -1)
+        if not 0 < share < 1:
+            raise InputError(f"edges split: expected a share between 0 and 1, got {args.cut!r}", field="--cut")
+        split = edge_holdout_split(events, fraction=share, seed=args.seed)
+    elif cut_value is not None and 0 < cut_value < 1:
+        split = time_split(events, fraction=cut_value)
+    else:
+        try:
+            split = time_split(events, cut=parse_ts(args.cut, "--cut"))
+        except Exception as exc:
+            raise InputError(f"expected a fraction in (0, 1) or a timestamp: {exc}", field="--cut") from None
+    truth_labels, truth_groups = (None, None)
+    if args.labels:
+        if not Path(args.labels).is_file():
+            raise InputError("no such file", path=args.labels)
+        truth_labels, truth_groups = load_groups(args.labels, split.train.user_ids)
+    if not args.quiet:
+        print(f"evaluate: {split.counts()}; fitting {', '.join(models)}", file=sys.stderr)
+    result = evaluate(split, models, k=args.k, max_users=args.max_users, seed=args.seed,
+                      params={"tribes": _parse_overrides(args.set)},
+                      truth_labels=truth_labels, truth_groups=truth_groups)
+    if args.plots:
+        plots = Path(args.plots)
+        result["plots"] = [str(plot_metrics(result, plots / "metrics.png"))]
+        if "tribes" in models:
+            from .model import TribeModel
+
+            model = TribeModel(**_parse_overrides(args.set)).fit(split.train)
+            result["plots"].append(str(plot_tribe_graph(split.train, model.labels_, model.tribes_,
+                                                        plots / "tribes.png", seed=args.seed)))
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    else:
+        print(format_table(result))
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -32,14 +32,14 @@ __all__ = [
     "EdgeEvent",
     "Event",
     "EventError",
+    "PostDeleteEvent",
     "PostEvent",
     "UserDeleteEvent",
-    "PostDeleteEvent",
     "UserEvent",
+    "hashtags",
     "parse_line",
     "parse_ts",
     "validate",
-    "hashtags",
 ]
 
 #: Edge event type → (relation stored, whether the event switches it on).
@@ -160,7 +160,7 @@ def _parse_rfc3339(text: str, field: str) -> float:
         raise EventError(field, f"cannot parse timestamp {text[:60]!r}") from None
     if moment.tzinfo is None:
         # A bare date or a date-time without offset is read as UTC.
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 

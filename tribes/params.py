@@ -73,8 +73,10 @@ class Params:
     activity_floor: float = _p(0.2, "Activity factor of someone with no recent activity.")
     popularity_pivot: float = _p(50.0, "Follower count at which popularity damping is halfway to its floor.")
     popularity_floor: float = _p(0.25, "Damping of the most followed accounts: it saturates here, never 0.")
-    exposure_budget_share: float = _p(0.02, "A person appears in at most this share of users' lists per recompute...")
-    exposure_budget_min: int = _p(30, "...but never fewer than this many lists.")
+    exposure_budget_share: float = _p(0.2, "A person appears in at most this share of users' lists per recompute...")
+    exposure_budget_max: int = _p(400, "...and in at most this many lists (so the top 1% of people hold at most "
+                                       "~0.01·max/k of all slots: 20% at k=20, whatever the number of users)...")
+    exposure_budget_min: int = _p(30, "...but the budget is never below this many lists.")
     tribe_diversity: float = _p(0.85, "Score multiplier per earlier item from the same tribe in a list.")
     max_people: int = _p(50, "People suggestions stored per user.")
     # --- conversations ----------------------------------------------------------------------

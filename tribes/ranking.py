@@ -117,7 +117,8 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix]) -> 
 
     # Exposure budget: each candidate keeps only the `budget` users it scores best with.
     listed = len(np.unique(rows))
-    budget = max(p.exposure_budget_min, int(np.ceil(p.exposure_budget_share * listed)))
+    budget = max(p.exposure_budget_min,
+                 min(p.exposure_budget_max, int(np.ceil(p.exposure_budget_share * listed))))
     rng = np.random.default_rng(p.seed)
     tiebreak = rng.random(len(rows))
     by_candidate = np.lexsort((tiebreak, -score, cols))

@@ -1,0 +1,257 @@
+"""Run models on a split, compute every metric, print a table, draw the two pictures.
+
+``evaluate`` is what ``tribes evaluate`` and the tuning notebook call: every model (tribes
+and the baselines) is fitted on the same train snapshot and scored on the same users, with the
+same filters, against what happened after the cut.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import scipy.sparse as sp
+
+from . import metrics as M
+from .baselines import BASELINES
+from .splits import Split
+
+__all__ = ["evaluate", "format_table", "labels_from_groups", "load_groups", "plot_metrics", "plot_tribe_graph"]
+
+#: Metrics shown in the table, in order: (key, label).
+TABLE_ROWS = [
+    ("partners.recall", "conversation partners recall@k"),
+    ("partners.ndcg", "conversation partners nDCG@k"),
+    ("replies.recall", "people replied to recall@k"),
+    ("follows.recall", "people followed recall@k"),
+    ("threads.recall", "thread joins recall@k"),
+    ("threads.ndcg", "thread joins nDCG@k"),
+    ("people.coverage", "people catalogue coverage"),
+    ("people.exposure_gini", "people exposure Gini"),
+    ("people.top1_followed_share", "exposure share of top 1% followed"),
+    ("people.top1_replied_share", "exposure share of top 1% replied-to"),
+    ("people.novelty", "people novelty (bits)"),
+    ("people.tribes_per_list", "tribes per list"),
+    ("fit_seconds", "fit + recommend seconds"),
+]
+
+
+def _sample(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    if len(users) <= limit:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, size=limit, replace=False))
+
+
+def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, max_users: int = 5000,
+             exposure_users: int = 20000, seed: int = 0, params: dict[str, dict] | None = None,
+             truth_labels: np.ndarray | None = None, truth_groups: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """Fit and score each model. Returns ``{"k", "split", "users", "models": {name: {metric: value}}}``.
+
+    Users evaluated: those with any future partner, reply, follow or thread join (a seeded
+    sample of at most ``max_users``); exposure is measured on the lists of up to
+    ``exposure_users`` users (all of them when fewer).
+    """
+    snap = split.train
+    names = list(models or BASELINES)
+    truths = {"partners": split.future_partners, "replies": split.future_replies,
+              "follows": split.future_follows, "threads": split.future_threads}
+    active = np.zeros(snap.n_users, dtype=bool)
+    for m in truths.values():
+        active |= np.diff(m.tocsr().indptr) > 0
+    users = _sample(np.flatnonzero(active), max_users, seed)
+    everyone = _sample(np.arange(snap.n_users), exposure_users, seed + 1)
+    followers = np.bincount(snap.follow_dst, minlength=snap.n_users)
+    replied = np.asarray(sp.csr_matrix(
+        (np.ones(int((snap.post_parent >= 0).sum())),
+         (snap.post_author[snap.post_parent >= 0], snap.post_author[snap.post_parent[snap.post_parent >= 0]])),
+        shape=(snap.n_users, snap.n_users)).sum(axis=0)).ravel() if snap.n_posts else np.zeros(snap.n_users)
+    top_followed = M.top_percent(followers, 1.0)
+    top_replied = M.top_percent(replied, 1.0)
+    popularity = followers + replied
+    results: dict[str, dict[str, float]] = {}
+    lists: dict[str, np.ndarray] = {}
+    tribe_labels = None
+    for name in names:
+        started = time.perf_counter()
+        model = BASELINES[name](**(params or {}).get(name, {}), seed=seed).fit(snap)
+        people = model.recommend_people(users, k)
+        threads = model.recommend_threads(users, k)
+        people_all = model.recommend_people(everyone, k)
+        row: dict[str, float] = {"fit_seconds": round(time.perf_counter() - started, 2)}
+        for key, truth in truths.items():
+            recs = threads if key == "threads" else people
+            for metric, value in M.ranking_metrics(recs, users, truth, k).items():
+                row[f"{key}.{metric}"] = value
+        shown = M.exposure(people_all, snap.n_users)
+        row["people.coverage"] = M.catalogue_coverage(people_all, snap.n_users)
+        row["people.exposure_gini"] = M.gini(shown)
+        row["people.top1_followed_share"] = M.top_share(shown, top_followed)
+        row["people.top1_replied_share"] = M.top_share(shown, top_replied)
+        row["people.novelty"] = M.novelty(people_all, popularity)
+        if name == "tribes":
+            tribe_labels = np.asarray(model.model_.labels_)
+        results[name] = row
+        lists[name] = people_all
+    if tribe_labels is not None:  # diversity of every model's lists, in the tribes found
+        for name, recs in lists.items():
+            results[name]["people.tribes_per_list"] = M.tribes_per_list(recs, tribe_labels)
+    out: dict[str, Any] = {"k": k, "split": split.kind, "cut": split.cut, "counts": split.counts(),
+                           "users": len(users), "exposure_users": len(everyone), "models": results}
+    if tribe_labels is not None:
+        out["tribes"] = _tribe_quality(split, tribe_labels, truth_labels, truth_groups)
+    return out
+
+
+def _tribe_quality(split: Split, labels: np.ndarray, truth_labels, truth_groups) -> dict[str, float]:
+    from ..affinity import user_affinity
+    from ..graph import build_graph
+    from ..params import Params
+
+    params = Params()
+    affinity = user_affinity(build_graph(split.train, params), params)
+    found = labels[labels >= 0]
+    quality = {"tribes": int(found.max()) + 1 if len(found) else 0,
+               "modularity": round(float(M.modularity(affinity, labels)), 4),
+               "mean_conductance": round(float(np.mean(M.conductance(affinity, labels))), 4) if len(found) else 0.0}
+    if truth_labels is not None:
+        known = (truth_labels >= 0) & (labels >= 0)
+        quality["nmi"] = round(float(M.nmi(truth_labels[known], labels[known])), 4)
+        quality["ari"] = round(float(M.ari(truth_labels[known], labels[known])), 4)
+    if truth_groups:
+        quality["best_match_f1"] = round(float(M.best_match_f1(labels, truth_groups)), 4)
+    return quality
+
+
+def load_groups(path: str | Path, user_ids: np.ndarray) -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """Ground truth from JSON Lines: snap-ego circles ``{"members": [...]}`` or planted truth
+    ``{"user_id", "tribes": [...]}``. Returns (primary labels or None, groups) on ``user_ids``."""
+    index = {u: i for i, u in enumerate(user_ids)}
+    groups: dict[str, list[int]] = {}
+    primary = np.full(len(user_ids), -1, dtype=np.int64)
+    has_primary = False
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            row = orjson.loads(line)
+            if "members" in row:
+                key = str(row.get("circle_id", len(groups)))
+                groups[key] = [index[str(m)] for m in row["members"] if str(m) in index]
+            elif "user_id" in row and row.get("tribes"):
+                i = index.get(str(row["user_id"]))
+                if i is None:
+                    continue
+                has_primary = True
+                primary[i] = int(row["tribes"][0])
+                for t in row["tribes"]:
+                    groups.setdefault(str(t), []).append(i)
+    group_list = [np.asarray(sorted(set(g)), dtype=np.int64) for g in groups.values() if len(g) >= 2]
+    return (primary if has_primary else None), group_list
+
+
+def labels_from_groups(groups: Iterable[np.ndarray], n: int) -> np.ndarray:
+    """Primary labels from (possibly overlapping) groups: each user's largest group."""
+    labels = np.full(n, -1, dtype=np.int64)
+    size = np.full(n, -1, dtype=np.int64)
+    for g_id, members in enumerate(groups):
+        bigger = len(members) > size[members]
+        labels[members[bigger]] = g_id
+        size[members[bigger]] = len(members)
+    return labels
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """One table: a row per metric, a column per model (k in the labels)."""
+    models = list(result["models"])
+    k = result["k"]
+    width = max(len(label) for _, label in TABLE_ROWS) + 2
+    lines = [" " * width + "".join(f"{m:>20}" for m in models)]
+    for key, label in TABLE_ROWS:
+        values = [result["models"][m].get(key) for m in models]
+        if all(v is None for v in values):
+            continue
+        cells = "".join(f"{'—' if v is None else f'{v:.4f}' if isinstance(v, float) else v:>20}" for v in values)
+        lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
+    lines.append(f"users evaluated: {result['users']}; exposure over {result['exposure_users']} users' lists; "
+                 f"split: {result['split']}; {result['counts']}")
+    if "tribes" in result:
+        lines.append("tribes: " + ", ".join(f"{k2} {v}" for k2, v in result["tribes"].items()))
+    return "\n".join(lines)
+
+
+def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
+    """Bar charts: partner and thread-join recall, and top-1% exposure share, per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(result["models"])
+    panels = [("partners.recall", f"conversation partners\nrecall@{result['k']}"),
+              ("threads.recall", f"thread joins\nrecall@{result['k']}"),
+              ("people.top1_followed_share", "exposure share of the\ntop 1% most followed (lower is fairer)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        values = [result["models"][m].get(key) or 0.0 for m in models]
+        colors = ["#d1495b" if m == "tribes" else "#8d99ae" for m in models]
+        ax.barh(models, values, color=colors)
+        ax.set_title(title, fontsize=10)
+        ax.invert_yaxis()
+        for y, v in enumerate(values):
+            ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
+        ax.set_xlim(0, max([*values, 1e-9]) * 1.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_tribe_graph(snap, labels: np.ndarray, tribes: list[dict], path: str | Path, *,
+                     max_tribes: int = 12, max_nodes: int = 1200, seed: int = 0) -> Path:
+    """The tribe graph: users of the largest tribes, coloured by tribe, linked by interaction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import networkx as nx
+
+    from ..graph import build_graph
+    from ..params import Params
+
+    graph = build_graph(snap, Params())
+    rng = np.random.default_rng(seed)
+    keep_tribes = [k for k in range(min(max_tribes, int(labels.max()) + 1 if len(labels) else 0))]
+    members = np.flatnonzero(np.isin(labels, keep_tribes))
+    if len(members) > max_nodes:
+        members = np.sort(rng.choice(members, size=max_nodes, replace=False))
+    talk = (graph.interaction + graph.interaction.T).tocsr()[members][:, members].tocoo()
+    g = nx.Graph()
+    g.add_nodes_from(range(len(members)))
+    g.add_edges_from((int(a), int(b)) for a, b in zip(talk.row, talk.col, strict=True) if a < b)
+    pos = nx.spring_layout(g, seed=seed, k=1.5 / np.sqrt(max(len(members), 1)), iterations=60)
+    cmap = plt.get_cmap("tab20")
+    fig, ax = plt.subplots(figsize=(8, 8))
+    nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.08, width=0.5)
+    colors = [cmap(int(labels[m]) % 20) for m in members]
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_size=12, node_color=colors, linewidths=0)
+    for k in keep_tribes:
+        idx = [i for i, m in enumerate(members) if labels[m] == k]
+        if idx:
+            xy = np.mean([pos[i] for i in idx], axis=0)
+            label = tribes[k]["label"] if k < len(tribes) else f"tribe {k}"
+            ax.text(xy[0], xy[1], label, fontsize=7, ha="center",
+                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+    ax.set_title(f"{len(keep_tribes)} largest tribes ({len(members)} people), linked by conversation and follows")
+    ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
