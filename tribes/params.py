@@ -71,13 +71,14 @@ class Params:
     answer_exponent: float = _p(1.0, "Exponent on p(candidate answers); higher favours answerers more.")
     activity_half_life_days: float = _p(14.0, "Half-life of recent activity in the activity factor.")
     activity_floor: float = _p(0.2, "Activity factor of someone with no recent activity.")
-    popularity_pivot: float = _p(50.0, "Follower count at which popularity damping is halfway to its floor.")
+    popularity_pivot: float = _p(0.99, "Followers at which popularity damping is halfway to its floor: a count, or "
+                                       "below 1 a quantile of the network's follower counts (0.99: the top 1%).")
     popularity_floor: float = _p(0.25, "Damping of the most followed accounts: it saturates here, never 0.")
     exposure_budget_share: float = _p(0.2, "A person appears in at most this share of users' lists per recompute...")
     exposure_budget_max: int = _p(400, "...and in at most this many lists (so the top 1% of people hold at most "
                                        "~0.01·max/k of all slots: 20% at k=20, whatever the number of users)...")
     exposure_budget_min: int = _p(30, "...but the budget is never below this many lists.")
-    tribe_diversity: float = _p(0.85, "Score multiplier per earlier item from the same tribe in a list.")
+    tribe_diversity: float = _p(0.95, "Score multiplier per earlier item from the same tribe in a list.")
     max_people: int = _p(50, "People suggestions stored per user.")
     # --- conversations ----------------------------------------------------------------------
     live_window_days: float = _p(14.0, "A thread is live when its last activity is this recent.")

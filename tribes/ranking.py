@@ -101,7 +101,10 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix]) -> 
     engage = 1.0 - np.exp(-z)
     answer = b.answer_rate_for(cols, ctx.labels[rows]) ** p.answer_exponent
     f = b.followers[cols].astype(np.float32)
-    damping = 1.0 - (1.0 - p.popularity_floor) * f / (f + max(p.popularity_pivot, 1e-9))
+    pivot = p.popularity_pivot
+    if pivot < 1:  # relative to this network: only its most followed are damped much
+        pivot = max(float(np.quantile(b.followers, pivot)) if len(b.followers) else 1.0, 5.0)
+    damping = 1.0 - (1.0 - p.popularity_floor) * f / (f + pivot)
     score = (engage * answer * b.activity[cols] * damping).astype(np.float32)
 
     flags = np.zeros(len(rows), dtype=np.uint8)
