@@ -103,25 +103,29 @@ class Recommender:
 
         ``exclude``: people not to suggest; ``unseen``: people not to show anywhere, not even
         inside a reason (deleted or hidden since the recompute)."""
+        return self._page(user_id, "people", self.user_ids, self._person, k, offset, exclude, unseen)
+
+    def _page(self, user_id, prefix, ids, render, k, offset, exclude, unseen) -> list[dict]:
+        """Walk a stored list (``{prefix}_items/_scores/_flags``) skipping excluded ids, then
+        ``offset`` survivors, and render the next ``k``."""
         u = self.index_of(user_id)
         if u is None:
             return []
-        items = self.arrays["people_items"][u]
-        scores = self.arrays["people_scores"][u]
-        flags = self.arrays["people_flags"][u]
+        items = self.arrays[f"{prefix}_items"][u]
+        scores = self.arrays[f"{prefix}_scores"][u]
+        flags = self.arrays[f"{prefix}_flags"][u]
         out: list[dict] = []
         skipped = 0
         for j in range(len(items)):
-            c = int(items[j])
-            if c < 0:
+            i = int(items[j])
+            if i < 0:
                 break
-            cid = str(self.user_ids[c])
-            if cid in exclude:
+            if exclude and str(ids[i]) in exclude:
                 continue
             if skipped < offset:
                 skipped += 1
                 continue
-            out.append(self._person(u, c, float(scores[j]), int(flags[j]), unseen))
+            out.append(render(u, i, float(scores[j]), int(flags[j]), unseen))
             if len(out) >= k:
                 break
         return out
@@ -190,27 +194,7 @@ class Recommender:
                       exclude: Collection[str] = (), unseen: Collection[str] = ()) -> list[dict]:
         """Ranked live threads; ``exclude`` thread ids, ``unseen`` user ids kept out of the
         participants and reasons."""
-        u = self.index_of(user_id)
-        if u is None:
-            return []
-        items = self.arrays["conv_items"][u]
-        scores = self.arrays["conv_scores"][u]
-        flags = self.arrays["conv_flags"][u]
-        out: list[dict] = []
-        skipped = 0
-        for j in range(len(items)):
-            t = int(items[j])
-            if t < 0:
-                break
-            if str(self.thread_ids[t]) in exclude:
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            out.append(self._thread(u, t, float(scores[j]), int(flags[j]), unseen))
-            if len(out) >= k:
-                break
-        return out
+        return self._page(user_id, "conv", self.thread_ids, self._thread, k, offset, exclude, unseen)
 
     def threads_started_by(self, user_ids: Collection[str]) -> set[str]:
         """Ids of the threads whose root post is by one of ``user_ids`` (for live filters)."""

@@ -204,12 +204,7 @@ def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
         for y, v in enumerate(values):
             ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
         ax.set_xlim(0, max([*values, 1e-9]) * 1.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_tribe_graph(snap, labels: np.ndarray, tribes: list[dict], path: str | Path, *,
@@ -249,6 +244,12 @@ def plot_tribe_graph(snap, labels: np.ndarray, tribes: list[dict], path: str | P
                     bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
     ax.set_title(f"{len(keep_tribes)} largest tribes ({len(members)} people), linked by conversation and follows")
     ax.axis("off")
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
