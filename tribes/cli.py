@@ -219,12 +219,12 @@ def _summary(report) -> str:
 class _Progress:
     """A byte-counting progress bar on stderr (tqdm), or nothing under --quiet."""
 
-    def __init__(self, enabled: bool, label: str, total: int | None):
+    def __init__(self, enabled: bool, label: str, total: int | None, unit: str = "B"):
         self.bar = None
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, file=sys.stderr,
+            self.bar = tqdm(total=total, desc=label, unit=unit, unit_scale=True, file=sys.stderr,
                             mininterval=0.5 if sys.stderr.isatty() else 10.0, leave=False)
 
     def __call__(self, n: int) -> None:
@@ -285,7 +285,7 @@ def _cmd_generate(args, settings: Settings) -> int:
         raise InputError(f"must be at least 1, got {args.users}", field="--users")
     config = SynthConfig(n_users=args.users, seed=args.seed)
     started = time.perf_counter()
-    with open_output(args.out) as out, _Progress(not args.quiet, "generate", None) as bar:
+    with open_output(args.out) as out, _Progress(not args.quiet, "generate", None, unit=" events") as bar:
         def counted(events):
             for i, event in enumerate(events):
                 if i % 10_000 == 0:

@@ -64,40 +64,73 @@ def _row_max_normalize(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarr
     return np.divide(values, peak[rows], out=np.zeros_like(values), where=peak[rows] > 0)
 
 
-def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix]) -> RankedPeople:
-    """Score every candidate pair, apply the exposure budget and diversity, cut to lists."""
-    p, g, b = ctx.params, ctx.graph, ctx.behaviour
-    n = ctx.snap.n_users
-    width = p.max_people
-    sources = {name: int(m.nnz) for name, m in candidates.items()}
+#: Engagement features and the parameter weighting each one (``p(engage) = 1 - exp(-Σ w f)``).
+ENGAGE_WEIGHTS = {
+    "conversation_2hop": "w_conversation_2hop",
+    "mutual_contacts": "w_follow_2hop",
+    "topic": "w_topic",
+    "tribe": "w_tribe",
+    "als": "w_als",
+    "ppr": "w_ppr",
+    "inbound": "w_inbound",
+}
+
+
+def candidate_pairs(n: int, candidates: dict[str, sp.csr_matrix]) -> sp.csr_matrix:
+    """The union of every source's candidates, binary with sorted indices."""
     union = sp.csr_matrix((n, n), dtype=np.float32)
     for m in candidates.values():
         union = union + binary(m)
     union = binary(union.tocsr())
     union.sort_indices()
+    return union
+
+
+def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
+                  union: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """The engagement features of every pair of ``union`` (in its order), each in [0, ~1],
+    plus ``mutual_count`` and ``inbound_raw`` (unscaled, for reasons)."""
+    g = ctx.graph
+    n = union.shape[0]
     rows = np.repeat(np.arange(n), np.diff(union.indptr)).astype(np.int64)
     cols = union.indices.astype(np.int64)
-    if len(rows) == 0:
-        return RankedPeople(np.full((n, width), -1, np.int32), np.zeros((n, width), np.float32),
-                            np.zeros((n, width), np.uint8), sources)
 
-    def feature(name: str) -> np.ndarray:
+    def scaled(name: str) -> np.ndarray:
         m = candidates.get(name)
         if m is None:
             return np.zeros(len(rows), dtype=np.float32)
         return _row_max_normalize(aligned_values(union, m), rows, n)
 
-    conv2 = feature("conversation_2hop")
-    als = feature("als")
-    ppr = feature("ppr")
-    mutual = aligned_values(union, candidates["follow_2hop"]) if "follow_2hop" in candidates else np.zeros(len(rows), np.float32)
-    topic = _row_dot(row_normalize(g.user_topic, "l2").tocsr(), rows, cols)
-    tribe = _row_dot(ctx.memberships.tocsr(), rows, cols)
+    mutual = (aligned_values(union, candidates["follow_2hop"]) if "follow_2hop" in candidates
+              else np.zeros(len(rows), np.float32))
     inbound = aligned_values(union, g.interaction.T.tocsr())
-    inbound_n = 1 - np.exp(-inbound)
+    return {
+        "conversation_2hop": scaled("conversation_2hop"),
+        "mutual_contacts": np.log1p(mutual).astype(np.float32),
+        "topic": _row_dot(row_normalize(g.user_topic, "l2").tocsr(), rows, cols),
+        "tribe": _row_dot(ctx.memberships.tocsr(), rows, cols),
+        "als": scaled("als"),
+        "ppr": scaled("ppr"),
+        "inbound": (1 - np.exp(-inbound)).astype(np.float32),
+        "mutual_count": mutual,
+        "inbound_raw": inbound,
+    }
 
-    z = (p.w_conversation_2hop * conv2 + p.w_follow_2hop * np.log1p(mutual) + p.w_topic * topic
-         + p.w_tribe * tribe + p.w_als * als + p.w_ppr * ppr + p.w_inbound * inbound_n)
+
+def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix]) -> RankedPeople:
+    """Score every candidate pair, apply the exposure budget and diversity, cut to lists."""
+    p, b = ctx.params, ctx.behaviour
+    n = ctx.snap.n_users
+    width = p.max_people
+    sources = {name: int(m.nnz) for name, m in candidates.items()}
+    union = candidate_pairs(n, candidates)
+    rows = np.repeat(np.arange(n), np.diff(union.indptr)).astype(np.int64)
+    cols = union.indices.astype(np.int64)
+    if len(rows) == 0:
+        return RankedPeople(np.full((n, width), -1, np.int32), np.zeros((n, width), np.float32),
+                            np.zeros((n, width), np.uint8), sources)
+    feats = pair_features(ctx, candidates, union)
+    z = sum(getattr(p, weight) * feats[name] for name, weight in ENGAGE_WEIGHTS.items())
     engage = 1.0 - np.exp(-z)
     answer = b.answer_rate_for(cols, ctx.labels[rows]) ** p.answer_exponent
     f = b.followers[cols].astype(np.float32)
@@ -106,6 +139,8 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix]) -> 
         pivot = max(float(np.quantile(b.followers, pivot)) if len(b.followers) else 1.0, 5.0)
     damping = 1.0 - (1.0 - p.popularity_floor) * f / (f + pivot)
     score = (engage * answer * b.activity[cols] * damping).astype(np.float32)
+    conv2, mutual, topic = feats["conversation_2hop"], feats["mutual_count"], feats["topic"]
+    als, ppr, inbound = feats["als"], feats["ppr"], feats["inbound_raw"]
 
     flags = np.zeros(len(rows), dtype=np.uint8)
     flags |= np.where(conv2 > 0, REASON_FLAGS["talks_with_your_contacts"], 0).astype(np.uint8)
