@@ -17,8 +17,8 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import fields
+from contextlib import contextmanager, nullcontext
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,41 @@ def snapshot_from(data: Any) -> Snapshot:
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _no_stage(name: str):
+    return nullcontext()
+
+
+def _candidates(snap: Snapshot, params: Params, previous: Any, stage: Callable = _no_stage) -> tuple:
+    """Graph → affinity → tribes → behaviour → candidates: everything ranking needs.
+
+    ``previous=False`` skips what only the published model needs (labels, stable ids).
+    """
+    with stage("graph"):
+        graph = build_graph(snap, params)
+    with stage("affinity"):
+        knn = topic_neighbours(graph.user_topic, k=max(params.topic_neighbours, params.candidates_per_source),
+                               min_similarity=params.min_topic_similarity, max_df=params.knn_max_df)
+        affinity = user_affinity(graph, params, knn=knn)
+    extras: dict[str, Any] = {"graph": graph}
+    with stage("tribes"):
+        labels = detect_communities(affinity, resolution=params.resolution, seed=params.seed,
+                                    min_size=params.min_tribe_size, objective=params.tribe_objective)
+        memberships = tribe_affinities(affinity, labels, top_k=params.tribe_top_k,
+                                       min_share=params.min_tribe_share)
+        if previous is not False:
+            extras["topics"], extras["names"] = label_tribes(labels, graph.user_topic, graph.vocabulary,
+                                                             n_topics=params.tribe_topics)
+            extras["tribe_ids"] = match_tribe_ids(labels, *_previous_membership(previous, snap.user_ids),
+                                                  min_jaccard=params.stable_id_min_jaccard)
+    with stage("behaviour"):
+        behaviour = measure_behaviour(snap, graph, labels, params)
+    ctx = CandidateContext(snap=snap, graph=graph, labels=labels, memberships=memberships, topic_knn=knn,
+                           behaviour=behaviour, params=params, exclusion=exclusion_matrix(snap))
+    with stage("candidates"):
+        candidates = generate_candidates(ctx)
+    return ctx, candidates, extras
 
 
 class TribeModel:
@@ -142,27 +177,19 @@ class TribeModel:
 
         with stage("snapshot"):
             snap = snapshot_from(data)
-        with stage("graph"):
-            graph = build_graph(snap, params)
-        with stage("affinity"):
-            knn = topic_neighbours(graph.user_topic, k=max(params.topic_neighbours, params.candidates_per_source),
-                                   min_similarity=params.min_topic_similarity, max_df=params.knn_max_df)
-            affinity = user_affinity(graph, params, knn=knn)
-        with stage("tribes"):
-            labels = detect_communities(affinity, resolution=params.resolution, seed=params.seed,
-                                        min_size=params.min_tribe_size, objective=params.tribe_objective)
-            memberships = tribe_affinities(affinity, labels, top_k=params.tribe_top_k,
-                                           min_share=params.min_tribe_share)
-            topics, names = label_tribes(labels, graph.user_topic, graph.vocabulary, n_topics=params.tribe_topics)
-            tribe_ids = match_tribe_ids(labels, *_previous_membership(previous, snap.user_ids),
-                                        min_jaccard=params.stable_id_min_jaccard)
-        with stage("behaviour"):
-            behaviour = measure_behaviour(snap, graph, labels, params)
-        ctx = CandidateContext(snap=snap, graph=graph, labels=labels, memberships=memberships,
-                               topic_knn=knn, behaviour=behaviour, params=params,
-                               exclusion=exclusion_matrix(snap))
-        with stage("candidates"):
-            candidates = generate_candidates(ctx)
+        if params.learn_weights:
+            with stage("learn_weights"):
+                from .learn import learn_engage_weights
+
+                learned = learn_engage_weights(snap, params, lambda s, p: _candidates(s, p, False)[:2])
+                if learned:
+                    params = replace(params, **learned)
+            self.learned_weights_ = learned
+        else:
+            self.learned_weights_ = None
+        ctx, candidates, extras = _candidates(snap, params, previous, stage)
+        graph, labels, memberships, tribe_ids = extras["graph"], ctx.labels, ctx.memberships, extras["tribe_ids"]
+        topics, names, behaviour = extras["topics"], extras["names"], ctx.behaviour
         with stage("rank_people"):
             people = rank_people(ctx, candidates)
         with stage("conversations"):
@@ -256,6 +283,7 @@ class TribeModel:
             "params": self.get_params(),
             "timings": self.timings_,
             "candidates": self.candidate_counts_,
+            "learned_weights": self.learned_weights_,
             "data_now": self.built_from_["now"],
             "live_seq": self.built_from_["live_seq"],
         }

@@ -59,6 +59,9 @@ class Params:
     ppr_epsilon: float = _p(1e-4, "Forward-push residual threshold (smaller: more precise, slower).")
     ppr_max_users: int = _p(5000, "PPR runs for at most this many of the most active users per recompute.")
     # --- people ranking ---------------------------------------------------------------------
+    learn_weights: int = _p(1, "1: learn the w_* engagement weights per recompute from the latest "
+                               "learn_holdout of the data (tribes.learn); 0: use the w_* below as given.")
+    learn_holdout: float = _p(0.15, "Share of interactions (by time; else random follows) held out to learn weights.")
     w_conversation_2hop: float = _p(1.0, "p(engage): weight of talking with the same people.")
     w_follow_2hop: float = _p(0.3, "p(engage): weight of mutual contacts (social proof).")
     w_topic: float = _p(1.5, "p(engage): weight of shared interests (topic cosine).")
@@ -103,7 +106,7 @@ class Params:
                 raise ValueError(f"{f.name}: expected a number, got {value!r}")
             if value < 0:
                 raise ValueError(f"{f.name}: must be >= 0, got {value!r}")
-        for name in ("tribe_diversity", "popularity_floor", "exposure_budget_share", "min_tribe_share", "ppr_alpha",
+        for name in ("tribe_diversity", "popularity_floor", "learn_holdout", "exposure_budget_share", "min_tribe_share", "ppr_alpha",
                      "max_topic_df_share", "stable_id_min_jaccard"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be between 0 and 1, got {getattr(self, name)!r}")

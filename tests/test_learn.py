@@ -1,0 +1,45 @@
+"""Self-supervised engagement weights (tribes.learn)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tribes.learn import _fit_nonnegative_logistic, snapshot_before
+from tribes.model import TribeModel, snapshot_from
+from tribes.ranking import ENGAGE_WEIGHTS
+from tribes.synth import SynthConfig, generate
+
+
+def test_snapshot_before_drops_later_follows_and_posts_and_remaps_parents():
+    snap = snapshot_from(list(generate(SynthConfig(n_users=200, seed=4))))
+    cut = float(np.quantile(snap.post_ts, 0.7))
+    past = snapshot_before(snap, cut)
+    assert past.n_users == snap.n_users
+    assert (past.post_ts <= cut).all() and (past.follow_ts <= cut).all()
+    assert 0 < past.n_posts < snap.n_posts
+    # Parents point at the same posts as before (by id), threads at the same roots.
+    kids = np.flatnonzero(past.post_parent >= 0)
+    full = {p: i for i, p in enumerate(snap.post_ids)}
+    for i in kids[:200]:
+        j = full[past.post_ids[i]]
+        assert snap.post_ids[snap.post_parent[j]] == past.post_ids[past.post_parent[i]]
+        assert snap.thread_ids[snap.post_thread[j]] == past.thread_ids[past.post_thread[i]]
+
+
+def test_nonnegative_logistic_recovers_the_informative_feature():
+    rng = np.random.default_rng(0)
+    x = rng.random((5000, 3))
+    y = (rng.random(5000) < 1 / (1 + np.exp(-(6 * x[:, 1] - 3)))).astype(float)
+    w = _fit_nonnegative_logistic(x, y)
+    assert (w >= 0).all()
+    assert w[1] > 5 * max(w[0], w[2], 1e-3)
+
+
+def test_fit_learns_weights_and_records_them():
+    events = list(generate(SynthConfig(n_users=400, seed=6)))
+    model = TribeModel(seed=1).fit(events)
+    learned = model.manifest()["learned_weights"]
+    assert set(learned) == set(ENGAGE_WEIGHTS.values())
+    assert all(v >= 0 for v in learned.values()) and sum(learned.values()) > 0
+    assert "learn_weights" in model.timings_
+    assert TribeModel(seed=1, learn_weights=0).fit(events).learned_weights_ is None
