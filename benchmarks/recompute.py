@@ -10,17 +10,17 @@ from .common import Context, Section, Target
 
 __all__ = ["run"]
 
-STAGES = (
-    "snapshot",
-    "graph",
-    "affinity",
-    "tribes",
-    "behaviour",
-    "candidates",
-    "rank_people",
-    "conversations",
-)
 BYTES_PER_EDGE_TARGET = 12.0  # tribes/graph.py: InterestGraph.nbytes "the ≤ 12 bytes/edge budget"
+
+
+def _stages(ctx: Context, sizes: list[int]) -> list[str]:
+    """The stages the manifests report, in their order (a new stage shows up by itself)."""
+    out: list[str] = []
+    for n in sizes:
+        for name in ctx.builds[n]["manifest"].get("timings", {}):
+            if name not in out:
+                out.append(name)
+    return out
 
 
 def _per_10x(a: float, b: float, n1: int, n2: int) -> tuple[float, float]:
@@ -104,7 +104,7 @@ def run(ctx: Context, section: Section) -> None:
         h for n in sizes for h in (f"{n:,}: s", f"{n:,}: share", f"{n:,}: peak RSS MiB")
     ]
     rows = []
-    for stage in STAGES:
+    for stage in _stages(ctx, sizes):
         row = [stage]
         for n in sizes:
             timings = ctx.builds[n]["manifest"].get("timings", {})
@@ -216,7 +216,7 @@ def run(ctx: Context, section: Section) -> None:
                 "graph bytes": (ctx.probes[n1]["nbytes"], ctx.probes[n2]["nbytes"]),
             }
             t1, t2 = b1["manifest"].get("timings", {}), b2["manifest"].get("timings", {})
-            for stage in STAGES:
+            for stage in _stages(ctx, [n1, n2]):
                 if stage in t1 and stage in t2:
                     figures[f"stage {stage}"] = (t1[stage]["seconds"], t2[stage]["seconds"])
             for what, (a, b) in figures.items():
