@@ -134,10 +134,6 @@ class Recommender:
         """Whether the model holds any precomputed item of ``kind`` for user index ``u``."""
         return bool(self.arrays["people_items" if kind == "people" else "conv_items"][u, 0] >= 0)
 
-    def people_count(self, user_id: str) -> int:
-        u = self.index_of(user_id)
-        return 0 if u is None else int((self.arrays["people_items"][u] >= 0).sum())
-
     def _person(self, u: int, c: int, score: float, flags: int, unseen: Collection[str] = ()) -> dict:
         k = int(self.labels[c])
         reasons: list[dict] = []

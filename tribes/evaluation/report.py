@@ -8,7 +8,7 @@ same filters, against what happened after the cut.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from . import metrics as M
 from .baselines import BASELINES
 from .splits import Split
 
-__all__ = ["evaluate", "format_table", "labels_from_groups", "load_groups", "plot_metrics", "plot_tribe_graph"]
+__all__ = ["evaluate", "format_table", "load_groups", "plot_metrics", "plot_tribe_graph"]
 
 #: Metrics shown in the table, in order: (key, label).
 TABLE_ROWS = [
@@ -151,17 +151,6 @@ def load_groups(path: str | Path, user_ids: np.ndarray) -> tuple[np.ndarray | No
                     groups.setdefault(str(t), []).append(i)
     group_list = [np.asarray(sorted(set(g)), dtype=np.int64) for g in groups.values() if len(g) >= 2]
     return (primary if has_primary else None), group_list
-
-
-def labels_from_groups(groups: Iterable[np.ndarray], n: int) -> np.ndarray:
-    """Primary labels from (possibly overlapping) groups: each user's largest group."""
-    labels = np.full(n, -1, dtype=np.int64)
-    size = np.full(n, -1, dtype=np.int64)
-    for g_id, members in enumerate(groups):
-        bigger = len(members) > size[members]
-        labels[members[bigger]] = g_id
-        size[members[bigger]] = len(members)
-    return labels
 
 
 def format_table(result: dict[str, Any]) -> str:
