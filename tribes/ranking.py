@@ -130,48 +130,19 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix]) -> 
         return RankedPeople(np.full((n, width), -1, np.int32), np.zeros((n, width), np.float32),
                             np.zeros((n, width), np.uint8), sources)
     feats = pair_features(ctx, candidates, union)
-    z = sum(getattr(p, weight) * feats[name] for name, weight in ENGAGE_WEIGHTS.items())
-    engage = 1.0 - np.exp(-z)
-    answer = b.answer_rate_for(cols, ctx.labels[rows]) ** p.answer_exponent
-    f = b.followers[cols].astype(np.float32)
-    pivot = p.popularity_pivot
-    if pivot < 1:  # relative to this network: only its most followed are damped much
-        pivot = max(float(np.quantile(b.followers, pivot)) if len(b.followers) else 1.0, 5.0)
-    damping = 1.0 - (1.0 - p.popularity_floor) * f / (f + pivot)
-    score = (engage * answer * b.activity[cols] * damping).astype(np.float32)
-    conv2, mutual, topic = feats["conversation_2hop"], feats["mutual_count"], feats["topic"]
-    als, ppr, inbound = feats["als"], feats["ppr"], feats["inbound_raw"]
-
-    flags = np.zeros(len(rows), dtype=np.uint8)
-    flags |= np.where(conv2 > 0, REASON_FLAGS["talks_with_your_contacts"], 0).astype(np.uint8)
-    flags |= np.where(mutual >= 1, REASON_FLAGS["mutual_contacts"], 0).astype(np.uint8)
-    flags |= np.where(topic >= 0.05, REASON_FLAGS["shared_topics"], 0).astype(np.uint8)
+    score = pair_scores(p, feats, b.answer_rate_for(cols, ctx.labels[rows]), b.activity[cols],
+                        b.followers[cols], popularity_pivot(p, b.followers))
     same = (ctx.labels[rows] >= 0) & (ctx.labels[rows] == ctx.labels[cols])
-    flags |= np.where(same, REASON_FLAGS["same_tribe"], 0).astype(np.uint8)
-    flags |= np.where((b.answer_rate[cols] >= 0.5) & (b.reached_by[cols] >= 2),
-                      REASON_FLAGS["answers_newcomers"], 0).astype(np.uint8)
-    flags |= np.where(inbound > 0, REASON_FLAGS["reached_out"], 0).astype(np.uint8)
-    flags |= np.where((als > 0.5) | (ppr > 0.5), REASON_FLAGS["similar_people"], 0).astype(np.uint8)
+    flags = reason_flags(feats, same, b.answer_rate[cols], b.reached_by[cols])
 
     # Exposure budget: each candidate keeps only the `budget` users it scores best with.
-    listed = len(np.unique(rows))
-    budget = max(p.exposure_budget_min,
-                 min(p.exposure_budget_max, int(np.ceil(p.exposure_budget_share * listed))))
-    rng = np.random.default_rng(p.seed)
-    tiebreak = rng.random(len(rows))
-    by_candidate = np.lexsort((tiebreak, -score, cols))
-    keep = rank_within(cols, by_candidate) < budget
+    budget = exposure_budget(p, len(np.unique(rows)))
+    tiebreak = np.random.default_rng(p.seed).random(len(rows))
+    keep = within_exposure_budget(cols, score, tiebreak, budget)
     rows, cols, score, flags = rows[keep], cols[keep], score[keep], flags[keep]
 
-    # Tribe diversity: the j-th item from one tribe in a list is multiplied by diversity**j.
-    tribe_of = ctx.labels[cols].astype(np.int64)
-    group = rows * (int(tribe_of.max()) + 2) + (tribe_of + 1)
-    by_group = np.lexsort((cols, -score, group))
-    score = score * (p.tribe_diversity ** rank_within(group, by_group)).astype(np.float32)
-
-    # Cut each user's list to `width`, best first (ties: smaller candidate index).
-    by_user = np.lexsort((cols, -score, rows))
-    position = rank_within(rows, by_user)
+    score = diversify(rows, cols, score, ctx.labels[cols].astype(np.int64), p.tribe_diversity)
+    position = list_positions(rows, cols, score)
     take = position < width
     items = np.full((n, width), -1, dtype=np.int32)
     scores = np.zeros((n, width), dtype=np.float32)
@@ -180,3 +151,71 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix]) -> 
     scores[rows[take], position[take]] = score[take]
     flag_out[rows[take], position[take]] = flags[take]
     return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources)
+
+
+# --- the per-pair steps of rank_people, shared with the Spark engine (tribes.spark.rank) ---
+def popularity_pivot(p, followers: np.ndarray) -> float:
+    """Followers at which the popularity damping is halfway: ``p.popularity_pivot`` itself, or
+    below 1 that quantile of ``followers`` (all users' counts), at least 5."""
+    pivot = p.popularity_pivot
+    if pivot < 1:  # relative to this network: only its most followed are damped much
+        pivot = max(float(np.quantile(followers, pivot)) if len(followers) else 1.0, 5.0)
+    return float(pivot)
+
+
+def pair_scores(p, feats: dict[str, np.ndarray], answer_rate: np.ndarray, activity: np.ndarray,
+                followers: np.ndarray, pivot: float) -> np.ndarray:
+    """``p(engage) × p(answer)^answer_exponent × activity × damping`` per pair (float32).
+
+    ``feats`` as from :func:`pair_features`; the other arrays are the candidate's values per pair
+    (``answer_rate`` toward the user's tribe, see ``Behaviour.answer_rate_for``).
+    """
+    z = sum(getattr(p, weight) * feats[name] for name, weight in ENGAGE_WEIGHTS.items())
+    engage = 1.0 - np.exp(-z)
+    answer = answer_rate ** p.answer_exponent
+    f = followers.astype(np.float32)
+    damping = 1.0 - (1.0 - p.popularity_floor) * f / (f + pivot)
+    return (engage * answer * activity * damping).astype(np.float32)
+
+
+def reason_flags(feats: dict[str, np.ndarray], same_tribe: np.ndarray, answer_rate: np.ndarray,
+                 reached_by: np.ndarray) -> np.ndarray:
+    """uint8 :data:`REASON_FLAGS` bits per pair; ``answer_rate``/``reached_by`` of the candidate."""
+    flags = np.zeros(len(same_tribe), dtype=np.uint8)
+    flags |= np.where(feats["conversation_2hop"] > 0, REASON_FLAGS["talks_with_your_contacts"], 0).astype(np.uint8)
+    flags |= np.where(feats["mutual_count"] >= 1, REASON_FLAGS["mutual_contacts"], 0).astype(np.uint8)
+    flags |= np.where(feats["topic"] >= 0.05, REASON_FLAGS["shared_topics"], 0).astype(np.uint8)
+    flags |= np.where(same_tribe, REASON_FLAGS["same_tribe"], 0).astype(np.uint8)
+    flags |= np.where((answer_rate >= 0.5) & (reached_by >= 2),
+                      REASON_FLAGS["answers_newcomers"], 0).astype(np.uint8)
+    flags |= np.where(feats["inbound_raw"] > 0, REASON_FLAGS["reached_out"], 0).astype(np.uint8)
+    flags |= np.where((feats["als"] > 0.5) | (feats["ppr"] > 0.5), REASON_FLAGS["similar_people"], 0).astype(np.uint8)
+    return flags
+
+
+def exposure_budget(p, listed: int) -> int:
+    """Lists one person may appear in, given ``listed`` users with any candidate."""
+    return max(p.exposure_budget_min, min(p.exposure_budget_max, int(np.ceil(p.exposure_budget_share * listed))))
+
+
+def within_exposure_budget(cols: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, budget: int) -> np.ndarray:
+    """(pairs,) bool: the pair is among the ``budget`` best-scored of its candidate ``cols``
+    (ties by ``tiebreak``). Needs every pair of a candidate at once. O(pairs log pairs)."""
+    by_candidate = np.lexsort((tiebreak, -score, cols))
+    return rank_within(cols, by_candidate) < budget
+
+
+def diversify(rows: np.ndarray, cols: np.ndarray, score: np.ndarray, tribe_of: np.ndarray,
+              diversity: float) -> np.ndarray:
+    """Tribe diversity: the j-th item of a list from one tribe (``tribe_of`` the candidate's
+    tribe, -1 none) is multiplied by ``diversity ** j``. Needs every pair of a user at once."""
+    if len(rows) == 0:
+        return score
+    group = rows * (int(tribe_of.max()) + 2) + (tribe_of + 1)
+    by_group = np.lexsort((cols, -score, group))
+    return score * (diversity ** rank_within(group, by_group)).astype(np.float32)
+
+
+def list_positions(rows: np.ndarray, cols: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """0-based position of each pair in its user's list, best first (ties: smaller candidate)."""
+    return rank_within(rows, np.lexsort((cols, -score, rows)))
