@@ -26,6 +26,10 @@ ENDPOINTS = (
     ("people", "/suggestions/people"),
     ("conversations", "/suggestions/conversations"),
 )
+# The API runs as in production, with an API key required on /v1/*: every request (the
+# minimal app's too, which ignores it) carries this header.
+API_KEY = "bench-api-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 # (worker class, workers, threads per worker)
 CLASSES = (("sync", 2, 1), ("gthread", 2, 4))
 
@@ -70,10 +74,14 @@ def run(ctx: Context, section: Section) -> None:
         else "Python threads + http.client keep-alive (wrk unavailable)"
     )
     scripts = {
-        name: write_script(ctx.root / "tmp" / f"rotate-{name}.lua", ids, suffix)
+        name: write_script(ctx.root / "tmp" / f"rotate-{name}.lua", ids, suffix, AUTH)
         for name, suffix in ENDPOINTS
     }
-    tribes_env = {"TRIBES_DB": ds.db_url, "TRIBES_MODELS": str(ds.models)}
+    tribes_env = {
+        "TRIBES_DB": ds.db_url,
+        "TRIBES_MODELS": str(ds.models),
+        "TRIBES_API_KEYS": API_KEY,
+    }
 
     def load(
         server: Gunicorn, name: str, secs: int, tag: str, connections: int, threads: int
@@ -92,7 +100,7 @@ def run(ctx: Context, section: Section) -> None:
             )
         suffix = dict(ENDPOINTS)[name]
         paths = [f"/v1/users/{i}{suffix}" for i in ids]
-        return python_load(server.port, paths, connections=connections, seconds=secs)
+        return python_load(server.port, paths, connections=connections, seconds=secs, headers=AUTH)
 
     loaded: dict[tuple[str, str], list[LoadResult]] = {}
     light: dict[tuple[str, str], LoadResult] = {}
