@@ -43,3 +43,27 @@ def test_fit_learns_weights_and_records_them():
     assert all(v >= 0 for v in learned.values()) and sum(learned.values()) > 0
     assert "learn_weights" in model.timings_
     assert TribeModel(seed=1, learn_weights=0).fit(events).learned_weights_ is None
+
+
+def test_a_learning_sample_restricts_every_source_to_its_rows_and_changes_nothing_else():
+    from tribes.learn import learning_sample
+    from tribes.model import _candidates
+    from tribes.params import Params
+
+    snap = snapshot_from(list(generate(SynthConfig(n_users=300, seed=5))))
+    params = Params(seed=2, learn_max_users=120)
+    query = learning_sample(snap.n_users, params)
+    assert query is not None and query.sum() == 120
+    assert learning_sample(snap.n_users, Params(learn_max_users=0)) is None
+    _, full, _ = _candidates(snap, params, False)
+    _, sampled, _ = _candidates(snap, params, False, query=query)
+    assert set(full) == set(sampled)
+    for name, m in full.items():
+        s = sampled[name].tocsr()
+        outside = np.flatnonzero(~query)
+        assert s[outside].nnz == 0, name
+        inside = np.flatnonzero(query)
+        expected = m.tocsr()[inside]
+        got = s[inside]
+        assert got.nnz > 0 or expected.nnz == 0, name
+        assert abs(got - expected).max() < 1e-5, name

@@ -38,6 +38,19 @@ class CandidateContext:
     behaviour: Behaviour
     params: Params
     exclusion: sp.csr_matrix  # (U, U) from exclusion_matrix(snap)
+    #: (U,) bool: the users to generate candidates for; None = everybody. Learning uses a
+    #: sample so its cost stays bounded as the network grows (rows outside stay empty).
+    query: np.ndarray | None = None
+
+    def query_rows(self, m: sp.csr_matrix) -> sp.csr_matrix:
+        """``m`` with the rows of users outside ``query`` emptied (unchanged when None). O(nnz)."""
+        if self.query is None:
+            return m.tocsr()
+        return (sp.diags(self.query.astype(np.float32)) @ m).tocsr()
+
+    def query_users(self, users: np.ndarray) -> np.ndarray:
+        """The subset of ``users`` (indices) inside ``query``."""
+        return users if self.query is None else users[self.query[users]]
 
     def keep(self, block: sp.csr_matrix, start: int = 0) -> sp.csr_matrix:
         """Filter rows ``start..`` of a candidate matrix, then keep each row's top entries."""
@@ -48,6 +61,7 @@ class CandidateContext:
 
 def _chunked_product(ctx: CandidateContext, left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
     """Filtered top-k rows of ``left @ right``, computed in row chunks to bound memory."""
+    left = ctx.query_rows(left)
     parts = [ctx.keep((left[s:s + _CHUNK] @ right).tocsr(), s) for s in range(0, left.shape[0], _CHUNK)]
     return sp.vstack(parts).tocsr() if parts else sp.csr_matrix(left.shape, dtype=np.float32)
 
@@ -73,7 +87,7 @@ def same_tribe(ctx: CandidateContext) -> sp.csr_matrix:
 
 def shared_interests(ctx: CandidateContext) -> sp.csr_matrix:
     """Nearest neighbours by topic cosine."""
-    return ctx.keep(ctx.topic_knn)
+    return ctx.keep(ctx.query_rows(ctx.topic_knn))
 
 
 def als(ctx: CandidateContext) -> sp.csr_matrix:
@@ -94,7 +108,7 @@ def als(ctx: CandidateContext) -> sp.csr_matrix:
                                         regularization=p.als_regularization, random_state=p.seed,
                                         num_threads=min(2, os.cpu_count() or 1))
         model.fit(items, show_progress=False)
-    active = np.flatnonzero(np.diff(items.indptr) > 0)
+    active = ctx.query_users(np.flatnonzero(np.diff(items.indptr) > 0))
     k = min(p.candidates_per_source, n - 1)
     rows, cols, vals = [], [], []
     for s in range(0, len(active), _CHUNK):
@@ -116,7 +130,7 @@ def ppr(ctx: CandidateContext) -> sp.csr_matrix:
     g = ctx.graph.interaction.tocsr()
     n = g.shape[0]
     degree = np.diff(g.indptr)
-    active = np.flatnonzero(degree > 0)
+    active = ctx.query_users(np.flatnonzero(degree > 0))
     if len(active) > p.ppr_max_users:
         order = np.lexsort((active, -degree[active]))
         active = np.sort(active[order[:p.ppr_max_users]])
@@ -159,9 +173,22 @@ def starter_packs(labels: np.ndarray, behaviour: Behaviour, size: int) -> sp.csr
 def exclusion_matrix(snap: Snapshot) -> sp.csr_matrix:
     """(U, U) 1 where row must never be shown column: self, follows, blocks and mutes either
     way, dismissed people. Non-discoverable people are excluded by :func:`apply_filters`."""
+    return _pairs(snap, with_self_and_follows=True)
+
+
+def hidden_matrix(snap: Snapshot) -> sp.csr_matrix:
+    """(U, U) 1 where row must not see column anywhere, not even named inside a reason or
+    among a thread's participants: blocks and mutes either way, dismissed people."""
+    return _pairs(snap, with_self_and_follows=False)
+
+
+def _pairs(snap: Snapshot, *, with_self_and_follows: bool) -> sp.csr_matrix:
     n = snap.n_users
-    rows = [np.arange(n), snap.follow_src, snap.block_src, snap.block_dst, snap.mute_src, snap.mute_dst]
-    cols = [np.arange(n), snap.follow_dst, snap.block_dst, snap.block_src, snap.mute_dst, snap.mute_src]
+    rows = [snap.block_src, snap.block_dst, snap.mute_src, snap.mute_dst]
+    cols = [snap.block_dst, snap.block_src, snap.mute_dst, snap.mute_src]
+    if with_self_and_follows:
+        rows += [np.arange(n), snap.follow_src]
+        cols += [np.arange(n), snap.follow_dst]
     index = None
     dismissed_rows, dismissed_cols = [], []
     for u, kind, target in snap.dismissed:

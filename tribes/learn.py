@@ -24,7 +24,7 @@ from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features
 from .snapshot import Snapshot
 from .sparse import aligned_values
 
-__all__ = ["learn_engage_weights", "snapshot_before"]
+__all__ = ["learn_engage_weights", "learning_sample", "snapshot_before"]
 
 MIN_POSITIVES = 30
 MAX_PAIRS = 400_000
@@ -67,6 +67,15 @@ def _future_pairs(snap: Snapshot, cut: float) -> sp.csr_matrix:
     return m
 
 
+def learning_sample(n_users: int, params: Params) -> np.ndarray | None:
+    """(U,) bool mask of at most ``learn_max_users`` users (seeded), or None for all."""
+    if params.learn_max_users <= 0 or n_users <= params.learn_max_users:
+        return None
+    mask = np.zeros(n_users, dtype=bool)
+    mask[np.random.default_rng(params.seed).choice(n_users, params.learn_max_users, replace=False)] = True
+    return mask
+
+
 def _fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
     """Class-balanced logistic regression, weights >= 0, free intercept. Returns the weights."""
     pos = y.sum()
@@ -91,8 +100,11 @@ def learn_engage_weights(snap: Snapshot, params: Params,
                          candidates_for: Callable[[Snapshot, Params], tuple]) -> dict[str, float] | None:
     """Learned ``w_*`` values, or None when the held-out slice has too few interactions.
 
-    ``candidates_for(snapshot, params)`` runs the pipeline up to the candidates and returns
-    ``(ctx, candidates)`` — the caller's own stages, so learning sees exactly what ranking sees.
+    ``candidates_for(snapshot, params, query)`` runs the pipeline up to the candidates and
+    returns ``(ctx, candidates)`` — the caller's own stages, so learning sees exactly what ranking
+    sees. ``query`` (a (U,) bool mask or None) limits candidate generation to a seeded sample
+    of ``params.learn_max_users`` users: graph, affinity and tribes still use everybody, so the
+    features are those of the full network, while the per-user work stays bounded.
     """
     times = np.concatenate([snap.post_ts, snap.follow_ts])
     if len(times) < 100:
@@ -109,7 +121,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
                        follow_ts=snap.follow_ts[~held])
     if future.nnz < MIN_POSITIVES:
         return None
-    ctx, candidates = candidates_for(past, params)
+    ctx, candidates = candidates_for(past, params, learning_sample(past.n_users, params))
     union = candidate_pairs(past.n_users, candidates)
     if union.nnz == 0:
         return None

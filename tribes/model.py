@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from .affinity import topic_neighbours, user_affinity
 from .behaviour import measure_behaviour
-from .candidates import CandidateContext, exclusion_matrix, generate_candidates
+from .candidates import CandidateContext, exclusion_matrix, generate_candidates, hidden_matrix
 from .communities import detect_communities, label_tribes, match_tribe_ids, tribe_affinities
 from .conversations import rank_conversations, thread_stats
 from .graph import build_graph
@@ -76,10 +76,12 @@ def _no_stage(name: str):
     return nullcontext()
 
 
-def _candidates(snap: Snapshot, params: Params, previous: Any, stage: Callable = _no_stage) -> tuple:
+def _candidates(snap: Snapshot, params: Params, previous: Any, stage: Callable = _no_stage,
+                query: np.ndarray | None = None) -> tuple:
     """Graph → affinity → tribes → behaviour → candidates: everything ranking needs.
 
-    ``previous=False`` skips what only the published model needs (labels, stable ids).
+    ``previous=False`` skips what only the published model needs (labels, stable ids);
+    ``query`` limits candidate generation to those users (see ``CandidateContext.query``).
     """
     with stage("graph"):
         graph = build_graph(snap, params)
@@ -101,7 +103,7 @@ def _candidates(snap: Snapshot, params: Params, previous: Any, stage: Callable =
     with stage("behaviour"):
         behaviour = measure_behaviour(snap, graph, labels, params)
     ctx = CandidateContext(snap=snap, graph=graph, labels=labels, memberships=memberships, topic_knn=knn,
-                           behaviour=behaviour, params=params, exclusion=exclusion_matrix(snap))
+                           behaviour=behaviour, params=params, exclusion=exclusion_matrix(snap), query=query)
     with stage("candidates"):
         candidates = generate_candidates(ctx)
     return ctx, candidates, extras
@@ -181,7 +183,7 @@ class TribeModel:
             with stage("learn_weights"):
                 from .learn import learn_engage_weights
 
-                learned = learn_engage_weights(snap, params, lambda s, p: _candidates(s, p, False)[:2])
+                learned = learn_engage_weights(snap, params, lambda s, p, q: _candidates(s, p, False, query=q)[:2])
                 if learned:
                     params = replace(params, **learned)
             self.learned_weights_ = learned
@@ -209,8 +211,13 @@ class TribeModel:
         self.snapshot_ = snap
         self.counts_ = snap.counts()
         self.built_from_ = {"now": snap.now, "live_seq": snap.live_seq}
+        # Who may be *named* to whom (in reasons, among participants): never a person hidden
+        # from the viewer (blocks, mutes, dismissals) nor anyone non-discoverable.
+        hidden = hidden_matrix(snap)
+        shown = sp.diags(snap.discoverable.astype(np.float32))
         contacts = binary(graph.follows + graph.interaction)
-        participants = binary(graph.user_thread).T.tocsr()
+        contacts = binary((contacts - contacts.multiply(hidden)) @ shown)
+        participants = binary(binary(graph.user_thread).T.tocsr() @ shown)
         self.arrays_ = {
             "user_ids": self.user_ids_,
             "discoverable": snap.discoverable,
@@ -236,6 +243,7 @@ class TribeModel:
             "vocabulary": graph.vocabulary.astype(str) if len(graph.vocabulary) else np.zeros(0, dtype="U1"),
             **_csr("contacts_out", contacts, data=False),
             **_csr("contacts_in", contacts.T.tocsr(), data=False),
+            **_csr("hidden", hidden, data=False),
             "followers": behaviour.followers,
             "reached_by": behaviour.reached_by,
             "answered": behaviour.answered,

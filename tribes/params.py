@@ -61,6 +61,8 @@ class Params:
     # --- people ranking ---------------------------------------------------------------------
     learn_weights: int = _p(1, "1: learn the w_* engagement weights per recompute from the latest "
                                "learn_holdout of the data (tribes.learn); 0: use the w_* below as given.")
+    learn_max_users: int = _p(20000, "Learning generates candidates for a seeded sample of at most this many "
+                                     "users (its cost then stays bounded as the network grows); 0 = all.")
     learn_holdout: float = _p(0.15, "Share of interactions (by time; else random follows) held out to learn weights.")
     w_conversation_2hop: float = _p(1.0, "p(engage): weight of talking with the same people.")
     w_follow_2hop: float = _p(0.3, "p(engage): weight of mutual contacts (social proof).")
