@@ -155,8 +155,10 @@ class SuggestionService:
                 raise UnknownUser(f"unknown user {user!r}")
             hidden_people, hidden_threads = live.people, live.threads
             if kind == "people":
+                # Nobody hidden since the recompute is named in a reason either (blocks and
+                # mutes either way, dismissals; new follows only wait for the next recompute).
                 items = model.people(user, limit + 1, offset=offset, exclude=hidden_people,
-                                     unseen=live.everywhere)
+                                     unseen=hidden_people)
             else:
                 # Threads *started* by hidden people go too (the root author, not whoever is
                 # listed first among the participants); excluded before paging, so pages add up.
@@ -189,6 +191,10 @@ class SuggestionService:
             raise UnknownUser(f"unknown user {user!r}")
         live = self.store.live_exclusions(user, 0)
         hidden_people, hidden_threads = live.people, live.threads
+        u = model.index_of(user)
+        if u is not None:  # blocks, mutes, dismissals older than the model (pruned from live_changes)
+            hidden_people |= model.hidden_from(u)
+        unseen = set(hidden_people)
         hidden_people |= set(facts["follows"]) | {user}
         tribes = self._matching_tribes(model, facts)
         if kind == "people":
@@ -196,7 +202,7 @@ class SuggestionService:
         # Threads started by someone blocked/muted either way, dismissed, deleted or hidden
         # (not by the people the newcomer follows: those are good first conversations).
         hidden_threads |= model.threads_started_by(hidden_people - set(facts["follows"]))
-        return self._cold_threads(model, facts, tribes, hidden_threads)
+        return self._cold_threads(model, facts, tribes, hidden_threads, unseen)
 
     def _matching_tribes(self, model: Recommender, facts: dict) -> list[tuple[int, float, list[str]]]:
         """Tribes by (followees in the tribe) + (shared topics with its label topics)."""
@@ -247,7 +253,7 @@ class SuggestionService:
                               "reasons": reasons}
         return sorted(items.values(), key=lambda x: (-x["score"], x["user_id"]))
 
-    def _cold_threads(self, model, facts, tribes, hidden: set[str]) -> list[dict]:
+    def _cold_threads(self, model, facts, tribes, hidden: set[str], unseen: set[str] = frozenset()) -> list[dict]:
         out = []
         posted = set(facts["threads"])
         for k, _s, _common in tribes:
@@ -255,7 +261,7 @@ class SuggestionService:
                 tid = str(model.thread_ids[int(t)])
                 if tid in hidden or tid in posted:
                     continue
-                item = model._thread(None, int(t), 0.0, 0)
+                item = model._thread(None, int(t), 0.0, 0, unseen)
                 item["score"] = round(float(model.arrays["thread_answered_rate"][int(t)]), 6)
                 label = model.tribe_info(k).get("label", "")
                 item["reasons"].insert(0, {"kind": "same_tribe", "text": f"A live conversation in {label}",

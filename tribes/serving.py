@@ -65,6 +65,8 @@ class Recommender:
         self.contacts_out = _Csr(arrays, "contacts_out")
         self.contacts_in = _Csr(arrays, "contacts_in")
         self.thread_users = _Csr(arrays, "thread_users")
+        # Blocks and mutes either way and dismissals at the recompute (absent in older models).
+        self.hidden = _Csr(arrays, "hidden") if "hidden_indptr" in arrays else None
         self._starter: dict[int, np.ndarray] = {}
 
     @classmethod
@@ -111,6 +113,9 @@ class Recommender:
         u = self.index_of(user_id)
         if u is None:
             return []
+        hidden = self.hidden_from(u)
+        if hidden:
+            unseen = {*unseen, *hidden}
         items = self.arrays[f"{prefix}_items"][u]
         scores = self.arrays[f"{prefix}_scores"][u]
         flags = self.arrays[f"{prefix}_flags"][u]
@@ -129,6 +134,14 @@ class Recommender:
             if len(out) >= k:
                 break
         return out
+
+    def hidden_from(self, u: int) -> set[str]:
+        """Ids never shown to user index ``u``, not even in a reason: blocks and mutes either
+        way and dismissals known at the recompute. Usually empty."""
+        if self.hidden is None:
+            return set()
+        row = self.hidden.row(u)
+        return {str(self.user_ids[x]) for x in row.tolist()} if row.size else set()
 
     def has_suggestions(self, u: int, kind: str) -> bool:
         """Whether the model holds any precomputed item of ``kind`` for user index ``u``."""
@@ -276,5 +289,5 @@ class Recommender:
         pack = [str(self.user_ids[x]) for x in self.starter_pack(k, STARTER_PACK_SIZE + len(exclude))
                 if str(self.user_ids[x]) not in exclude][:STARTER_PACK_SIZE]
         info["starter_pack"] = pack
-        info["conversations"] = [self._thread(None, int(t), 0.0, 0) for t in self.live_threads(k)]
+        info["conversations"] = [self._thread(None, int(t), 0.0, 0, exclude) for t in self.live_threads(k)]
         return info
