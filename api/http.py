@@ -34,8 +34,8 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
+    try:  # ASCII digits only: int() alone takes "１０", " 5" and "1_0"
+        value = int(raw) if raw.isascii() and raw.removeprefix("-").isdigit() else None
     except ValueError:
         value = None
     if value is None or not low <= value <= high:

@@ -22,9 +22,15 @@ def open_input(path: str | Path) -> Iterator[BinaryIO]:
     p = Path(path)
     if p.suffix == ".gz":
         import gzip
+        import zlib
+
+        from .errors import InputError
 
         with gzip.open(p, "rb") as fh:
-            yield fh  # type: ignore[misc]
+            try:
+                yield fh  # type: ignore[misc]
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # corrupt or truncated: bad input
+                raise InputError(f"not a readable gzip file: {exc}", path=str(path)) from None
     else:
         with p.open("rb") as fh:
             yield fh

@@ -59,17 +59,17 @@ def _suggest(user_id: str, kind: str):
         raise_service_error(exc)
 
 
-@bp.get("/v1/users/<user_id>/suggestions/people")
+@bp.get("/v1/users/<path:user_id>/suggestions/people", merge_slashes=False)  # ids may hold "/"
 def people(user_id: str):
     return _suggest(user_id, "people")
 
 
-@bp.get("/v1/users/<user_id>/suggestions/conversations")
+@bp.get("/v1/users/<path:user_id>/suggestions/conversations", merge_slashes=False)
 def conversations(user_id: str):
     return _suggest(user_id, "conversations")
 
 
-@bp.get("/v1/users/<user_id>/tribes")
+@bp.get("/v1/users/<path:user_id>/tribes", merge_slashes=False)
 def user_tribes(user_id: str):
     try:
         return json_response(service().user_tribes(check_id(user_id, "user_id")))
@@ -77,7 +77,7 @@ def user_tribes(user_id: str):
         raise_service_error(exc)
 
 
-@bp.post("/v1/users/<user_id>/feedback")
+@bp.post("/v1/users/<path:user_id>/feedback", merge_slashes=False)
 def feedback(user_id: str):
     user = check_id(user_id, "user_id")
     if not request.is_json:
