@@ -33,8 +33,10 @@ from api.schemas import (
 from tests.api_fixtures import World, empty_root, make_app, make_world, settings_for
 from tests.conftest import dump_tables
 from tribes.artifacts import ModelStore
-from tribes.service import SuggestionService
+from tribes.rendered import RenderedLists
+from tribes.service import SuggestionService, tracking_id
 from tribes.serving import STARTER_PACK_SIZE
+from tribes.store import LiveFilters
 
 LATER = 1_900_000_000  # after every synthetic event: these changes win "latest ts"
 PROBLEM = "application/problem+json"
@@ -902,7 +904,7 @@ def test_unknown_path_and_wrong_method_are_problems(client):
 
 def test_an_unexpected_error_is_a_500_problem_without_details(world, caplog):
     class Broken(SuggestionService):
-        def suggestions(self, *args, **kwargs):
+        def suggestions_json(self, *args, **kwargs):  # what the view calls
             raise RuntimeError("secret internals")
 
     service = Broken(world.store, world.service.holder)
@@ -1103,3 +1105,128 @@ def test_hot_model_swap_while_serving(fresh):
     assert client.get("/v1/model").json["version"] == new
     assert client.get("/readyz").json["checks"]["model"] == new
     assert client.get("/v1/tribes").json["model_version"] == new
+
+
+# --- pre-rendered items and the live-filter shortcut ----------------------------------------------
+def _reference_page(
+    model, user: str, kind: str, limit: int, offset: int = 0, **filters
+) -> list[dict]:
+    """The page as the Recommender renders it from scratch (no cache), without tracking ids."""
+    render = model.people if kind == "people" else model.conversations
+    return render(user, limit, offset=offset, **filters)
+
+
+def _without_tracking(items: list[dict]) -> list[dict]:
+    return [{k: v for k, v in item.items() if k != "tracking_id"} for item in items]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pre_rendered_items_equal_a_fresh_rendering(world, client, kind):
+    model = model_of(world)
+    for user in rich_users(world)[:6]:
+        for _ in range(2):  # the first request fills the cache, the second is served from it
+            first = suggestions(client, user, kind, limit=7).json
+            second = suggestions(client, user, kind, limit=7, cursor=first["next_cursor"]).json
+            assert _without_tracking(first["items"]) == _reference_page(model, user, kind, 7)
+            assert _without_tracking(second["items"]) == _reference_page(model, user, kind, 7, 7)
+            positions = [
+                tracking_id(model.version, user, item[ITEM_KEY[kind]], p)
+                for p, item in enumerate(first["items"] + second["items"])
+            ]
+            assert [i["tracking_id"] for i in first["items"] + second["items"]] == positions
+    assert len(model.rendered) > 0
+
+
+def test_a_block_after_the_cache_was_filled_hides_the_person_everywhere_at_once(fresh):
+    client = fresh.client
+    model = model_of(fresh)
+    for user in rich_users(fresh):
+        before = suggestions(client, user, limit=100).json["items"]  # fills the cache
+        named = [
+            (item, reason)
+            for item in before
+            for reason in item["reasons"]
+            if reason["kind"] == "mutual_contacts"
+        ]
+        if named:
+            break
+    else:
+        pytest.fail("no suggestion with mutual contacts in the synthetic world")
+    item, reason = named[0]
+    hidden = reason["user_ids"][0]
+    post_events(client, [{"type": "block", "src": user, "dst": hidden, "ts": LATER}])
+    after = suggestions(client, user, limit=100)
+    assert after.json["model_version"] == model.version  # the same model, the same cache
+    assert f'"{hidden}"' not in after.get_data(as_text=True)
+    kept = {i["user_id"]: i for i in after.json["items"]}
+    assert item["user_id"] in kept  # the item stays, its reason no longer names them
+    assert kept[item["user_id"]]["reasons"] != item["reasons"]
+    expected = _reference_page(model, user, "people", 100, exclude={hidden}, unseen={hidden})
+    assert _without_tracking(after.json["items"]) == expected
+    # Conversations too: nobody hidden among participants or reasons.
+    body = suggestions(client, user, "conversations", limit=100).get_data(as_text=True)
+    assert f'"{hidden}"' not in body
+
+
+def test_a_new_model_version_serves_freshly_rendered_items(fresh):
+    client = fresh.client
+    user = rich_users(fresh)[0]
+    old = model_of(fresh)
+    for kind in KINDS:
+        suggestions(client, user, kind)
+    assert len(old.rendered) == 2
+    fresh.recompute({"seed": 7, "tribe_diversity": 0.8})
+    for kind in KINDS:
+        page = suggestions(client, user, kind, limit=30).json
+        new = model_of(fresh)
+        assert new is not old and page["model_version"] == new.version != old.version
+        assert _without_tracking(page["items"]) == _reference_page(new, user, kind, 30)
+    assert len(new.rendered) == 2
+
+
+def test_rendered_lists_stay_within_their_byte_budget(world):
+    model = model_of(world)
+    lists = RenderedLists(model, max_bytes=60_000)
+    users = rich_users(world)[:12]
+    for user in users * 2:
+        u = model.index_of(user)
+        items, _more = lists.page("people", u, 20, tracking=lambda item, p: f"{item}@{p}")
+        assert _without_tracking([orjson.loads(i) for i in items]) == _reference_page(
+            model, user, "people", 20
+        )
+        assert lists.nbytes <= 60_000 or len(lists) == 1
+    assert len(lists) < len(users)  # the oldest lists were dropped
+
+
+def test_the_live_reader_agrees_with_the_store(fresh):
+    client = fresh.client
+    model = model_of(fresh)
+    since = int(model.manifest["live_seq"])
+    reader = fresh.service.live_reader
+    assert reader is not None  # a file-backed SQLite store
+    users = rich_users(fresh)[:6]
+    # Nothing recorded since the model: the shortcut answers without the per-user query.
+    assert reader.exclusions(users[0], since, listed=True) == LiveFilters(set(), set(), set(), True)
+    a, b, c, d = users[:4]
+    thread = ids(client, d, "conversations")[0]
+    post_events(
+        client,
+        [
+            {"type": "block", "src": a, "dst": b, "ts": LATER},
+            {"type": "mute", "src": c, "dst": a, "ts": LATER},
+            {"type": "delete_user", "id": users[5], "ts": LATER},
+            {"type": "user", "id": users[4], "ts": LATER, "discoverable": False},
+            {"type": "delete_post", "id": thread, "ts": LATER},
+        ],
+    )
+    client.post(
+        f"/v1/users/{d}/feedback",
+        json={"target_kind": "user", "target_id": a, "action": "dismiss"},
+    )
+    for user in [*users, "nobody-at-all"]:
+        for seq in (0, since):
+            expected = fresh.store.live_exclusions(user, seq)
+            assert reader.exclusions(user, seq, listed=False) == expected
+            if user != "nobody-at-all":
+                assert reader.exclusions(user, seq, listed=True) == expected
+    assert not reader.exclusions(users[5], since, listed=True).user_exists

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import sqlite3
 import threading
 import time
 import zlib
@@ -24,7 +25,7 @@ import orjson
 from .artifacts import ModelStore
 from .errors import TribesError
 from .serving import Recommender
-from .store import Store
+from .store import LiveFilters, Store
 
 __all__ = ["BadCursor", "ModelHolder", "NoModel", "StaleCursor", "SuggestionService", "UnknownUser"]
 
@@ -125,12 +126,79 @@ def tracking_id(version: str, user: str, item: str, position: int) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
+class SqliteLiveReader:
+    """``Store.live_exclusions`` on a cached per-thread ``sqlite3`` connection, with a shortcut.
+
+    The API asks for live filters on every request. Through SQLAlchemy that cost a pool checkout,
+    statement compilation and result processing (~0.2 ms); here it is one prepared statement on
+    a connection each thread keeps (reopened after a fork), and when no live change at all was
+    recorded after the model (``MAX(seq)``, one rowid lookup) not even the per-user query runs.
+    Every call reads the committed state of that moment, so a block or a deletion takes effect
+    on the next request, as before. SQLite only; other backends keep ``Store.live_exclusions``.
+    """
+
+    # Same statement as Store.live_exclusions (tests/test_api.py checks they agree).
+    SQL = ("SELECT kind, other, CASE WHEN uid IS NULL THEN 1 ELSE 0 END FROM live_changes "
+           "WHERE seq > :s AND (uid IS NULL OR uid = (SELECT uid FROM users WHERE id = :u)) "
+           "UNION ALL SELECT 'exists', '', 0 FROM users WHERE id = :u")
+
+    def __init__(self, path: str):
+        self.path = path
+        self._local = threading.local()
+
+    @classmethod
+    def for_store(cls, store: Store) -> SqliteLiveReader | None:
+        """A reader for a file-backed SQLite store, else None."""
+        url = store.engine.url
+        if store.engine.dialect.name != "sqlite" or not url.database or url.database == ":memory:" \
+                or url.database.startswith("file:"):
+            return None
+        return cls(url.database)
+
+    def _connection(self) -> sqlite3.Connection:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA query_only=1")
+            local.conn, local.pid = conn, os.getpid()
+        return conn
+
+    def exclusions(self, user_id: str, since_seq: int, *, listed: bool) -> LiveFilters:
+        """As ``Store.live_exclusions``. ``listed``: the user is in the model, so when nothing
+        was recorded after ``since_seq`` (no deletion either) they still exist."""
+        conn = self._connection()
+        if listed:
+            (top,) = conn.execute("SELECT MAX(seq) FROM live_changes").fetchone()
+            if (top or 0) <= since_seq:
+                return LiveFilters(set(), set(), set(), True)
+        out = LiveFilters(set(), set(), set(), False)
+        for kind, other, everyone in conn.execute(self.SQL, {"s": since_seq, "u": user_id}):
+            if kind == "exists":
+                out.user_exists = True
+            elif kind == "user":
+                out.people.add(other)
+                if everyone:
+                    out.everywhere.add(other)
+            else:
+                out.threads.add(other)
+        return out
+
+
 class SuggestionService:
     """People, conversations and tribes for client apps, with live filters and cold start."""
 
     def __init__(self, store: Store, holder: ModelHolder):
         self.store = store
         self.holder = holder
+        self.live_reader = SqliteLiveReader.for_store(store)
+
+    def live(self, user: str, since: int, *, listed: bool = False) -> LiveFilters:
+        """Live filters for ``user`` after ``since`` (see ``Store.live_exclusions``)."""
+        if self.live_reader is not None:
+            return self.live_reader.exclusions(user, since, listed=listed)
+        return self.store.live_exclusions(user, since)
 
     def model(self) -> Recommender:
         model = self.holder.get()
@@ -141,6 +209,15 @@ class SuggestionService:
     # --- suggestions ------------------------------------------------------------------------
     def suggestions(self, user: str, kind: str, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
         """``kind`` is ``people`` or ``conversations``. The page body the API returns."""
+        return orjson.loads(self.suggestions_json(user, kind, limit, cursor))
+
+    def suggestions_json(self, user: str, kind: str, limit: int = 20, cursor: str | None = None) -> bytes:
+        """:meth:`suggestions` as the JSON bytes the API sends.
+
+        A user the model lists is answered from the model's pre-rendered items
+        (:class:`~tribes.rendered.RenderedLists`) after the live filters: no item is rendered
+        twice per model version unless it names someone hidden since the recompute.
+        """
         model = self.model()
         offset = 0
         if cursor:
@@ -150,46 +227,48 @@ class SuggestionService:
         since = int(model.manifest.get("live_seq", 0))
         listed = model.index_of(user)
         if listed is not None and model.has_suggestions(listed, kind):
-            live = self.store.live_exclusions(user, since)
+            live = self.live(user, since, listed=True)
             if not live.user_exists:  # erased after the recompute
                 raise UnknownUser(f"unknown user {user!r}")
             hidden_people, hidden_threads = live.people, live.threads
+            # Nobody hidden since the recompute is named in a reason either (blocks and mutes
+            # either way, dismissals; new follows only wait for the next recompute). Threads
+            # *started* by hidden people go too (the root author, not whoever is listed first
+            # among the participants); excluded before paging, so pages add up.
             if kind == "people":
-                # Nobody hidden since the recompute is named in a reason either (blocks and
-                # mutes either way, dismissals; new follows only wait for the next recompute).
-                items = model.people(user, limit + 1, offset=offset, exclude=hidden_people,
-                                     unseen=hidden_people)
+                exclude = hidden_people
             else:
-                # Threads *started* by hidden people go too (the root author, not whoever is
-                # listed first among the participants); excluded before paging, so pages add up.
-                hidden_threads |= model.threads_started_by(hidden_people)
-                items = model.conversations(user, limit + 1, offset=offset, exclude=hidden_threads,
-                                            unseen=hidden_people)
-            cold = False
-        else:
-            items = self._cold_start(model, user, kind)[offset:offset + limit + 1]
-            cold = True
+                exclude = hidden_threads
+                if hidden_people:
+                    exclude |= model.threads_started_by(hidden_people)
+            version = model.version
+            items, more = model.rendered.page(
+                kind, listed, limit, offset, exclude=exclude, unseen=hidden_people,
+                tracking=lambda item, position: tracking_id(version, user, item, position))
+            cursor_out = _encode_cursor(version, kind, user, offset + limit) if more else None
+            return b'{"user_id":%s,"model_version":%s,"cold_start":false,"items":[%s],"next_cursor":%s}' % (
+                orjson.dumps(user), orjson.dumps(version), b",".join(items), orjson.dumps(cursor_out))
+        items = self._cold_start(model, user, kind)[offset:offset + limit + 1]
         more = len(items) > limit
         items = items[:limit]
         key = "user_id" if kind == "people" else "thread_id"
         for position, item in enumerate(items, offset):
             item["tracking_id"] = tracking_id(model.version, user, item[key], position)
-            if cold:
-                item["cold_start"] = True
-        return {
+            item["cold_start"] = True
+        return orjson.dumps({
             "user_id": user,
             "model_version": model.version,
-            "cold_start": cold,
+            "cold_start": True,
             "items": items,
             "next_cursor": _encode_cursor(model.version, kind, user, offset + limit) if more else None,
-        }
+        })
 
     # --- cold start -------------------------------------------------------------------------
     def _cold_start(self, model: Recommender, user: str, kind: str) -> list[dict]:
         facts = self.store.user_facts(user)
         if facts is None:
             raise UnknownUser(f"unknown user {user!r}")
-        live = self.store.live_exclusions(user, 0)
+        live = self.live(user, 0)
         hidden_people, hidden_threads = live.people, live.threads
         u = model.index_of(user)
         if u is not None:  # blocks, mutes, dismissals older than the model (pruned from live_changes)
@@ -281,7 +360,7 @@ class SuggestionService:
             items = [{"tribe_id": model.tribe_id(k), "label": model.tribe_info(k).get("label", ""),
                       "affinity": round(s / total, 4), "primary": i == 0} for i, (k, s, _) in enumerate(tribes)]
             return {"user_id": user, "model_version": model.version, "cold_start": True, "tribes": items}
-        if not self.store.live_exclusions(user, int(model.manifest.get("live_seq", 0))).user_exists:
+        if not self.live(user, int(model.manifest.get("live_seq", 0)), listed=True).user_exists:
             raise UnknownUser(f"unknown user {user!r}")  # erased after the recompute
         return {"user_id": user, "model_version": model.version, "cold_start": False,
                 "tribes": model.user_tribes(user)}
@@ -304,7 +383,7 @@ class SuggestionService:
         k = model.tribe_index(tribe_id)
         if k is None:
             raise UnknownTribe(f"no tribe {tribe_id} in model {model.version}")
-        live = self.store.live_exclusions("", int(model.manifest.get("live_seq", 0)))
+        live = self.live("", int(model.manifest.get("live_seq", 0)), listed=True)  # nobody's existence asked
         hidden_people, hidden_threads = live.people, live.threads
         page = model.tribe_page(k, exclude=hidden_people)
         hidden_threads |= model.threads_started_by(hidden_people)

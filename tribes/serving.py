@@ -17,6 +17,7 @@ import numpy as np
 
 from .conversations import THREAD_FLAGS
 from .ranking import REASON_FLAGS
+from .rendered import RenderedLists
 
 __all__ = ["Recommender"]
 
@@ -68,6 +69,8 @@ class Recommender:
         # Blocks and mutes either way and dismissals at the recompute (absent in older models).
         self.hidden = _Csr(arrays, "hidden") if "hidden_indptr" in arrays else None
         self._starter: dict[int, np.ndarray] = {}
+        self._started_by: tuple[np.ndarray, np.ndarray] | None = None
+        self.rendered = RenderedLists(self)  # items rendered once per version (see rendered.py)
 
     @classmethod
     def open(cls, path: Path) -> Recommender:
@@ -210,8 +213,12 @@ class Recommender:
         users = [u for u in (self.index_of(x) for x in user_ids) if u is not None]
         if not users:
             return set()
-        started = np.isin(np.asarray(self.arrays["thread_root_author"]), users)
-        return {str(t) for t in np.asarray(self.thread_ids)[started]}
+        if self._started_by is None:  # threads grouped by root author, built once: O(T log T)
+            roots = np.asarray(self.arrays["thread_root_author"])
+            order = np.argsort(roots, kind="stable")
+            self._started_by = (order, np.searchsorted(roots[order], np.arange(len(self.user_ids) + 1)))
+        order, starts = self._started_by
+        return {str(self.thread_ids[t]) for u in users for t in order[starts[u]:starts[u + 1]].tolist()}
 
     def _thread(self, u: int | None, t: int, score: float, flags: int, unseen: Collection[str] = ()) -> dict:
         k = int(self.arrays["thread_tribe"][t])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from pydantic import ValidationError
 
 from tribes.service import BadCursor, NoModel, StaleCursor, UnknownUser
@@ -54,7 +54,7 @@ def _suggest(user_id: str, kind: str):
     limit = int_arg("limit", 20, 1, 100)
     cursor = str_arg("cursor")
     try:
-        return json_response(service().suggestions(user, kind, limit, cursor))
+        return Response(service().suggestions_json(user, kind, limit, cursor), mimetype="application/json")
     except (UnknownUser, StaleCursor, BadCursor, NoModel) as exc:
         raise_service_error(exc)
 
