@@ -1,7 +1,15 @@
-"""Shared fixtures: a fresh SQLite store per test and helpers to read it back."""
+"""Shared fixtures: a fresh store per test on each backend, and helpers to read it back.
+
+``store``, ``db_url`` and ``new_db_url`` run every test that uses them twice: on SQLite and on
+PostgreSQL. The PostgreSQL runs need the server that ``make test`` starts
+(``scripts/postgres.sh``), named by ``TRIBES_TEST_PG_URL``; without it they skip.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -12,11 +20,104 @@ from tribes.store import Store
 from tribes.store.schema import TABLES
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PG_URL = os.environ.get("TRIBES_TEST_PG_URL", "")
+NO_PG = (
+    "PostgreSQL: TRIBES_TEST_PG_URL is unset (make test starts a server: scripts/postgres.sh run)"
+)
+
+
+class PostgresDatabases:
+    """Throwaway databases on the test server, named by xdist worker and a random run id.
+
+    ``new()`` copies a template migrated once per session (CREATE DATABASE … TEMPLATE, ~20 ms);
+    ``new(migrated=False)`` is empty, for migration tests; ``options`` go to CREATE DATABASE
+    (an empty one). ``drop`` removes one, ``close`` all.
+    """
+
+    def __init__(self, url: str):
+        self.url = sa.make_url(url)
+        self.admin = sa.create_engine(
+            self.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        self.prefix = f"tribes_test_{worker}_{uuid.uuid4().hex[:8]}"
+        self.count = 0
+        self.live: set[str] = set()
+        self.template: str | None = None
+
+    def _create(self, template: str, options: str = "") -> str:
+        name = f"{self.prefix}_{self.count}"
+        self.count += 1
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}" {options}')
+        self.live.add(name)
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def new(self, *, migrated: bool = True, options: str = "") -> str:
+        if not migrated or options:
+            return self._create("template0", options)
+        if self.template is None:
+            url = self._create("template0")
+            Store.open(url).close()  # migrate; no connection may stay open on a template
+            self.template = sa.make_url(url).database
+        return self._create(self.template)
+
+    def drop(self, url: str) -> None:
+        name = sa.make_url(url).database
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.live.discard(name)
+
+    def close(self) -> None:
+        for name in sorted(self.live):
+            self.drop(str(self.url.set(database=name)))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PostgresDatabases]:
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    databases = PostgresDatabases(PG_URL)
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request) -> str:
+    """The store backend under test; PostgreSQL skips when no test server is configured."""
+    if request.param == "postgresql" and not PG_URL:
+        pytest.skip(NO_PG)
+    return request.param
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'tribes.db'}"
+def new_db_url(backend: str, tmp_path: Path, request) -> Iterator[Callable[..., str]]:
+    """A factory of URLs of fresh stores of ``backend``: ``new_db_url(migrated=True)``.
+
+    SQLite files are created (and migrated) by ``Store.open``; PostgreSQL databases are copies
+    of a migrated template, or empty with ``migrated=False``, dropped after the test.
+    """
+    made: list[str] = []
+    pg = request.getfixturevalue("pg_databases") if backend == "postgresql" else None
+
+    def new(*, migrated: bool = True) -> str:
+        if pg is None:
+            url = f"sqlite:///{tmp_path / (f'tribes{len(made)}.db' if made else 'tribes.db')}"
+        else:
+            url = pg.new(migrated=migrated)
+        made.append(url)
+        return url
+
+    yield new
+    if pg is not None:
+        for url in made:
+            pg.drop(url)
+
+
+@pytest.fixture
+def db_url(new_db_url: Callable[..., str]) -> str:
+    return new_db_url()
 
 
 @pytest.fixture

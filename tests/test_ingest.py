@@ -1,14 +1,20 @@
-"""Ingest rules: idempotent, all-or-nothing per source, latest ts wins, threads, erasure."""
+"""Ingest rules: idempotent, all-or-nothing per source, latest ts wins, threads, erasure,
+concurrent writers — on both backends (the ``store``/``db_url`` fixtures, see conftest)."""
 
 from __future__ import annotations
 
 import itertools
 import random
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
+from tribes.events import validate
 from tribes.ingest import ingest_lines, ingest_objects
+from tribes.store import Store
+from tribes.store.reads import read_snapshot
 
 from .conftest import dump_tables, lines
 
@@ -73,25 +79,23 @@ def test_numbers_are_kept_as_decimal_strings(store):
 
 
 @pytest.mark.parametrize("relation", ["follow", "block", "mute"])
-def test_latest_ts_wins_whatever_the_order(db_url, relation, tmp_path):
-    from tribes.store import Store
-
+def test_latest_ts_wins_whatever_the_order(store, relation):
     off = {"follow": "unfollow", "block": "unblock", "mute": "unmute"}[relation]
     history = [
-        {"type": relation, "src": "a", "dst": "b", "ts": 1},
-        {"type": off, "src": "a", "dst": "b", "ts": 2},
-        {"type": relation, "src": "a", "dst": "b", "ts": 3},
-        {"type": off, "src": "a", "dst": "b", "ts": 4},
+        {"type": relation, "ts": 1},
+        {"type": off, "ts": 2},
+        {"type": relation, "ts": 3},
+        {"type": off, "ts": 4},
     ]
+    # Every order on its own pair of users: one batch (a{k} -> b{k}), and one event per batch
+    # without the last event (c{k} -> d{k}).
     for k, order in enumerate(itertools.permutations(history)):
-        with Store.open(f"sqlite:///{tmp_path / f'{k}.db'}") as s:
-            # one batch, and one event per batch
-            ingest(s, *order)
-            assert edge_state(s, relation, "a", "b") is False, order
-        with Store.open(f"sqlite:///{tmp_path / f'{k}b.db'}") as s:
-            for event in order[:-1]:
-                ingest(s, event)
-            assert edge_state(s, relation, "a", "b") == (order[:-1] and max(order[:-1], key=lambda e: e["ts"])["type"] == relation)
+        ingest(store, *({**e, "src": f"a{k}", "dst": f"b{k}"} for e in order))
+        assert edge_state(store, relation, f"a{k}", f"b{k}") is False, order
+        for event in order[:-1]:
+            ingest(store, {**event, "src": f"c{k}", "dst": f"d{k}"})
+        latest = max(order[:-1], key=lambda e: e["ts"])
+        assert edge_state(store, relation, f"c{k}", f"d{k}") == (latest["type"] == relation), order
 
 
 @pytest.mark.parametrize(("on", "off", "winner"), [("follow", "unfollow", False), ("block", "unblock", True), ("mute", "unmute", True)])
@@ -112,21 +116,22 @@ THREAD = [
 ]
 
 
-def test_thread_is_the_root_whatever_the_arrival_order(tmp_path):
-    from tribes.store import Store
-
+def test_thread_is_the_root_whatever_the_arrival_order(store):
     rng = random.Random(3)
     orders = [THREAD, THREAD[::-1]] + [rng.sample(THREAD, len(THREAD)) for _ in range(10)]
     for k, order in enumerate(orders):
         for per_event in (False, True):
-            with Store.open(f"sqlite:///{tmp_path / f'{k}-{per_event}.db'}") as s:
-                if per_event:
-                    for event in order:
-                        ingest(s, event)
-                else:
-                    ingest(s, *order)
-                threads = dict(query(s, "SELECT id, thread_id FROM posts"))
-                assert threads == dict.fromkeys("rxyzw", "r"), order
+            # each run on its own post ids: r -> r-{k}-{per_event}
+            tag = f"-{k}-{per_event}"
+            renamed = [{**e, "id": e["id"] + tag} | ({"reply_to": e["reply_to"] + tag} if "reply_to" in e else {})
+                       for e in order]
+            if per_event:
+                for event in renamed:
+                    ingest(store, event)
+            else:
+                ingest(store, *renamed)
+            threads = dict(query(store, "SELECT id, thread_id FROM posts WHERE id LIKE :t", t=f"%{tag}"))
+            assert threads == {p + tag: "r" + tag for p in "rxyzw"}, order
 
 
 def test_reply_to_a_missing_post_is_rooted_at_the_missing_post(store):
@@ -247,11 +252,9 @@ def test_profile_latest_user_event_wins_and_keeps_unsent_fields(store):
     assert query(store, "SELECT name, bio, discoverable FROM users") == [("New", None, 0)]
 
 
-def test_batches_smaller_than_the_file_give_the_same_state(db_url, tmp_path):
-    from tribes.store import Store
-
+def test_batches_smaller_than_the_file_give_the_same_state(new_db_url):
     events = SAMPLE + THREAD + [{"type": "unfollow", "src": "ann", "dst": "bob", "ts": 1_790_000_001}]
-    with Store.open(f"sqlite:///{tmp_path / 'one.db'}") as a, Store.open(f"sqlite:///{tmp_path / 'many.db'}") as b:
+    with Store.open(new_db_url()) as a, Store.open(new_db_url()) as b:
         ingest(a, *events)
         ingest(b, *events, batch_size=2)
         assert dump_tables(a) == dump_tables(b)
@@ -261,3 +264,109 @@ def test_ingest_objects_validates_decoded_values(store):
     report = ingest_objects(store, [{"type": "user", "id": "a", "ts": 1}, "nope"])
     assert not report.committed
     assert str(report.problems[0]) == "request:2: expected a JSON object, got str"
+
+
+def test_replays_and_batching_do_not_use_up_user_keys(store):
+    # PostgreSQL draws a serial key even for an INSERT that ends in ON CONFLICT: users must be
+    # looked up, not upserted, or uids would grow with every replay and depend on batch sizes.
+    for batch_size in (2000, 1, 2000):
+        ingest(store, *SAMPLE, batch_size=batch_size)
+    ingest(store, {"type": "follow", "src": "ann", "dst": "newcomer", "ts": 1_790_000_900})
+    assert query(store, "SELECT uid FROM users WHERE id = 'newcomer'") == [(5,)]
+    # an older event arriving later still moves first_seen back (and only back)
+    ingest(store, {"type": "follow", "src": "cy", "dst": "ann", "ts": 5}, {"type": "mute", "src": "ann", "dst": "cy", "ts": 9})
+    assert query(store, "SELECT first_seen_ts FROM users WHERE id IN ('ann', 'cy', 'newcomer') ORDER BY id") == [
+        (5.0,), (5.0,), (1_790_000_900.0,)]
+
+
+# --- concurrency: writers serialize, readers never see part of an ingest ---------------------
+
+
+def logical_state(store) -> dict[str, list[tuple]]:
+    """The store by public ids (surrogate keys depend on who committed first)."""
+    return {
+        "users": sorted(query(store, "SELECT id, name, discoverable, profile_ts, first_seen_ts FROM users")),
+        "edges": sorted(query(store, "SELECT e.relation, s.id, d.id, e.active, e.ts FROM edges e "
+                                     "JOIN users s ON s.uid = e.src JOIN users d ON d.uid = e.dst")),
+        "posts": sorted(query(store, "SELECT p.id, u.id, p.thread_id FROM posts p JOIN users u ON u.uid = p.author")),
+    }
+
+
+def crossing_files(n: int = 300) -> tuple[list[dict], list[dict]]:
+    """Two sources naming the same users and edges in opposite orders, with other timestamps."""
+    one = [{"type": "follow", "src": f"u{i % 40}", "dst": f"u{(i * 7 + 1) % 40}", "ts": i} for i in range(n)]
+    one = [e for e in one if e["src"] != e["dst"]]
+    two = [{**e, "type": "unfollow", "ts": e["ts"] + 0.5} for e in reversed(one)]
+    two += [{"type": "post", "id": f"q{i}", "author": f"u{i % 40}", "ts": i, "text": "x"} for i in range(50)]
+    return one, two
+
+
+def test_concurrent_ingests_both_commit_as_if_one_after_the_other(db_url, store, new_db_url):
+    one, two = crossing_files()
+    reports, errors = {}, []
+    start = threading.Barrier(2)
+
+    def run(name, events):
+        try:
+            with Store.open(db_url) as own:  # as two processes would: one store each
+                start.wait(10)
+                reports[name] = ingest_objects(own, events, batch_size=7)
+        except Exception as exc:  # surfaced below with the thread's name
+            errors.append((name, exc))
+
+    threads = [threading.Thread(target=run, args=args) for args in (("one", one), ("two", two))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and all(r.committed for r in reports.values())
+    with Store.open(new_db_url()) as sequential:
+        ingest_objects(sequential, one)
+        ingest_objects(sequential, two)
+        assert logical_state(store) == logical_state(sequential)
+
+
+def test_readers_never_see_part_of_an_ingest(store):
+    halfway, looked = threading.Event(), threading.Event()
+    n = 400
+
+    def events():
+        for i in range(n):
+            if i == n // 2:  # 20 batches written, not committed: let the reader look
+                halfway.set()
+                looked.wait(30)
+            yield {"type": "follow", "src": f"a{i}", "dst": f"b{i}", "ts": i}
+
+    reports = []
+    writer = threading.Thread(target=lambda: reports.append(ingest_objects(store, events(), batch_size=10)))
+    writer.start()
+    assert halfway.wait(30)
+    try:
+        during = (store.table_counts(), read_snapshot(store).follow_src.size, store.live_seq())
+    finally:
+        looked.set()
+        writer.join(60)
+    assert during == ({name: 0 for name in during[0]}, 0, 0)
+    assert reports[0].committed and store.table_counts()["edges"] == n
+    assert read_snapshot(store).follow_src.size == n
+
+
+def test_a_second_writer_waits_for_the_first(store, backend):
+    done = []
+    with store.transaction() as w:  # holds the write lock from BEGIN to COMMIT
+        w.apply([validate({"type": "follow", "src": "a", "dst": "b", "ts": 1})])
+        second = threading.Thread(target=lambda: done.append(
+            ingest(store, {"type": "follow", "src": "c", "dst": "d", "ts": 2}).committed))
+        second.start()
+        if backend == "postgresql":  # it queues on the advisory lock
+            deadline = time.monotonic() + 20
+            while not query(store, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+                assert time.monotonic() < deadline, "the second writer never waited"
+                time.sleep(0.02)
+        else:  # it waits on busy_timeout
+            second.join(0.5)
+        assert second.is_alive() and done == []
+        assert store.table_counts()["edges"] == 0  # neither is visible yet
+    second.join(60)
+    assert done == [True]
+    assert store.table_counts()["edges"] == 2

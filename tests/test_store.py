@@ -1,4 +1,4 @@
-"""The store: migrations, SQLite settings, URLs."""
+"""The store on both backends: migrations, settings, URLs, live changes (see conftest)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def test_open_is_idempotent_and_keeps_data(db_url):
         assert s.table_counts()["users"] == 1
 
 
-def test_sqlite_runs_in_wal_with_foreign_keys(store):
-    with store.engine.connect() as conn:
+def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
+    with Store.open(f"sqlite:///{tmp_path / 't.db'}") as store, store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
@@ -39,7 +39,7 @@ def test_failed_transaction_rolls_back(store):
     assert store.table_counts()["users"] == 0
 
 
-@pytest.mark.parametrize("url", ["not a url", "mysql://x/y"])
+@pytest.mark.parametrize("url", ["not a url", "mysql://x/y", "postgresql+psycopg2://u@h/d"])
 def test_bad_store_urls_are_input_errors(url):
     with pytest.raises(InputError) as info:
         Store.open(url)
@@ -89,3 +89,106 @@ def test_live_changes_record_real_changes_only(store):
     assert not store.live_exclusions("b", seq).user_exists  # deleted
     assert store.prune_live_changes(seq) > 0
     assert excl("a", 0) == ({"b", "zed"}, {"t1"})
+
+
+LIVE_TRIGGERS = {"live_edge_insert", "live_edge_update", "live_user_hidden", "live_user_deleted",
+                 "live_thread_deleted", "live_dismissed"}
+
+
+def triggers(store) -> set[str]:
+    sql = ("SELECT name FROM sqlite_master WHERE type = 'trigger'" if store.engine.dialect.name == "sqlite"
+           else "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+    with store.engine.connect() as conn:
+        return {row[0] for row in conn.exec_driver_sql(sql)}
+
+
+def test_two_processes_migrating_an_empty_database_at_once(new_db_url):
+    import threading
+
+    url = new_db_url(migrated=False)
+    errors = []
+    start = threading.Barrier(2)
+
+    def open_store():
+        try:
+            start.wait(10)
+            Store.open(url).close()
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with Store.open(url) as store, store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+        assert triggers(store) == LIVE_TRIGGERS
+
+
+def test_feedback_is_idempotent_and_only_dismissals_are_live(store):
+    from tribes.ingest import ingest_lines
+    from tribes.store import add_feedback
+
+    from .conftest import lines
+
+    ingest_lines(store, lines({"type": "user", "id": "a", "ts": 1}), source="f")
+    seq = store.live_seq()
+    for ts in (5.0, 5.0, 4.0):  # a replay and an older one change nothing
+        with store.transaction() as w:
+            assert add_feedback(w, "a", "user", "b", "dismiss", ts)
+            assert add_feedback(w, "a", "thread", "t", "accept", ts)
+    with store.transaction() as w:
+        assert not add_feedback(w, "nobody", "user", "b", "dismiss", 1.0)
+    assert store.live_seq() == seq + 1
+    assert store.live_exclusions("a", seq).people == {"b"}
+    with store.engine.connect() as conn:
+        assert sorted(conn.execute(sa.text("SELECT action, ts FROM feedback")).all()) == [("accept", 5.0), ("dismiss", 5.0)]
+
+
+def test_deleting_a_user_hides_their_threads_live(store):
+    from tribes.ingest import ingest_lines
+
+    from .conftest import lines
+
+    ingest_lines(store, lines(
+        {"type": "post", "id": "root", "author": "a", "ts": 1, "text": "r"},
+        {"type": "post", "id": "reply", "author": "a", "ts": 2, "text": "x", "reply_to": "other"},
+    ), source="f")
+    seq = store.live_seq()
+    ingest_lines(store, lines({"type": "delete_user", "id": "a", "ts": 3}), source="g")
+    live = store.live_exclusions("someone", seq)
+    assert (live.people, live.threads, live.everywhere) == ({"a"}, {"root"}, {"a"})
+    assert store.table_counts()["posts"] == 0
+
+
+def test_a_snapshot_is_one_state_while_an_ingest_commits(store):
+    import threading
+
+    from tribes.ingest import ingest_lines
+    from tribes.store.reads import read_snapshot
+
+    from .conftest import lines
+
+    ingest_lines(store, lines({"type": "follow", "src": "a", "dst": "b", "ts": 1}), source="f")
+    committed = []
+
+    def commit_in_between(conn, cursor, statement, *args):
+        # Right after read_snapshot's first query, another connection commits new users and a
+        # follow between them: a per-statement snapshot would see the follow but not the users.
+        if statement.lstrip().startswith("SELECT uid, id") and not committed:
+            writer = threading.Thread(target=lambda: committed.append(ingest_lines(
+                store, lines({"type": "follow", "src": "c", "dst": "d", "ts": 2}), source="g").committed))
+            writer.start()
+            writer.join(30)
+
+    sa.event.listen(store.engine, "after_cursor_execute", commit_in_between)
+    try:
+        snap = read_snapshot(store)
+    finally:
+        sa.event.remove(store.engine, "after_cursor_execute", commit_in_between)
+    assert committed == [True]
+    assert list(snap.user_ids) == ["a", "b"] and snap.follow_src.tolist() == [0]
+    assert read_snapshot(store).follow_src.size == 2

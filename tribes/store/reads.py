@@ -1,10 +1,13 @@
 """Reads for the engine: the whole store as a :class:`~tribes.snapshot.Snapshot`.
 
-Rows are streamed in chunks and mapped to dense indices with numpy, so memory stays near
-the size of the arrays (about 20 bytes per follow) rather than of Python row objects.
+Rows are streamed in chunks (a server-side cursor on PostgreSQL) and mapped to dense indices
+with numpy, so memory stays near the size of the arrays (about 20 bytes per follow) rather than
+of Python row objects.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import orjson
@@ -18,12 +21,24 @@ __all__ = ["read_snapshot"]
 _CHUNK = 200_000
 
 
+def _stream(conn: sa.Connection, sql: str, params: dict | None = None) -> Iterator[list[sa.Row]]:
+    """Rows in chunks of _CHUNK: a server-side cursor on PostgreSQL (psycopg would otherwise hold
+    the whole result in memory); sqlite3 steps rows lazily anyway. Closed even on error."""
+    options = conn.execution_options(stream_results=True, max_row_buffer=_CHUNK)
+    with options.execute(sa.text(sql), params) as result:
+        while rows := result.fetchmany(_CHUNK):
+            yield rows
+
+
+def _by_id(conn: sa.Connection) -> str:
+    # Public ids sort by code point on both backends (a PostgreSQL database's own collation,
+    # e.g. en_US, would order "a-b" and "ab" otherwise), so one data set gives one snapshot.
+    return 'ORDER BY id COLLATE "C"' if conn.dialect.name == "postgresql" else "ORDER BY id"
+
+
 def _relation(conn: sa.Connection, relation: str, dense: np.ndarray) -> tuple[np.ndarray, ...]:
     src_parts, dst_parts, ts_parts = [], [], []
-    result = conn.execute(
-        sa.text("SELECT src, dst, ts FROM edges WHERE relation = :r AND active"), {"r": relation}
-    )
-    while rows := result.fetchmany(_CHUNK):
+    for rows in _stream(conn, "SELECT src, dst, ts FROM edges WHERE relation = :r AND active", {"r": relation}):
         block = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, 3)
         src_parts.append(dense[block[:, 0].astype(np.int64)])
         dst_parts.append(dense[block[:, 1].astype(np.int64)])
@@ -37,14 +52,17 @@ def _relation(conn: sa.Connection, relation: str, dense: np.ndarray) -> tuple[np
 
 
 def read_snapshot(store: Store) -> Snapshot:
-    """Read the store in one read transaction (a consistent view under WAL).
+    """Read the store in one read transaction (:meth:`Store.snapshot`: one consistent state,
+    even while ingests commit).
 
     Cost: O(rows) time; memory ≈ the returned arrays plus post texts.
     """
-    with store.engine.connect() as conn, conn.begin():
-        users = conn.execute(
-            sa.text("SELECT uid, id, discoverable, first_seen_ts, interests FROM users ORDER BY id")
-        ).all()
+    with store.snapshot() as conn:
+        users = [
+            row
+            for rows in _stream(conn, f"SELECT uid, id, discoverable, first_seen_ts, interests FROM users {_by_id(conn)}")
+            for row in rows
+        ]
         max_uid = max((u[0] for u in users), default=0)
         dense = np.full(max_uid + 1, -1, dtype=np.int32)
         dense[np.fromiter((u[0] for u in users), dtype=np.int64, count=len(users))] = np.arange(
@@ -61,10 +79,7 @@ def read_snapshot(store: Store) -> Snapshot:
         mute_src, mute_dst, _ = _relation(conn, "mute", dense)
 
         post_ids, author, ts, reply_to, thread, texts, tags = [], [], [], [], [], [], []
-        result = conn.execute(
-            sa.text("SELECT id, author, ts, reply_to, thread_id, text, tags FROM posts ORDER BY id")
-        )
-        while rows := result.fetchmany(_CHUNK):
+        for rows in _stream(conn, f"SELECT id, author, ts, reply_to, thread_id, text, tags FROM posts {_by_id(conn)}"):
             for r in rows:
                 post_ids.append(r[0])
                 author.append(r[1])

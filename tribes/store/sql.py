@@ -1,8 +1,11 @@
-"""The SQL store: SQLAlchemy Core over SQLite (default) — PostgreSQL comes later, same SQL.
+"""The SQL store: SQLAlchemy Core over SQLite (default) or PostgreSQL (psycopg 3), same SQL.
 
 All writes go through :class:`Writer`, one per transaction; a batch of validated events is
 applied with a handful of ``executemany`` statements, so ingest costs O(events) statements
-per table rather than per event. Reads for the engine and the API live in ``reads.py``.
+per table rather than per event (psycopg pipelines them: one round trip per statement and
+batch, not per row). Writers are serialized on both backends — SQLite's ``BEGIN IMMEDIATE``,
+PostgreSQL's transaction-level advisory lock — so concurrent ingests wait instead of failing,
+and ``live_changes.seq`` grows in commit order. Reads for the engine live in ``reads.py``.
 """
 
 from __future__ import annotations
@@ -53,13 +56,49 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+# Any constant names the lock; advisory locks are per database, so stores on one server do not
+# contend. The value is b"tribes\0w" read as a signed 64-bit integer.
+_PG_WRITE_LOCK = int.from_bytes(b"tribes\0w", "big", signed=True)
+
+
+def _postgresql_begin(conn: sa.Connection) -> None:
+    # Writers queue on one transaction-level advisory lock, taken first and released by COMMIT or
+    # ROLLBACK, like SQLite's BEGIN IMMEDIATE: two ingests never interleave (no deadlocks on
+    # rows both touch, no unique violations from racing inserts), and live_changes.seq, drawn
+    # inside the lock, is in commit order, so a reader's MAX(seq) never skips a later commit.
+    # Readers take no lock: MVCC shows them committed transactions only.
+    if conn.get_execution_options().get("tribes_write", False):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
+
+
+def _engine(url: sa.URL) -> sa.Engine:
+    """An engine with the store's per-backend settings (see module docstring)."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url)
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.drivername == "postgresql":  # the default DBAPI would be psycopg2; we ship psycopg 3
+        url = url.set(drivername="postgresql+psycopg")
+    if url.drivername != "postgresql+psycopg":
+        raise InputError(f"unsupported driver {url.drivername!r} (use postgresql+psycopg://)", field="db")
+    # pre_ping: a server restart costs one reconnect instead of errors on every pooled connection.
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    sa.event.listen(engine, "begin", _postgresql_begin)
+    return engine
+
+
 class Store:
     """The event store. Open with :meth:`open`; the schema is migrated to head on open.
 
     Parameters
     ----------
     url : str
-        ``sqlite:///PATH`` (relative) or ``sqlite:////ABS/PATH``.
+        ``sqlite:///PATH`` (relative) or ``sqlite:////ABS/PATH``, or
+        ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE`` (the database must exist).
     """
 
     def __init__(self, engine: sa.Engine):
@@ -72,16 +111,12 @@ class Store:
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError:
             raise InputError(f"not a database URL: {url!r}", field="db") from None
-        if parsed.get_backend_name() != "sqlite":
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
             raise InputError(
-                f"unsupported store {parsed.get_backend_name()!r} (supported: sqlite)", field="db"
+                f"unsupported store {parsed.get_backend_name()!r} (supported: sqlite, postgresql)",
+                field="db",
             )
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed)
-        sa.event.listen(engine, "connect", _sqlite_connect)
-        sa.event.listen(engine, "begin", _sqlite_begin)
-        store = cls(engine)
+        store = cls(_engine(parsed))
         if migrate:
             store.migrate()
         return store
@@ -114,6 +149,19 @@ class Store:
             with conn.begin():
                 yield Writer(conn)
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sa.Connection]:
+        """A read-only transaction in which every query sees the same committed state.
+
+        SQLite gives that to any transaction under WAL; PostgreSQL's default (READ COMMITTED)
+        takes a new snapshot per statement, so this asks for REPEATABLE READ.
+        """
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
+
     def live_exclusions(self, user_id: str, since_seq: int) -> LiveFilters:
         """What changed after ``since_seq`` that hides people or threads from ``user_id``.
 
@@ -122,13 +170,11 @@ class Store:
         ``everywhere``; ``user_exists`` is False for a user the store does not (or no longer) know.
         """
         out = LiveFilters(set(), set(), set(), False)
-        sql = ("SELECT kind, other, uid IS NULL FROM live_changes WHERE seq > :s AND "
-               "(uid IS NULL OR uid = (SELECT uid FROM users WHERE id = :u)) "
+        sql = ("SELECT kind, other, CASE WHEN uid IS NULL THEN 1 ELSE 0 END FROM live_changes "
+               "WHERE seq > :s AND (uid IS NULL OR uid = (SELECT uid FROM users WHERE id = :u)) "
                "UNION ALL SELECT 'exists', '', 0 FROM users WHERE id = :u")
         with self.engine.connect() as conn:
-            if conn.dialect.name != "sqlite":
-                sql = _NAMED.sub(r"%(\1)s", sql)
-            for kind, other, everyone in conn.exec_driver_sql(sql, {"s": since_seq, "u": user_id}):
+            for kind, other, everyone in conn.exec_driver_sql(_for_driver(conn, sql), {"s": since_seq, "u": user_id}):
                 if kind == "exists":
                     out.user_exists = True
                 elif kind == "user":
@@ -211,11 +257,13 @@ class Conflict:
 
 # --- SQL -------------------------------------------------------------------------------------
 
-_UPSERT_SEEN = (
-    "INSERT INTO users (id, discoverable, first_seen_ts) VALUES (:id, true, :ts) "
-    "ON CONFLICT (id) DO UPDATE SET first_seen_ts = excluded.first_seen_ts "
-    "WHERE excluded.first_seen_ts < users.first_seen_ts"
-)
+# Users named by a batch are looked up first (_USERS_SEEN), then only the new ones inserted and
+# only earlier sightings updated. An INSERT … ON CONFLICT upsert would be one statement, but on
+# PostgreSQL it draws a uid from the sequence for every row, conflicting or not: uids would
+# depend on batching and grow with every replay (read_snapshot sizes an array by the largest).
+_USERS_SEEN = "SELECT id, first_seen_ts FROM users WHERE id IN ({})"
+_INSERT_USER = "INSERT INTO users (id, discoverable, first_seen_ts) VALUES (:id, true, :ts)"
+_SEEN_EARLIER = "UPDATE users SET first_seen_ts = :ts WHERE id = :id AND first_seen_ts > :ts"
 _UPSERT_PROFILE = (
     "UPDATE users SET name = COALESCE(:name, name), bio = COALESCE(:bio, bio), "
     "interests = COALESCE(:interests, interests), "
@@ -232,9 +280,11 @@ _UPSERT_EDGE = (
 )
 _INSERT_POST = (
     "INSERT INTO posts (id, author, ts, text, tags, reply_to, thread_id, content_hash) "
-    "SELECT :id, u.uid, :ts, :text, :tags, :reply_to, "
-    "CASE WHEN :reply_to IS NULL THEN :id "
-    "ELSE COALESCE((SELECT p.thread_id FROM posts p WHERE p.id = :reply_to), :reply_to) END, "
+    # PostgreSQL deduces one type per parameter: the casts make the SELECT list agree with the
+    # comparisons below (an untyped parameter there would be text, the columns are varchar).
+    "SELECT CAST(:id AS VARCHAR), u.uid, :ts, :text, :tags, CAST(:reply_to AS VARCHAR), "
+    # the parent's thread, else the (missing) parent, else the post itself (a root)
+    "COALESCE((SELECT p.thread_id FROM posts p WHERE p.id = :reply_to), :reply_to, :id), "
     ":hash FROM users u WHERE u.id = :author "
     "ON CONFLICT (id) DO NOTHING"
 )
@@ -244,6 +294,13 @@ _ADOPT_REPLIES = (
     "WHERE thread_id = :id AND id <> :id"
 )
 _NAMED = re.compile(r"(?<!:):(\w+)")
+
+
+def _for_driver(conn: sa.Connection, sql: str) -> str:
+    """SQL written with ``:name`` placeholders in the driver's own style (sqlite3 takes
+    ``:name``; psycopg ``%(name)s``)."""
+    return sql if conn.dialect.name == "sqlite" else _NAMED.sub(r"%(\1)s", sql)
+
 _POST_HASHES = "SELECT id, content_hash FROM posts WHERE id IN ({})"
 
 
@@ -339,14 +396,20 @@ class Writer:
                      "discoverable": event.discoverable}
                 )
         if post_rows:
-            stored = self._stored_hashes(list(post_index))
+            stored = self._lookup(_POST_HASHES, list(post_index))
             bad = {pid for pid, h in stored.items() if h != post_index[pid][1]}
             for pid in bad:
                 conflicts.append(Conflict(post_index[pid][0], "id", f"post {pid!r} already stored with different content"))
             post_rows = [r for r in post_rows if r["id"] not in bad and r["id"] not in stored]
         run = self._executemany
         if seen:
-            run(_UPSERT_SEEN, [{"id": u, "ts": t} for u, t in seen.items()])
+            stored_seen = self._lookup(_USERS_SEEN, list(seen))
+            new = [{"id": u, "ts": t} for u, t in seen.items() if u not in stored_seen]
+            earlier = [{"id": u, "ts": t} for u, t in seen.items() if t < stored_seen.get(u, t)]
+            if new:
+                run(_INSERT_USER, new)
+            if earlier:
+                run(_SEEN_EARLIER, earlier)
         if profiles:
             run(_UPSERT_PROFILE, profiles)
         if post_rows:
@@ -361,16 +424,15 @@ class Writer:
 
     def _executemany(self, sql: str, rows: list[dict]) -> None:
         # Straight to the driver: SQLAlchemy's per-row parameter processing would cost more
-        # than SQLite's own work here. SQL is written with :name placeholders.
-        if self.conn.dialect.name != "sqlite":  # sqlite3 takes :name natively; psycopg %(name)s
-            sql = _NAMED.sub(r"%(\1)s", sql)
-        self.conn.exec_driver_sql(sql, rows)
+        # than the database's own work here. psycopg runs executemany in pipeline mode.
+        self.conn.exec_driver_sql(_for_driver(self.conn, sql), rows)
 
-    def _stored_hashes(self, ids: list[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
+    def _lookup(self, template: str, ids: list[str]) -> dict:
+        """{id: value} of the stored rows among ``ids`` (``template``: SELECT id, value … IN ({}))."""
+        out: dict = {}
         for k in range(0, len(ids), 500):
             chunk = ids[k : k + 500]
-            sql = _POST_HASHES.format(", ".join(f":p{j}" for j in range(len(chunk))))
+            sql = template.format(", ".join(f":p{j}" for j in range(len(chunk))))
             rows = self.conn.execute(sa.text(sql), {f"p{j}": v for j, v in enumerate(chunk)})
             out.update({row[0]: row[1] for row in rows})
         return out
@@ -416,7 +478,7 @@ def add_feedback(writer: Writer, user: str, target_kind: str, target_id: str, ac
     if action not in ("dismiss", "accept", "report"):
         raise ValueError(f"action: expected 'dismiss', 'accept' or 'report', got {action!r}")
     result = writer.conn.exec_driver_sql(
-        _UPSERT_FEEDBACK if writer.conn.dialect.name == "sqlite" else _NAMED.sub(r"%(\1)s", _UPSERT_FEEDBACK),
+        _for_driver(writer.conn, _UPSERT_FEEDBACK),
         {"user": user, "kind": target_kind, "target": target_id, "action": action, "ts": ts},
     )
     if result.rowcount:

@@ -24,8 +24,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_live_changes_uid_seq", "live_changes", ["uid", "seq"])
     # Triggers record only real changes, so replaying a file adds no rows (ingest stays
-    # idempotent) and every write path (CLI, API, feedback) is covered.
-    for statement in _SQLITE_TRIGGERS:
+    # idempotent) and every write path (CLI, API, feedback) is covered. Same rules on both
+    # backends: SQLite triggers hold their statements, PostgreSQL's call plpgsql functions.
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    for statement in _POSTGRESQL_TRIGGERS if postgresql else _SQLITE_TRIGGERS:
         op.execute(statement)
 
 
@@ -50,9 +52,46 @@ _SQLITE_TRIGGERS = [
 ]
 
 
+def _plpgsql(name: str, body: str) -> str:
+    return (f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN {body} RETURN NULL; END $$")
+
+
+# trigger -> (table, event, condition, function); the functions have the triggers' names.
+_PG_TRIGGERS = {
+    "live_edge_insert": ("edges", "INSERT", "NEW.active", "live_edge_hides"),
+    "live_edge_update": ("edges", "UPDATE OF active", "NEW.active AND NOT OLD.active", "live_edge_hides"),
+    "live_user_hidden": ("users", "UPDATE OF discoverable", "NOT NEW.discoverable AND OLD.discoverable",
+                         "live_user_hidden"),
+    "live_user_deleted": ("users", "DELETE", None, "live_user_deleted"),
+    "live_thread_deleted": ("posts", "DELETE", "OLD.reply_to IS NULL", "live_thread_deleted"),
+    "live_dismissed": ("feedback", "INSERT", "NEW.action = 'dismiss'", "live_dismissed"),
+}
+_POSTGRESQL_TRIGGERS = [
+    _plpgsql("live_edge_hides", """
+        INSERT INTO live_changes (uid, kind, other) SELECT NEW.src, 'user', id FROM users WHERE uid = NEW.dst;
+        IF NEW.relation <> 'follow' THEN
+            INSERT INTO live_changes (uid, kind, other) SELECT NEW.dst, 'user', id FROM users WHERE uid = NEW.src;
+        END IF;"""),
+    _plpgsql("live_user_hidden", "INSERT INTO live_changes (uid, kind, other) VALUES (NULL, 'user', NEW.id);"),
+    _plpgsql("live_user_deleted", "INSERT INTO live_changes (uid, kind, other) VALUES (NULL, 'user', OLD.id);"),
+    _plpgsql("live_thread_deleted",
+             "INSERT INTO live_changes (uid, kind, other) VALUES (NULL, 'thread', OLD.id);"),
+    _plpgsql("live_dismissed",
+             "INSERT INTO live_changes (uid, kind, other) VALUES (NEW.uid, NEW.target_kind, NEW.target_id);"),
+] + [
+    f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW "
+    + (f"WHEN ({when}) " if when else "") + f"EXECUTE FUNCTION {function}()"
+    for name, (table, event, when, function) in _PG_TRIGGERS.items()
+]
+
+
 def downgrade() -> None:
-    for name in ("live_edge_insert", "live_edge_update", "live_user_hidden", "live_user_deleted",
-                 "live_thread_deleted", "live_dismissed"):
-        op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    for name, (table, *_) in _PG_TRIGGERS.items():
+        op.execute(f"DROP TRIGGER IF EXISTS {name}" + (f" ON {table}" if postgresql else ""))
+    if postgresql:
+        for function in sorted({f for *_, f in _PG_TRIGGERS.values()}):
+            op.execute(f"DROP FUNCTION IF EXISTS {function}()")
     op.drop_index("ix_live_changes_uid_seq", "live_changes")
     op.drop_table("live_changes")
