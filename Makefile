@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install serve demo test lint format bench clean
+.PHONY: help install serve demo test lint format bench clean pg-start pg-stop
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,8 +30,15 @@ demo: $(STAMP) ## Build the demo data (generator -> ingest) into the store if it
 serve: demo ## Build the demo (data + model) if needed, then start the API on $(HOST):$(PORT)
 	TRIBES_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(STAMP) ## Run the whole test suite, notebooks included (executed small by nbmake)
-	TRIBES_NB_USERS=400 $(BIN)/python -m pytest -n 2 -q tests notebooks --nbmake
+test: $(STAMP) ## Run the whole test suite on SQLite and PostgreSQL (server started and stopped), notebooks included
+	TRIBES_NB_USERS=400 scripts/postgres.sh run $(BIN)/python -m pytest -n 2 -q tests notebooks --nbmake
+
+pg-start: ## Start the PostgreSQL test server on 127.0.0.1:54329 (installs it if missing); stays up
+	scripts/postgres.sh start
+	@echo "TRIBES_TEST_PG_URL=$$(scripts/postgres.sh url)"
+
+pg-stop: ## Stop the PostgreSQL test server
+	scripts/postgres.sh stop
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check tribes api tests
@@ -44,5 +51,6 @@ format: $(STAMP) ## Apply ruff formatting and safe fixes
 bench: $(STAMP) ## Run the benchmarks and print figures (writes benchmarks/RESULTS.md)
 	$(BIN)/python -m benchmarks
 
-clean: ## Remove the virtualenv and local data (var/)
+clean: ## Remove the virtualenv and local data (var/, the test database server's too)
+	-@scripts/postgres.sh stop 2>/dev/null
 	rm -rf $(VENV) var
