@@ -98,3 +98,6 @@ def test_cli_evaluate_bad_input(tmp_path, capsys):
     f.write_text('{"type":"user","id":"a","ts":1}\n')
     assert main(["evaluate", str(f), "--models", "nonsense"]) == 2
     assert "unknown model" in capsys.readouterr().err
+    # --set seed=… used to crash with "got multiple values for keyword argument 'seed'".
+    assert main(["evaluate", str(f), "--models", "tribes", "--set", "seed=3"]) == 2
+    assert "--seed" in capsys.readouterr().err

@@ -510,6 +510,10 @@ def _cmd_evaluate(args, settings: Settings) -> int:
             split = time_split(events, cut=parse_ts(args.cut, "--cut"))
         except Exception as exc:
             raise InputError(f"expected a fraction in (0, 1) or a timestamp: {exc}", field="--cut") from None
+    overrides = _parse_overrides(args.set)
+    if "seed" in overrides:
+        raise InputError("seed is set with --seed (it seeds the split, the samples and every model)",
+                         field="--set")
     truth_labels, truth_groups = (None, None)
     if args.labels:
         if not Path(args.labels).is_file():
@@ -518,7 +522,7 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     if not args.quiet:
         print(f"evaluate: {split.counts()}; fitting {', '.join(models)}", file=sys.stderr)
     result = evaluate(split, models, k=args.k, max_users=args.max_users, seed=args.seed,
-                      params={"tribes": _parse_overrides(args.set)},
+                      params={"tribes": overrides},
                       truth_labels=truth_labels, truth_groups=truth_groups)
     if args.plots:
         plots = Path(args.plots)
@@ -526,7 +530,7 @@ def _cmd_evaluate(args, settings: Settings) -> int:
         if "tribes" in models:
             from .model import TribeModel
 
-            model = TribeModel(**_parse_overrides(args.set)).fit(split.train)
+            model = TribeModel(**overrides, seed=args.seed).fit(split.train)
             result["plots"].append(str(plot_tribe_graph(split.train, model.labels_, model.tribes_,
                                                         plots / "tribes.png", seed=args.seed)))
     if args.json:
