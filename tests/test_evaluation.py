@@ -101,3 +101,6 @@ def test_cli_evaluate_bad_input(tmp_path, capsys):
     # --set seed=… used to crash with "got multiple values for keyword argument 'seed'".
     assert main(["evaluate", str(f), "--models", "tribes", "--set", "seed=3"]) == 2
     assert "--seed" in capsys.readouterr().err
+    # Data that cannot be split (one user, no interactions) is an input error, not a crash.
+    assert main(["evaluate", str(f), "--models", "tribes"]) == 2
+    assert "cannot split" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from . import __version__
@@ -491,6 +492,10 @@ def _cmd_evaluate(args, settings: Settings) -> int:
         raise InputError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(BASELINES)}", field="--models")
     if not 1 <= args.k <= 100:
         raise InputError(f"must be between 1 and 100, got {args.k}", field="-k")
+    overrides = _parse_overrides(args.set)
+    if "seed" in overrides:
+        raise InputError("seed is set with --seed (it seeds the split, the samples and every model)",
+                         field="--set")
     try:
         cut_value = float(args.cut)
     except ValueError:
@@ -502,18 +507,19 @@ def _cmd_evaluate(args, settings: Settings) -> int:
         share = 0.1 if args.cut == "0.8" else (cut_value if cut_value is not None else -1)
         if not 0 < share < 1:
             raise InputError(f"edges split: expected a share between 0 and 1, got {args.cut!r}", field="--cut")
-        split = edge_holdout_split(events, fraction=share, seed=args.seed)
+        split_with = partial(edge_holdout_split, events, fraction=share, seed=args.seed)
     elif cut_value is not None and 0 < cut_value < 1:
-        split = time_split(events, fraction=cut_value)
+        split_with = partial(time_split, events, fraction=cut_value)
     else:
         try:
-            split = time_split(events, cut=parse_ts(args.cut, "--cut"))
+            cut_ts = parse_ts(args.cut, "--cut")
         except Exception as exc:
             raise InputError(f"expected a fraction in (0, 1) or a timestamp: {exc}", field="--cut") from None
-    overrides = _parse_overrides(args.set)
-    if "seed" in overrides:
-        raise InputError("seed is set with --seed (it seeds the split, the samples and every model)",
-                         field="--set")
+        split_with = partial(time_split, events, cut=cut_ts)
+    try:
+        split = split_with()
+    except ValueError as exc:  # the data cannot be split this way (e.g. no timestamps)
+        raise InputError(f"cannot split with --split {args.split}: {exc}", path=args.events) from None
     truth_labels, truth_groups = (None, None)
     if args.labels:
         if not Path(args.labels).is_file():
