@@ -76,13 +76,16 @@ class ModelHolder:
 
     def get(self) -> Recommender | None:
         now = time.monotonic()
-        if now - self._checked >= self.check_interval or os.getpid() != self._pid:
+        # Without a model every request goes through the lock: threads that arrive while the
+        # first one opens it wait for it instead of answering "no model" (a fresh worker).
+        if self._model is None or now - self._checked >= self.check_interval or os.getpid() != self._pid:
             self._refresh(now)
         return self._model
 
     def _refresh(self, now: float) -> None:
         with self._lock:
-            if now - self._checked < self.check_interval and os.getpid() == self._pid:
+            if (self._model is not None and now - self._checked < self.check_interval
+                    and os.getpid() == self._pid):
                 return
             self._checked, self._pid = now, os.getpid()
             stamp = self.models.pointer_stamp()
