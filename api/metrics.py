@@ -23,6 +23,19 @@ LATENCY = Histogram("tribes_request_seconds", "Time to answer a request", ["endp
 EVENTS = Counter("tribes_events_ingested_total", "Events stored through the API", ["type"])
 
 
+_children: dict[tuple[str, str, int], tuple] = {}
+
+
+def request_metrics(endpoint: str, method: str, status: int) -> tuple:
+    """The (counter, histogram) children of one endpoint, method and status, looked up once:
+    ``labels()`` costs more than the increment itself."""
+    key = (endpoint, method, status)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = (REQUESTS.labels(endpoint, method, str(status)), LATENCY.labels(endpoint))
+    return found
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text of this process, or of all workers in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -1230,3 +1230,30 @@ def test_the_live_reader_agrees_with_the_store(fresh):
             if user != "nobody-at-all":
                 assert reader.exclusions(user, seq, listed=True) == expected
     assert not reader.exclusions(users[5], since, listed=True).user_exists
+
+
+def test_access_log_lines_are_written_whole_to_the_handler_stream(world, tmp_path):
+    """The default handler's stream (stderr in production) gets one JSON line per request."""
+    app = make_app(world.root, access_log=True)
+    access = logging.getLogger("tribes.access")
+    saved = access.handlers[:]
+    # The handler create_app installs, alone (pytest adds capture handlers of its own).
+    handler = next(h for h in saved if type(h) is logging.StreamHandler)
+    with open(tmp_path / "access.log", "w") as stream:
+        previous = handler.setStream(stream)
+        access.handlers = [handler]
+        try:
+            client = app.test_client()
+            rids = [client.get("/livez").headers["X-Request-ID"] for _ in range(3)]
+            user = rich_users(world)[0]
+            rids.append(suggestions(client, user).headers["X-Request-ID"])
+        finally:
+            access.handlers = saved
+            handler.setStream(previous)
+            app.extensions["tribes"].store.close()
+    lines = [orjson.loads(x) for x in (tmp_path / "access.log").read_text().splitlines()]
+    assert [x["request_id"] for x in lines] == rids
+    last = lines[-1]
+    assert last["endpoint"].endswith("/suggestions/people") and last["status"] == 200
+    assert last["bytes"] > 0 and last["ms"] >= 0
+    assert last["path"] == f"/v1/users/{user}/suggestions/people"
