@@ -8,9 +8,10 @@ export TRIBES_MODELS ?= var/models
 DEMO_USERS ?= 3000
 HOST ?= 127.0.0.1
 PORT ?= 8000
+SOAK_MINUTES ?= 5
 
 .DEFAULT_GOAL := help
-.PHONY: help install serve demo test lint format bench clean pg-start pg-stop
+.PHONY: help install serve demo test lint format bench soak clean pg-start pg-stop
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +51,9 @@ format: $(STAMP) ## Apply ruff formatting and safe fixes
 
 bench: $(STAMP) ## Run the benchmarks and print figures (writes benchmarks/RESULTS.md)
 	$(BIN)/python -m benchmarks
+
+soak: $(STAMP) ## Soak the API for SOAK_MINUTES (5): gunicorn on 127.0.0.1, steady load + events, memory sampled
+	$(BIN)/python -m benchmarks.soak --minutes $(SOAK_MINUTES)
 
 clean: ## Remove the virtualenv and local data (var/, the test database server's too)
 	-@scripts/postgres.sh stop 2>/dev/null
