@@ -261,7 +261,8 @@ class Conflict:
 # only earlier sightings updated. An INSERT … ON CONFLICT upsert would be one statement, but on
 # PostgreSQL it draws a uid from the sequence for every row, conflicting or not: uids would
 # depend on batching and grow with every replay (read_snapshot sizes an array by the largest).
-_USERS_SEEN = "SELECT id, first_seen_ts FROM users WHERE id IN ({})"
+# The uids found are then written into edges and posts directly (no join per row).
+_USERS_SEEN = "SELECT id, uid, first_seen_ts FROM users WHERE id {}"
 _INSERT_USER = "INSERT INTO users (id, discoverable, first_seen_ts) VALUES (:id, true, :ts)"
 _SEEN_EARLIER = "UPDATE users SET first_seen_ts = :ts WHERE id = :id AND first_seen_ts > :ts"
 _UPSERT_PROFILE = (
@@ -271,21 +272,18 @@ _UPSERT_PROFILE = (
     "WHERE id = :id AND (profile_ts IS NULL OR profile_ts <= :ts)"
 )
 _UPSERT_EDGE = (
-    "INSERT INTO edges (relation, src, dst, active, ts) "
-    "SELECT :relation, s.uid, d.uid, :active, :ts FROM users s, users d "
-    "WHERE s.id = :src AND d.id = :dst "
+    "INSERT INTO edges (relation, src, dst, active, ts) VALUES (:relation, :src, :dst, :active, :ts) "
     "ON CONFLICT (relation, src, dst) DO UPDATE SET active = excluded.active, ts = excluded.ts "
     "WHERE excluded.ts > edges.ts OR (excluded.ts = edges.ts "
     "AND excluded.active <> edges.active AND excluded.active = (edges.relation <> 'follow'))"
 )
 _INSERT_POST = (
     "INSERT INTO posts (id, author, ts, text, tags, reply_to, thread_id, content_hash) "
-    # PostgreSQL deduces one type per parameter: the casts make the SELECT list agree with the
-    # comparisons below (an untyped parameter there would be text, the columns are varchar).
-    "SELECT CAST(:id AS VARCHAR), u.uid, :ts, :text, :tags, CAST(:reply_to AS VARCHAR), "
+    # PostgreSQL deduces one type per parameter: the casts make the VALUES list agree with the
+    # comparison below (an untyped parameter there would be text, the columns are varchar).
+    "VALUES (CAST(:id AS VARCHAR), :author, :ts, :text, :tags, CAST(:reply_to AS VARCHAR), "
     # the parent's thread, else the (missing) parent, else the post itself (a root)
-    "COALESCE((SELECT p.thread_id FROM posts p WHERE p.id = :reply_to), :reply_to, :id), "
-    ":hash FROM users u WHERE u.id = :author "
+    "COALESCE((SELECT p.thread_id FROM posts p WHERE p.id = :reply_to), :reply_to, :id), :hash) "
     "ON CONFLICT (id) DO NOTHING"
 )
 # A post that arrives after its replies adopts them: they pointed at it as their thread.
@@ -301,7 +299,7 @@ def _for_driver(conn: sa.Connection, sql: str) -> str:
     ``:name``; psycopg ``%(name)s``)."""
     return sql if conn.dialect.name == "sqlite" else _NAMED.sub(r"%(\1)s", sql)
 
-_POST_HASHES = "SELECT id, content_hash FROM posts WHERE id IN ({})"
+_POST_HASHES = "SELECT id, content_hash FROM posts WHERE id {}"
 
 
 def post_hash(event: PostEvent) -> str:
@@ -397,28 +395,35 @@ class Writer:
                 )
         if post_rows:
             stored = self._lookup(_POST_HASHES, list(post_index))
-            bad = {pid for pid, h in stored.items() if h != post_index[pid][1]}
+            bad = {pid for pid, (h,) in stored.items() if h != post_index[pid][1]}
             for pid in bad:
                 conflicts.append(Conflict(post_index[pid][0], "id", f"post {pid!r} already stored with different content"))
             post_rows = [r for r in post_rows if r["id"] not in bad and r["id"] not in stored]
         run = self._executemany
+        uid: dict[str, int] = {}
         if seen:
-            stored_seen = self._lookup(_USERS_SEEN, list(seen))
-            new = [{"id": u, "ts": t} for u, t in seen.items() if u not in stored_seen]
-            earlier = [{"id": u, "ts": t} for u, t in seen.items() if t < stored_seen.get(u, t)]
+            known = self._lookup(_USERS_SEEN, list(seen))  # id -> (uid, first_seen_ts)
+            new = [{"id": u, "ts": t} for u, t in seen.items() if u not in known]
+            earlier = [{"id": u, "ts": t} for u, t in seen.items() if u in known and t < known[u][1]]
             if new:
                 run(_INSERT_USER, new)
+                known.update(self._lookup(_USERS_SEEN, [r["id"] for r in new]))
             if earlier:
                 run(_SEEN_EARLIER, earlier)
+            uid = {u: row[0] for u, row in known.items()}
         if profiles:
             run(_UPSERT_PROFILE, profiles)
         if post_rows:
+            for r in post_rows:
+                r["author"] = uid[r["author"]]
             run(_INSERT_POST, post_rows)
             # Roots need no adoption: their replies already name them as the thread.
             adopters = [{"id": r["id"]} for r in post_rows if r["reply_to"] is not None]
             if adopters:
                 run(_ADOPT_REPLIES, adopters)
         if edge_rows:
+            for r in edge_rows:
+                r["src"], r["dst"] = uid[r["src"]], uid[r["dst"]]
             run(_UPSERT_EDGE, edge_rows)
         return conflicts
 
@@ -427,14 +432,22 @@ class Writer:
         # than the database's own work here. psycopg runs executemany in pipeline mode.
         self.conn.exec_driver_sql(_for_driver(self.conn, sql), rows)
 
-    def _lookup(self, template: str, ids: list[str]) -> dict:
-        """{id: value} of the stored rows among ``ids`` (``template``: SELECT id, value … IN ({}))."""
+    def _lookup(self, template: str, ids: list[str]) -> dict[str, tuple]:
+        """{id: (other columns)} of the stored rows among ``ids`` (``template``: SELECT id, … WHERE id {}).
+
+        SQLite: ``IN (?, …)`` by 500; PostgreSQL: ``= ANY(%s)`` with one array parameter (one
+        plan, no per-id placeholders to parse).
+        """
         out: dict = {}
+        if self.conn.dialect.name != "sqlite":
+            if ids:
+                rows = self.conn.exec_driver_sql(template.format("= ANY(%s)"), (ids,))
+                out.update((row[0], tuple(row[1:])) for row in rows)
+            return out
         for k in range(0, len(ids), 500):
-            chunk = ids[k : k + 500]
-            sql = template.format(", ".join(f":p{j}" for j in range(len(chunk))))
-            rows = self.conn.execute(sa.text(sql), {f"p{j}": v for j, v in enumerate(chunk)})
-            out.update({row[0]: row[1] for row in rows})
+            chunk = tuple(ids[k : k + 500])
+            rows = self.conn.exec_driver_sql(template.format(f"IN ({', '.join('?' * len(chunk))})"), chunk)
+            out.update((row[0], tuple(row[1:])) for row in rows)
         return out
 
     def _erase(self, event: UserDeleteEvent | PostDeleteEvent) -> None:
