@@ -25,7 +25,8 @@ class Settings:
 
     db: str = _setting(
         "sqlite:///var/tribes.db",
-        "Store URL. sqlite:///PATH (relative to the working directory) or sqlite:////ABS/PATH.",
+        "Store URL. sqlite:///PATH (relative to the working directory), sqlite:////ABS/PATH, "
+        "or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB (an existing database).",
     )
     models: str = _setting(
         "var/models", "Folder of versioned model artifacts; `current` points at the served one."
