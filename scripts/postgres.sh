@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The PostgreSQL server the tests use: a throwaway cluster of Debian's `postgresql` package,
 # project-local (var/pg), listening on 127.0.0.1:$TRIBES_PG_PORT only (no Unix socket), trust
-# auth (loopback only), durability off (fsync, full-page writes): for tests, never for data.
+# auth (loopback only), durability and autovacuum off: for tests, never for data.
 #
 #   scripts/postgres.sh start      install if missing, create the cluster once, start (idempotent)
 #   scripts/postgres.sh stop       stop it (no-op when it is not running)
@@ -78,13 +78,15 @@ init_cluster() {
     as_postgres "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null
     cat >>"$DATA/postgresql.conf" <<EOF
 
-# tribes test cluster (scripts/postgres.sh): loopback only, no socket, speed over durability
+# tribes test cluster (scripts/postgres.sh): loopback only, no socket, speed over durability;
+# no autovacuum: its workers would keep the tests' throwaway databases from being dropped
 listen_addresses = '127.0.0.1'
 port = $PORT
 unix_socket_directories = ''
 fsync = off
 full_page_writes = off
 synchronous_commit = off
+autovacuum = off
 EOF
 }
 
