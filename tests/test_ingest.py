@@ -33,18 +33,33 @@ def edge_state(store, relation, src, dst):
         store,
         "SELECT e.active FROM edges e JOIN users s ON s.uid = e.src JOIN users d ON d.uid = e.dst "
         "WHERE e.relation = :r AND s.id = :s AND d.id = :d",
-        r=relation, s=src, d=dst,
+        r=relation,
+        s=src,
+        d=dst,
     )
     return None if not rows else bool(rows[0][0])
 
 
 SAMPLE = [
-    {"type": "user", "id": "ann", "ts": "2026-09-21T12:26:40Z", "name": "Ann", "interests": ["#Go"]},
+    {
+        "type": "user",
+        "id": "ann",
+        "ts": "2026-09-21T12:26:40Z",
+        "name": "Ann",
+        "interests": ["#Go"],
+    },
     {"type": "user", "id": "bob", "ts": "2026-09-21T12:26:40Z"},
     {"type": "follow", "src": "ann", "dst": "bob", "ts": 1_790_000_000},
     {"type": "follow", "src": "bob", "dst": "cy", "ts": 1_790_000_100},
     {"type": "post", "id": "p1", "author": "ann", "ts": 1_790_000_200, "text": "root #go"},
-    {"type": "post", "id": "p2", "author": "bob", "ts": 1_790_000_300, "text": "reply", "reply_to": "p1"},
+    {
+        "type": "post",
+        "id": "p2",
+        "author": "bob",
+        "ts": 1_790_000_300,
+        "text": "reply",
+        "reply_to": "p1",
+    },
     {"type": "block", "src": "cy", "dst": "ann", "ts": 1_790_000_400},
     {"type": "mute", "src": "ann", "dst": "dee", "ts": 1_790_000_500},
 ]
@@ -58,11 +73,13 @@ def test_sample_is_stored_with_implicit_users(store):
     counts = store.table_counts()
     assert counts["users"] == 4  # ann, bob + implicit cy, dee
     assert counts["edges"] == 4 and counts["posts"] == 2
-    assert query(store, "SELECT name, interests, discoverable FROM users WHERE id='ann'") == [("Ann", '["go"]', 1)]
-    # An implicit user is discoverable and first seen at the first event naming them.
-    assert query(store, "SELECT profile_ts, first_seen_ts, discoverable FROM users WHERE id='cy'") == [
-        (None, 1_790_000_100.0, 1)
+    assert query(store, "SELECT name, interests, discoverable FROM users WHERE id='ann'") == [
+        ("Ann", '["go"]', 1)
     ]
+    # An implicit user is discoverable and first seen at the first event naming them.
+    assert query(
+        store, "SELECT profile_ts, first_seen_ts, discoverable FROM users WHERE id='cy'"
+    ) == [(None, 1_790_000_100.0, 1)]
 
 
 def test_same_file_twice_changes_nothing(store):
@@ -98,9 +115,16 @@ def test_latest_ts_wins_whatever_the_order(store, relation):
         assert edge_state(store, relation, f"c{k}", f"d{k}") == (latest["type"] == relation), order
 
 
-@pytest.mark.parametrize(("on", "off", "winner"), [("follow", "unfollow", False), ("block", "unblock", True), ("mute", "unmute", True)])
+@pytest.mark.parametrize(
+    ("on", "off", "winner"),
+    [("follow", "unfollow", False), ("block", "unblock", True), ("mute", "unmute", True)],
+)
 def test_equal_ts_ties_go_to_the_privacy_safer_state(store, on, off, winner):
-    ingest(store, {"type": on, "src": "a", "dst": "b", "ts": 5}, {"type": off, "src": "a", "dst": "b", "ts": 5})
+    ingest(
+        store,
+        {"type": on, "src": "a", "dst": "b", "ts": 5},
+        {"type": off, "src": "a", "dst": "b", "ts": 5},
+    )
     assert edge_state(store, on.removesuffix("s"), "a", "b") is winner
     ingest(store, {"type": off, "src": "c", "dst": "d", "ts": 5})
     ingest(store, {"type": on, "src": "c", "dst": "d", "ts": 5})
@@ -123,50 +147,82 @@ def test_thread_is_the_root_whatever_the_arrival_order(store):
         for per_event in (False, True):
             # each run on its own post ids: r -> r-{k}-{per_event}
             tag = f"-{k}-{per_event}"
-            renamed = [{**e, "id": e["id"] + tag} | ({"reply_to": e["reply_to"] + tag} if "reply_to" in e else {})
-                       for e in order]
+            renamed = [
+                {**e, "id": e["id"] + tag}
+                | ({"reply_to": e["reply_to"] + tag} if "reply_to" in e else {})
+                for e in order
+            ]
             if per_event:
                 for event in renamed:
                     ingest(store, event)
             else:
                 ingest(store, *renamed)
-            threads = dict(query(store, "SELECT id, thread_id FROM posts WHERE id LIKE :t", t=f"%{tag}"))
+            threads = dict(
+                query(store, "SELECT id, thread_id FROM posts WHERE id LIKE :t", t=f"%{tag}")
+            )
             assert threads == {p + tag: "r" + tag for p in "rxyzw"}, order
 
 
 def test_reply_to_a_missing_post_is_rooted_at_the_missing_post(store):
-    ingest(store, {"type": "post", "id": "c", "author": "a", "ts": 2, "text": "c", "reply_to": "gone"})
+    ingest(
+        store, {"type": "post", "id": "c", "author": "a", "ts": 2, "text": "c", "reply_to": "gone"}
+    )
     assert query(store, "SELECT thread_id FROM posts WHERE id='c'") == [("gone",)]
 
 
 def test_reused_post_id_with_other_content_is_an_error_and_stores_nothing(store):
     ingest(store, *SAMPLE)
     before = dump_tables(store)
-    report = ingest(store, {"type": "follow", "src": "x", "dst": "y", "ts": 9},
-                    {"type": "post", "id": "p1", "author": "ann", "ts": 1_790_000_200, "text": "edited"})
+    report = ingest(
+        store,
+        {"type": "follow", "src": "x", "dst": "y", "ts": 9},
+        {"type": "post", "id": "p1", "author": "ann", "ts": 1_790_000_200, "text": "edited"},
+    )
     assert not report.committed
-    assert [str(p) for p in report.problems] == ["f.jsonl:2: id: post 'p1' already stored with different content"]
+    assert [str(p) for p in report.problems] == [
+        "f.jsonl:2: id: post 'p1' already stored with different content"
+    ]
     assert dump_tables(store) == before
 
 
 def test_duplicate_post_ids_within_one_file(store):
     same = {"type": "post", "id": "p", "author": "a", "ts": 1, "text": "t"}
     assert ingest(store, same, same).committed
-    report = ingest(store, {"type": "post", "id": "q", "author": "a", "ts": 1, "text": "t"},
-                    {"type": "post", "id": "q", "author": "a", "ts": 1, "text": "other"})
+    report = ingest(
+        store,
+        {"type": "post", "id": "q", "author": "a", "ts": 1, "text": "t"},
+        {"type": "post", "id": "q", "author": "a", "ts": 1, "text": "other"},
+    )
     assert not report.committed
-    assert [str(p) for p in report.problems] == ["f.jsonl:2: id: post 'q' reused with different content"]
+    assert [str(p) for p in report.problems] == [
+        "f.jsonl:2: id: post 'q' reused with different content"
+    ]
 
 
 BAD_LINES = {
     "malformed JSON": (b'{"type":"user",', "f.jsonl:2: malformed JSON"),
     "missing field": ({"type": "follow", "src": "a", "ts": 1}, "f.jsonl:2: dst: missing"),
-    "wrong type": ({"type": "user", "id": ["a"], "ts": 1}, "f.jsonl:2: id: expected a string or integer id, got list"),
-    "unknown type": ({"type": "retweet", "id": "a", "ts": 1}, "f.jsonl:2: type: unknown event type 'retweet'"),
+    "wrong type": (
+        {"type": "user", "id": ["a"], "ts": 1},
+        "f.jsonl:2: id: expected a string or integer id, got list",
+    ),
+    "unknown type": (
+        {"type": "retweet", "id": "a", "ts": 1},
+        "f.jsonl:2: type: unknown event type 'retweet'",
+    ),
     "invalid utf-8": (b'{"type":"user","id":"\xc3\x28","ts":1}', "f.jsonl:2: invalid UTF-8"),
-    "oversize line": (b'{"type":"post","id":"p","author":"a","ts":1,"text":"' + b"x" * (1 << 20) + b'"}', "f.jsonl:2: line longer than"),
-    "self-follow": ({"type": "follow", "src": "a", "dst": "a", "ts": 1}, "f.jsonl:2: dst: a user cannot follow themself"),
-    "bad timestamp": ({"type": "user", "id": "a", "ts": "last tuesday"}, "f.jsonl:2: ts: cannot parse timestamp"),
+    "oversize line": (
+        b'{"type":"post","id":"p","author":"a","ts":1,"text":"' + b"x" * (1 << 20) + b'"}',
+        "f.jsonl:2: line longer than",
+    ),
+    "self-follow": (
+        {"type": "follow", "src": "a", "dst": "a", "ts": 1},
+        "f.jsonl:2: dst: a user cannot follow themself",
+    ),
+    "bad timestamp": (
+        {"type": "user", "id": "a", "ts": "last tuesday"},
+        "f.jsonl:2: ts: cannot parse timestamp",
+    ),
 }
 
 
@@ -175,7 +231,12 @@ def test_bad_input_is_reported_and_leaves_every_table_unchanged(store, case):
     ingest(store, *SAMPLE)
     before = dump_tables(store)
     bad, message = BAD_LINES[case]
-    report = ingest(store, {"type": "user", "id": "new", "ts": 1}, bad, {"type": "follow", "src": "new", "dst": "ann", "ts": 2})
+    report = ingest(
+        store,
+        {"type": "user", "id": "new", "ts": 1},
+        bad,
+        {"type": "follow", "src": "new", "dst": "ann", "ts": 2},
+    )
     assert not report.committed
     assert report.rejected == 1
     assert str(report.problems[0]).startswith(message)
@@ -190,8 +251,13 @@ def test_every_problem_is_reported_up_to_the_cap(store):
 
 
 def test_skip_invalid_stores_the_valid_lines(store):
-    report = ingest(store, {"type": "user", "id": "a", "ts": 1}, b"{oops", {"type": "follow", "src": "a", "dst": "b", "ts": 2},
-                    skip_invalid=True)
+    report = ingest(
+        store,
+        {"type": "user", "id": "a", "ts": 1},
+        b"{oops",
+        {"type": "follow", "src": "a", "dst": "b", "ts": 2},
+        skip_invalid=True,
+    )
     assert report.committed and report.rejected == 1 and report.accepted == 2
     assert store.table_counts()["edges"] == 1
 
@@ -204,9 +270,12 @@ def test_blank_lines_are_skipped_and_numbering_counts_them(store):
 def test_delete_user_erases_everything_about_them(store):
     ingest(store, *SAMPLE)
     with store.transaction() as w:
-        w.conn.execute(sa.text(
-            "INSERT INTO feedback (uid, target_kind, target_id, action, ts) "
-            "SELECT uid, 'user', 'bob', 'dismiss', 1 FROM users WHERE id='ann'"))
+        w.conn.execute(
+            sa.text(
+                "INSERT INTO feedback (uid, target_kind, target_id, action, ts) "
+                "SELECT uid, 'user', 'bob', 'dismiss', 1 FROM users WHERE id='ann'"
+            )
+        )
     ingest(store, {"type": "delete_user", "id": "ann", "ts": 1_790_001_000})
     assert query(store, "SELECT id FROM users ORDER BY id") == [("bob",), ("cy",), ("dee",)]
     assert store.table_counts()["edges"] == 1  # only bob -> cy is left
@@ -231,8 +300,11 @@ def test_erased_user_is_not_resurrected_by_older_events(store):
 
 
 def test_delete_then_replay_in_one_file_is_idempotent(store):
-    events = [*SAMPLE, {"type": "delete_user", "id": "bob", "ts": 1_790_009_000},
-              {"type": "delete_post", "id": "p1", "ts": 1_790_009_000}]
+    events = [
+        *SAMPLE,
+        {"type": "delete_user", "id": "bob", "ts": 1_790_009_000},
+        {"type": "delete_post", "id": "p1", "ts": 1_790_009_000},
+    ]
     ingest(store, *events)
     once = dump_tables(store)
     ingest(store, *events)
@@ -247,13 +319,18 @@ def test_deleted_post_stays_deleted(store):
 
 
 def test_profile_latest_user_event_wins_and_keeps_unsent_fields(store):
-    ingest(store, {"type": "user", "id": "a", "ts": 10, "name": "New", "discoverable": False},
-           {"type": "user", "id": "a", "ts": 5, "name": "Old", "bio": "hello"})
+    ingest(
+        store,
+        {"type": "user", "id": "a", "ts": 10, "name": "New", "discoverable": False},
+        {"type": "user", "id": "a", "ts": 5, "name": "Old", "bio": "hello"},
+    )
     assert query(store, "SELECT name, bio, discoverable FROM users") == [("New", None, 0)]
 
 
 def test_batches_smaller_than_the_file_give_the_same_state(new_db_url):
-    events = SAMPLE + THREAD + [{"type": "unfollow", "src": "ann", "dst": "bob", "ts": 1_790_000_001}]
+    events = (
+        SAMPLE + THREAD + [{"type": "unfollow", "src": "ann", "dst": "bob", "ts": 1_790_000_001}]
+    )
     with Store.open(new_db_url()) as a, Store.open(new_db_url()) as b:
         ingest(a, *events)
         ingest(b, *events, batch_size=2)
@@ -274,9 +351,14 @@ def test_replays_and_batching_do_not_use_up_user_keys(store):
     ingest(store, {"type": "follow", "src": "ann", "dst": "newcomer", "ts": 1_790_000_900})
     assert query(store, "SELECT uid FROM users WHERE id = 'newcomer'") == [(5,)]
     # an older event arriving later still moves first_seen back (and only back)
-    ingest(store, {"type": "follow", "src": "cy", "dst": "ann", "ts": 5}, {"type": "mute", "src": "ann", "dst": "cy", "ts": 9})
-    assert query(store, "SELECT first_seen_ts FROM users WHERE id IN ('ann', 'cy', 'newcomer') ORDER BY id") == [
-        (5.0,), (5.0,), (1_790_000_900.0,)]
+    ingest(
+        store,
+        {"type": "follow", "src": "cy", "dst": "ann", "ts": 5},
+        {"type": "mute", "src": "ann", "dst": "cy", "ts": 9},
+    )
+    assert query(
+        store, "SELECT first_seen_ts FROM users WHERE id IN ('ann', 'cy', 'newcomer') ORDER BY id"
+    ) == [(5.0,), (5.0,), (1_790_000_900.0,)]
 
 
 # --- concurrency: writers serialize, readers never see part of an ingest ---------------------
@@ -285,19 +367,37 @@ def test_replays_and_batching_do_not_use_up_user_keys(store):
 def logical_state(store) -> dict[str, list[tuple]]:
     """The store by public ids (surrogate keys depend on who committed first)."""
     return {
-        "users": sorted(query(store, "SELECT id, name, discoverable, profile_ts, first_seen_ts FROM users")),
-        "edges": sorted(query(store, "SELECT e.relation, s.id, d.id, e.active, e.ts FROM edges e "
-                                     "JOIN users s ON s.uid = e.src JOIN users d ON d.uid = e.dst")),
-        "posts": sorted(query(store, "SELECT p.id, u.id, p.thread_id FROM posts p JOIN users u ON u.uid = p.author")),
+        "users": sorted(
+            query(store, "SELECT id, name, discoverable, profile_ts, first_seen_ts FROM users")
+        ),
+        "edges": sorted(
+            query(
+                store,
+                "SELECT e.relation, s.id, d.id, e.active, e.ts FROM edges e "
+                "JOIN users s ON s.uid = e.src JOIN users d ON d.uid = e.dst",
+            )
+        ),
+        "posts": sorted(
+            query(
+                store,
+                "SELECT p.id, u.id, p.thread_id FROM posts p JOIN users u ON u.uid = p.author",
+            )
+        ),
     }
 
 
 def crossing_files(n: int = 300) -> tuple[list[dict], list[dict]]:
     """Two sources naming the same users and edges in opposite orders, with other timestamps."""
-    one = [{"type": "follow", "src": f"u{i % 40}", "dst": f"u{(i * 7 + 1) % 40}", "ts": i} for i in range(n)]
+    one = [
+        {"type": "follow", "src": f"u{i % 40}", "dst": f"u{(i * 7 + 1) % 40}", "ts": i}
+        for i in range(n)
+    ]
     one = [e for e in one if e["src"] != e["dst"]]
     two = [{**e, "type": "unfollow", "ts": e["ts"] + 0.5} for e in reversed(one)]
-    two += [{"type": "post", "id": f"q{i}", "author": f"u{i % 40}", "ts": i, "text": "x"} for i in range(50)]
+    two += [
+        {"type": "post", "id": f"q{i}", "author": f"u{i % 40}", "ts": i, "text": "x"}
+        for i in range(50)
+    ]
     return one, two
 
 
@@ -338,7 +438,9 @@ def test_readers_never_see_part_of_an_ingest(store):
             yield {"type": "follow", "src": f"a{i}", "dst": f"b{i}", "ts": i}
 
     reports = []
-    writer = threading.Thread(target=lambda: reports.append(ingest_objects(store, events(), batch_size=10)))
+    writer = threading.Thread(
+        target=lambda: reports.append(ingest_objects(store, events(), batch_size=10))
+    )
     writer.start()
     assert halfway.wait(30)
     try:
@@ -355,12 +457,17 @@ def test_a_second_writer_waits_for_the_first(store, backend):
     done = []
     with store.transaction() as w:  # holds the write lock from BEGIN to COMMIT
         w.apply([validate({"type": "follow", "src": "a", "dst": "b", "ts": 1})])
-        second = threading.Thread(target=lambda: done.append(
-            ingest(store, {"type": "follow", "src": "c", "dst": "d", "ts": 2}).committed))
+        second = threading.Thread(
+            target=lambda: done.append(
+                ingest(store, {"type": "follow", "src": "c", "dst": "d", "ts": 2}).committed
+            )
+        )
         second.start()
         if backend == "postgresql":  # it queues on the advisory lock
             deadline = time.monotonic() + 20
-            while not query(store, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+            while not query(
+                store, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ):
                 assert time.monotonic() < deadline, "the second writer never waited"
                 time.sleep(0.02)
         else:  # it waits on busy_timeout

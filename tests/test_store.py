@@ -66,6 +66,7 @@ def test_live_changes_record_real_changes_only(store):
         {"type": "user", "id": "e", "ts": 4, "discoverable": False},
     )
     ingest_lines(store, events, source="f")
+
     def excl(user, since):
         f = store.live_exclusions(user, since)
         return f.people, f.threads
@@ -79,8 +80,14 @@ def test_live_changes_record_real_changes_only(store):
     ingest_lines(store, events, source="f")  # a replay changes nothing
     assert store.live_seq() == seq
     assert excl("a", seq) == (set(), set())
-    ingest_lines(store, lines({"type": "delete_user", "id": "b", "ts": 9},
-                              {"type": "delete_post", "id": "t1", "ts": 9}), source="g")
+    ingest_lines(
+        store,
+        lines(
+            {"type": "delete_user", "id": "b", "ts": 9},
+            {"type": "delete_post", "id": "t1", "ts": 9},
+        ),
+        source="g",
+    )
     with store.transaction() as w:
         add_feedback(w, "a", "user", "zed", "dismiss", 10.0)
         add_feedback(w, "a", "thread", "t9", "accept", 10.0)
@@ -91,13 +98,22 @@ def test_live_changes_record_real_changes_only(store):
     assert excl("a", 0) == ({"b", "zed"}, {"t1"})
 
 
-LIVE_TRIGGERS = {"live_edge_insert", "live_edge_update", "live_user_hidden", "live_user_deleted",
-                 "live_thread_deleted", "live_dismissed"}
+LIVE_TRIGGERS = {
+    "live_edge_insert",
+    "live_edge_update",
+    "live_user_hidden",
+    "live_user_deleted",
+    "live_thread_deleted",
+    "live_dismissed",
+}
 
 
 def triggers(store) -> set[str]:
-    sql = ("SELECT name FROM sqlite_master WHERE type = 'trigger'" if store.engine.dialect.name == "sqlite"
-           else "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+    sql = (
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        if store.engine.dialect.name == "sqlite"
+        else "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    )
     with store.engine.connect() as conn:
         return {row[0] for row in conn.exec_driver_sql(sql)}
 
@@ -145,7 +161,10 @@ def test_feedback_is_idempotent_and_only_dismissals_are_live(store):
     assert store.live_seq() == seq + 1
     assert store.live_exclusions("a", seq).people == {"b"}
     with store.engine.connect() as conn:
-        assert sorted(conn.execute(sa.text("SELECT action, ts FROM feedback")).all()) == [("accept", 5.0), ("dismiss", 5.0)]
+        assert sorted(conn.execute(sa.text("SELECT action, ts FROM feedback")).all()) == [
+            ("accept", 5.0),
+            ("dismiss", 5.0),
+        ]
 
 
 def test_deleting_a_user_hides_their_threads_live(store):
@@ -153,10 +172,21 @@ def test_deleting_a_user_hides_their_threads_live(store):
 
     from .conftest import lines
 
-    ingest_lines(store, lines(
-        {"type": "post", "id": "root", "author": "a", "ts": 1, "text": "r"},
-        {"type": "post", "id": "reply", "author": "a", "ts": 2, "text": "x", "reply_to": "other"},
-    ), source="f")
+    ingest_lines(
+        store,
+        lines(
+            {"type": "post", "id": "root", "author": "a", "ts": 1, "text": "r"},
+            {
+                "type": "post",
+                "id": "reply",
+                "author": "a",
+                "ts": 2,
+                "text": "x",
+                "reply_to": "other",
+            },
+        ),
+        source="f",
+    )
     seq = store.live_seq()
     ingest_lines(store, lines({"type": "delete_user", "id": "a", "ts": 3}), source="g")
     live = store.live_exclusions("someone", seq)
@@ -179,8 +209,15 @@ def test_a_snapshot_is_one_state_while_an_ingest_commits(store):
         # Right after read_snapshot's first query, another connection commits new users and a
         # follow between them: a per-statement snapshot would see the follow but not the users.
         if statement.lstrip().startswith("SELECT uid, id") and not committed:
-            writer = threading.Thread(target=lambda: committed.append(ingest_lines(
-                store, lines({"type": "follow", "src": "c", "dst": "d", "ts": 2}), source="g").committed))
+            writer = threading.Thread(
+                target=lambda: committed.append(
+                    ingest_lines(
+                        store,
+                        lines({"type": "follow", "src": "c", "dst": "d", "ts": 2}),
+                        source="g",
+                    ).committed
+                )
+            )
             writer.start()
             writer.join(30)
 

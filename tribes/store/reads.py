@@ -38,7 +38,9 @@ def _by_id(conn: sa.Connection) -> str:
 
 def _relation(conn: sa.Connection, relation: str, dense: np.ndarray) -> tuple[np.ndarray, ...]:
     src_parts, dst_parts, ts_parts = [], [], []
-    for rows in _stream(conn, "SELECT src, dst, ts FROM edges WHERE relation = :r AND active", {"r": relation}):
+    for rows in _stream(
+        conn, "SELECT src, dst, ts FROM edges WHERE relation = :r AND active", {"r": relation}
+    ):
         block = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, 3)
         src_parts.append(dense[block[:, 0].astype(np.int64)])
         dst_parts.append(dense[block[:, 1].astype(np.int64)])
@@ -60,7 +62,10 @@ def read_snapshot(store: Store) -> Snapshot:
     with store.snapshot() as conn:
         users = [
             row
-            for rows in _stream(conn, f"SELECT uid, id, discoverable, first_seen_ts, interests FROM users {_by_id(conn)}")
+            for rows in _stream(
+                conn,
+                f"SELECT uid, id, discoverable, first_seen_ts, interests FROM users {_by_id(conn)}",
+            )
             for row in rows
         ]
         max_uid = max((u[0] for u in users), default=0)
@@ -79,7 +84,10 @@ def read_snapshot(store: Store) -> Snapshot:
         mute_src, mute_dst, _ = _relation(conn, "mute", dense)
 
         post_ids, author, ts, reply_to, thread, texts, tags = [], [], [], [], [], [], []
-        for rows in _stream(conn, f"SELECT id, author, ts, reply_to, thread_id, text, tags FROM posts {_by_id(conn)}"):
+        for rows in _stream(
+            conn,
+            f"SELECT id, author, ts, reply_to, thread_id, text, tags FROM posts {_by_id(conn)}",
+        ):
             for r in rows:
                 post_ids.append(r[0])
                 author.append(r[1])
@@ -92,7 +100,9 @@ def read_snapshot(store: Store) -> Snapshot:
         thread_ids = sorted(set(thread))
         thread_index = {t: i for i, t in enumerate(thread_ids)}
 
-        live_seq = int(conn.execute(sa.text("SELECT COALESCE(MAX(seq), 0) FROM live_changes")).scalar_one())
+        live_seq = int(
+            conn.execute(sa.text("SELECT COALESCE(MAX(seq), 0) FROM live_changes")).scalar_one()
+        )
         dismissed = [
             (int(dense[r[0]]), r[1], r[2])
             for r in conn.execute(
@@ -119,9 +129,12 @@ def read_snapshot(store: Store) -> Snapshot:
         post_ts=post_ts,
         post_parent=np.fromiter(
             (post_index.get(r, -1) if r is not None else -1 for r in reply_to),
-            dtype=np.int32, count=len(reply_to),
+            dtype=np.int32,
+            count=len(reply_to),
         ),
-        post_thread=np.fromiter((thread_index[t] for t in thread), dtype=np.int32, count=len(thread)),
+        post_thread=np.fromiter(
+            (thread_index[t] for t in thread), dtype=np.int32, count=len(thread)
+        ),
         post_text=texts,
         post_tags=tags,
         thread_ids=np.array(thread_ids, dtype=object),

@@ -84,7 +84,9 @@ def _engine(url: sa.URL) -> sa.Engine:
     if url.drivername == "postgresql":  # the default DBAPI would be psycopg2; we ship psycopg 3
         url = url.set(drivername="postgresql+psycopg")
     if url.drivername != "postgresql+psycopg":
-        raise InputError(f"unsupported driver {url.drivername!r} (use postgresql+psycopg://)", field="db")
+        raise InputError(
+            f"unsupported driver {url.drivername!r} (use postgresql+psycopg://)", field="db"
+        )
     # pre_ping: a server restart costs one reconnect instead of errors on every pooled connection.
     engine = sa.create_engine(url, pool_pre_ping=True)
     sa.event.listen(engine, "begin", _postgresql_begin)
@@ -158,7 +160,9 @@ class Store:
         """
         with self.engine.connect() as conn:
             if conn.dialect.name == "postgresql":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+                conn = conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
             with conn.begin():
                 yield conn
 
@@ -170,11 +174,15 @@ class Store:
         ``everywhere``; ``user_exists`` is False for a user the store does not (or no longer) know.
         """
         out = LiveFilters(set(), set(), set(), False)
-        sql = ("SELECT kind, other, CASE WHEN uid IS NULL THEN 1 ELSE 0 END FROM live_changes "
-               "WHERE seq > :s AND (uid IS NULL OR uid = (SELECT uid FROM users WHERE id = :u)) "
-               "UNION ALL SELECT 'exists', '', 0 FROM users WHERE id = :u")
+        sql = (
+            "SELECT kind, other, CASE WHEN uid IS NULL THEN 1 ELSE 0 END FROM live_changes "
+            "WHERE seq > :s AND (uid IS NULL OR uid = (SELECT uid FROM users WHERE id = :u)) "
+            "UNION ALL SELECT 'exists', '', 0 FROM users WHERE id = :u"
+        )
         with self.engine.connect() as conn:
-            for kind, other, everyone in conn.exec_driver_sql(_for_driver(conn, sql), {"s": since_seq, "u": user_id}):
+            for kind, other, everyone in conn.exec_driver_sql(
+                _for_driver(conn, sql), {"s": since_seq, "u": user_id}
+            ):
                 if kind == "exists":
                     out.user_exists = True
                 elif kind == "user":
@@ -192,16 +200,28 @@ class Store:
         from ..text import tokenize
 
         with self.engine.connect() as conn:
-            row = conn.execute(sa.text("SELECT uid, interests FROM users WHERE id = :u"), {"u": user_id}).first()
+            row = conn.execute(
+                sa.text("SELECT uid, interests FROM users WHERE id = :u"), {"u": user_id}
+            ).first()
             if row is None:
                 return None
             uid = row[0]
-            follows = [r[0] for r in conn.execute(sa.text(
-                "SELECT d.id FROM edges e JOIN users d ON d.uid = e.dst "
-                "WHERE e.relation = 'follow' AND e.active AND e.src = :uid"), {"uid": uid})]
-            posts = conn.execute(sa.text(
-                "SELECT tags, text, thread_id FROM posts WHERE author = :uid ORDER BY ts DESC LIMIT 50"),
-                {"uid": uid}).all()
+            follows = [
+                r[0]
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT d.id FROM edges e JOIN users d ON d.uid = e.dst "
+                        "WHERE e.relation = 'follow' AND e.active AND e.src = :uid"
+                    ),
+                    {"uid": uid},
+                )
+            ]
+            posts = conn.execute(
+                sa.text(
+                    "SELECT tags, text, thread_id FROM posts WHERE author = :uid ORDER BY ts DESC LIMIT 50"
+                ),
+                {"uid": uid},
+            ).all()
         topics = list(orjson.loads(row[1])) if row[1] else []
         for tags, text, _thread in posts:
             topics += orjson.loads(tags)
@@ -220,18 +240,24 @@ class Store:
     def live_seq(self) -> int:
         """The newest live-change sequence number (0 when there is none)."""
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.text("SELECT COALESCE(MAX(seq), 0) FROM live_changes")).scalar_one())
+            return int(
+                conn.execute(sa.text("SELECT COALESCE(MAX(seq), 0) FROM live_changes")).scalar_one()
+            )
 
     def prune_live_changes(self, up_to_seq: int) -> int:
         """Delete live changes every served model already includes (seq ≤ ``up_to_seq``)."""
         with self.transaction() as w:
-            return w.conn.execute(sa.text("DELETE FROM live_changes WHERE seq <= :s"), {"s": up_to_seq}).rowcount
+            return w.conn.execute(
+                sa.text("DELETE FROM live_changes WHERE seq <= :s"), {"s": up_to_seq}
+            ).rowcount
 
     def table_counts(self) -> dict[str, int]:
         """Rows per table."""
         with self.engine.connect() as conn:
             return {
-                name: conn.execute(sa.select(sa.func.count()).select_from(schema.metadata.tables[name])).scalar_one()
+                name: conn.execute(
+                    sa.select(sa.func.count()).select_from(schema.metadata.tables[name])
+                ).scalar_one()
                 for name in schema.TABLES
             }
 
@@ -299,6 +325,7 @@ def _for_driver(conn: sa.Connection, sql: str) -> str:
     ``:name``; psycopg ``%(name)s``)."""
     return sql if conn.dialect.name == "sqlite" else _NAMED.sub(r"%(\1)s", sql)
 
+
 _POST_HASHES = "SELECT id, content_hash FROM posts WHERE id {}"
 
 
@@ -318,7 +345,9 @@ class Writer:
     _loaded: bool = False
 
     def _load_tombstones(self) -> None:
-        rows = self.conn.execute(sa.select(schema.tombstones.c.kind, schema.tombstones.c.id, schema.tombstones.c.ts))
+        rows = self.conn.execute(
+            sa.select(schema.tombstones.c.kind, schema.tombstones.c.id, schema.tombstones.c.ts)
+        )
         for kind, ident, ts in rows:
             if kind == "user":
                 self.user_tombstones[ident] = ts
@@ -371,40 +400,68 @@ class Writer:
                     seen[user] = event.ts
             if isinstance(event, EdgeEvent):
                 edge_rows.append(
-                    {"relation": event.relation, "active": event.active, "ts": event.ts,
-                     "src": event.src, "dst": event.dst}
+                    {
+                        "relation": event.relation,
+                        "active": event.active,
+                        "ts": event.ts,
+                        "src": event.src,
+                        "dst": event.dst,
+                    }
                 )
             elif isinstance(event, PostEvent):
                 digest = post_hash(event)
                 earlier = post_index.get(event.id)
                 if earlier is not None:
                     if earlier[1] != digest:
-                        conflicts.append(Conflict(i, "id", f"post {event.id!r} reused with different content"))
+                        conflicts.append(
+                            Conflict(i, "id", f"post {event.id!r} reused with different content")
+                        )
                     continue
                 post_index[event.id] = (i, digest)
                 post_rows.append(
-                    {"id": event.id, "author": event.author, "ts": event.ts, "text": event.text,
-                     "tags": orjson.dumps(list(event.tags)).decode(), "reply_to": event.reply_to,
-                     "hash": digest}
+                    {
+                        "id": event.id,
+                        "author": event.author,
+                        "ts": event.ts,
+                        "text": event.text,
+                        "tags": orjson.dumps(list(event.tags)).decode(),
+                        "reply_to": event.reply_to,
+                        "hash": digest,
+                    }
                 )
             elif isinstance(event, UserEvent):
                 profiles.append(
-                    {"id": event.id, "ts": event.ts, "name": event.name, "bio": event.bio,
-                     "interests": None if event.interests is None else orjson.dumps(list(event.interests)).decode(),
-                     "discoverable": event.discoverable}
+                    {
+                        "id": event.id,
+                        "ts": event.ts,
+                        "name": event.name,
+                        "bio": event.bio,
+                        "interests": None
+                        if event.interests is None
+                        else orjson.dumps(list(event.interests)).decode(),
+                        "discoverable": event.discoverable,
+                    }
                 )
         if post_rows:
             stored = self._lookup(_POST_HASHES, list(post_index))
             bad = {pid for pid, (h,) in stored.items() if h != post_index[pid][1]}
             for pid in bad:
-                conflicts.append(Conflict(post_index[pid][0], "id", f"post {pid!r} already stored with different content"))
+                conflicts.append(
+                    Conflict(
+                        post_index[pid][0],
+                        "id",
+                        f"post {pid!r} already stored with different content",
+                    )
+                )
             post_rows = [r for r in post_rows if r["id"] not in bad and r["id"] not in stored]
         run = self._executemany
         uid: dict[str, int] = {}
         if seen:
             known = self._lookup(_USERS_SEEN, list(seen))  # id -> (uid, first_seen_ts)
             new = [{"id": u, "ts": t} for u, t in seen.items() if u not in known]
-            earlier = [{"id": u, "ts": t} for u, t in seen.items() if u in known and t < known[u][1]]
+            earlier = [
+                {"id": u, "ts": t} for u, t in seen.items() if u in known and t < known[u][1]
+            ]
             if new:
                 run(_INSERT_USER, new)
                 known.update(self._lookup(_USERS_SEEN, [r["id"] for r in new]))
@@ -446,7 +503,9 @@ class Writer:
             return out
         for k in range(0, len(ids), 500):
             chunk = tuple(ids[k : k + 500])
-            rows = self.conn.exec_driver_sql(template.format(f"IN ({', '.join('?' * len(chunk))})"), chunk)
+            rows = self.conn.exec_driver_sql(
+                template.format(f"IN ({', '.join('?' * len(chunk))})"), chunk
+            )
             out.update((row[0], tuple(row[1:])) for row in rows)
         return out
 
@@ -461,7 +520,9 @@ class Writer:
             )
             conn.execute(sa.delete(schema.users).where(schema.users.c.id == event.id))
             kind = "user"
-            self.user_tombstones[event.id] = max(event.ts, self.user_tombstones.get(event.id, event.ts))
+            self.user_tombstones[event.id] = max(
+                event.ts, self.user_tombstones.get(event.id, event.ts)
+            )
         else:
             conn.execute(sa.delete(schema.posts).where(schema.posts.c.id == event.id))
             kind = "post"
@@ -483,8 +544,9 @@ _UPSERT_FEEDBACK = (
 )
 
 
-def add_feedback(writer: Writer, user: str, target_kind: str, target_id: str, action: str,
-                 ts: float) -> bool:
+def add_feedback(
+    writer: Writer, user: str, target_kind: str, target_id: str, action: str, ts: float
+) -> bool:
     """Store one feedback row (idempotent; the latest ts is kept). False if the user is unknown."""
     if target_kind not in ("user", "thread"):
         raise ValueError(f"target_kind: expected 'user' or 'thread', got {target_kind!r}")
@@ -496,7 +558,9 @@ def add_feedback(writer: Writer, user: str, target_kind: str, target_id: str, ac
     )
     if result.rowcount:
         return True
-    exists = writer.conn.execute(sa.select(schema.users.c.uid).where(schema.users.c.id == user)).first()
+    exists = writer.conn.execute(
+        sa.select(schema.users.c.uid).where(schema.users.c.id == user)
+    ).first()
     return exists is not None
 
 

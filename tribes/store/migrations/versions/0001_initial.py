@@ -29,8 +29,12 @@ def upgrade() -> None:
     op.create_table(
         "edges",
         sa.Column("relation", sa.String(8), primary_key=True),
-        sa.Column("src", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), primary_key=True),
-        sa.Column("dst", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "src", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column(
+            "dst", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("active", sa.Boolean, nullable=False),
         sa.Column("ts", sa.Float, nullable=False),
     )
@@ -39,7 +43,9 @@ def upgrade() -> None:
         "posts",
         sa.Column("pid", sa.Integer, primary_key=True),
         sa.Column("id", sa.String, nullable=False, unique=True),
-        sa.Column("author", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "author", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("ts", sa.Float, nullable=False),
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("tags", sa.Text, nullable=False),
@@ -51,7 +57,9 @@ def upgrade() -> None:
     op.create_index("ix_posts_author", "posts", ["author"])
     op.create_table(
         "feedback",
-        sa.Column("uid", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "uid", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("target_kind", sa.String(8), primary_key=True),
         sa.Column("target_id", sa.String, primary_key=True),
         sa.Column("action", sa.String(8), primary_key=True),

@@ -53,35 +53,60 @@ _SQLITE_TRIGGERS = [
 
 
 def _plpgsql(name: str, body: str) -> str:
-    return (f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN {body} RETURN NULL; END $$")
+    return (
+        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN {body} RETURN NULL; END $$"
+    )
 
 
 # trigger -> (table, event, condition, function); the functions have the triggers' names.
 _PG_TRIGGERS = {
     "live_edge_insert": ("edges", "INSERT", "NEW.active", "live_edge_hides"),
-    "live_edge_update": ("edges", "UPDATE OF active", "NEW.active AND NOT OLD.active", "live_edge_hides"),
-    "live_user_hidden": ("users", "UPDATE OF discoverable", "NOT NEW.discoverable AND OLD.discoverable",
-                         "live_user_hidden"),
+    "live_edge_update": (
+        "edges",
+        "UPDATE OF active",
+        "NEW.active AND NOT OLD.active",
+        "live_edge_hides",
+    ),
+    "live_user_hidden": (
+        "users",
+        "UPDATE OF discoverable",
+        "NOT NEW.discoverable AND OLD.discoverable",
+        "live_user_hidden",
+    ),
     "live_user_deleted": ("users", "DELETE", None, "live_user_deleted"),
     "live_thread_deleted": ("posts", "DELETE", "OLD.reply_to IS NULL", "live_thread_deleted"),
     "live_dismissed": ("feedback", "INSERT", "NEW.action = 'dismiss'", "live_dismissed"),
 }
 _POSTGRESQL_TRIGGERS = [
-    _plpgsql("live_edge_hides", """
+    _plpgsql(
+        "live_edge_hides",
+        """
         INSERT INTO live_changes (uid, kind, other) SELECT NEW.src, 'user', id FROM users WHERE uid = NEW.dst;
         IF NEW.relation <> 'follow' THEN
             INSERT INTO live_changes (uid, kind, other) SELECT NEW.dst, 'user', id FROM users WHERE uid = NEW.src;
-        END IF;"""),
-    _plpgsql("live_user_hidden", "INSERT INTO live_changes (uid, kind, other) VALUES (NULL, 'user', NEW.id);"),
-    _plpgsql("live_user_deleted", "INSERT INTO live_changes (uid, kind, other) VALUES (NULL, 'user', OLD.id);"),
-    _plpgsql("live_thread_deleted",
-             "INSERT INTO live_changes (uid, kind, other) VALUES (NULL, 'thread', OLD.id);"),
-    _plpgsql("live_dismissed",
-             "INSERT INTO live_changes (uid, kind, other) VALUES (NEW.uid, NEW.target_kind, NEW.target_id);"),
+        END IF;""",
+    ),
+    _plpgsql(
+        "live_user_hidden",
+        "INSERT INTO live_changes (uid, kind, other) VALUES (NULL, 'user', NEW.id);",
+    ),
+    _plpgsql(
+        "live_user_deleted",
+        "INSERT INTO live_changes (uid, kind, other) VALUES (NULL, 'user', OLD.id);",
+    ),
+    _plpgsql(
+        "live_thread_deleted",
+        "INSERT INTO live_changes (uid, kind, other) VALUES (NULL, 'thread', OLD.id);",
+    ),
+    _plpgsql(
+        "live_dismissed",
+        "INSERT INTO live_changes (uid, kind, other) VALUES (NEW.uid, NEW.target_kind, NEW.target_id);",
+    ),
 ] + [
     f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW "
-    + (f"WHEN ({when}) " if when else "") + f"EXECUTE FUNCTION {function}()"
+    + (f"WHEN ({when}) " if when else "")
+    + f"EXECUTE FUNCTION {function}()"
     for name, (table, event, when, function) in _PG_TRIGGERS.items()
 ]
 
