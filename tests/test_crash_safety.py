@@ -31,6 +31,7 @@ from tribes.artifacts import ModelStore
 from tribes.serving import Recommender
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # real subprocesses and a real gunicorn
 STAGES = ["snapshot", "graph", "communities", "candidates", "rank_people", "conversations"]
 
 
@@ -115,6 +116,9 @@ def test_recompute_killed_at_random_points_loses_nothing(tmp_path_factory):
             assert _integrity(db_path) == ("ok", []), stage
             assert world.store.table_counts() == counts, stage
         assert killed >= 4, "too few kills landed before the recompute finished"
+        print(
+            f"\nrecompute: {len(plan)} runs, {killed} killed with SIGKILL, current kept and served after each"
+        )
         # The next recompute succeeds, publishes and cleans the killed runs' temp folders.
         done = subprocess.run(
             [sys.executable, "-m", "tribes", "recompute", "-q"],
@@ -224,6 +228,11 @@ def test_a_worker_killed_under_load_fails_only_its_in_flight_requests(tmp_path_f
     # all of them at the kill, none afterwards.
     assert len(failures) <= clients, failures
     assert all(killed_at - 0.05 <= t <= killed_at + 5 for t, _ in failures), (killed_at, failures)
+    print(
+        f"\nworker SIGKILL under load: {len(outcomes)} requests, {len(failures)} failed "
+        f"(in flight on the killed worker), {sum(s != 200 for s in statuses)} non-200, "
+        f"respawned in {respawned_at - killed_at:.1f} s"
+    )
     late = [s for t, s in outcomes if t > respawned_at + 0.5]
     assert late and all(s == 200 for s in late)
 
