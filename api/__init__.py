@@ -93,13 +93,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     rate = settings.rate_limit_per_minute
     windows: dict[bytes, deque] = defaultdict(deque)
 
+    # The hooks run on every request: they read the request object and the WSGI environ once
+    # instead of going through Flask's context proxies for each field (~1 us per access).
     @app.before_request
     def _before():
-        g.started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
-        if request.path.startswith("/v1/") and keys:
-            header = request.headers.get("Authorization")
+        req, ctx = request._get_current_object(), g._get_current_object()
+        environ = req.environ
+        ctx.started = time.perf_counter()
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        ctx.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
+        if keys and req.path.startswith("/v1/"):
+            header = environ.get("HTTP_AUTHORIZATION")
             if not check_bearer(header, keys):
                 response = problem_response(401, "unauthorized", "Unauthorized",
                                             "send Authorization: Bearer <API key>")
@@ -124,20 +128,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @app.after_request
     def _after(response):
-        rid = getattr(g, "request_id", None) or os.urandom(16).hex()
+        req, ctx = request._get_current_object(), g._get_current_object()
+        rid = getattr(ctx, "request_id", None) or os.urandom(16).hex()
         response.headers["X-Request-ID"] = rid
-        started = getattr(g, "started", None)
+        started = getattr(ctx, "started", None)
         elapsed = time.perf_counter() - started if started else 0.0
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        count, latency = request_metrics(endpoint, request.method, response.status_code)
+        rule = req.url_rule
+        endpoint = rule.rule if rule else "unmatched"
+        status = response.status_code
+        count, latency = request_metrics(endpoint, req.method, status)
         count.inc()
         latency.observe(elapsed)
         if app.config["ACCESS_LOG"]:
             _log_access(orjson.dumps({
-                "ts": round(time.time(), 3), "request_id": rid, "method": request.method,
-                "path": request.path, "endpoint": endpoint, "status": response.status_code,
+                "ts": round(time.time(), 3), "request_id": rid, "method": req.method,
+                "path": req.path, "endpoint": endpoint, "status": status,
                 "ms": round(elapsed * 1000, 2), "bytes": response.calculate_content_length(),
-                "remote": request.remote_addr}))
+                "remote": req.remote_addr}))
         return response
 
     return app

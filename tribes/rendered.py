@@ -123,10 +123,11 @@ class RenderedLists:
         exclude: Collection[str] = (),
         unseen: Collection[str] = (),
         tracking: Callable[[str, int], str],
-    ) -> tuple[list[bytes], bool]:
+    ) -> tuple[list[tuple[bytes, bytes]], bool]:
         """Up to ``k`` items of the stored list after skipping ``exclude`` and then ``offset``
-        survivors, each a JSON object (bytes) ending with its ``tracking_id``, and whether more
-        survivors follow.
+        survivors, each a JSON object in two pieces — the item without its closing brace and
+        ``,"tracking_id":"…"}`` — so the caller copies the bytes once, into the body; and
+        whether more survivors follow.
 
         ``unseen``: ids that must appear nowhere (hidden since the recompute); the people the
         model already hides from ``u`` (``Recommender.hidden_from``) are always applied.
@@ -136,7 +137,7 @@ class RenderedLists:
         """
         lst = self._list(kind, u)
         static = self.model.hidden_from(u)
-        out: list[bytes] = []
+        out: list[tuple[bytes, bytes]] = []
         skipped = 0
         ids, parts, refs, tids = lst.ids, lst.parts, lst.refs, lst.tids
         for j in range(len(ids)):
@@ -169,5 +170,5 @@ class RenderedLists:
                     tail = tids[j] = b',"tracking_id":' + orjson.dumps(tracking(ids[j], j)) + b"}"
             else:
                 tail = b',"tracking_id":' + orjson.dumps(tracking(ids[j], position)) + b"}"
-            out.append(part + tail)
+            out.append((part, tail))
         return out, False

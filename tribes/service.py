@@ -249,8 +249,14 @@ class SuggestionService:
                 kind, listed, limit, offset, exclude=exclude, unseen=hidden_people,
                 tracking=lambda item, position: tracking_id(version, user, item, position))
             cursor_out = _encode_cursor(version, kind, user, offset + limit) if more else None
-            return b'{"user_id":%s,"model_version":%s,"cold_start":false,"items":[%s],"next_cursor":%s}' % (
-                orjson.dumps(user), orjson.dumps(version), b",".join(items), orjson.dumps(cursor_out))
+            pieces = [b'{"user_id":', orjson.dumps(user), b',"model_version":', orjson.dumps(version),
+                      b',"cold_start":false,"items":[']
+            for part, tail in items:
+                pieces += (part, tail, b",")
+            if items:
+                pieces.pop()
+            pieces += (b'],"next_cursor":', orjson.dumps(cursor_out), b"}")
+            return b"".join(pieces)  # the only copy of the items' bytes
         items = self._cold_start(model, user, kind)[offset:offset + limit + 1]
         more = len(items) > limit
         items = items[:limit]

@@ -51,8 +51,10 @@ def raise_service_error(exc: Exception) -> None:
 
 def _suggest(user_id: str, kind: str):
     user = check_id(user_id, "user_id")
-    limit = int_arg("limit", 20, 1, 100)
-    cursor = str_arg("cursor")
+    if request.environ.get("QUERY_STRING"):
+        limit, cursor = int_arg("limit", 20, 1, 100), str_arg("cursor")
+    else:  # the usual first page: no query string to parse
+        limit, cursor = 20, None
     try:
         return Response(service().suggestions_json(user, kind, limit, cursor), mimetype="application/json")
     except (UnknownUser, StaleCursor, BadCursor, NoModel) as exc:
