@@ -109,6 +109,7 @@ function request()
   return wrk.format("GET", "/v1/users/" .. ids[pos] .. suffix, headers)
 end
 
+%(delay)s
 function response(status, headers, body)
   if status < 200 or status > 299 then non2xx = non2xx + 1 end
 end
@@ -127,14 +128,26 @@ end
 
 
 def write_script(
-    path: Path, ids: list[str], suffix: str, headers: dict[str, str] | None = None
+    path: Path,
+    ids: list[str],
+    suffix: str,
+    headers: dict[str, str] | None = None,
+    pause_ms: float = 0.0,
 ) -> Path:
-    """A wrk script requesting ``/v1/users/<id><suffix>`` for each id in turn, with ``headers``."""
+    """A wrk script requesting ``/v1/users/<id><suffix>`` for each id in turn, with ``headers``.
+
+    ``pause_ms`` > 0: each connection waits that long before each request (wrk's ``delay()``),
+    which paces the load at about ``connections × 1000 / (pause_ms + latency)`` requests/s —
+    wrk has no open-loop rate control (wrk2 is not packaged), so this is the closest it gets.
+    """
     quoted = ",".join(
         json.dumps(i) for i in ids
     )  # ids are plain ASCII; JSON quoting is Lua quoting
     lua_headers = ",".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in (headers or {}).items())
-    path.write_text(_LUA % {"ids": quoted, "suffix": suffix, "headers": lua_headers})
+    delay = f"function delay()\n  return {pause_ms:g}\nend\n" if pause_ms > 0 else ""
+    path.write_text(
+        _LUA % {"ids": quoted, "suffix": suffix, "headers": lua_headers, "delay": delay}
+    )
     return path
 
 
