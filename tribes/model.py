@@ -198,6 +198,16 @@ class TribeModel:
             stats = thread_stats(ctx)
             threads = rank_conversations(ctx, stats)
 
+        self.candidates_ = candidates  # per source (U, U) CSR, for notebooks and tests (not saved)
+        self._set_fitted(snap, graph, labels, tribe_ids, topics, names, memberships, behaviour, people,
+                         stats, threads)
+        return self
+
+    def _set_fitted(self, snap: Snapshot, graph, labels: np.ndarray, tribe_ids: np.ndarray,
+                    topics: list, names: list, memberships: sp.csr_matrix, behaviour, people, stats,
+                    threads) -> None:
+        """The fitted attributes and the served arrays (the model format) from the stages'
+        results; shared by :meth:`fit` and the Spark engine (``tribes.spark.engine``)."""
         sizes = np.bincount(labels[labels >= 0], minlength=len(tribe_ids))
         self.user_ids_ = snap.user_ids.astype(str)
         self.labels_ = labels
@@ -207,7 +217,6 @@ class TribeModel:
             for k in range(len(tribe_ids))
         ]
         self.candidate_counts_ = people.sources
-        self.candidates_ = candidates  # per source (U, U) CSR, for notebooks and tests (not saved)
         self.snapshot_ = snap
         self.counts_ = snap.counts()
         self.built_from_ = {"now": snap.now, "live_seq": snap.live_seq}
@@ -251,7 +260,6 @@ class TribeModel:
             "activity": behaviour.activity,
         }
         self._recommender = None
-        return self
 
     # --- serving ----------------------------------------------------------------------------
     def recommender(self):
