@@ -7,7 +7,8 @@ server gets a backlog rather than a lighter load) from ``--connections`` keep-al
 people, conversations, a user's tribes, the tribes list, a tribe page, the model — and every
 ``--events-every``-th request a ``POST /v1/events`` batch of new users, posts and follows. It
 samples the workers' memory (RSS, and its private part RssAnon, which is what grows on a leak;
-the memory-mapped model counts in RSS only) and prints requests, errors, latency, events sent
+the memory-mapped model counts in RSS only), starts ``tribes recompute`` every
+``--recompute-every`` seconds so models swap under load, and prints requests, errors, latency, events sent
 and found in the store (lost = sent - found), and the memory at the start, the end and its
 slope. Exit 1 when any request failed, an event was lost, a key reached the log or the private
 memory grew faster than ``--max-growth-mib-per-min``.
@@ -19,7 +20,9 @@ import argparse
 import http.client
 import itertools
 import json
+import os
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import REPO, Context, percentiles
+from .common import REPO, THREAD_CAPS, Context, percentiles
 from .server import Gunicorn
 
 __all__ = ["SoakResult", "build_store", "run_soak"]
@@ -60,6 +63,9 @@ class SoakResult:
     rss_slope_mib_per_min: float = 0.0
     key_in_logs: bool = False
     workers_restarted: bool = False
+    recomputes: int = 0  # `tribes recompute` runs during the soak (hot swaps under load)
+    recompute_failures: int = 0
+    versions_served: list[str] = field(default_factory=list)  # as /v1/model reported them, in order
 
     def lines(self) -> list[str]:
         return [
@@ -72,6 +78,8 @@ class SoakResult:
             f"worker memory: RSS {self.rss_mib[0]:.1f} -> {self.rss_mib[-1]:.1f} MiB "
             f"(slope {self.rss_slope_mib_per_min:+.2f} MiB/min), private (RssAnon) {self.anon_mib[0]:.1f} -> "
             f"{self.anon_mib[-1]:.1f} MiB (slope {self.anon_slope_mib_per_min:+.2f} MiB/min after warm-up)",
+            f"recomputes during the soak: {self.recomputes} ({self.recompute_failures} failed); "
+            f"model versions served: {len(self.versions_served)}",
             f"API key in logs: {'YES' if self.key_in_logs else 'no'}; workers restarted: "
             f"{'yes' if self.workers_restarted else 'no'}",
         ]
@@ -140,8 +148,11 @@ def run_soak(
     sample_seconds: float = 5.0,
     warmup_share: float = 0.2,
     log_dir: Path | None = None,
+    recompute_every: float = 0.0,
 ) -> SoakResult:
-    """Drive gunicorn over the store and models under ``root`` for ``seconds``."""
+    """Drive gunicorn over the store and models under ``root`` for ``seconds``; with
+    ``recompute_every`` > 0 a ``tribes recompute`` starts that often (the API swaps models under
+    load)."""
     users, tribes = _users_and_tribes(root)
     ctx = Context(sizes=[], quick=True, root=log_dir or root / "run")
     env = {
@@ -157,6 +168,8 @@ def run_soak(
     statuses: dict[str, int] = {}
     exceptions: dict[str, int] = {}
     lateness = [0.0]
+    versions: list[str] = []
+    recomputes = {"runs": 0, "failed": 0}
     sent = {"batches": 0, "events": 0, "users": 0}
     total = int(seconds * rate)
 
@@ -223,8 +236,13 @@ def run_soak(
                 try:
                     conn.request(method, path, body=body, headers=hdrs)
                     response = conn.getresponse()
-                    response.read()
+                    data = response.read()
                     status = response.status
+                    if path == "/v1/model" and status == 200:
+                        version = json.loads(data)["version"]
+                        with lock:
+                            if not versions or versions[-1] != version:
+                                versions.append(version)
                 except (OSError, http.client.HTTPException) as exc:
                     with lock:
                         exceptions[type(exc).__name__] = exceptions.get(type(exc).__name__, 0) + 1
@@ -242,8 +260,30 @@ def run_soak(
                         sent["users"] += 2
             conn.close()
 
+        def recomputer() -> None:
+            run_env = dict(
+                os.environ,
+                **THREAD_CAPS,
+                TRIBES_DB=env["TRIBES_DB"],
+                TRIBES_MODELS=env["TRIBES_MODELS"],
+            )
+            while not done.wait(recompute_every):
+                proc = subprocess.run(
+                    [sys.executable, "-m", "tribes", "recompute", "-q"],
+                    cwd=REPO,
+                    env=run_env,
+                    capture_output=True,
+                    timeout=max(600, seconds),
+                )
+                with lock:
+                    recomputes["runs"] += 1
+                    recomputes["failed"] += proc.returncode != 0
+
         watcher = threading.Thread(target=sampler, daemon=True)
         watcher.start()
+        rebuilder = threading.Thread(target=recomputer, daemon=True)
+        if recompute_every > 0:
+            rebuilder.start()
         pool = [threading.Thread(target=client, daemon=True) for _ in range(connections)]
         for t in pool:
             t.start()
@@ -252,6 +292,8 @@ def run_soak(
         elapsed = time.monotonic() - t0
         done.set()
         watcher.join(10)
+        if recompute_every > 0:
+            rebuilder.join(max(600, seconds))
         rss, anon = _memory(server.workers())
         samples.append((time.monotonic() - t0, rss, anon))
         restarted = set(server.workers()) != set(first_workers)
@@ -290,6 +332,9 @@ def run_soak(
         rss_slope_mib_per_min=round(_slope(times, [s[1] for s in samples], warmup_share), 3),
         key_in_logs=API_KEY in log_text,
         workers_restarted=restarted,
+        recomputes=recomputes["runs"],
+        recompute_failures=recomputes["failed"],
+        versions_served=versions,
     )
 
 
@@ -318,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="largest accepted slope of the workers' private memory after warm-up",
     )
+    parser.add_argument(
+        "--recompute-every",
+        type=float,
+        default=120.0,
+        help="start `tribes recompute` every this many seconds (0: never; default 120)",
+    )
     parser.add_argument("--json", help="also write the result as JSON here")
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds else args.minutes * 60
@@ -334,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         connections=args.connections,
         events_every=args.events_every,
         sample_seconds=max(1.0, min(10.0, seconds / 30)),
+        recompute_every=args.recompute_every,
     )
     for line in result.lines():
         print(line)
@@ -344,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         or result.lost
         or result.key_in_logs
         or result.workers_restarted
+        or result.recompute_failures
         or result.anon_slope_mib_per_min > args.max_growth_mib_per_min
     )
     print("soak: FAILED" if failed else "soak: passed")
