@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a hyperparameter (repeatable); `tribes params` lists them")
     p.add_argument("--keep", type=int, help="versions to keep (env TRIBES_KEEP_MODELS; default 5)")
+    p.add_argument("--engine", help="local (default) or spark (env TRIBES_ENGINE)")
+    p.add_argument("--master", help="Spark master URL for --engine spark (env TRIBES_SPARK_MASTER; default local[*])")
+    p.add_argument("--export", help="--engine spark: where the Parquet snapshot goes; shared storage on a "
+                                    "cluster (env TRIBES_SPARK_EXPORT; default a temporary folder)")
 
     command("models", _cmd_models, "List model versions (the current one is marked *).")
     p = command("rollback", _cmd_rollback, "Serve an earlier model version (default: the one before current).")
@@ -371,9 +375,29 @@ def _cmd_recompute(args, settings: Settings) -> int:
         if not args.quiet:
             print(f"recompute: {stage} … ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
 
+    engine = args.engine or settings.engine
+    if engine not in ("local", "spark"):
+        raise InputError(f"expected local or spark, got {engine!r}", field="--engine")
+    if engine == "spark":
+        from .spark import SparkUnavailable, check_spark
+
+        try:
+            check_spark()
+        except SparkUnavailable as exc:
+            raise InputError(str(exc), field="--engine") from None
     with _open_store(settings) as store:
-        name, model = recompute(store, settings.models, params, keep=args.keep or settings.keep_models,
-                                threads=settings.recompute_threads, on_stage=progress)
+        if engine == "spark":
+            from .spark.recompute import recompute_spark
+
+            name, model = recompute_spark(
+                store, settings.models, params, master=args.master or settings.spark_master,
+                keep=args.keep or settings.keep_models, threads=settings.recompute_threads,
+                export_root=args.export or settings.spark_export or None,
+                driver_memory=settings.spark_driver_memory, partitions=settings.spark_partitions,
+                on_stage=progress)
+        else:
+            name, model = recompute(store, settings.models, params, keep=args.keep or settings.keep_models,
+                                    threads=settings.recompute_threads, on_stage=progress)
     if not args.quiet:
         counts = ", ".join(f"{k} {v:,}" for k, v in model.counts_.items())
         print(f"recompute: published {name} as current in {time.perf_counter() - started:.1f} s: "

@@ -40,6 +40,11 @@ class Settings:
     rate_limit_per_minute: int = _setting(0, "Requests per minute per API key (0: no limit); 429 beyond.")
     batch_size: int = _setting(2000, "Events written per statement batch during ingest.")
     max_problems: int = _setting(20, "Problems listed per ingest before the rest are only counted.")
+    engine: str = _setting("local", "Recompute engine: `local` (numpy/scipy in one process) or `spark` (pyspark; the `spark` extra and Java 17+).")
+    spark_master: str = _setting("local[*]", "Spark master URL for `--engine spark`: local[N] or a cluster (spark://host:7077, yarn, k8s://...).")
+    spark_export: str = _setting("", "Where the Spark engine writes the Parquet snapshot; empty: a temporary local folder. A cluster needs shared storage every executor reads (path or hdfs://, s3a:// URL).")
+    spark_driver_memory: str = _setting("2g", "Spark driver memory in local mode (the driver JVM also runs the executors there).")
+    spark_partitions: int = _setting(0, "spark.sql.shuffle.partitions; 0: twice the local cores, or the cluster's default.")
 
     @classmethod
     def load(

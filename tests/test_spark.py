@@ -1,0 +1,262 @@
+"""The Spark engine against the local engine on one planted network (marker ``spark``).
+
+Both engines fit the same store with the same parameters (``learn_weights=0``: the Spark
+engine uses the ``w_*`` as given). Stated tolerances:
+
+* tribes agree up to relabelling: NMI >= 0.9 (the Spark engine optimises the same CPM
+  objective by local moving instead of Leiden);
+* top-10 people suggestions overlap: mean Jaccard >= 0.5 and mean recall of the local top 10
+  >= 0.6 over users with suggestions (MLlib's ALS differs from ``implicit``'s, and exposure
+  ties are broken by a hash instead of a random draw);
+* the interaction graph and the affinity built with DataFrames equal the local matrices
+  (within 1e-5);
+* the privacy filters hold exactly, in every source and in the final lists.
+
+One SparkSession for the module; the tests share one xdist group, so ``pytest -n 2 --dist
+loadgroup`` runs them in one worker.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tests.test_engine import _forbidden_pairs, nmi
+from tribes.artifacts import ModelStore
+from tribes.cli import main
+from tribes.ingest import ingest_objects
+from tribes.model import TribeModel
+from tribes.params import Params
+from tribes.store import Store, add_feedback
+from tribes.synth import SynthConfig, generate, planted_truth
+
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+
+N_USERS = 400
+PARAMS = {"seed": 1, "learn_weights": 0}
+
+
+def _spark_ready() -> str | None:
+    from tribes.spark import SparkUnavailable, check_spark
+
+    try:
+        check_spark()
+    except SparkUnavailable as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="module")
+def spark():
+    reason = _spark_ready()
+    if reason:
+        pytest.skip(reason)
+    from tribes.spark.session import spark_session
+
+    with spark_session("local[2]", partitions=2, driver_memory="1g") as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def world(spark, tmp_path_factory):
+    """A store with dismissals, a local model and a Spark model of it."""
+    from tribes.spark.engine import fit_spark
+
+    config = SynthConfig(n_users=N_USERS, seed=5)
+    root = tmp_path_factory.mktemp("spark")
+    url = f"sqlite:///{root / 'tribes.db'}"
+    store = Store.open(url)
+    assert ingest_objects(store, generate(config)).committed
+    first = TribeModel(**PARAMS).fit(store)
+    with store.transaction() as w:
+        for u in range(0, N_USERS, 25):
+            user = str(first.user_ids_[u])
+            for item in first.recommend_people(user, 2):
+                add_feedback(w, user, "user", item["user_id"], "dismiss", 1.0)
+    local = TribeModel(**PARAMS).fit(store, previous=first)
+    fitted = fit_spark(spark, store, PARAMS, previous=first, collect_candidates=True)
+    yield {
+        "store": store,
+        "url": url,
+        "root": root,
+        "local": local,
+        "spark": fitted,
+        "config": config,
+    }
+    store.close()
+
+
+def test_graph_and_affinity_frames_equal_the_local_matrices(spark, world, tmp_path):
+    from pyspark.sql import functions as F
+
+    from tribes.affinity import topic_neighbours, user_affinity
+    from tribes.graph import build_graph
+    from tribes.spark.affinity import frame_affinity, frame_topic_neighbours
+    from tribes.spark.export import export_snapshot
+    from tribes.spark.frames import to_csr
+    from tribes.spark.graph import build_frame_graph
+
+    snap, p = world["local"].snapshot_, Params(**PARAMS)
+    graph = build_graph(snap, p)
+    tables = {
+        k: spark.read.parquet(v)
+        for k, v in export_snapshot(snap, graph.user_topic, str(tmp_path)).items()
+    }
+    frames = build_frame_graph(tables, p, snap.now)
+    shape = (snap.n_users, snap.n_users)
+    for name in ("replies", "mentions", "follows", "interaction"):
+        got = to_csr(getattr(frames, name).toPandas(), shape, row="src", col="dst", value="w")
+        want = getattr(graph, name)
+        assert got.nnz == want.nnz > 0, name
+        assert abs(got - want).max() < 1e-5, name
+    k = max(p.topic_neighbours, p.candidates_per_source)
+    knn = frame_topic_neighbours(
+        tables["user_topic"], k=k, min_similarity=p.min_topic_similarity, max_df=p.knn_max_df
+    )
+    follows = tables["follows"].filter(F.col("src") != F.col("dst")).select("src", "dst").distinct()
+    got = to_csr(
+        frame_affinity(frames, follows, knn, p).toPandas(), shape, row="src", col="dst", value="w"
+    )
+    want = user_affinity(
+        graph,
+        p,
+        knn=topic_neighbours(
+            graph.user_topic, k=k, min_similarity=p.min_topic_similarity, max_df=p.knn_max_df
+        ),
+    )
+    assert got.nnz == want.nnz > 0
+    assert abs(got - want).max() < 1e-5
+
+
+def test_tribes_agree_up_to_relabelling(world):
+    local, fitted = world["local"], world["spark"]
+    assert len(fitted.tribes_) > 1
+    assert nmi(list(local.labels_), list(fitted.labels_)) >= 0.9
+    truth = {t["user_id"]: t["tribes"][0] for t in planted_truth(world["config"])}
+    users = [i for i, u in enumerate(fitted.user_ids_) if u in truth]
+    assert (
+        nmi([truth[fitted.user_ids_[i]] for i in users], [fitted.labels_[i] for i in users]) >= 0.9
+    )
+
+
+def test_top_people_largely_overlap(world):
+    def top10(model):
+        return [set(row[row >= 0][:10].tolist()) for row in model.arrays_["people_items"]]
+
+    pairs = [(a, b) for a, b in zip(top10(world["local"]), top10(world["spark"]), strict=True) if a]
+    assert len(pairs) > 0.8 * N_USERS
+    jaccard = np.mean([len(a & b) / len(a | b) for a, b in pairs])
+    recall = np.mean([len(a & b) / len(a) for a, b in pairs])
+    assert jaccard >= 0.5 and recall >= 0.6, (jaccard, recall)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "conversation_2hop",
+        "follow_2hop",
+        "same_tribe",
+        "shared_interests",
+        "als",
+        "ppr",
+        "final ranking",
+    ],
+)
+def test_every_source_and_the_lists_respect_the_filters(world, source):
+    fitted = world["spark"]
+    forbidden = _forbidden_pairs(fitted)
+    if source == "final ranking":
+        items = fitted.arrays_["people_items"]
+        rows, slots = np.nonzero(items >= 0)
+        proposed = sp.csr_matrix(
+            (np.ones(len(rows)), (rows, items[rows, slots])), shape=forbidden.shape
+        )
+    else:
+        proposed = fitted.candidates_[source]
+    assert proposed.nnz > 0, f"{source} proposed nobody"
+    assert proposed.multiply(forbidden).nnz == 0
+
+
+def test_the_data_exercises_every_filter(world):
+    snap = world["spark"].snapshot_
+    assert len(snap.block_src) and len(snap.mute_src) and (~snap.discoverable).any()
+    assert any(kind == "user" for _, kind, _ in snap.dismissed)
+
+
+def test_same_model_format_and_it_serves(world, tmp_path):
+    local, fitted = world["local"], world["spark"]
+    assert set(fitted.arrays_) == set(local.arrays_)
+    for name, array in local.arrays_.items():
+        assert fitted.arrays_[name].dtype == array.dtype, name
+        assert fitted.arrays_[name].shape[1:] == array.shape[1:], name
+    fitted.save(tmp_path / "model")
+    served = TribeModel.load(tmp_path / "model")
+    assert served.manifest["engine"]["name"] == "spark"
+    user = str(fitted.user_ids_[3])
+    people = served.people(user, 5)
+    assert people and all(item["reasons"] for item in people)
+    assert [p["user_id"] for p in people] == [
+        p["user_id"] for p in fitted.recommend_people(user, 5)
+    ]
+
+
+def test_cli_recompute_with_the_spark_engine_publishes_a_version(world, capsys):
+    models = str(world["root"] / "models")
+    argv = ["--db", world["url"], "--models", models, "-q"]
+    assert (
+        main(
+            [
+                *argv,
+                "recompute",
+                "--engine",
+                "spark",
+                "--master",
+                "local[2]",
+                "--set",
+                "learn_weights=0",
+            ]
+        )
+        == 0
+    )
+    version = capsys.readouterr().out.strip()
+    assert ModelStore(models).current() == version
+    assert ModelStore(models).versions()[0].manifest["engine"]["name"] == "spark"
+    assert main([*argv, "suggest", "u000010", "--kind", "people", "--limit", "3"]) == 0
+    assert '"items"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("broken", ["engine", "pyspark", "java"])
+def test_recompute_with_spark_unavailable_or_a_bad_engine_exits_2(
+    broken, tmp_path, monkeypatch, capsys
+):
+    import importlib.util
+    import shutil
+
+    if broken == "pyspark":
+        real = importlib.util.find_spec
+        monkeypatch.setattr(
+            importlib.util,
+            "find_spec",
+            lambda name, *a: None if name == "pyspark" else real(name, *a),
+        )
+    if broken == "java":
+        monkeypatch.delenv("JAVA_HOME", raising=False)
+        monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    engine = "gpu" if broken == "engine" else "spark"
+    code = main(
+        [
+            "--db",
+            f"sqlite:///{tmp_path / 'x.db'}",
+            "--models",
+            str(tmp_path / "m"),
+            "recompute",
+            "--engine",
+            engine,
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert {"engine": "expected local or spark", "pyspark": "pip install", "java": "Java"}[
+        broken
+    ] in err
