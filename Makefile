@@ -19,7 +19,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebook]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebook,spark]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install tribes editable with its extras (quick when nothing changed)
@@ -32,7 +32,8 @@ serve: demo ## Build the demo (data + model) if needed, then start the API on $(
 	TRIBES_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: $(STAMP) ## Run the whole test suite on SQLite and PostgreSQL (server started and stopped), notebooks included
-	TRIBES_NB_USERS=400 scripts/postgres.sh run $(BIN)/python -m pytest -n 2 -q tests notebooks --nbmake
+	bash scripts/java.sh
+	TRIBES_NB_USERS=400 scripts/postgres.sh run $(BIN)/python -m pytest -n 2 --dist loadgroup -q tests notebooks --nbmake
 
 pg-start: ## Start the PostgreSQL test server on 127.0.0.1:54329 (installs it if missing); stays up
 	scripts/postgres.sh start
