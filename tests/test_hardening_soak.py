@@ -5,12 +5,14 @@ their private memory does not climb."""
 
 from __future__ import annotations
 
+import gc
 import shutil
+import weakref
 
 import pytest
 
 from benchmarks.soak import run_soak
-from tests.api_fixtures import _template
+from tests.api_fixtures import _template, make_world
 
 pytestmark = pytest.mark.slow  # real gunicorn, 15 s of load
 
@@ -36,3 +38,25 @@ def test_short_soak_no_errors_no_loss_flat_memory(tmp_path_factory):
     # 15 s is too short for a slope to mean much: bound the growth after warm-up instead.
     warm = len(result.anon_mib) // 3
     assert result.anon_mib[-1] - result.anon_mib[warm] < 40, result.anon_mib  # a swap included
+
+
+def test_a_swapped_out_model_is_freed(tmp_path_factory):
+    """Flat memory across model swaps: once a worker serves the new version, nothing keeps the
+    old one (its arrays, render caches, starter packs) alive."""
+    world = make_world(tmp_path_factory, "soak-swap")
+    try:
+        client = world.client
+        users = [str(u) for u in world.service.holder.get().user_ids[:40]]
+        for user in users:
+            for kind in ("people", "conversations"):
+                assert client.get(f"/v1/users/{user}/suggestions/{kind}").status_code == 200
+        assert client.get("/v1/tribes/0").status_code in (200, 404)
+        old = weakref.ref(world.service.holder.get())
+        new = world.recompute()
+        for user in users:
+            response = client.get(f"/v1/users/{user}/suggestions/people")
+            assert response.status_code == 200 and response.json["model_version"] == new
+        gc.collect()
+        assert old() is None, [type(r).__name__ for r in gc.get_referrers(old())]
+    finally:
+        world.close()
