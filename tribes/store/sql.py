@@ -312,7 +312,10 @@ _INSERT_POST = (
     "COALESCE((SELECT p.thread_id FROM posts p WHERE p.id = :reply_to), :reply_to, :id), :hash) "
     "ON CONFLICT (id) DO NOTHING"
 )
-# A post that arrives after its replies adopts them: they pointed at it as their thread.
+# A post that arrives after its replies adopts them: they pointed at it as their thread. Rare in
+# a time-ordered stream, so one query finds the posts that have such replies (_HAS_REPLIES) and
+# only those run the UPDATE (one statement per reply posted would cost more than the inserts).
+_HAS_REPLIES = "SELECT thread_id, COUNT(*) FROM posts WHERE thread_id {} AND id <> thread_id GROUP BY thread_id"
 _ADOPT_REPLIES = (
     "UPDATE posts SET thread_id = (SELECT p.thread_id FROM posts p WHERE p.id = :id) "
     "WHERE thread_id = :id AND id <> :id"
@@ -475,9 +478,12 @@ class Writer:
                 r["author"] = uid[r["author"]]
             run(_INSERT_POST, post_rows)
             # Roots need no adoption: their replies already name them as the thread.
-            adopters = [{"id": r["id"]} for r in post_rows if r["reply_to"] is not None]
-            if adopters:
-                run(_ADOPT_REPLIES, adopters)
+            replies = [r["id"] for r in post_rows if r["reply_to"] is not None]
+            if replies:
+                waiting = self._lookup(_HAS_REPLIES, replies)
+                adopters = [{"id": pid} for pid in replies if pid in waiting]  # in arrival order
+                if adopters:
+                    run(_ADOPT_REPLIES, adopters)
         if edge_rows:
             for r in edge_rows:
                 r["src"], r["dst"] = uid[r["src"]], uid[r["dst"]]
