@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,11 +22,12 @@ from .graph import InterestGraph
 from .params import Params
 from .ppr import ppr_forward_push
 from .snapshot import Snapshot
-from .sparse import binary, top_k_per_row
+from .sparse import binary, drop_diagonal, top_k_per_row
 
 __all__ = ["SOURCES", "CandidateContext", "exclusion_matrix", "generate_candidates"]
 
 _CHUNK = 50_000
+_CHUNK_WORK = 20_000_000  # entries touched per product chunk (~0.5 GB of temporaries at most)
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,7 +48,10 @@ class CandidateContext:
         """``m`` with the rows of users outside ``query`` emptied (unchanged when None). O(nnz)."""
         if self.query is None:
             return m.tocsr()
-        return (sp.diags(self.query.astype(np.float32)) @ m).tocsr()
+        out = (sp.diags(self.query.astype(np.float32)) @ m).tocsr()
+        out.eliminate_zeros()
+        out.sort_indices()  # the same summation order as the full matrix: identical rows
+        return out
 
     def query_users(self, users: np.ndarray) -> np.ndarray:
         """The subset of ``users`` (indices) inside ``query``."""
@@ -59,10 +64,23 @@ class CandidateContext:
                              self.params.candidates_per_source)
 
 
+def _row_chunks(left: sp.csr_matrix, right: sp.csr_matrix, max_work: int = _CHUNK_WORK) -> list[tuple[int, int]]:
+    """Row ranges of ``left`` whose product with ``right`` touches at most ~``max_work``
+    entries each (at least one row), so memory stays bounded whatever the degrees."""
+    work = left.tocsr() @ np.diff(right.tocsr().indptr).astype(np.float64)
+    ends = np.searchsorted(np.cumsum(work), np.arange(max_work, work.sum() + max_work, max_work), side="right")
+    bounds = np.unique(np.clip(np.r_[0, ends, left.shape[0]], 0, left.shape[0]))
+    chunks = []
+    for a, b in pairwise(bounds):
+        for s in range(int(a), int(b), _CHUNK):  # and at most _CHUNK rows
+            chunks.append((s, min(s + _CHUNK, int(b))))
+    return chunks
+
+
 def _chunked_product(ctx: CandidateContext, left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
     """Filtered top-k rows of ``left @ right``, computed in row chunks to bound memory."""
-    left = ctx.query_rows(left)
-    parts = [ctx.keep((left[s:s + _CHUNK] @ right).tocsr(), s) for s in range(0, left.shape[0], _CHUNK)]
+    left, right = ctx.query_rows(left), right.tocsr()
+    parts = [ctx.keep((left[a:b] @ right).tocsr(), a) for a, b in _row_chunks(left, right)]
     return sp.vstack(parts).tocsr() if parts else sp.csr_matrix(left.shape, dtype=np.float32)
 
 
@@ -73,10 +91,29 @@ def conversation_2hop(ctx: CandidateContext) -> sp.csr_matrix:
     return _chunked_product(ctx, talk, talk)
 
 
+def contact_graph(graph: InterestGraph) -> sp.csr_matrix:
+    """(U, U) binary, symmetric: people in touch either way (a follow, a reply or a mention)."""
+    c = binary(graph.follows + graph.interaction)
+    return drop_diagonal(binary(c + c.T)).tocsr()
+
+
 def follow_2hop(ctx: CandidateContext) -> sp.csr_matrix:
-    """Friends of friends: people followed by those you follow (social proof)."""
-    f = binary(ctx.graph.follows)
-    return _chunked_product(ctx, top_k_per_row(f, 50), f)
+    """Mutual contacts, Adamic-Adar weighted: ``Σ_z 1 / log deg(z)`` over the contacts ``z`` you
+    share (a contact who knows few people says more than one who knows everybody).
+
+    Each user's ``mutual_contacts_max`` most telling (least connected) contacts are used, and
+    contacts with more than ``mutual_contacts_hub_degree`` contacts are skipped as middles, so
+    the work per user is bounded on networks with celebrity hubs.
+    """
+    p = ctx.params
+    c = contact_graph(ctx.graph)
+    degree = np.diff(c.indptr).astype(np.float64)
+    weight = np.where((degree >= 2) & (degree <= p.mutual_contacts_hub_degree),
+                      1.0 / np.log(np.maximum(degree, 2)), 0.0).astype(np.float32)
+    middles = c @ sp.diags(weight)
+    middles.eliminate_zeros()
+    left = binary(top_k_per_row(middles, p.mutual_contacts_max))
+    return _chunked_product(ctx, left, (sp.diags(weight) @ c).tocsr())
 
 
 def same_tribe(ctx: CandidateContext) -> sp.csr_matrix:

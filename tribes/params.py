@@ -55,6 +55,8 @@ class Params:
     als_factors: int = _p(32, "ALS latent factors (implicit).")
     als_iterations: int = _p(10, "ALS iterations.")
     als_regularization: float = _p(0.05, "ALS L2 regularisation.")
+    mutual_contacts_max: int = _p(200, "Contacts per user used for mutual contacts (the least connected first).")
+    mutual_contacts_hub_degree: int = _p(5000, "Contacts with more contacts than this are not counted as mutual (hubs).")
     ppr_alpha: float = _p(0.15, "Personalized PageRank restart probability.")
     ppr_epsilon: float = _p(1e-4, "Forward-push residual threshold (smaller: more precise, slower).")
     ppr_max_users: int = _p(5000, "PPR runs for at most this many of the most active users per recompute.")

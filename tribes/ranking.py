@@ -89,7 +89,8 @@ def candidate_pairs(n: int, candidates: dict[str, sp.csr_matrix]) -> sp.csr_matr
 def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
                   union: sp.csr_matrix) -> dict[str, np.ndarray]:
     """The engagement features of every pair of ``union`` (in its order), each in [0, ~1],
-    plus ``mutual_count`` and ``inbound_raw`` (unscaled, for reasons)."""
+    plus ``mutual_count`` (the Adamic-Adar sum of mutual contacts) and ``inbound_raw``
+    (unscaled, for reasons)."""
     g = ctx.graph
     n = union.shape[0]
     rows = np.repeat(np.arange(n), np.diff(union.indptr)).astype(np.int64)
@@ -106,7 +107,7 @@ def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     inbound = aligned_values(union, g.interaction.T.tocsr())
     return {
         "conversation_2hop": scaled("conversation_2hop"),
-        "mutual_contacts": np.log1p(mutual).astype(np.float32),
+        "mutual_contacts": np.log1p(mutual).astype(np.float32),  # mutual: the Adamic-Adar sum
         "topic": _row_dot(row_normalize(g.user_topic, "l2").tocsr(), rows, cols),
         "tribe": _row_dot(ctx.memberships.tocsr(), rows, cols),
         "als": scaled("als"),
@@ -183,7 +184,7 @@ def reason_flags(feats: dict[str, np.ndarray], same_tribe: np.ndarray, answer_ra
     """uint8 :data:`REASON_FLAGS` bits per pair; ``answer_rate``/``reached_by`` of the candidate."""
     flags = np.zeros(len(same_tribe), dtype=np.uint8)
     flags |= np.where(feats["conversation_2hop"] > 0, REASON_FLAGS["talks_with_your_contacts"], 0).astype(np.uint8)
-    flags |= np.where(feats["mutual_count"] >= 1, REASON_FLAGS["mutual_contacts"], 0).astype(np.uint8)
+    flags |= np.where(feats["mutual_count"] > 0, REASON_FLAGS["mutual_contacts"], 0).astype(np.uint8)
     flags |= np.where(feats["topic"] >= 0.05, REASON_FLAGS["shared_topics"], 0).astype(np.uint8)
     flags |= np.where(same_tribe, REASON_FLAGS["same_tribe"], 0).astype(np.uint8)
     flags |= np.where((answer_rate >= 0.5) & (reached_by >= 2),

@@ -1,0 +1,59 @@
+"""Candidate sources on tiny hand-made networks (exact values)."""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+
+import numpy as np
+
+from tribes.candidates import _row_chunks, contact_graph
+from tribes.model import _candidates, snapshot_from
+from tribes.params import Params
+
+T0 = 1_790_000_000
+
+
+def _follows(*pairs: tuple[str, str]) -> list[dict]:
+    users = sorted({u for pair in pairs for u in pair})
+    return ([{"type": "user", "id": u, "ts": T0} for u in users]
+            + [{"type": "follow", "src": s, "dst": d, "ts": T0 + i + 1} for i, (s, d) in enumerate(pairs)])
+
+
+def test_mutual_contacts_are_adamic_adar_over_contacts_either_way_and_skip_hubs():
+    # a and c share m1 (a→m1, m1→c) and m2 (a→m2, c→m2), each with 2 contacts, and the hub h
+    # (4 contacts), which a hub cap of 3 leaves out.
+    snap = snapshot_from(_follows(("a", "m1"), ("m1", "c"), ("a", "m2"), ("c", "m2"),
+                                  ("a", "h"), ("c", "h"), ("x", "h"), ("y", "h")))
+    index = snap.user_index()
+    _, candidates, _ = _candidates(snap, Params(mutual_contacts_hub_degree=3, learn_weights=0), False)
+    mutual = candidates["follow_2hop"].tocsr()
+    a, c = index["a"], index["c"]
+    assert math.isclose(mutual[a, c], 2 / math.log(2), rel_tol=1e-5)
+    assert math.isclose(mutual[c, a], 2 / math.log(2), rel_tol=1e-5)
+    # x and y share only the hub with a and c: skipped, so no mutual-contact candidates.
+    assert mutual[index["x"]].nnz == 0
+    _, with_hub, _ = _candidates(snap, Params(learn_weights=0), False)
+    assert math.isclose(with_hub["follow_2hop"].tocsr()[a, c], 2 / math.log(2) + 1 / math.log(4), rel_tol=1e-5)
+
+
+def test_contact_graph_is_symmetric_without_self_loops():
+    snap = snapshot_from(_follows(("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")))
+    _, _, extras = _candidates(snap, Params(learn_weights=0), False)
+    c = contact_graph(extras["graph"])
+    assert (c != c.T).nnz == 0
+    assert c.diagonal().sum() == 0
+    assert c.nnz == 8
+
+
+def test_row_chunks_cover_every_row_once_and_bound_the_work():
+    import scipy.sparse as sp
+
+    left = sp.random(1000, 300, density=0.02, random_state=1, format="csr")
+    right = sp.random(300, 500, density=0.05, random_state=2, format="csr")
+    work = left @ np.diff(right.indptr).astype(float)
+    chunks = _row_chunks(left, right, max_work=2000)
+    assert chunks[0][0] == 0 and chunks[-1][1] == 1000
+    assert all(b == c for (_, b), (c, _) in pairwise(chunks))
+    for a, b in chunks:  # within budget, unless a single row is itself bigger than it
+        assert work[a:b].sum() <= 2000 + work[a:b].max() or b - a == 1
