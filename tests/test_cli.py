@@ -112,3 +112,11 @@ def test_stdin_through_python_dash_m(tmp_path):
                           capture_output=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     assert b"-: stored: 3 events" in done.stderr
+
+
+def test_an_unreachable_store_is_one_clear_line(capsys):
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    assert main(["--db", "postgresql+psycopg://tribes@127.0.0.1:1/none", "stats"]) == 1
+    err = capsys.readouterr().err
+    assert "store unavailable" in err and "TRIBES_DB" in err and "internal error" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -1,6 +1,7 @@
 """The ``tribes`` command line. Each sub-command is a thin shell over one library call.
 
-Exit codes: 0 ok, 2 bad input (the message names the file and line), 1 internal error.
+Exit codes: 0 ok, 2 bad input (the message names the file and line), 1 internal error or a
+store that cannot be reached.
 Global options (``--db``, ``--models``, ``--quiet``) work before or after the sub-command.
 """
 
@@ -49,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: one clear line, not a traceback
         if os.environ.get("TRIBES_DEBUG"):
             raise
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            # The store cannot be reached or opened: say which, without the driver's wall of text.
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            return _fail(f"store unavailable: {reason} (check --db / TRIBES_DB)", EXIT_INTERNAL)
         return _fail(f"internal error: {type(exc).__name__}: {exc} (set TRIBES_DEBUG=1 for a traceback)",
                      EXIT_INTERNAL)
 
