@@ -29,7 +29,7 @@ def open_input(path: str | Path) -> Iterator[BinaryIO]:
         with gzip.open(p, "rb") as fh:
             try:
                 yield fh  # type: ignore[misc]
-            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # corrupt or truncated: bad input
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # corrupt or truncated
                 raise InputError(f"not a readable gzip file: {exc}", path=str(path)) from None
     else:
         with p.open("rb") as fh:
