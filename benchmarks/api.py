@@ -64,6 +64,7 @@ def _summary(runs: list[LoadResult]) -> dict:
         "non2xx": sum(r.non2xx for r in runs),
         "errors": sum(r.errors for r in runs),
         "bytes": statistics.mean(r.bytes_per_response for r in runs),
+        "cpu": statistics.median(c) if (c := [r.cpu_us for r in runs if r.cpu_us]) else None,
     }
 
 
@@ -119,6 +120,7 @@ def run(ctx: Context, section: Section) -> None:
                 seconds=secs,
                 log_name=tag,
                 probe=server.connection_split,
+                cpu=server.cpu_seconds,
             )
         suffix = dict(ENDPOINTS)[name]
         paths = [f"/v1/users/{i}{suffix}" for i in ids]
@@ -225,7 +227,10 @@ def run(ctx: Context, section: Section) -> None:
         f"{round_seconds} s each ({rounds * round_seconds} s per endpoint in all), each run a fresh wrk "
         "process with new connections. Both servers run the project's `gunicorn.conf.py` with the same "
         "`TRIBES_WORKER_CLASS`/`TRIBES_WORKERS`/`TRIBES_THREADS`. *req/s* = all requests ÷ all seconds "
-        "of the endpoint's rounds; *p50*/*p99* = median over rounds of wrk's percentiles. The load "
+        "of the endpoint's rounds; *p50*/*p99* = median over rounds of wrk's percentiles; *worker CPU* "
+        "= the gunicorn workers' user + system CPU time (from /proc) ÷ requests, median over rounds: "
+        "unlike req/s it does not count time spent waiting for a core that other work holds, so "
+        "*minimal's CPU ÷ this CPU* is the steadier ratio on a shared machine. The load "
         "generator shares the machine's CPUs with the workers (see *effective cores* above: how much "
         "parallel work the machine really does).",
         "",
@@ -258,6 +263,8 @@ def run(ctx: Context, section: Section) -> None:
                     " · ".join(_split(r, worker_class) for r in runs),
                     f"{ratio:.2f}",
                     " / ".join(f"{x:.2f}" for x in per_round),
+                    f"{s['cpu']:,.0f}" if s["cpu"] else "–",
+                    f"{base['cpu'] / s['cpu']:.2f}" if s["cpu"] and base["cpu"] else "–",
                 ]
             )
             if name in SUGGESTIONS:
@@ -308,6 +315,8 @@ def run(ctx: Context, section: Section) -> None:
             "connections per worker (per round)",
             "÷ minimal",
             "÷ minimal per round",
+            "worker CPU µs/request",
+            "minimal's CPU ÷ this CPU",
         ],
         rows,
     )

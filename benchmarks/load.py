@@ -37,6 +37,7 @@ class LoadResult:
     errors: int
     bytes_per_response: float
     split: list[int] | None = None  # connections held by each server worker, sampled mid-run
+    cpu_us: float | None = None  # server workers' CPU time per request (µs), when measured
 
 
 def ensure_wrk(ctx: Context) -> str | None:
@@ -162,8 +163,10 @@ def wrk_load(
     seconds: int,
     log_name: str,
     probe: Callable[[], list[int] | None] | None = None,
+    cpu: Callable[[], float | None] | None = None,
 ) -> LoadResult:
-    """Run wrk for ``seconds``; ``probe`` is called half-way (the per-worker connection split)."""
+    """Run wrk for ``seconds``; ``probe`` is called half-way (the per-worker connection split),
+    ``cpu`` (the server workers' CPU seconds) before and after, for CPU time per request."""
     cmd = [
         wrk,
         f"-t{threads}",
@@ -178,6 +181,7 @@ def wrk_load(
     ]
     ctx.log_command(["wrk", *cmd[1:-1], "http://127.0.0.1:PORT"])
     split = None
+    cpu_before = cpu() if cpu is not None else None
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         try:
             if probe is not None:
@@ -187,6 +191,7 @@ def wrk_load(
         except BaseException:
             proc.kill()
             raise
+    cpu_after = cpu() if cpu is not None else None
     (ctx.logs / f"{log_name}.wrk.txt").write_text(stdout + stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"wrk exited with {proc.returncode}: {stderr.strip()[-300:]}")
@@ -207,6 +212,9 @@ def wrk_load(
         errors,
         r["bytes"] / r["requests"] if r["requests"] else 0.0,
         split,
+        (cpu_after - cpu_before) / r["requests"] * 1e6
+        if cpu_before is not None and cpu_after is not None and r["requests"]
+        else None,
     )
 
 

@@ -133,6 +133,23 @@ class Gunicorn:
             return []
         return [int(p) for p in children.split()]
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU seconds used so far by the worker processes (Linux /proc), or None.
+
+        On a machine shared with other work, CPU per request is steadier than requests per
+        second: it does not count the time a worker waits for a core."""
+        total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+        workers = self.workers()
+        if not workers:
+            return None
+        for pid in workers:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return total
+
     def connection_split(self) -> list[int] | None:
         """Established client connections held by each worker, most first (Linux /proc).
 
