@@ -11,6 +11,7 @@ Python workers), sampled every 0.2 s from /proc. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -79,7 +80,11 @@ def main() -> None:
             for label, extra in runs:
                 wall, peak = run([*TRIBES, "-q", "recompute", *extra], env)
                 rows.append((n, label, wall, peak))
-                print(f"{n:,} users, {label}: {wall:.1f} s, peak RSS {peak:,.0f} MiB", file=sys.stderr, flush=True)
+                models = Path(tmp) / "models"
+                manifest = json.loads((models / (models / "current").read_text().strip() / "manifest.json").read_text())
+                stages = ", ".join(f"{k} {v['seconds']:.1f}" for k, v in manifest["timings"].items())
+                print(f"{n:,} users, {label}: {wall:.1f} s, peak RSS {peak:,.0f} MiB; stages (s): {stages}",
+                      file=sys.stderr, flush=True)
     print("| users | engine | wall s | peak RSS MiB (process tree) |")
     print("|---:|---|---:|---:|")
     for n, label, wall, peak in rows:

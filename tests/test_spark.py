@@ -87,46 +87,21 @@ def world(spark, tmp_path_factory):
     store.close()
 
 
-def test_graph_and_affinity_frames_equal_the_local_matrices(spark, world, tmp_path):
-    from pyspark.sql import functions as F
-
+def test_graph_and_affinity_frames_equal_the_local_matrices(world):
     from tribes.affinity import topic_neighbours, user_affinity
     from tribes.graph import build_graph
-    from tribes.spark.affinity import frame_affinity, frame_topic_neighbours
-    from tribes.spark.export import export_snapshot
-    from tribes.spark.frames import to_csr
-    from tribes.spark.graph import build_frame_graph
 
-    snap, p = world["local"].snapshot_, Params(**PARAMS)
-    graph = build_graph(snap, p)
-    tables = {
-        k: spark.read.parquet(v)
-        for k, v in export_snapshot(snap, graph.user_topic, str(tmp_path)).items()
-    }
-    frames = build_frame_graph(tables, p, snap.now)
-    shape = (snap.n_users, snap.n_users)
-    for name in ("replies", "mentions", "follows", "interaction"):
-        got = to_csr(getattr(frames, name).toPandas(), shape, row="src", col="dst", value="w")
-        want = getattr(graph, name)
-        assert got.nnz == want.nnz > 0, name
-        assert abs(got - want).max() < 1e-5, name
+    fitted, p = world["spark"], Params(**PARAMS)
+    graph = build_graph(fitted.snapshot_, p)
+    assert fitted.interaction_.nnz == graph.interaction.nnz > 0
+    assert abs(fitted.interaction_ - graph.interaction).max() < 1e-5
     k = max(p.topic_neighbours, p.candidates_per_source)
-    knn = frame_topic_neighbours(
-        tables["user_topic"], k=k, min_similarity=p.min_topic_similarity, max_df=p.knn_max_df
+    knn = topic_neighbours(
+        graph.user_topic, k=k, min_similarity=p.min_topic_similarity, max_df=p.knn_max_df
     )
-    follows = tables["follows"].filter(F.col("src") != F.col("dst")).select("src", "dst").distinct()
-    got = to_csr(
-        frame_affinity(frames, follows, knn, p).toPandas(), shape, row="src", col="dst", value="w"
-    )
-    want = user_affinity(
-        graph,
-        p,
-        knn=topic_neighbours(
-            graph.user_topic, k=k, min_similarity=p.min_topic_similarity, max_df=p.knn_max_df
-        ),
-    )
-    assert got.nnz == want.nnz > 0
-    assert abs(got - want).max() < 1e-5
+    want = user_affinity(graph, p, knn=knn)
+    assert fitted.affinity_.nnz == want.nnz > 0
+    assert abs(fitted.affinity_ - want).max() < 1e-5
 
 
 def test_tribes_agree_up_to_relabelling(world):

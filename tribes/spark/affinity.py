@@ -7,39 +7,65 @@ of the k nearest neighbours. Edges ``(src, dst, w)`` appear in both directions, 
 
 from __future__ import annotations
 
+import numpy as np
+import scipy.sparse as sp
+
 from ..params import Params
+from ..sparse import row_normalize, top_k_per_row
 from .frames import symmetric_pairs, top_k
 
 __all__ = ["frame_affinity", "frame_topic_neighbours"]
 
 
-def frame_topic_neighbours(user_topic, *, k: int, min_similarity: float, max_df: int):
+def frame_topic_neighbours(
+    spark,
+    user_topic: sp.csr_matrix,
+    *,
+    k: int,
+    min_similarity: float,
+    max_df: int,
+    partitions: int,
+    block: int = 2048,
+):
     """``(u, c, w)``: cosine of topic rows, each u's top ``k`` >= ``min_similarity``.
 
-    Topics used by fewer than 2 or more than ``max_df`` users are left out (as locally), rows
-    are l2-normalised over the kept topics, and the product is a self-join on the topic:
-    O(Σ over kept topics of df²) pairs, spread over the cluster.
+    Topics used by fewer than 2 or more than ``max_df`` users are left out and rows are
+    l2-normalised over the kept topics, as in :func:`tribes.affinity.topic_neighbours`. The
+    normalised (U, V) matrix is broadcast once; each task multiplies one block of rows by its
+    transpose with scipy and keeps the block's top ``k`` per row: O(Σ over kept topics of df²)
+    multiply-adds spread over the executors (a topic self-join would materialise every pair).
     """
-    from pyspark.sql import functions as F
+    import pandas as pd
 
-    ut = user_topic.filter(F.col("w") > 0)
-    df_ = (
-        ut.groupBy("v")
-        .agg(F.count("*").alias("df"))
-        .filter((F.col("df") >= 2) & (F.col("df") <= max_df))
+    n = user_topic.shape[0]
+    df = np.bincount(user_topic.indices, minlength=user_topic.shape[1])
+    keep_cols = np.flatnonzero((df <= max_df) & (df >= 2))
+    x = row_normalize(user_topic[:, keep_cols], norm="l2").tocsr()
+    shared = spark.sparkContext.broadcast((x, x.T.tocsr()))
+
+    def neighbours(batches):
+        x, xt = shared.value
+        for batch in batches:
+            for start in batch["start"].to_numpy():
+                stop = min(n, int(start) + block)
+                sims = (x[start:stop] @ xt).tocoo()
+                ok = (sims.data >= min_similarity) & (sims.row + start != sims.col)
+                m = sp.csr_matrix(
+                    (sims.data[ok], (sims.row[ok], sims.col[ok])), shape=(stop - start, n)
+                )
+                top = top_k_per_row(m, k).tocoo()
+                yield pd.DataFrame(
+                    {
+                        "u": (top.row + start).astype(np.int32),
+                        "c": top.col.astype(np.int32),
+                        "w": top.data.astype(np.float64),
+                    }
+                )
+
+    starts = spark.createDataFrame(pd.DataFrame({"start": np.arange(0, n, block, dtype=np.int64)}))
+    return starts.repartition(max(1, min(partitions, (n + block - 1) // block))).mapInPandas(
+        neighbours, "u int, c int, w double"
     )
-    kept = ut.join(df_.select("v"), "v")
-    norm = kept.groupBy("u").agg(F.sqrt(F.sum(F.col("w") * F.col("w"))).alias("norm"))
-    x = kept.join(norm, "u").select("u", "v", (F.col("w") / F.col("norm")).alias("x"))
-    left, right = x.alias("l"), x.alias("r")
-    sims = (
-        left.join(right, F.col("l.v") == F.col("r.v"))
-        .filter(F.col("l.u") != F.col("r.u"))
-        .groupBy(F.col("l.u").alias("u"), F.col("r.u").alias("c"))
-        .agg(F.sum(F.col("l.x") * F.col("r.x")).alias("w"))
-        .filter(F.col("w") >= min_similarity)
-    )
-    return top_k(sims, k)
 
 
 def frame_affinity(graph, follows_binary, knn, params: Params):

@@ -76,7 +76,8 @@ def fit_spark(
     ``export_root``: where the Parquet snapshot goes (shared storage on a cluster); default a
     temporary local folder, removed afterwards. ``partitions``: buckets for the grouped pandas
     steps (default ``spark.sql.shuffle.partitions``). ``collect_candidates``: also keep every
-    source's candidates as (U, U) CSR in ``candidates_`` (for notebooks and tests).
+    source's candidates (``candidates_``, name → (U, U) CSR), the interaction graph
+    (``interaction_``) and the affinity (``affinity_``) on the driver, for notebooks and tests.
     """
     from pyspark.sql import functions as F
 
@@ -129,10 +130,12 @@ def fit_spark(
                 .distinct()
             )
             knn = frame_topic_neighbours(
-                tables["user_topic"],
+                spark,
+                graph.user_topic,
                 k=max(p.topic_neighbours, p.candidates_per_source),
                 min_similarity=p.min_topic_similarity,
                 max_df=p.knn_max_df,
+                partitions=parts,
             ).localCheckpoint()
             affinity = frame_affinity(frames, follows, knn, p).localCheckpoint()
         with stage("tribes"):
@@ -199,6 +202,12 @@ def fit_spark(
             sources = {name: df.localCheckpoint() for name, df in sources.items()}
             source_counts = {name: int(df.count()) for name, df in sources.items()}
             if collect_candidates:
+                model.interaction_ = to_csr(
+                    interaction.toPandas(), (n, n), row="src", col="dst", value="w"
+                )
+                model.affinity_ = to_csr(
+                    affinity.toPandas(), (n, n), row="src", col="dst", value="w"
+                )
                 model.candidates_ = {
                     name: to_csr(df.toPandas(), (n, n), row="u", col="c", value="w")
                     for name, df in sources.items()

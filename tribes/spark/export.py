@@ -14,7 +14,8 @@ blocks, mutes  src, dst int32 (active)
 posts          p, author, parent int32 (-1 for roots), ts float64
 mentions       p, u int32: post p @mentions user u (parsed on the driver: the texts stay there)
 dismissed      u, c int32: u dismissed person c
-user_topic     u, v int32, w float32: the TF-IDF topic weights (``InterestGraph.user_topic``)
+user_topic     u, v int32, w float32: the TF-IDF topic weights (``InterestGraph.user_topic``; the
+               topic neighbours broadcast the driver's matrix instead, see ``affinity``)
 =============  ================================================================
 """
 
@@ -78,8 +79,10 @@ def export_snapshot(snap: Snapshot, user_topic: sp.csr_matrix, root: str) -> dic
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
+    # Spark's S3 connector is s3a://, pyarrow's is s3:// (same bucket and key).
+    uri = "s3://" + root[len("s3a://") :] if root.startswith("s3a://") else root
     filesystem, base = (
-        pafs.FileSystem.from_uri(root) if "://" in root else (pafs.LocalFileSystem(), root)
+        pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
     )
     filesystem.create_dir(base, recursive=True)
     out = {}
