@@ -9,15 +9,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import re
 import threading
+import time
 import zlib
 
 import numpy as np
 import orjson
 import pytest
 
-from api import create_app
+from api import create_app, flush_access_log
+from api.access_log import AccessLogBuffer
 from api.schemas import (
     ConversationsPage,
     EventsResult,
@@ -1247,6 +1250,7 @@ def test_access_log_lines_are_written_whole_to_the_handler_stream(world, tmp_pat
             rids = [client.get("/livez").headers["X-Request-ID"] for _ in range(3)]
             user = rich_users(world)[0]
             rids.append(suggestions(client, user).headers["X-Request-ID"])
+            flush_access_log()
         finally:
             access.handlers = saved
             handler.setStream(previous)
@@ -1257,3 +1261,23 @@ def test_access_log_lines_are_written_whole_to_the_handler_stream(world, tmp_pat
     assert last["endpoint"].endswith("/suggestions/people") and last["status"] == 200
     assert last["bytes"] > 0 and last["ms"] >= 0
     assert last["path"] == f"/v1/users/{user}/suggestions/people"
+
+
+def test_access_log_batches_are_whole_lines_flushed_in_time(tmp_path):
+    path = tmp_path / "batched.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        buffer = AccessLogBuffer(max_delay=0.05)
+        lines = [orjson.dumps({"n": i, "pad": "x" * (i % 300)}) + b"\n" for i in range(200)]
+        for line in lines[:-1]:
+            buffer.write(fd, line)
+        written = path.read_bytes()
+        assert written and written.endswith(b"\n")  # batches of whole lines went out already
+        assert len(written) < sum(map(len, lines[:-1]))  # and some are still queued
+        buffer.write(fd, lines[-1])
+        deadline = time.monotonic() + 5
+        while path.stat().st_size < sum(map(len, lines)) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the flusher writes what is queued within max_delay
+        assert path.read_bytes() == b"".join(lines)
+    finally:
+        os.close(fd)
