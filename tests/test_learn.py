@@ -67,3 +67,25 @@ def test_a_learning_sample_restricts_every_source_to_its_rows_and_changes_nothin
         got = s[inside]
         assert got.nnz > 0 or expected.nnz == 0, name
         assert abs(got - expected).max() < 1e-5, name
+
+
+def test_new_two_way_pairs_need_replies_both_ways_after_the_cut_and_not_before():
+    from tribes.learn import _new_two_way_pairs
+
+    t = 1_790_000_000
+    users = [{"type": "user", "id": u, "ts": t} for u in "abcd"]
+    posts = [
+        {"type": "post", "id": "r", "author": "a", "ts": t + 1, "text": "hi"},
+        {"type": "post", "id": "r1", "author": "b", "reply_to": "r", "ts": t + 2, "text": "hi"},  # b→a before
+        {"type": "post", "id": "r2", "author": "a", "reply_to": "r1", "ts": t + 3, "text": "hi"},  # a→b before
+        {"type": "post", "id": "s", "author": "c", "ts": t + 10, "text": "x"},
+        {"type": "post", "id": "s1", "author": "d", "reply_to": "s", "ts": t + 11, "text": "x"},  # d→c after
+        {"type": "post", "id": "s2", "author": "c", "reply_to": "s1", "ts": t + 12, "text": "x"},  # c→d after
+        {"type": "post", "id": "s3", "author": "a", "reply_to": "s", "ts": t + 13, "text": "x"},  # a→c, one way
+        {"type": "post", "id": "r3", "author": "b", "reply_to": "r2", "ts": t + 14, "text": "x"},  # b→a again
+        {"type": "post", "id": "r4", "author": "a", "reply_to": "r3", "ts": t + 15, "text": "x"},  # a→b again
+    ]
+    snap = snapshot_from(users + posts)
+    pairs = _new_two_way_pairs(snap, cut=t + 5)
+    got = {(snap.user_ids[r], snap.user_ids[c]) for r, c in zip(*pairs.nonzero(), strict=True)}
+    assert got == {("c", "d"), ("d", "c")}  # a–b talked both ways before the cut; a→c is one way

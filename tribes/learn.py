@@ -6,7 +6,10 @@ with. So before ranking, the pipeline is run on the *earlier* part of the snapsh
 the ``learn_holdout`` quantile of interaction times), every candidate pair gets its
 features, and a logistic regression with non-negative weights learns which features
 predicted the pairs that interacted afterwards (a reply either way, or a follow). The
-learned weights, rescaled to the defaults' total, replace ``w_*`` for the final ranking.
+learned weights replace ``w_*`` for the final ranking, scaled to whichever of
+``ENGAGE_TOTALS`` ranks the held-out pairs best (how much strong evidence saturates differs
+by network: on a friendship graph mutual contacts should keep ranking, in messaging the
+candidate's answer rate and activity should decide among the strong).
 Nothing here looks at evaluation data: the held-out slice is inside the training snapshot.
 """
 
@@ -20,14 +23,19 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 from .params import Params
-from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features
+from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features, rank_people
 from .snapshot import Snapshot
-from .sparse import aligned_values
+from .sparse import aligned_values, binary, drop_diagonal
 
 __all__ = ["learn_engage_weights", "learning_sample", "snapshot_before"]
 
 MIN_POSITIVES = 30
 MAX_PAIRS = 400_000
+#: Candidate sums of the learned weights: the scale sets how soon ``p(engage) = 1 - e^{-z}``
+#: saturates (small: strong evidence keeps ranking; large: answer rate and activity decide
+#: among the strong). Chosen per recompute by the recall of the held-out pairs.
+ENGAGE_TOTALS = (2.0, 4.0, 7.0, 12.0)
+RECALL_AT = 20
 
 
 def snapshot_before(snap: Snapshot, cut: float) -> Snapshot:
@@ -76,6 +84,22 @@ def learning_sample(n_users: int, params: Params) -> np.ndarray | None:
     return mask
 
 
+def _new_two_way_pairs(snap: Snapshot, cut: float) -> sp.csr_matrix:
+    """(U, U) 1 where u and v replied to each other after ``cut`` and had not both before."""
+    n = snap.n_users
+    replied = snap.post_parent >= 0
+    a = snap.post_author[replied]
+    b = snap.post_author[snap.post_parent[replied]]
+    late = snap.post_ts[replied] > cut
+
+    def two_way(mask: np.ndarray) -> sp.csr_matrix:
+        m = binary(sp.csr_matrix((np.ones(int(mask.sum()), np.float32), (a[mask], b[mask])), shape=(n, n)))
+        return drop_diagonal(m.multiply(m.T)).tocsr()
+
+    after, before = two_way(late), two_way(~late)
+    return binary((after - after.multiply(before)).tocsr())
+
+
 def _fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
     """Class-balanced logistic regression, weights >= 0, free intercept. Returns the weights."""
     pos = y.sum()
@@ -109,10 +133,13 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     times = np.concatenate([snap.post_ts, snap.follow_ts])
     if len(times) < 100:
         return None
+    goal = None  # the pairs whose recall picks the scale: new two-way partners where there are enough
     if np.ptp(times) > 0:
         cut = float(np.quantile(times, 1.0 - params.learn_holdout))
         future = _future_pairs(snap, cut)
         past = snapshot_before(snap, cut)
+        goal = _new_two_way_pairs(snap, cut)
+        goal = goal if goal.nnz >= 2 * MIN_POSITIVES else None
     else:  # no time to split on (e.g. SNAP ego networks): hold out a random share of follows
         held = np.random.default_rng(params.seed).random(len(snap.follow_src)) < params.learn_holdout
         future = sp.csr_matrix((np.ones(int(held.sum()), np.float32),
@@ -136,7 +163,24 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     w = _fit_nonnegative_logistic(x, y)
     if not np.isfinite(w).all() or w.sum() <= 0:
         return None
-    defaults = Params()
-    total = sum(getattr(defaults, weight) for weight in ENGAGE_WEIGHTS.values())
-    w = w * (total / w.sum())
-    return {weight: round(float(v), 4) for (_, weight), v in zip(ENGAGE_WEIGHTS.items(), w, strict=True)}
+    best = None
+    for total in ENGAGE_TOTALS:  # how saturating p(engage) is: chosen by held-out recall
+        weights = {weight: round(float(v), 4)
+                   for (_, weight), v in zip(ENGAGE_WEIGHTS.items(), w * (total / w.sum()), strict=True)}
+        ranked = rank_people(replace(ctx, params=replace(params, **weights)), candidates, feats)
+        recall = _list_recall(ranked.items, future if goal is None else goal, ctx.query)
+        if best is None or recall > best[0] + 1e-9:
+            best = (recall, weights)
+    return best[1]
+
+
+def _list_recall(items: np.ndarray, future: sp.csr_matrix, query: np.ndarray | None) -> float:
+    """Share of the future pairs of the (queried) users that their top ``RECALL_AT`` items hold."""
+    n = items.shape[0]
+    top = items[:, :RECALL_AT]
+    rows = np.repeat(np.arange(n), top.shape[1])
+    ok = top.ravel() >= 0
+    listed = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (rows[ok], top.ravel()[ok])), shape=future.shape)
+    users = np.ones(n, dtype=bool) if query is None else query
+    truth = sp.diags(users.astype(np.float32)) @ binary(future)
+    return float(binary(listed).multiply(truth).sum() / max(truth.sum(), 1.0))

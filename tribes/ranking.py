@@ -118,8 +118,12 @@ def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     }
 
 
-def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix]) -> RankedPeople:
-    """Score every candidate pair, apply the exposure budget and diversity, cut to lists."""
+def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
+                features: dict[str, np.ndarray] | None = None) -> RankedPeople:
+    """Score every candidate pair, apply the exposure budget and diversity, cut to lists.
+
+    ``features``: :func:`pair_features` of these candidates when already computed (reused).
+    """
     p, b = ctx.params, ctx.behaviour
     n = ctx.snap.n_users
     width = p.max_people
@@ -130,7 +134,7 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix]) -> 
     if len(rows) == 0:
         return RankedPeople(np.full((n, width), -1, np.int32), np.zeros((n, width), np.float32),
                             np.zeros((n, width), np.uint8), sources)
-    feats = pair_features(ctx, candidates, union)
+    feats = features if features is not None else pair_features(ctx, candidates, union)
     score = pair_scores(p, feats, b.answer_rate_for(cols, ctx.labels[rows]), b.activity[cols],
                         b.followers[cols], popularity_pivot(p, b.followers))
     same = (ctx.labels[rows] >= 0) & (ctx.labels[rows] == ctx.labels[cols])
