@@ -140,7 +140,7 @@ def test_two_processes_migrating_an_empty_database_at_once(new_db_url):
     assert errors == []
     with Store.open(url) as store, store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+        assert MigrationContext.configure(conn).get_current_revision() == "0003"
         assert triggers(store) == LIVE_TRIGGERS
 
 
@@ -229,3 +229,56 @@ def test_a_snapshot_is_one_state_while_an_ingest_commits(store):
     assert committed == [True]
     assert list(snap.user_ids) == ["a", "b"] and snap.follow_src.tolist() == [0]
     assert read_snapshot(store).follow_src.size == 2
+
+
+def test_live_change_numbers_never_go_back_after_a_prune_or_a_cascade(store):
+    """A served model remembers the newest live change it includes (``live_seq``); changes
+    recorded later must be numbered above it, or the API would ignore them (a block after two
+    recomputes with nothing new in between used to be numbered 1 again and not hide anyone)."""
+    from tribes.ingest import ingest_lines
+
+    from .conftest import lines
+
+    ingest_lines(store, lines({"type": "block", "src": "a", "dst": "b", "ts": 1},
+                              {"type": "block", "src": "x", "dst": "y", "ts": 1}), source="f")
+    model_seq = store.live_seq()
+    assert model_seq > 0
+    store.prune_live_changes(model_seq)  # the recompute that published a model with model_seq
+    assert store.table_counts()["live_changes"] == 0
+    ingest_lines(store, lines({"type": "block", "src": "a", "dst": "c", "ts": 2}), source="g")
+    assert store.live_exclusions("a", model_seq).people == {"c"}
+    # The newest row can also vanish by cascade (its user deleted): numbering still goes on.
+    seq = store.live_seq()
+    ingest_lines(store, lines({"type": "delete_user", "id": "a", "ts": 3}), source="h")
+    assert store.live_seq() > seq
+    ingest_lines(store, lines({"type": "block", "src": "x", "dst": "z", "ts": 4}), source="i")
+    assert store.live_exclusions("x", seq).people >= {"z"}
+
+
+def test_upgrading_from_0002_keeps_live_changes_and_their_triggers(tmp_path):
+    """A store made before migration 0003 keeps its rows and numbering, and the triggers
+    still record changes into the rebuilt table."""
+    from alembic import command
+    from alembic.config import Config
+
+    from tribes.ingest import ingest_lines
+    from tribes.store.sql import _MIGRATIONS
+
+    from .conftest import lines
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Store.open(url, migrate=False)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with old.engine.connect() as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    ingest_lines(old, lines({"type": "block", "src": "a", "dst": "b", "ts": 1}), source="f")
+    before = old.live_seq()
+    old.close()
+    with Store.open(url) as store:  # migrates to head
+        assert store.live_seq() == before
+        assert store.live_exclusions("a", 0).people == {"b"}
+        ingest_lines(store, lines({"type": "block", "src": "a", "dst": "c", "ts": 2}), source="g")
+        assert store.live_exclusions("a", before).people == {"c"}
+        assert triggers(store) == LIVE_TRIGGERS

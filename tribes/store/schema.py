@@ -90,6 +90,7 @@ live_changes = sa.Table(
     sa.Column("kind", sa.String(8), nullable=False),  # user | thread
     sa.Column("other", sa.String, nullable=False),
     sa.Index("ix_live_changes_uid_seq", "uid", "seq"),
+    sqlite_autoincrement=True,  # numbers never go back (migration 0003)
 )
 
 TABLES = ("users", "edges", "posts", "feedback", "tombstones", "live_changes")
