@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections import defaultdict, deque
 from typing import Any
@@ -100,6 +101,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["OPENAPI"] = build_spec("tribes", __version__, secured=bool(keys))
     rate = settings.rate_limit_per_minute
     windows: dict[bytes, deque] = defaultdict(deque)
+    windows_lock = threading.Lock()
 
     # The hooks run on every request: they read the request object and the WSGI environ once
     # instead of going through Flask's context proxies for each field (~1 us per access).
@@ -122,16 +124,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
                 # The key as check_bearer reads it: spacing must not open a second window.
                 who = hashlib.sha256(header[7:].strip().encode()).digest()
-                now = time.monotonic()
-                window = windows[who]
-                while window and now - window[0] > 60:
-                    window.popleft()
-                if len(window) >= rate:
+                with windows_lock:  # gthread workers: one window, checked and updated at once
+                    now = time.monotonic()
+                    window = windows[who]
+                    while window and now - window[0] > 60:
+                        window.popleft()
+                    retry_after = max(1, int(60 - (now - window[0]))) if len(window) >= rate else 0
+                    if not retry_after:
+                        window.append(now)
+                if retry_after:
                     response = problem_response(429, "rate-limited", "Too Many Requests",
                                                 f"more than {rate} requests per minute for this key")
-                    response.headers["Retry-After"] = str(max(1, int(60 - (now - window[0]))))
+                    response.headers["Retry-After"] = str(retry_after)
                     return response
-                window.append(now)
         return None
 
     @app.after_request

@@ -219,3 +219,31 @@ def test_rate_limit_under_concurrent_requests_never_errs(world, monkeypatch):
     assert len(statuses) == 8 * ROUNDS
     assert set(statuses) <= {200, 429}, sorted(set(statuses))
     assert 200 in statuses and 429 in statuses
+
+
+def test_rate_limit_is_exact_under_concurrent_requests(world, monkeypatch):
+    """Within one minute exactly ``rate`` requests of a key pass, however many threads race
+    (the window is checked and updated under one lock)."""
+    app = make_app(world.root, api_keys=",".join(KEYS), rate_limit_per_minute=5)
+    monkeypatch.setattr(time, "monotonic", lambda: 5_000.0)  # the clock stands still
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    statuses: list[int] = []
+    try:
+
+        def hammer() -> None:
+            client = app.test_client()
+            for _ in range(10):
+                response = client.get("/v1/model", headers={"Authorization": f"Bearer {KEYS[2]}"})
+                statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=hammer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(old)
+        app.extensions["tribes"].store.close()
+    assert len(statuses) == 80
+    assert statuses.count(200) == 5 and statuses.count(429) == 75
