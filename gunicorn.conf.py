@@ -15,6 +15,10 @@ max_requests = 0
 accesslog = None  # the app writes structured access logs itself
 errorlog = "-"
 loglevel = "info"
+# gunicorn's control socket (gunicornc) defaults to one path per user, which every instance on
+# the machine would share; it is off unless TRIBES_CONTROL_SOCKET names this instance's own path.
+control_socket = os.environ.get("TRIBES_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 
 # Prometheus multiprocess mode: one folder of sample files shared by the workers.
 _metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
@@ -25,7 +29,7 @@ def on_starting(server):
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir, exist_ok=True)
     keys = os.environ.get("TRIBES_API_KEYS") or os.environ.get("TRIBES_API_KEYS_FILE")
-    server.log.info("tribes API on http://%s — %s", bind,
+    server.log.info("tribes API on %s — %s", ", ".join(f"http://{b}" for b in server.cfg.bind),
                     "API keys required for /v1/*" if keys else "NO API KEYS: open to anyone who can reach it")
 
 
