@@ -7,7 +7,7 @@ follows, blocks or mutes or is blocked or muted by, a dismissed person, or a
 non-discoverable one; zero scores dropped.
 
 * ``conversation_2hop``: two hops on the reply/mention graph (each side's top 30 partners);
-* ``follow_2hop``: followed by the (first 50) people ``u`` follows, counted;
+* ``follow_2hop``: mutual contacts, Adamic-Adar weighted (as locally);
 * ``same_tribe``: tribe shares × each tribe's starter pack (answer rate × activity);
 * ``shared_interests``: topic cosine neighbours;
 * ``als``: Spark MLlib ALS with implicit preferences on the interaction graph;
@@ -70,6 +70,41 @@ def _product(left, right):
         .groupBy(F.col("l.u").alias("u"), F.col("r.c").alias("c"))
         .agg(F.sum(F.col("l.w") * F.col("r.w")).alias("w"))
     )
+
+
+def _contacts(graph):
+    """``(u, c)``: people in touch either way (a follow, a reply or a mention), no self-pairs,
+    as :func:`tribes.candidates.contact_graph`."""
+    from pyspark.sql import functions as F
+
+    edges = graph.follows.select("src", "dst").unionByName(graph.interaction.select("src", "dst"))
+    both = edges.unionByName(edges.select(F.col("dst").alias("src"), F.col("src").alias("dst")))
+    return (
+        both.filter(F.col("src") != F.col("dst"))
+        .select(F.col("src").alias("u"), F.col("dst").alias("c"))
+        .distinct()
+    )
+
+
+def _adamic_adar(contacts, params: Params):
+    """``(u, v, Σ_z 1 / log deg(z))`` over shared contacts ``z``: each u's
+    ``mutual_contacts_max`` least connected contacts as middles, hubs (more than
+    ``mutual_contacts_hub_degree`` contacts) skipped, as :func:`tribes.candidates.follow_2hop`."""
+    from pyspark.sql import functions as F
+
+    p = params
+    degree = contacts.groupBy(F.col("u").alias("z")).agg(F.count("*").alias("deg"))
+    weight = degree.filter(
+        (F.col("deg") >= 2) & (F.col("deg") <= p.mutual_contacts_hub_degree)
+    ).select("z", (1.0 / F.log(F.greatest(F.col("deg"), F.lit(2)))).alias("zw"))
+    middles = contacts.join(weight, contacts["c"] == weight["z"]).select(
+        "u", F.col("z").alias("c"), F.col("zw").alias("w")
+    )
+    left = top_k(middles, p.mutual_contacts_max).select("u", "c", F.lit(1.0).alias("w"))
+    right = contacts.join(weight, contacts["u"] == weight["z"]).select(
+        F.col("z").alias("u"), "c", F.col("zw").alias("w")
+    )
+    return _product(left, right)
 
 
 def _edges(df):
@@ -187,15 +222,10 @@ def frame_candidates(
         .agg(F.sum("w").alias("w"))
     )
     talk30 = top_k(talk, 30)
-    follows = (
-        tables["follows"]
-        .filter(F.col("src") != F.col("dst"))
-        .select(F.col("src").alias("u"), F.col("dst").alias("c"), F.lit(1.0).alias("w"))
-        .distinct()
-    )
+    contacts = _contacts(graph)
     out = {
         "conversation_2hop": keep(_product(talk30, talk30), excluded, discoverable, n),
-        "follow_2hop": keep(_product(top_k(follows, 50), follows), excluded, discoverable, n),
+        "follow_2hop": keep(_adamic_adar(contacts, p), excluded, discoverable, n),
         "same_tribe": keep(
             _product(
                 memberships.select("u", F.col("k").alias("c"), F.col("share").alias("w")), packs
