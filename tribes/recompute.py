@@ -17,7 +17,7 @@ from .artifacts import ModelStore
 from .model import TribeModel
 from .store import Store
 
-__all__ = ["open_current", "recompute"]
+__all__ = ["open_current", "publish", "recompute"]
 
 
 def open_current(models_root: str | Path):
@@ -40,6 +40,12 @@ def recompute(store: Store, models_root: str | Path, params: Mapping[str, Any] |
     previous = open_current(models_root)
     with threadpool_limits(limits=threads):
         model = TribeModel(**dict(params or {})).fit(store, previous=previous, on_stage=on_stage)
+    return publish(model, models, store, previous, keep), model
+
+
+def publish(model: Any, models: ModelStore, store: Store, previous: Any, keep: int) -> str:
+    """Write ``model`` as the new ``current`` version, prune old versions and the live changes
+    the previous model already included. Returns the version name. Any engine's last step."""
     with models.new_version() as writer:
         model.write_to(writer)
         name = writer.name
@@ -48,4 +54,4 @@ def recompute(store: Store, models_root: str | Path, params: Mapping[str, Any] |
     # (workers still on it need only later ones; the new model includes even more).
     if previous is not None:
         store.prune_live_changes(int(previous.manifest.get("live_seq", 0)))
-    return name, model
+    return name

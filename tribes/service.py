@@ -176,17 +176,7 @@ class SqliteLiveReader:
             (top,) = conn.execute("SELECT MAX(seq) FROM live_changes").fetchone()
             if (top or 0) <= since_seq:
                 return LiveFilters(set(), set(), set(), True)
-        out = LiveFilters(set(), set(), set(), False)
-        for kind, other, everyone in conn.execute(self.SQL, {"s": since_seq, "u": user_id}):
-            if kind == "exists":
-                out.user_exists = True
-            elif kind == "user":
-                out.people.add(other)
-                if everyone:
-                    out.everywhere.add(other)
-            else:
-                out.threads.add(other)
-        return out
+        return LiveFilters.from_rows(conn.execute(self.SQL, {"s": since_seq, "u": user_id}))
 
 
 class SuggestionService:

@@ -13,7 +13,7 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from ..artifacts import ModelStore
-from ..recompute import open_current
+from ..recompute import open_current, publish
 from ..store import Store
 from . import check_spark
 
@@ -65,10 +65,4 @@ def recompute_spark(
             on_stage=on_stage,
             export_root=export_root,
         )
-    with models.new_version() as writer:
-        model.write_to(writer)
-        name = writer.name
-    models.prune(keep)
-    if previous is not None:
-        store.prune_live_changes(int(previous.manifest.get("live_seq", 0)))
-    return name, model
+    return publish(model, models, store, previous, keep), model

@@ -173,25 +173,15 @@ class Store:
         everybody (deleted or non-discoverable users, deleted threads), which are also listed in
         ``everywhere``; ``user_exists`` is False for a user the store does not (or no longer) know.
         """
-        out = LiveFilters(set(), set(), set(), False)
         sql = (
             "SELECT kind, other, CASE WHEN uid IS NULL THEN 1 ELSE 0 END FROM live_changes "
             "WHERE seq > :s AND (uid IS NULL OR uid = (SELECT uid FROM users WHERE id = :u)) "
             "UNION ALL SELECT 'exists', '', 0 FROM users WHERE id = :u"
         )
         with self.engine.connect() as conn:
-            for kind, other, everyone in conn.exec_driver_sql(
-                _for_driver(conn, sql), {"s": since_seq, "u": user_id}
-            ):
-                if kind == "exists":
-                    out.user_exists = True
-                elif kind == "user":
-                    out.people.add(other)
-                    if everyone:
-                        out.everywhere.add(other)
-                else:
-                    out.threads.add(other)
-        return out
+            return LiveFilters.from_rows(
+                conn.exec_driver_sql(_for_driver(conn, sql), {"s": since_seq, "u": user_id})
+            )
 
     def user_facts(self, user_id: str) -> dict | None:
         """What a user has done so far (for cold start), or None for an unknown user:
@@ -270,6 +260,21 @@ class LiveFilters:
     threads: set[str]
     everywhere: set[str]
     user_exists: bool
+
+    @classmethod
+    def from_rows(cls, rows) -> LiveFilters:
+        """From ``(kind, other, everyone)`` rows of the live-exclusions query."""
+        out = cls(set(), set(), set(), False)
+        for kind, other, everyone in rows:
+            if kind == "exists":
+                out.user_exists = True
+            elif kind == "user":
+                out.people.add(other)
+                if everyone:
+                    out.everywhere.add(other)
+            else:
+                out.threads.add(other)
+        return out
 
 
 @dataclass(frozen=True)
