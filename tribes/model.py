@@ -72,6 +72,22 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def stage_timer(timings: dict[str, dict[str, float]], on_stage: Callable[[str], None] | None = None):
+    """A ``stage(name)`` context manager: calls ``on_stage(name)`` as a stage starts and records
+    its wall seconds and the process's peak RSS so far (MiB) in ``timings[name]``."""
+
+    @contextmanager
+    def stage(name: str):
+        if on_stage:
+            on_stage(name)
+        start = time.perf_counter()
+        yield
+        timings[name] = {"seconds": round(time.perf_counter() - start, 3),
+                         "peak_rss_mib": round(_peak_rss_mib(), 1)}
+
+    return stage
+
+
 def _no_stage(name: str):
     return nullcontext()
 
@@ -167,15 +183,7 @@ class TribeModel:
         """
         params = Params(**self.get_params()).validate()
         self.timings_: dict[str, dict[str, float]] = {}
-
-        @contextmanager
-        def stage(name: str):
-            if on_stage:
-                on_stage(name)
-            start = time.perf_counter()
-            yield
-            self.timings_[name] = {"seconds": round(time.perf_counter() - start, 3),
-                                   "peak_rss_mib": round(_peak_rss_mib(), 1)}
+        stage = stage_timer(self.timings_, on_stage)
 
         with stage("snapshot"):
             snap = snapshot_from(data)

@@ -19,9 +19,7 @@ per recompute (``learn_weights``): the ``w_*`` parameters are used as given.
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -33,7 +31,7 @@ from ..candidates import CandidateContext, exclusion_matrix, starter_packs
 from ..communities import _renumber_by_size, label_tribes, match_tribe_ids
 from ..conversations import rank_conversations, thread_stats
 from ..graph import build_graph
-from ..model import TribeModel, _peak_rss_mib, _previous_membership, snapshot_from
+from ..model import TribeModel, _previous_membership, snapshot_from, stage_timer
 from ..params import Params
 from ..ranking import RankedPeople, popularity_pivot
 from ..sparse import row_normalize
@@ -94,17 +92,7 @@ def fit_spark(
         p = replace(p, learn_weights=0)
     parts = int(partitions or spark.conf.get("spark.sql.shuffle.partitions"))
     model.timings_ = {}
-
-    @contextmanager
-    def stage(name: str):
-        if on_stage:
-            on_stage(name)
-        start = time.perf_counter()
-        yield
-        model.timings_[name] = {
-            "seconds": round(time.perf_counter() - start, 3),
-            "peak_rss_mib": round(_peak_rss_mib(), 1),
-        }
+    stage = stage_timer(model.timings_, on_stage)
 
     with stage("snapshot"):
         snap = snapshot_from(data)
