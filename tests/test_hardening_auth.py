@@ -184,6 +184,24 @@ def test_rate_limit_429_then_the_window_opens_again(world, monkeypatch):
         app.extensions["tribes"].store.close()
 
 
+def _hammer(app, key: str, *, threads: int, rounds: int) -> list[int]:
+    """Statuses of ``threads`` × ``rounds`` concurrent GET /v1/model with ``key``."""
+    statuses: list[int] = []
+
+    def hammer() -> None:
+        client = app.test_client()
+        for _ in range(rounds):
+            response = client.get("/v1/model", headers={"Authorization": f"Bearer {key}"})
+            statuses.append(response.status_code)
+
+    workers = [threading.Thread(target=hammer) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(60)
+    return statuses
+
+
 def test_rate_limit_under_concurrent_requests_never_errs(world, monkeypatch):
     """Many threads of one key while the window keeps expiring (old entries are dropped while
     others are added): only 200s and 429s, never a 500."""
@@ -199,20 +217,8 @@ def test_rate_limit_under_concurrent_requests_never_errs(world, monkeypatch):
     monkeypatch.setattr(time, "monotonic", fake)
     old = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
-    statuses: list[int] = []
     try:
-
-        def hammer() -> None:
-            client = app.test_client()
-            for _ in range(ROUNDS):
-                response = client.get("/v1/model", headers={"Authorization": f"Bearer {KEYS[1]}"})
-                statuses.append(response.status_code)
-
-        threads = [threading.Thread(target=hammer) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        statuses = _hammer(app, KEYS[1], threads=8, rounds=ROUNDS)
     finally:
         sys.setswitchinterval(old)
         app.extensions["tribes"].store.close()
@@ -228,20 +234,8 @@ def test_rate_limit_is_exact_under_concurrent_requests(world, monkeypatch):
     monkeypatch.setattr(time, "monotonic", lambda: 5_000.0)  # the clock stands still
     old = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
-    statuses: list[int] = []
     try:
-
-        def hammer() -> None:
-            client = app.test_client()
-            for _ in range(10):
-                response = client.get("/v1/model", headers={"Authorization": f"Bearer {KEYS[2]}"})
-                statuses.append(response.status_code)
-
-        threads = [threading.Thread(target=hammer) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        statuses = _hammer(app, KEYS[2], threads=8, rounds=10)
     finally:
         sys.setswitchinterval(old)
         app.extensions["tribes"].store.close()
