@@ -17,8 +17,9 @@ from .sparse import binary, drop_diagonal, row_normalize, top_k_per_row
 __all__ = ["topic_neighbours", "user_affinity"]
 
 
-def topic_neighbours(user_topic: sp.csr_matrix, *, k: int, min_similarity: float,
-                     max_df: int, chunk: int = 2048) -> sp.csr_matrix:
+def topic_neighbours(
+    user_topic: sp.csr_matrix, *, k: int, min_similarity: float, max_df: int, chunk: int = 2048
+) -> sp.csr_matrix:
     """(U, U) cosine similarity of topic rows, each row's top ``k`` above ``min_similarity``.
 
     Topics used by more than ``max_df`` users are left out: they say little about who is
@@ -31,12 +32,16 @@ def topic_neighbours(user_topic: sp.csr_matrix, *, k: int, min_similarity: float
     xt = x.T.tocsr()
     parts = []
     for start in range(0, n, chunk):
-        sims = (x[start:start + chunk] @ xt).tocsr()
+        sims = (x[start : start + chunk] @ xt).tocsr()
         sims = sims.multiply(sims >= min_similarity).tocsr()
         # A user is not their own neighbour.
-        local = sp.csr_matrix((np.ones(sims.shape[0], np.float32),
-                               (np.arange(sims.shape[0]), np.arange(start, start + sims.shape[0]))),
-                              shape=sims.shape)
+        local = sp.csr_matrix(
+            (
+                np.ones(sims.shape[0], np.float32),
+                (np.arange(sims.shape[0]), np.arange(start, start + sims.shape[0])),
+            ),
+            shape=sims.shape,
+        )
         sims = (sims - sims.multiply(local)).tocsr()
         sims.eliminate_zeros()
         parts.append(top_k_per_row(sims, k))
@@ -45,18 +50,20 @@ def topic_neighbours(user_topic: sp.csr_matrix, *, k: int, min_similarity: float
     return sp.vstack(parts).tocsr().astype(np.float32)
 
 
-def user_affinity(graph: InterestGraph, params: Params,
-                  knn: sp.csr_matrix | None = None) -> sp.csr_matrix:
+def user_affinity(
+    graph: InterestGraph, params: Params, knn: sp.csr_matrix | None = None
+) -> sp.csr_matrix:
     """Symmetric (U, U) affinity; see the module docstring for the weighting.
 
     ``knn`` may pass precomputed :func:`topic_neighbours` (more than ``topic_neighbours`` per
     row is fine: the strongest ``topic_neighbours`` are used).
     """
-    talk = (graph.replies + graph.mentions).tocsr()
+    talk = graph.talk
     talk.data = np.log1p(talk.data)
     talk_t = talk.T.tocsr()
-    conversation = (params.conversation_affinity * talk.minimum(talk_t)
-                    + params.oneway_reply_affinity * (talk + talk_t))
+    conversation = params.conversation_affinity * talk.minimum(
+        talk_t
+    ) + params.oneway_reply_affinity * (talk + talk_t)
 
     f = binary(graph.follows)
     mutual = f.multiply(f.T)
@@ -64,11 +71,17 @@ def user_affinity(graph: InterestGraph, params: Params,
     followers = np.asarray(f.sum(axis=0)).ravel()
     damping = 1.0 / (1.0 + followers / max(params.broadcaster_followers, 1e-9))
     oneway = oneway @ sp.diags(damping.astype(np.float32))
-    follow_part = params.mutual_follow_affinity * mutual + params.oneway_follow_affinity * (oneway + oneway.T)
+    follow_part = params.mutual_follow_affinity * mutual + params.oneway_follow_affinity * (
+        oneway + oneway.T
+    )
 
     if knn is None:
-        knn = topic_neighbours(graph.user_topic, k=params.topic_neighbours,
-                               min_similarity=params.min_topic_similarity, max_df=params.knn_max_df)
+        knn = topic_neighbours(
+            graph.user_topic,
+            k=params.topic_neighbours,
+            min_similarity=params.min_topic_similarity,
+            max_df=params.knn_max_df,
+        )
     else:
         knn = top_k_per_row(knn, params.topic_neighbours)
     topic_part = params.topic_affinity * knn.maximum(knn.T)

@@ -58,11 +58,12 @@ class Behaviour:
         return out
 
 
-def measure_behaviour(snap: Snapshot, graph: InterestGraph, labels: np.ndarray,
-                      params: Params) -> Behaviour:
+def measure_behaviour(
+    snap: Snapshot, graph: InterestGraph, labels: np.ndarray, params: Params
+) -> Behaviour:
     """Compute every field of :class:`Behaviour`. O(nnz of the user×user matrices)."""
     n = snap.n_users
-    out_contact = binary(graph.replies + graph.mentions + graph.follows)  # row reached column
+    out_contact = binary(graph.talk + graph.follows)  # row reached column
     reached = out_contact.T.tocsr()  # row was reached by column
     answered_pairs = reached.multiply(out_contact).tocsr()  # ...and row reached them back
     reached_by = np.diff(reached.indptr).astype(np.int32)
@@ -84,16 +85,27 @@ def measure_behaviour(snap: Snapshot, graph: InterestGraph, labels: np.ndarray,
         rows = np.repeat(np.arange(n), np.diff(reached_k.indptr))
         inverse = 1.0 / (reached_k.data + a)
         denominators = sp.csr_matrix((inverse, reached_k.indices, reached_k.indptr), shape=(n, k))
-        prior_part = sp.csr_matrix((a * rate[rows] * inverse, reached_k.indices, reached_k.indptr),
-                                   shape=(n, k))
+        prior_part = sp.csr_matrix(
+            (a * rate[rows] * inverse, reached_k.indices, reached_k.indptr), shape=(n, k)
+        )
         by_tribe = (answered_k.multiply(denominators) + prior_part).tocsr().astype(np.float32)
     else:
         by_tribe = sp.csr_matrix((n, 0), dtype=np.float32)
 
-    recent = np.bincount(snap.post_author, weights=decay(snap.post_ts, snap.now, params.activity_half_life_days),
-                         minlength=n).astype(np.float32)
+    recent = np.bincount(
+        snap.post_author,
+        weights=decay(snap.post_ts, snap.now, params.activity_half_life_days),
+        minlength=n,
+    ).astype(np.float32)
     floor = params.activity_floor
     activity = (floor + (1 - floor) * (1 - np.exp(-recent))).astype(np.float32)
     followers = np.bincount(snap.follow_dst, minlength=n).astype(np.int32)
-    return Behaviour(followers=followers, reached_by=reached_by, answered=answered, answer_rate=rate,
-                     answer_rate_by_tribe=by_tribe, activity=activity, recent_posts=recent)
+    return Behaviour(
+        followers=followers,
+        reached_by=reached_by,
+        answered=answered,
+        answer_rate=rate,
+        answer_rate_by_tribe=by_tribe,
+        activity=activity,
+        recent_posts=recent,
+    )

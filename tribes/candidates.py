@@ -86,7 +86,7 @@ def _chunked_product(ctx: CandidateContext, left: sp.csr_matrix, right: sp.csr_m
 
 def conversation_2hop(ctx: CandidateContext) -> sp.csr_matrix:
     """People your conversation partners talk with (two hops on the reply/mention graph)."""
-    talk = (ctx.graph.replies + ctx.graph.mentions).tocsr()
+    talk = ctx.graph.talk
     talk = top_k_per_row((talk + talk.T).tocsr(), 30)
     return _chunked_product(ctx, talk, talk)
 
