@@ -1,5 +1,8 @@
 """Run as a subprocess: read a store, build its interest graph, measure bytes per edge and PPR.
 
+Edges are nnz(replies) + nnz(mentions) + nnz(follows) (``tribes.graph.relation_matrices``);
+bytes are ``InterestGraph.nbytes()``: everything the graph holds for users×users.
+
 ``python -m benchmarks.graph_probe --db URL [--sources 100] [--seed 0]`` prints one JSON line.
 A separate process keeps the graph's memory out of the harness and gives its own peak RSS.
 """
@@ -20,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from tribes.graph import build_graph
+    from tribes.graph import build_graph, relation_matrices
     from tribes.params import Params
     from tribes.ppr import ppr_forward_push
     from tribes.store import Store
@@ -34,21 +37,31 @@ def main(argv: list[str] | None = None) -> int:
     graph = build_graph(snap, params)
     t2 = time.perf_counter()
 
-    matrices = {
-        name: getattr(graph, name) for name in ("replies", "mentions", "follows", "interaction")
-    }
-    nnz = {name: int(m.nnz) for name, m in matrices.items()}
+    # Edges: one per (row, column) of each relation, as the graph stood when it was four matrices.
+    relations = dict(
+        zip(("replies", "mentions", "follows"), relation_matrices(snap, params), strict=True)
+    )
+    nnz = {name: int(m.nnz) for name, m in relations.items()}
+    edges = sum(nnz.values())
+    users = graph.users
+    nnz.update(
+        interaction=int(graph.interaction.nnz), pattern=users.nnz, talk=int(users.talk_weight.size)
+    )
+    del relations
+    # What the graph holds: one CSR pattern, with per-entry strength and relation flags, and the
+    # talk weights of the entries that have one. "interaction" is the pattern with its strengths.
     parts = {
-        name: {
-            "data": int(m.data.nbytes),
-            "indices": int(m.indices.nbytes),
-            "indptr": int(m.indptr.nbytes),
-            "dtypes": f"{m.data.dtype}/{m.indices.dtype}/{m.indptr.dtype}",
-        }
-        for name, m in matrices.items()
+        "interaction": {
+            "data": int(users.strength.nbytes),
+            "indices": int(users.indices.nbytes),
+            "indptr": int(users.indptr.nbytes),
+            "dtypes": f"{users.strength.dtype}/{users.indices.dtype}/{users.indptr.dtype}",
+        },
+        "relations": {"data": int(users.relations.nbytes), "dtypes": str(users.relations.dtype)},
+        "talk": {"data": int(users.talk_weight.nbytes), "dtypes": str(users.talk_weight.dtype)},
     }
-    edges = nnz["replies"] + nnz["mentions"] + nnz["follows"]
     nbytes = int(graph.nbytes())
+    assert nbytes == sum(v for part in parts.values() for k, v in part.items() if k != "dtypes")
 
     g = graph.interaction.tocsr()
     degree = np.diff(g.indptr)
