@@ -39,16 +39,22 @@ def load_key_digests(keys: str | None, keys_file: str | None) -> list[bytes]:
     return out
 
 
-def check_bearer(header: str | None, digests: list[bytes]) -> bool:
-    """True when ``Authorization: Bearer <key>`` matches a configured key.
+def bearer_digest(header: str | None, digests: list[bytes]) -> bytes | None:
+    """The digest of the key in ``Authorization: Bearer <key>`` when it matches a configured
+    key, else None (the rate limiter keys its windows by it).
 
     Every digest is compared (no early exit), each with ``hmac.compare_digest``.
     """
     scheme, _, key = (header or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not key.strip():  # the scheme is case-insensitive (RFC 7235)
-        return False
+        return None
     candidate = digest(key.strip())
     ok = False
     for d in digests:
         ok |= hmac.compare_digest(candidate, d)
-    return ok
+    return candidate if ok else None
+
+
+def check_bearer(header: str | None, digests: list[bytes]) -> bool:
+    """True when ``Authorization: Bearer <key>`` matches a configured key (:func:`bearer_digest`)."""
+    return bearer_digest(header, digests) is not None

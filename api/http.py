@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -25,13 +26,21 @@ def service() -> SuggestionService:
 
 def check_id(value: str, field: str) -> str:
     if not _ID.fullmatch(value) or value != value.strip():
-        raise Problem(400, "invalid-parameter", "Invalid parameter",
-                      f"{field}: expected 1-256 printable characters without surrounding spaces", field=field)
+        raise Problem(
+            400,
+            "invalid-parameter",
+            "Invalid parameter",
+            f"{field}: expected 1-256 printable characters without surrounding spaces",
+            field=field,
+        )
     return value
 
 
-def int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
+def int_arg(
+    name: str, default: int, low: int, high: int, args: Mapping[str, str] | None = None
+) -> int:
+    """Query parameter ``name`` (from ``args``, default the request's) as an int in [low, high]."""
+    raw = (request.args if args is None else args).get(name)
     if raw is None or raw == "":
         return default
     try:  # ASCII digits only: int() alone takes "１０", " 5" and "1_0"
@@ -39,15 +48,22 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     except ValueError:
         value = None
     if value is None or not low <= value <= high:
-        raise Problem(400, "invalid-parameter", "Invalid parameter",
-                      f"{name}: expected an integer from {low} to {high}, got {raw[:40]!r}", field=name)
+        raise Problem(
+            400,
+            "invalid-parameter",
+            "Invalid parameter",
+            f"{name}: expected an integer from {low} to {high}, got {raw[:40]!r}",
+            field=name,
+        )
     return value
 
 
-def str_arg(name: str, max_len: int = 512) -> str | None:
-    raw = request.args.get(name)
+def str_arg(name: str, max_len: int = 512, args: Mapping[str, str] | None = None) -> str | None:
+    raw = (request.args if args is None else args).get(name)
     if raw is None or raw == "":
         return None
     if len(raw) > max_len:
-        raise Problem(400, "invalid-parameter", "Invalid parameter", f"{name}: too long", field=name)
+        raise Problem(
+            400, "invalid-parameter", "Invalid parameter", f"{name}: too long", field=name
+        )
     return raw

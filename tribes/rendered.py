@@ -136,6 +136,11 @@ class RenderedLists:
         its place in the stored list.
         """
         lst = self._list(kind, u)
+        if not exclude and not unseen:  # the usual page: nothing hidden since the recompute
+            end = offset + k
+            parts, tids = lst.parts[offset:end], lst.tids[offset:end]
+            if None not in parts and None not in tids:  # all rendered, shown at their places
+                return list(zip(parts, tids, strict=True)), end < len(lst.ids)
         static = self.model.hidden_from(u)
         out: list[tuple[bytes, bytes]] = []
         skipped = 0
