@@ -45,7 +45,8 @@ def test_edge_holdout_removes_held_follows_from_train(events):
     held = set(zip(r.tolist(), c.tolist(), strict=True))
     assert held and not held & train
     pr, pc = split.future_partners.nonzero()
-    assert set(zip(pr.tolist(), pc.tolist(), strict=True)) <= held
+    # Partners are exactly the held-out pairs held out in both directions.
+    assert set(zip(pr.tolist(), pc.tolist(), strict=True)) == {(a, b) for a, b in held if (b, a) in held}
 
 
 def test_evaluate_runs_every_model_with_the_same_users(events):

@@ -178,7 +178,8 @@ def edge_holdout_split(events: Iterable[Event], *, fraction: float = 0.1, seed: 
     index = snap.user_index()
     n = snap.n_users
     pairs = [(index[s], index[d]) for s, d in held if s in index and d in index]
-    mutual = [(a, b) for a, b in pairs if (b, a) in set(pairs)]
+    pair_set = set(pairs)
+    mutual = [(a, b) for a, b in pairs if (b, a) in pair_set]
     empty_threads = sp.csr_matrix((n, snap.n_threads), dtype=np.float32)
     return Split(kind="edges", train=snap, cut=None,
                  future_partners=_binary([a for a, _ in mutual], [b for _, b in mutual], (n, n)),
