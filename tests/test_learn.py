@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tribes.learn import _fit_nonnegative_logistic, snapshot_before
+from tribes.learn import POPULARITY_FLOORS, _fit_listwise, _held_out_ties, snapshot_before
 from tribes.model import TribeModel, snapshot_from
 from tribes.ranking import ENGAGE_WEIGHTS
 from tribes.synth import SynthConfig, generate
@@ -26,20 +26,70 @@ def test_snapshot_before_drops_later_follows_and_posts_and_remaps_parents():
         assert snap.thread_ids[snap.post_thread[j]] == past.thread_ids[past.post_thread[i]]
 
 
-def test_nonnegative_logistic_recovers_the_informative_feature():
+def test_listwise_fit_learns_what_orders_each_users_list_not_what_differs_between_users():
     rng = np.random.default_rng(0)
-    x = rng.random((5000, 3))
-    y = (rng.random(5000) < 1 / (1 + np.exp(-(6 * x[:, 1] - 3)))).astype(float)
-    w = _fit_nonnegative_logistic(x, y)
+    users, per_user = 400, 12
+    rows = np.repeat(np.arange(users), per_user)
+    busy = rng.random(users) < 0.5  # busy users have more positives: feature 0 marks them
+    x = np.column_stack([busy[rows].astype(float), rng.random(len(rows)), rng.random(len(rows))])
+    y = np.zeros(len(rows))
+    for u in range(users):  # each user's positives are its items with the highest feature 1
+        mine = np.flatnonzero(rows == u)
+        y[mine[np.argsort(-x[mine, 1])[: 3 if busy[u] else 1]]] = 1
+    w = _fit_listwise(x, y, rows)
     assert (w >= 0).all()
-    assert w[1] > 5 * max(w[0], w[2], 1e-3)
+    assert w[1] > 10 * max(w[0], w[2], 1e-3)  # feature 0 is constant within a list: useless
+
+
+def test_held_out_ties_keep_both_follows_of_a_pair_together():
+    rng = np.random.default_rng(1)
+    n = 300
+    src, dst = rng.integers(0, n, 4000), rng.integers(0, n, 4000)
+    keep = src != dst
+    src, dst = np.concatenate([src[keep], dst[keep]]), np.concatenate([dst[keep], src[keep]])  # all mutual
+    held = _held_out_ties(src, dst, n, 0.2, seed=3)
+    pairs = dict(zip(zip(src.tolist(), dst.tolist(), strict=True), held.tolist(), strict=True))
+    assert all(pairs[(b, a)] == h for (a, b), h in pairs.items())
+    assert 0.15 < held.mean() < 0.25
+
+
+def test_damping_is_the_best_ranking_floor_within_the_exposure_cap():
+    from dataclasses import replace
+
+    from tribes.learn import _choose_damping, _list_recall, _new_two_way_pairs, top_accounts
+    from tribes.model import _candidates
+    from tribes.params import Params
+    from tribes.ranking import candidate_pairs, pair_features, rank_people
+    from tribes.sparse import binary
+
+    snap = snapshot_from(list(generate(SynthConfig(n_users=400, seed=8))))
+    cut = float(np.quantile(snap.post_ts, 0.8))
+    truth = _new_two_way_pairs(snap, cut)
+    ctx, cands, _ = _candidates(snapshot_before(snap, cut), Params(seed=1), False)
+    feats = pair_features(ctx, cands, candidate_pairs(snap.n_users, cands))
+    top = np.union1d(top_accounts(ctx.behaviour.followers), top_accounts(binary(ctx.graph.talk).sum(axis=0)))
+    measured = {}
+    for floor in POPULARITY_FLOORS:
+        items = rank_people(replace(ctx, params=replace(ctx.params, popularity_floor=floor)), cands, feats).items
+        listed = items[items >= 0]
+        measured[floor] = (float(np.isin(listed, top).mean()), _list_recall(items, truth, None))
+    for cap in (0.0, min(s for s, _ in measured.values()), 1.0):
+        ctx_cap = replace(ctx, params=replace(ctx.params, top_exposure_cap=cap))
+        chosen = _choose_damping(ctx_cap, cands, feats, {}, truth)["popularity_floor"]
+        allowed = [f for f, (s, _) in measured.items() if s <= cap]
+        if allowed:
+            assert chosen in allowed
+            assert measured[chosen][1] == max(measured[f][1] for f in allowed)
+        else:  # nothing within the cap: the floor that concentrates least
+            assert measured[chosen][0] == min(s for s, _ in measured.values())
 
 
 def test_fit_learns_weights_and_records_them():
     events = list(generate(SynthConfig(n_users=400, seed=6)))
     model = TribeModel(seed=1).fit(events)
     learned = model.manifest()["learned_weights"]
-    assert set(learned) == set(ENGAGE_WEIGHTS.values())
+    assert set(learned) == {*ENGAGE_WEIGHTS.values(), "popularity_floor"}
+    assert learned["popularity_floor"] in POPULARITY_FLOORS
     assert all(v >= 0 for v in learned.values()) and sum(learned.values()) > 0
     assert "learn_weights" in model.timings_
     assert TribeModel(seed=1, learn_weights=0).fit(events).learned_weights_ is None

@@ -1,15 +1,18 @@
-"""Learn the engagement weights from the data itself (self-supervised, per recompute).
+"""Learn the engagement weights and the popularity damping from the data itself, per recompute.
 
 Fixed weights cannot suit every network: on a pure friendship graph mutual contacts predict
 new ties best, on a Q&A site shared topics do, in messaging the people one's contacts talk
 with. So before ranking, the pipeline is run on the *earlier* part of the snapshot (before
-the ``learn_holdout`` quantile of interaction times), every candidate pair gets its
-features, and a logistic regression with non-negative weights learns which features
-predicted the pairs that interacted afterwards (a reply either way, or a follow). The
-learned weights replace ``w_*`` for the final ranking, scaled to whichever of
-``ENGAGE_TOTALS`` ranks the held-out pairs best (how much strong evidence saturates differs
-by network: on a friendship graph mutual contacts should keep ranking, in messaging the
-candidate's answer rate and activity should decide among the strong).
+the ``learn_holdout`` quantile of interaction times; without timestamps, a random share of
+ties is held out, both follows of a pair together), every candidate pair gets its features,
+and a conditional logit with non-negative weights (a softmax over each user's candidates)
+learns which features ordered each user's list so that the pairs that interacted afterwards
+(a reply either way, or a follow) came first. The learned weights replace ``w_*`` for the
+final ranking, scaled to whichever of ``ENGAGE_TOTALS`` ranks the held-out pairs best (how
+soon strong evidence saturates differs by network). Then ``popularity_floor`` is chosen the
+same way among ``POPULARITY_FLOORS``, but only among floors whose lists keep the top 1% of
+accounts within ``top_exposure_cap`` of list slots: popularity is damped as much as the
+network needs to stay unconcentrated, not more.
 Nothing here looks at evaluation data: the held-out slice is inside the training snapshot.
 """
 
@@ -34,7 +37,9 @@ MAX_PAIRS = 400_000
 #: Candidate sums of the learned weights: the scale sets how soon ``p(engage) = 1 - e^{-z}``
 #: saturates (small: strong evidence keeps ranking; large: answer rate and activity decide
 #: among the strong). Chosen per recompute by the recall of the held-out pairs.
-ENGAGE_TOTALS = (2.0, 4.0, 7.0, 12.0)
+ENGAGE_TOTALS = (1.0, 2.0, 4.0, 7.0, 12.0)
+#: Candidate ``popularity_floor`` values (damping of the most followed), 1.0 meaning none.
+POPULARITY_FLOORS = (0.1, 0.25, 0.5, 1.0)
 RECALL_AT = 20
 
 
@@ -100,24 +105,56 @@ def _new_two_way_pairs(snap: Snapshot, cut: float) -> sp.csr_matrix:
     return binary((after - after.multiply(before)).tocsr())
 
 
-def _fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
-    """Class-balanced logistic regression, weights >= 0, free intercept. Returns the weights."""
-    pos = y.sum()
-    sample_w = np.where(y > 0, 0.5 / max(pos, 1), 0.5 / max(len(y) - pos, 1))
+def _held_out_ties(src: np.ndarray, dst: np.ndarray, n: int, share: float, seed: int) -> np.ndarray:
+    """(F,) bool: a seeded ``share`` of the ties, each held out with its reverse follow.
 
-    def loss(theta):
-        w, b = theta[:-1], theta[-1]
-        z = x @ w + b
-        log1pexp = np.logaddexp(0, z)
-        value = np.sum(sample_w * (log1pexp - y * z)) + l2 * w @ w
-        sig = 1.0 / (1.0 + np.exp(-z))
-        grad_z = sample_w * (sig - y)
-        return value, np.concatenate([x.T @ grad_z + 2 * l2 * w, [grad_z.sum()]])
+    Without timestamps the order of a mutual pair's two follows is unknown: keeping one while
+    holding out the other would leak the new tie into the features (``inbound``).
+    """
+    lo, hi = np.minimum(src, dst).astype(np.int64), np.maximum(src, dst).astype(np.int64)
+    tie = lo * n + hi
+    unique, which = np.unique(tie, return_inverse=True)
+    return (np.random.default_rng(seed).random(len(unique)) < share)[which]
 
-    start = np.concatenate([np.full(x.shape[1], 0.1), [0.0]])
-    bounds = [(0.0, None)] * x.shape[1] + [(None, None)]
-    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
-    return result.x[:-1]
+
+def _fit_listwise(x: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: int = 0,
+                  l2: float = 1e-3) -> np.ndarray:
+    """Non-negative weights of a conditional logit: a softmax over each user's candidates.
+
+    ``x`` (pairs, F) features, ``y`` (pairs,) 1 for a held-out tie, ``rows`` (pairs,) the user
+    of each pair, sorted. Only users with a positive take part, each weighing the same; above
+    ``MAX_PAIRS`` pairs a seeded sample of whole users is kept. This learns what orders one
+    user's list — what ranking does — not what separates pairs across users.
+    O(iterations × pairs × F).
+    """
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    sizes = np.diff(np.r_[starts, len(rows)])
+    group = np.repeat(np.arange(len(starts)), sizes)
+    keep_group = np.add.reduceat(y, starts) > 0
+    if sizes[keep_group].sum() > MAX_PAIRS:
+        share = MAX_PAIRS / sizes[keep_group].sum()
+        keep_group &= np.random.default_rng(seed).random(len(starts)) < share
+    keep = keep_group[group]
+    x, y = x[keep], y[keep]
+    sizes = sizes[keep_group]
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    n_pos = np.add.reduceat(y, starts)
+    user_w = 1.0 / (n_pos * len(n_pos))
+
+    def loss(w):
+        z = x @ w
+        peak = np.maximum.reduceat(z, starts)
+        e = np.exp(z - peak[group])
+        total = np.add.reduceat(e, starts)
+        log_total = np.log(total) + peak
+        value = np.sum(user_w * (n_pos * log_total - np.add.reduceat(y * z, starts))) + l2 * w @ w
+        coef = user_w[group] * (n_pos[group] * e / total[group] - y)
+        return value, x.T @ coef + 2 * l2 * w
+
+    result = minimize(loss, np.full(x.shape[1], 0.1), jac=True, method="L-BFGS-B",
+                      bounds=[(0.0, None)] * x.shape[1])
+    return result.x
 
 
 def learn_engage_weights(snap: Snapshot, params: Params,
@@ -141,7 +178,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
         goal = _new_two_way_pairs(snap, cut)
         goal = goal if goal.nnz >= 2 * MIN_POSITIVES else None
     else:  # no time to split on (e.g. SNAP ego networks): hold out a random share of follows
-        held = np.random.default_rng(params.seed).random(len(snap.follow_src)) < params.learn_holdout
+        held = _held_out_ties(snap.follow_src, snap.follow_dst, snap.n_users, params.learn_holdout, params.seed)
         future = sp.csr_matrix((np.ones(int(held.sum()), np.float32),
                                 (snap.follow_src[held], snap.follow_dst[held])), shape=(snap.n_users,) * 2)
         past = replace(snap, follow_src=snap.follow_src[~held], follow_dst=snap.follow_dst[~held],
@@ -157,21 +194,44 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     if y.sum() < MIN_POSITIVES:
         return None
     x = np.column_stack([feats[name] for name in ENGAGE_WEIGHTS]).astype(np.float64)
-    if len(y) > MAX_PAIRS:
-        pick = np.random.default_rng(params.seed).choice(len(y), MAX_PAIRS, replace=False)
-        x, y = x[pick], y[pick]
-    w = _fit_nonnegative_logistic(x, y)
+    w = _fit_listwise(x, y, np.repeat(np.arange(union.shape[0]), np.diff(union.indptr)), params.seed)
     if not np.isfinite(w).all() or w.sum() <= 0:
         return None
+    truth = future if goal is None else goal
     best = None
     for total in ENGAGE_TOTALS:  # how saturating p(engage) is: chosen by held-out recall
         weights = {weight: round(float(v), 4)
                    for (_, weight), v in zip(ENGAGE_WEIGHTS.items(), w * (total / w.sum()), strict=True)}
         ranked = rank_people(replace(ctx, params=replace(params, **weights)), candidates, feats)
-        recall = _list_recall(ranked.items, future if goal is None else goal, ctx.query)
+        recall = _list_recall(ranked.items, truth, ctx.query)
         if best is None or recall > best[0] + 1e-9:
             best = (recall, weights)
-    return best[1]
+    return {**best[1], **_choose_damping(ctx, candidates, feats, best[1], truth)}
+
+
+def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
+                    weights: dict[str, float], truth: sp.csr_matrix) -> dict[str, float]:
+    """``{"popularity_floor": f}``: of ``POPULARITY_FLOORS``, the weakest damping of the most
+    followed whose lists keep the top 1% of accounts (most followed, most talked to) within
+    ``params.top_exposure_cap`` of all list slots, if it also ranks the held-out pairs best;
+    when no floor keeps within the cap, the strongest damping."""
+    params = replace(ctx.params, **weights)
+    top = np.union1d(top_accounts(ctx.behaviour.followers), top_accounts(binary(ctx.graph.talk).sum(axis=0)))
+    scored = []
+    for floor in POPULARITY_FLOORS:
+        items = rank_people(replace(ctx, params=replace(params, popularity_floor=floor)), candidates, feats).items
+        listed = items if ctx.query is None else items[ctx.query]
+        listed = listed[listed >= 0]
+        share = float(np.isin(listed, top).mean()) if listed.size else 0.0
+        scored.append((share <= params.top_exposure_cap, _list_recall(items, truth, ctx.query), -share, floor))
+    return {"popularity_floor": max(scored)[3]}
+
+
+def top_accounts(counts, percent: float = 1.0) -> np.ndarray:
+    """Indices of the ``ceil(percent %)`` of accounts with the highest ``counts`` (ties: lower index)."""
+    c = np.asarray(counts, dtype=np.float64).ravel()
+    n_top = max(1, int(np.ceil(c.size * percent / 100.0 - 1e-9))) if c.size else 0
+    return np.lexsort((np.arange(c.size), -c))[:n_top]
 
 
 def _list_recall(items: np.ndarray, future: sp.csr_matrix, query: np.ndarray | None) -> float:

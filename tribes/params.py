@@ -85,6 +85,8 @@ class Params:
     exposure_budget_max: int = _p(400, "...and in at most this many lists (so the top 1% of people hold at most "
                                        "~0.01·max/k of all slots: 20% at k=20, whatever the number of users)...")
     exposure_budget_min: int = _p(30, "...but the budget is never below this many lists.")
+    top_exposure_cap: float = _p(0.2, "Learning picks the weakest popularity damping that keeps the top 1% of accounts "
+                                      "(most followed, most talked to) within this share of list slots.")
     tribe_diversity: float = _p(0.95, "Score multiplier per earlier item from the same tribe in a list.")
     max_people: int = _p(50, "People suggestions stored per user.")
     # --- conversations ----------------------------------------------------------------------
@@ -110,7 +112,8 @@ class Params:
                 raise ValueError(f"{f.name}: expected a number, got {value!r}")
             if value < 0:
                 raise ValueError(f"{f.name}: must be >= 0, got {value!r}")
-        for name in ("tribe_diversity", "popularity_floor", "learn_holdout", "exposure_budget_share", "min_tribe_share", "ppr_alpha",
+        for name in ("tribe_diversity", "popularity_floor", "top_exposure_cap", "learn_holdout", "exposure_budget_share",
+                     "min_tribe_share", "ppr_alpha",
                      "max_topic_df_share", "stable_id_min_jaccard"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be between 0 and 1, got {getattr(self, name)!r}")
