@@ -176,8 +176,10 @@ def run(ctx: Context, section: Section) -> None:
         rows,
     )
     section.add(
-        "`graph.nbytes()` counts replies, mentions, follows *and* interaction (their weighted sum "
-        "with the reciprocity bonus), each CSR with its own indices and indptr.",
+        "`graph.nbytes()` counts everything the graph holds for users × users: one CSR pattern "
+        "(indptr, int32 indices) with the float32 interaction strength, a uint8 follows/talk flag "
+        "per entry and a float32 talk weight per talk entry (`tribes.graph.UserGraph`); edges are "
+        "nnz(replies) + nnz(mentions) + nnz(follows), counted as separate relations.",
         "",
     )
     largest = sizes[-1]
