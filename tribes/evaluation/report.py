@@ -173,7 +173,8 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
-    """Bar charts: partner and thread-join recall, and top-1% exposure share, per model."""
+    """Bar charts per model: partner and thread-join recall, and the exposure share of the top 1%
+    most followed and most replied-to (a network may have only one of the two)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,8 +183,9 @@ def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
     models = list(result["models"])
     panels = [("partners.recall", f"conversation partners\nrecall@{result['k']}"),
               ("threads.recall", f"thread joins\nrecall@{result['k']}"),
-              ("people.top1_followed_share", "exposure share of the\ntop 1% most followed (lower is fairer)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+              ("people.top1_followed_share", "exposure share of the top 1%\nmost followed (lower: fairer)"),
+              ("people.top1_replied_share", "exposure share of the top 1%\nmost replied-to (lower: fairer)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.6))
     for ax, (key, title) in zip(axes, panels, strict=True):
         values = [result["models"][m].get(key) or 0.0 for m in models]
         colors = ["#d1495b" if m == "tribes" else "#8d99ae" for m in models]
