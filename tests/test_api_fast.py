@@ -202,3 +202,21 @@ def test_the_same_metrics_and_access_log_line(world):
         'tribes_requests_total{endpoint="/v1/users/<path:user_id>/suggestions/conversations",'
         'method="GET",status="200"}'
     ) in metrics
+
+
+def test_no_hook_the_lane_would_skip(keyed):
+    """The lane repeats what the app's two hooks do; a hook added later (before/after/teardown,
+    app-wide or per blueprint) would be skipped for the suggestion reads: this fails first."""
+    hooks = {
+        "before": keyed.before_request_funcs,
+        "after": keyed.after_request_funcs,
+        "teardown": keyed.teardown_request_funcs,
+        "url_value_preprocessors": keyed.url_value_preprocessors,
+    }
+    counts = {name: {k: len(v) for k, v in funcs.items() if v} for name, funcs in hooks.items()}
+    assert counts == {
+        "before": {None: 1},
+        "after": {None: 1},
+        "teardown": {},
+        "url_value_preprocessors": {},
+    }
