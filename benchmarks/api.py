@@ -9,6 +9,7 @@ connections over the workers is averaged rather than decisive.
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from . import datasets
@@ -77,6 +78,11 @@ def run(ctx: Context, section: Section) -> None:
     # the first time it serves them (tribes/rendered.py), so the rounds measure the steady state
     # and the first seconds after a start are reported on their own ("cold" below).
     fill_seconds = 2 if ctx.quick else 8
+    # A time-based fill is too short on a busy machine: at 700 req/s, 8 s left about half of the
+    # (user, worker) lists unrendered, and the rounds then measured rendering. The fill runs at
+    # least long enough for `fill_visits` requests per sampled user at the warm-up's rate (a sync
+    # request goes to either worker: a user asked 12 times is missed by one with p = 2^-12).
+    fill_visits, fill_cap = (2, 10) if ctx.quick else (12, 60)
     pause_ms = CONNECTIONS * 1000 / PACED_RPS
     wrk = ensure_wrk(ctx)
     tool = (
@@ -158,10 +164,14 @@ def run(ctx: Context, section: Section) -> None:
                     flush=True,
                 )
             for name, _suffix in ENDPOINTS[1:]:  # each worker renders the sampled users' items
+                rate = cold[(worker_class, name)].rps
+                seconds = fill_seconds
+                if rate > 0:
+                    seconds = max(seconds, min(fill_cap, math.ceil(fill_visits * len(ids) / rate)))
                 load(
                     servers[name],
                     name,
-                    fill_seconds,
+                    seconds,
                     f"api-{worker_class}-{name}-fill",
                     CONNECTIONS,
                     WRK_THREADS,
@@ -222,6 +232,8 @@ def run(ctx: Context, section: Section) -> None:
         f"Model: the {n:,}-user dataset (`{display_path(ds.current())}`). Load: {tool}, {CONNECTIONS} "
         f"connections, {WRK_THREADS} threads, rotating over {len(ids):,} real user ids (default `limit` 20). "
         f"After a {warmup} s warm-up per endpoint (and {fill_seconds} s more for each tribes endpoint, "
+        f"longer when the warm-up rate promises fewer than {fill_visits} requests per sampled user, "
+        f"up to {fill_cap} s; "
         "so that every worker has rendered the sampled users' items once: see *cold* below), "
         f"{rounds} round(s) of minimal → people → conversations → tribes (`GET /v1/users/{{id}}/tribes`), "
         f"{round_seconds} s each ({rounds * round_seconds} s per endpoint in all), each run a fresh wrk "
