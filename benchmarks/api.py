@@ -78,7 +78,7 @@ def run(ctx: Context, section: Section) -> None:
     # the first time it serves them (tribes/rendered.py), so the rounds measure the steady state
     # and the first seconds after a start are reported on their own ("cold" below).
     fill_seconds = 2 if ctx.quick else 8
-    # A time-based fill is too short on a busy machine: at 700 req/s, 8 s left about half of the
+    # A time-based fill is too short on a busy machine: at 700 req/s, 8 s left about 1 in 7 of the
     # (user, worker) lists unrendered, and the rounds then measured rendering. The fill runs at
     # least long enough for `fill_visits` requests per sampled user at the warm-up's rate (a sync
     # request goes to either worker: a user asked 12 times is missed by one with p = 2^-12).
