@@ -337,6 +337,67 @@ def test_batches_smaller_than_the_file_give_the_same_state(new_db_url):
         assert dump_tables(a) == dump_tables(b)
 
 
+ERASE_IN_ONE_BATCH = [
+    {"type": "follow", "src": "a", "dst": "b", "ts": 1},
+    {"type": "post", "id": "p", "author": "a", "ts": 2, "text": "hi"},
+    {"type": "delete_user", "id": "a", "ts": 5},
+    {"type": "delete_post", "id": "q", "ts": 5},
+    # older than the deletions: ignored, as they would be in a later batch or file
+    {"type": "follow", "src": "a", "dst": "c", "ts": 3},
+    {"type": "user", "id": "a", "ts": 5, "name": "Old"},
+    {"type": "post", "id": "q", "author": "b", "ts": 6, "text": "gone"},
+    {"type": "delete_user", "id": "a", "ts": 4},
+    # newer: a re-registration, with a new key
+    {"type": "follow", "src": "c", "dst": "a", "ts": 7},
+    {"type": "post", "id": "p2", "author": "a", "ts": 8, "text": "back", "reply_to": "p"},
+]
+
+
+def test_events_after_a_deletion_in_the_same_batch_see_its_tombstone(new_db_url):
+    """Erased events are found where they stand in the batch, not before it is applied: a
+    follow older than a deletion earlier in the same batch used to bring the user back."""
+    reports, states = [], []
+    for batch_size in (2000, 3, 1):
+        with Store.open(new_db_url()) as store:
+            reports.append(ingest(store, *ERASE_IN_ONE_BATCH, batch_size=batch_size))
+            states.append(dump_tables(store))
+            assert logical_state(store)["edges"] == [("follow", "c", "a", 1, 7.0)]
+            assert query(store, "SELECT name, first_seen_ts FROM users WHERE id = 'a'") == [
+                (None, 7.0)
+            ]
+    assert states[0] == states[1] == states[2]
+    assert [r.ignored_erased for r in reports] == [4, 4, 4]
+    assert [dict(r.counts) for r in reports] == [
+        {"follow": 2, "post": 2, "delete_user": 1, "delete_post": 1}
+    ] * 3
+
+
+def test_one_ingest_in_small_batches_keeps_user_keys_and_first_sightings(new_db_url):
+    """A writer remembers users across the batches of one transaction: what it remembers must
+    follow first sightings moving back and users deleted and named again."""
+    events = [
+        {"type": "follow", "src": "a", "dst": "b", "ts": 10},
+        {"type": "follow", "src": "b", "dst": "c", "ts": 8},
+        {"type": "follow", "src": "c", "dst": "a", "ts": 6},  # a seen earlier than at first
+        {"type": "delete_user", "id": "b", "ts": 9},
+        {"type": "follow", "src": "b", "dst": "d", "ts": 12},  # b again, a new key
+        {"type": "mute", "src": "a", "dst": "b", "ts": 13},
+        {"type": "post", "id": "p", "author": "a", "ts": 2, "text": "early"},  # a even earlier
+    ]
+    states = []
+    for batch_size in (2000, 1):
+        with Store.open(new_db_url()) as store:
+            assert ingest(store, *events, batch_size=batch_size).committed
+            states.append(dump_tables(store))
+            assert query(store, "SELECT id, uid, first_seen_ts FROM users ORDER BY id") == [
+                ("a", 1, 2.0),
+                ("b", 4, 12.0),
+                ("c", 3, 6.0),
+                ("d", 5, 12.0),
+            ]
+    assert states[0] == states[1]
+
+
 def test_ingest_objects_validates_decoded_values(store):
     report = ingest_objects(store, [{"type": "user", "id": "a", "ts": 1}, "nope"])
     assert not report.committed

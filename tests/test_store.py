@@ -118,6 +118,33 @@ def triggers(store) -> set[str]:
         return {row[0] for row in conn.exec_driver_sql(sql)}
 
 
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from tribes.store.sql import _MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def migrate_to(url: str, revision: str) -> Store:
+    """A store at an older ``revision`` (not migrated further)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from tribes.store.sql import _MIGRATIONS
+
+    old = Store.open(url, migrate=False)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with old.engine.connect() as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return old
+
+
 def test_two_processes_migrating_an_empty_database_at_once(new_db_url):
     import threading
 
@@ -140,7 +167,7 @@ def test_two_processes_migrating_an_empty_database_at_once(new_db_url):
     assert errors == []
     with Store.open(url) as store, store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-        assert MigrationContext.configure(conn).get_current_revision() == "0003"
+        assert MigrationContext.configure(conn).get_current_revision() == head_revision()
         assert triggers(store) == LIVE_TRIGGERS
 
 
@@ -239,8 +266,14 @@ def test_live_change_numbers_never_go_back_after_a_prune_or_a_cascade(store):
 
     from .conftest import lines
 
-    ingest_lines(store, lines({"type": "block", "src": "a", "dst": "b", "ts": 1},
-                              {"type": "block", "src": "x", "dst": "y", "ts": 1}), source="f")
+    ingest_lines(
+        store,
+        lines(
+            {"type": "block", "src": "a", "dst": "b", "ts": 1},
+            {"type": "block", "src": "x", "dst": "y", "ts": 1},
+        ),
+        source="f",
+    )
     model_seq = store.live_seq()
     assert model_seq > 0
     store.prune_live_changes(model_seq)  # the recompute that published a model with model_seq
@@ -258,21 +291,12 @@ def test_live_change_numbers_never_go_back_after_a_prune_or_a_cascade(store):
 def test_upgrading_from_0002_keeps_live_changes_and_their_triggers(tmp_path):
     """A store made before migration 0003 keeps its rows and numbering, and the triggers
     still record changes into the rebuilt table."""
-    from alembic import command
-    from alembic.config import Config
-
     from tribes.ingest import ingest_lines
-    from tribes.store.sql import _MIGRATIONS
 
     from .conftest import lines
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    old = Store.open(url, migrate=False)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with old.engine.connect() as conn, conn.begin():
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
+    old = migrate_to(url, "0002")
     ingest_lines(old, lines({"type": "block", "src": "a", "dst": "b", "ts": 1}), source="f")
     before = old.live_seq()
     old.close()
@@ -282,3 +306,57 @@ def test_upgrading_from_0002_keeps_live_changes_and_their_triggers(tmp_path):
         ingest_lines(store, lines({"type": "block", "src": "a", "dst": "c", "ts": 2}), source="g")
         assert store.live_exclusions("a", before).people == {"c"}
         assert triggers(store) == LIVE_TRIGGERS
+
+
+def test_upgrading_from_0003_keeps_edges_live_triggers_and_erasure(new_db_url):
+    """Migration 0004 re-keys edges (src first; SQLite: WITHOUT ROWID): every edge survives with
+    its state, live changes are neither lost nor added, the edge triggers still fire and
+    erasing a user still cascades to their edges in both directions."""
+    from tribes.ingest import ingest_lines
+
+    from .conftest import dump_tables, lines
+
+    url = new_db_url(migrated=False)
+    old = migrate_to(url, "0003")
+    ingest_lines(
+        old,
+        lines(
+            {"type": "follow", "src": "a", "dst": "b", "ts": 1},
+            {"type": "follow", "src": "b", "dst": "a", "ts": 1},
+            {"type": "unfollow", "src": "c", "dst": "a", "ts": 2},
+            {"type": "block", "src": "c", "dst": "b", "ts": 3},
+            {"type": "mute", "src": "b", "dst": "c", "ts": 4},
+        ),
+        source="f",
+    )
+    before = dump_tables(old)
+    old.close()
+    with Store.open(url) as store:  # migrates to head
+        assert dump_tables(store) == before
+        assert triggers(store) == LIVE_TRIGGERS
+        seq = store.live_seq()
+        ingest_lines(store, lines({"type": "follow", "src": "c", "dst": "a", "ts": 5}), source="g")
+        assert store.live_exclusions("c", seq).people == {"a"}
+        ingest_lines(store, lines({"type": "delete_user", "id": "a", "ts": 9}), source="h")
+        with store.engine.connect() as conn:
+            left = conn.exec_driver_sql(
+                "SELECT e.relation, s.id, d.id FROM edges e "
+                "JOIN users s ON s.uid = e.src JOIN users d ON d.uid = e.dst"
+            ).all()
+        assert sorted(left) == [("block", "c", "b"), ("mute", "b", "c")]
+
+
+def test_erasing_a_user_seeks_their_edges_instead_of_scanning(store):
+    """The cascades from users to edges (by src and by dst) have a key to seek: without one,
+    every deletion read the whole edges table twice."""
+    with store.engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        assert inspector.get_pk_constraint("edges")["constrained_columns"][0] == "src"
+        by_dst = {i["name"]: i["column_names"] for i in inspector.get_indexes("edges")}
+        assert by_dst["ix_edges_dst"][0] == "dst"
+        if conn.dialect.name == "sqlite":
+            for column in ("src", "dst"):
+                plan = conn.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN DELETE FROM edges WHERE {column} = 1"
+                ).all()
+                assert "SEARCH" in plan[-1][-1], plan

@@ -18,7 +18,6 @@ Validation is hand-written rather than generated (pydantic) because ingest must 
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -133,6 +132,21 @@ Event = UserEvent | EdgeEvent | PostEvent | UserDeleteEvent | PostDeleteEvent
 
 def parse_ts(value: object, field: str = "ts") -> float:
     """Return Unix seconds (float, UTC) for an RFC 3339 string or a number of Unix seconds."""
+    kind = type(value)
+    if kind is str and value[4:5] == "-" and value[:4].isdigit():
+        # The usual RFC 3339 string: four digits and a dash are never a number, so this is
+        # what the general path below would do after float() failed (an exception per event).
+        seconds = _parse_rfc3339(value.strip(), field)
+    elif kind is float or kind is int:
+        seconds = float(value)
+    else:
+        seconds = _parse_any_ts(value, field)
+    if not 0.0 <= seconds < MAX_TS:  # also False for NaN
+        raise EventError(field, f"{value!r} is out of range (Unix seconds 0 .. {MAX_TS:.0f})")
+    return seconds
+
+
+def _parse_any_ts(value: object, field: str) -> float:
     if isinstance(value, bool):
         raise EventError(field, f"expected RFC 3339 or Unix seconds, got {value!r}")
     if isinstance(value, int | float):
@@ -145,8 +159,6 @@ def parse_ts(value: object, field: str = "ts") -> float:
             seconds = _parse_rfc3339(text, field)
     else:
         raise EventError(field, f"expected RFC 3339 or Unix seconds, got {type(value).__name__}")
-    if not math.isfinite(seconds) or not 0.0 <= seconds < MAX_TS:
-        raise EventError(field, f"{value!r} is out of range (Unix seconds 0 .. {MAX_TS:.0f})")
     return seconds
 
 
@@ -166,6 +178,14 @@ def _parse_rfc3339(text: str, field: str) -> float:
 
 def _id(obj: dict, field: str, *, required: bool = True) -> str | None:
     value = obj.get(field)
+    if (
+        type(value) is str
+        and 0 < len(value) <= MAX_ID_CHARS
+        and value.isprintable()  # no control characters (nor any other unprintable one)
+        and not value[0].isspace()
+        and not value[-1].isspace()
+    ):
+        return value  # the usual id, accepted without the checks below that name a problem
     if value is None:
         if required:
             raise EventError(field, "missing")
@@ -227,10 +247,9 @@ def normalise_tag(tag: str) -> str:
 
 def hashtags(text: str) -> tuple[str, ...]:
     """The distinct #hashtags in ``text``, normalised, in order of appearance."""
-    seen: dict[str, None] = {}
-    for match in _HASHTAG.finditer(text):
-        seen.setdefault(match.group(1).lower(), None)
-    return tuple(list(seen)[:MAX_TAGS])
+    if "#" not in text:
+        return ()
+    return tuple(dict.fromkeys(tag.lower() for tag in _HASHTAG.findall(text)))[:MAX_TAGS]
 
 
 def validate(obj: object) -> Event:
@@ -247,14 +266,17 @@ def validate(obj: object) -> Event:
     if kind is None:
         raise EventError("type", "missing")
     if not isinstance(kind, str) or kind not in _VALIDATORS:
-        raise EventError("type", f"unknown event type {kind!r}; expected one of {', '.join(EVENT_TYPES)}")
+        raise EventError(
+            "type", f"unknown event type {kind!r}; expected one of {', '.join(EVENT_TYPES)}"
+        )
     return _VALIDATORS[kind](obj)
 
 
 def _ts(obj: dict) -> float:
-    if "ts" not in obj or obj["ts"] is None:
+    value = obj.get("ts")
+    if value is None:
         raise EventError("ts", "missing")
-    return parse_ts(obj["ts"])
+    return parse_ts(value)
 
 
 def _user(obj: dict) -> UserEvent:
@@ -262,12 +284,12 @@ def _user(obj: dict) -> UserEvent:
     if discoverable is not None and not isinstance(discoverable, bool):
         raise EventError("discoverable", f"expected true or false, got {discoverable!r}")
     return UserEvent(
-        id=_id(obj, "id"),
-        ts=_ts(obj),
-        name=_text(obj, "name", MAX_NAME_CHARS),
-        bio=_text(obj, "bio", MAX_BIO_CHARS),
-        interests=_tags(obj, "interests"),
-        discoverable=discoverable,
+        _id(obj, "id"),
+        _ts(obj),
+        _text(obj, "name", MAX_NAME_CHARS),
+        _text(obj, "bio", MAX_BIO_CHARS),
+        _tags(obj, "interests"),
+        discoverable,
     )
 
 
@@ -276,7 +298,7 @@ def _edge(obj: dict) -> EdgeEvent:
     ts = _ts(obj)
     if src == dst:
         raise EventError("dst", f"a user cannot {obj['type']} themself ({src!r})")
-    return EdgeEvent(type=obj["type"], src=src, dst=dst, ts=ts)
+    return EdgeEvent(obj["type"], src, dst, ts)  # positional: cheaper, as in every validator
 
 
 def _post(obj: dict) -> PostEvent:
@@ -288,21 +310,16 @@ def _post(obj: dict) -> PostEvent:
     if reply_to == post_id:
         raise EventError("reply_to", "a post cannot reply to itself")
     return PostEvent(
-        id=post_id,
-        author=author,
-        ts=ts,
-        text=text,
-        tags=tags if tags is not None else hashtags(text),
-        reply_to=reply_to,
+        post_id, author, ts, text, tags if tags is not None else hashtags(text), reply_to
     )
 
 
 def _delete_user(obj: dict) -> UserDeleteEvent:
-    return UserDeleteEvent(id=_id(obj, "id"), ts=_ts(obj))
+    return UserDeleteEvent(_id(obj, "id"), _ts(obj))
 
 
 def _delete_post(obj: dict) -> PostDeleteEvent:
-    return PostDeleteEvent(id=_id(obj, "id"), ts=_ts(obj))
+    return PostDeleteEvent(_id(obj, "id"), _ts(obj))
 
 
 _VALIDATORS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .events import Event, EventError, parse_line, validate
@@ -92,19 +92,36 @@ def ingest_lines(
         Called with the number of bytes consumed since the last call.
     """
 
-    def parsed():
+    def batches() -> Iterator[_Batch]:
+        batch = _Batch()
+        consumed = 0
         for number, raw in enumerate(lines, 1):
-            if on_progress is not None:
-                on_progress(len(raw))
-            if not raw.strip():
+            consumed += len(raw)
+            if not raw or raw.isspace():  # blank (no copy of every line as strip() would make)
                 continue
+            batch.last = number
             try:
-                yield number, parse_line(raw)
+                batch.events.append(parse_line(raw))
             except EventError as exc:
-                yield number, exc
+                batch.problems.append((number, exc))
+                if len(batch.problems) >= batch_size:  # a file of bad lines: bounded memory
+                    yield _Batch(problems=batch.problems, last=number)
+                    batch.problems = []
+                continue
+            batch.numbers.append(number)
+            if len(batch.numbers) >= batch_size:
+                if on_progress is not None:
+                    on_progress(consumed)
+                    consumed = 0
+                yield batch
+                batch = _Batch(last=number)
+        if on_progress is not None and consumed:
+            on_progress(consumed)
+        yield batch
 
-    return _ingest(store, parsed(), source=source, skip_invalid=skip_invalid,
-                   batch_size=batch_size, max_problems=max_problems)
+    return _ingest(
+        store, batches(), source=source, skip_invalid=skip_invalid, max_problems=max_problems
+    )
 
 
 def ingest_objects(
@@ -118,18 +135,43 @@ def ingest_objects(
 ) -> IngestReport:
     """Validate and store already-decoded JSON values (the API's request bodies)."""
 
-    def parsed():
+    def batches() -> Iterator[_Batch]:
+        batch = _Batch()
         for number, obj in enumerate(objects, 1):
+            batch.last = number
             try:
-                yield number, validate(obj)
+                batch.events.append(validate(obj))
             except EventError as exc:
-                yield number, exc
+                batch.problems.append((number, exc))
+                if len(batch.problems) >= batch_size:  # a file of bad lines: bounded memory
+                    yield _Batch(problems=batch.problems, last=number)
+                    batch.problems = []
+                continue
+            batch.numbers.append(number)
+            if len(batch.numbers) >= batch_size:
+                yield batch
+                batch = _Batch(last=number)
+        yield batch
 
-    return _ingest(store, parsed(), source=source, skip_invalid=skip_invalid,
-                   batch_size=batch_size, max_problems=max_problems)
+    return _ingest(
+        store, batches(), source=source, skip_invalid=skip_invalid, max_problems=max_problems
+    )
 
 
-def _ingest(store, items, *, source, skip_invalid, batch_size, max_problems) -> IngestReport:
+@dataclass
+class _Batch:
+    """Up to ``batch_size`` valid events with their line numbers, the problems met among the
+    lines they were read from, and the number of the last line that was not blank."""
+
+    events: list[Event] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+    problems: list[tuple[int, EventError]] = field(default_factory=list)
+    last: int = 0
+
+
+def _ingest(
+    store, batches: Iterable[_Batch], *, source, skip_invalid, max_problems
+) -> IngestReport:
     report = IngestReport(source=source)
     clock = time.perf_counter()
 
@@ -140,22 +182,14 @@ def _ingest(store, items, *, source, skip_invalid, batch_size, max_problems) -> 
 
     try:
         with store.transaction() as writer:
-            batch: list[Event] = []
-            numbers: list[int] = []
-            for number, item in items:
-                report.lines = number
-                if isinstance(item, EventError):
-                    problem(number, item.field, item.problem)
-                    continue
+            for batch in batches:
+                report.lines = batch.last
+                for number, exc in batch.problems:
+                    problem(number, exc.field, exc.problem)
                 # After a problem in strict mode writing goes on, so that conflicts with stored
                 # data are found and reported too; the transaction is rolled back at the end.
-                batch.append(item)
-                numbers.append(number)
-                if len(batch) >= batch_size:
-                    _flush(writer, batch, numbers, report, problem)
-                    batch, numbers = [], []
-            if batch:
-                _flush(writer, batch, numbers, report, problem)
+                if batch.events:
+                    _flush(writer, batch.events, batch.numbers, report, problem)
             if report.rejected and not skip_invalid:
                 raise _Aborted
         report.committed = True
@@ -167,20 +201,15 @@ def _ingest(store, items, *, source, skip_invalid, batch_size, max_problems) -> 
     return report
 
 
-def _flush(writer: Writer, batch: list[Event], numbers: list[int], report: IngestReport, problem) -> None:
-    live: list[Event] = []
-    live_numbers: list[int] = []
-    for event, number in zip(batch, numbers, strict=True):
-        if writer.is_erased(event):
-            report.ignored_erased += 1
-        else:
-            live.append(event)
-            live_numbers.append(number)
-    conflicts = writer.apply(live)
-    bad = set()
-    for conflict in conflicts:
-        bad.add(conflict.index)
-        problem(live_numbers[conflict.index], conflict.field, conflict.problem)
-    for i, event in enumerate(live):
-        if i not in bad:
-            report.counts[event.type] += 1
+def _flush(
+    writer: Writer, batch: list[Event], numbers: list[int], report: IngestReport, problem
+) -> None:
+    applied = writer.apply(batch)
+    report.counts.update(event.type for event in batch)
+    report.ignored_erased += len(applied.erased)
+    for i in applied.erased:
+        report.counts[batch[i].type] -= 1
+    for conflict in applied.conflicts:
+        report.counts[batch[conflict.index].type] -= 1
+        problem(numbers[conflict.index], conflict.field, conflict.problem)
+    report.counts += Counter()  # drop the types whose every event was left out

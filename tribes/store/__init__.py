@@ -4,6 +4,7 @@ SQLite is the default (``sqlite:///var/tribes.db``); a PostgreSQL backend plugs 
 behind the same methods.
 """
 
-from .sql import Conflict, LiveFilters, Store, Writer, add_feedback
+from .sql import LiveFilters, Store
+from .writer import Applied, Conflict, Writer, add_feedback
 
-__all__ = ["Conflict", "LiveFilters", "Store", "Writer", "add_feedback"]
+__all__ = ["Applied", "Conflict", "LiveFilters", "Store", "Writer", "add_feedback"]

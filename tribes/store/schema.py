@@ -33,15 +33,19 @@ users = sa.Table(
     sa.Column("first_seen_ts", sa.Float, nullable=False),  # earliest ts of any event naming them
 )
 
+# Keyed by src first and indexed by dst first, so erasing a user seeks both cascades (0004);
+# on SQLite the key is the table (WITHOUT ROWID).
 edges = sa.Table(
     "edges",
     metadata,
-    sa.Column("relation", sa.String(8), primary_key=True),  # follow | block | mute
-    sa.Column("src", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), primary_key=True),
-    sa.Column("dst", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), primary_key=True),
+    sa.Column("relation", sa.String(8), nullable=False),  # follow | block | mute
+    sa.Column("src", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), nullable=False),
+    sa.Column("dst", sa.Integer, sa.ForeignKey("users.uid", ondelete="CASCADE"), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("ts", sa.Float, nullable=False),
-    sa.Index("ix_edges_dst", "relation", "dst"),
+    sa.PrimaryKeyConstraint("src", "relation", "dst"),
+    sa.Index("ix_edges_dst", "dst", "relation"),
+    sqlite_with_rowid=False,
 )
 
 posts = sa.Table(
