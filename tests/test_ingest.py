@@ -243,6 +243,19 @@ def test_bad_input_is_reported_and_leaves_every_table_unchanged(store, case):
     assert dump_tables(store) == before
 
 
+def test_a_file_of_bad_lines_is_counted_in_bounded_batches(store):
+    bad = [{"type": "nope", "ts": 1}] * 25
+    report = ingest_lines(
+        store,
+        lines(*bad, {"type": "user", "id": "a", "ts": 1}, *bad, b""),
+        source="f",
+        batch_size=4,
+        max_problems=3,
+    )
+    assert report.rejected == 50 and report.lines == 51 and not report.committed
+    assert [p.line for p in report.problems] == [1, 2, 3]
+
+
 def test_every_problem_is_reported_up_to_the_cap(store):
     bad = [{"type": "nope", "ts": 1}] * 30
     report = ingest_lines(store, lines(*bad), source="f", max_problems=5)
@@ -396,6 +409,32 @@ def test_one_ingest_in_small_batches_keeps_user_keys_and_first_sightings(new_db_
                 ("d", 5, 12.0),
             ]
     assert states[0] == states[1]
+
+
+def test_many_edges_per_statement_apply_in_order_like_one_event_per_batch(new_db_url):
+    """Edges go many rows to a statement; a key repeated within a batch starts a new statement
+    (PostgreSQL would refuse to update one row twice). The state and the live changes, with
+    their numbers, are those of applying one event at a time."""
+    rng = random.Random(5)
+    kinds = ["follow", "unfollow", "block", "unblock", "mute"]
+    events = []
+    for i in range(400):
+        src, dst = rng.sample(range(12), 2)  # few pairs: keys repeat, often within 64 rows
+        events.append(
+            {
+                "type": rng.choice(kinds),
+                "src": f"u{src}",
+                "dst": f"u{dst}",
+                "ts": rng.randint(1, 60),
+            }
+        )
+    states = []
+    for batch_size in (2000, 1):
+        with Store.open(new_db_url()) as store:
+            assert ingest(store, *events, batch_size=batch_size).committed
+            states.append(dump_tables(store))
+    assert states[0] == states[1]
+    assert len(states[0]["live_changes"]) > 0
 
 
 def test_ingest_objects_validates_decoded_values(store):

@@ -270,7 +270,7 @@ class Writer:
                 if adopters:
                     run(_ADOPT_REPLIES, adopters)
         if edges:
-            self._upsert_edges([(r, uid[s], uid[d], a, t) for r, s, d, a, t in edges])
+            self._upsert_edges(edges, uid)
 
     def _uids(self, seen: dict[str, float]) -> dict[str, int]:
         """The uid of every user in ``seen`` (id -> earliest ts in the run): unknown ones are
@@ -300,9 +300,10 @@ class Writer:
             self._executemany(_SEEN_EARLIER, earlier)
         return uid
 
-    def _upsert_edges(self, rows: list[tuple]) -> None:
-        """Upsert edge rows in order, up to _EDGES_PER_STATEMENT per statement (a statement per
-        row costs more than the row's own work in SQLite).
+    def _upsert_edges(self, rows: list[tuple], uid: dict[str, int]) -> None:
+        """Upsert edge rows ``(relation, src id, dst id, active, ts)`` in order, with the users'
+        ``uid``, up to _EDGES_PER_STATEMENT per statement (a statement per row costs more than
+        the row's own work in SQLite).
 
         A statement never holds two rows of one (relation, src, dst): PostgreSQL refuses to
         update a row twice in one statement, so a repeated key starts the next statement.
@@ -312,14 +313,14 @@ class Writer:
         sizes: list[int] = []
         params: list = []
         keys: set[tuple] = set()
-        for row in rows:
-            key = row[:3]
+        for relation, src, dst, active, ts in rows:
+            key = (relation, src, dst)
             if key in keys or len(keys) == _EDGES_PER_STATEMENT:
                 chunks.append(tuple(params))
                 sizes.append(len(keys))
                 params, keys = [], set()
             keys.add(key)
-            params.extend(row)
+            params += (relation, uid[src], uid[dst], active, ts)
         if keys:
             chunks.append(tuple(params))
             sizes.append(len(keys))
