@@ -1,6 +1,7 @@
 """Ingest: stream JSON Lines into the store, one transaction per source, all or nothing.
 
-Memory is bounded by the batch size (``Settings.batch_size`` events), not the file size.
+Memory is bounded by the batch size (``Settings.batch_size`` events) and the user keys the
+writer remembers (capped, see ``tribes.store.writer``), not by the file size.
 Every problem is reported as ``FILE:LINE: field: problem`` (up to ``max_problems``; the rest
 are counted). Without ``skip_invalid`` a single problem rolls the whole source back.
 """
