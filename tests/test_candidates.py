@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from itertools import pairwise
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from tribes.candidates import _row_chunks, contact_graph
 from tribes.model import _candidates, snapshot_from
 from tribes.params import Params
+from tribes.synth import SynthConfig, generate
 
 T0 = 1_790_000_000
 
@@ -57,3 +59,23 @@ def test_row_chunks_cover_every_row_once_and_bound_the_work():
     assert all(b == c for (_, b), (c, _) in pairwise(chunks))
     for a, b in chunks:  # within budget, unless a single row is itself bigger than it
         assert work[a:b].sum() <= 2000 + work[a:b].max() or b - a == 1
+
+
+def test_approximate_als_searching_every_cell_finds_the_exact_candidates():
+    from tribes.candidates import als
+    from tribes.sparse import binary
+
+    snap = snapshot_from(list(generate(SynthConfig(n_users=3000, seed=11))))
+    ctx, _, _ = _candidates(snap, Params(seed=2, learn_weights=0), False)
+    exact = als(ctx).tocsr()
+    every_cell = als(replace(ctx, params=replace(ctx.params, als_exact_max_users=0, als_ann_probe=10**6))).tocsr()
+    few_cells = als(replace(ctx, params=replace(ctx.params, als_exact_max_users=0, als_ann_probe=1))).tocsr()
+    assert exact.nnz > 1000
+    both = binary(exact).multiply(binary(every_cell)).sum()
+    assert both >= 0.98 * exact.nnz and abs(every_cell.nnz - exact.nnz) <= 0.02 * exact.nnz
+    # Nobody is suggested to themselves or someone they already interact with.
+    liked = binary(ctx.graph.interaction)
+    for m in (every_cell, few_cells):
+        assert m.diagonal().sum() == 0 and m.multiply(liked).nnz == 0
+    # One cell of many is an approximation: fewer of the exact pairs, but still most of some.
+    assert binary(exact).multiply(binary(few_cells)).sum() < both

@@ -55,6 +55,10 @@ class Params:
     als_factors: int = _p(32, "ALS latent factors (implicit).")
     als_iterations: int = _p(10, "ALS iterations.")
     als_regularization: float = _p(0.05, "ALS L2 regularisation.")
+    als_exact_max_users: int = _p(50000, "Up to this many users ALS scores everybody; above, an approximate "
+                                         "inner-product index (faiss IVF) finds each user's best.")
+    als_ann_probe: int = _p(32, "Cells of the approximate ALS index searched per user, of sqrt(users) "
+                                "(more: closer to exact, slower).")
     mutual_contacts_max: int = _p(200, "Contacts per user used for mutual contacts (the least connected first).")
     mutual_contacts_hub_degree: int = _p(5000, "Contacts with more contacts than this are not counted as mutual (hubs).")
     ppr_alpha: float = _p(0.15, "Personalized PageRank restart probability.")
