@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root / "tmp", ignore_errors=True)
         text = render(ctx, sections, invocation, started_at, time.perf_counter() - started)
         out = args.out if args.out.is_absolute() else Path.cwd() / args.out
+        text += hand_written(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         print(f"\nwrote {display_path(out)}\n")
@@ -147,6 +148,21 @@ def _targets_table(sections: list[Section]) -> str:
                 f"| {s.title} | – | section failed: {s.error.splitlines()[0][:120]} | **ERROR** | – |"
             )
     return "\n".join(lines)
+
+
+HAND_WRITTEN = "(hand-written"
+
+
+def hand_written(path: Path) -> str:
+    """The hand-written tail of an earlier results file, kept across runs: everything from its
+    first ``## `` heading containing ``(hand-written``; empty when there is none."""
+    if not path.is_file():
+        return ""
+    lines = path.read_text().splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("## ") and HAND_WRITTEN in line:
+            return "\n" + "".join(lines[i:])
+    return ""
 
 
 def render(
