@@ -12,13 +12,14 @@ def top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Keep each row's ``k`` largest entries (ties: smaller column first). O(nnz log nnz)."""
     m = m.tocsr()
     m.sum_duplicates()
+    m.sort_indices()
     if m.nnz == 0 or k <= 0:
         return sp.csr_matrix(m.shape, dtype=m.dtype)
     counts = np.diff(m.indptr)
     if counts.max() <= k:
         return m.copy()
     rows = np.repeat(np.arange(m.shape[0]), counts)
-    order = np.lexsort((m.indices, -m.data, rows))
+    order = np.lexsort((-m.data, rows))  # stable and indices sorted per row: ties by smaller column
     rank = np.arange(m.nnz) - m.indptr[rows[order]]
     keep = order[rank < k]
     keep.sort()
