@@ -217,10 +217,19 @@ def diversify(rows: np.ndarray, cols: np.ndarray, score: np.ndarray, tribe_of: n
     if len(rows) == 0:
         return score
     group = rows * (int(tribe_of.max()) + 2) + (tribe_of + 1)
-    by_group = np.lexsort((cols, -score, group))
+    by_group = _order_within(group, score, rows, cols)
     return score * (diversity ** rank_within(group, by_group)).astype(np.float32)
 
 
 def list_positions(rows: np.ndarray, cols: np.ndarray, score: np.ndarray) -> np.ndarray:
     """0-based position of each pair in its user's list, best first (ties: smaller candidate)."""
-    return rank_within(rows, np.lexsort((cols, -score, rows)))
+    return rank_within(rows, _order_within(rows, score, rows, cols))
+
+
+def _order_within(group: np.ndarray, score: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Indices sorted by ``group``, then best ``score``, then smaller ``cols``. When the pairs come
+    in (row, col) order — as :func:`rank_people` passes them — a stable two-key sort already
+    breaks ties by column (about 3× faster than the three-key one)."""
+    if len(rows) < 2 or bool(np.all((rows[1:] > rows[:-1]) | ((rows[1:] == rows[:-1]) & (cols[1:] > cols[:-1])))):
+        return np.lexsort((-score, group))
+    return np.lexsort((cols, -score, group))
