@@ -31,7 +31,8 @@ say() { echo "postgres.sh: $*" >&2; }
 
 as_postgres() {
     if [[ $(id -u) == 0 ]]; then
-        runuser -u postgres -- "$@"
+        # From /, which postgres can always enter (a 0700 mktemp work dir makes every tool warn).
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
