@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .events import Event, EventError, parse_line, validate
 from .store import Store, Writer
@@ -93,36 +94,50 @@ def ingest_lines(
         Called with the number of bytes consumed since the last call.
     """
 
-    def batches() -> Iterator[_Batch]:
-        batch = _Batch()
-        consumed = 0
+    consumed = 0
+
+    def numbered() -> Iterator[tuple[int, bytes]]:
+        nonlocal consumed
         for number, raw in enumerate(lines, 1):
             consumed += len(raw)
-            if not raw or raw.isspace():  # blank (no copy of every line as strip() would make)
-                continue
-            batch.last = number
-            try:
-                batch.events.append(parse_line(raw))
-            except EventError as exc:
-                batch.problems.append((number, exc))
-                if len(batch.problems) >= batch_size:  # a file of bad lines: bounded memory
-                    yield _Batch(problems=batch.problems, last=number)
-                    batch.problems = []
-                continue
-            batch.numbers.append(number)
-            if len(batch.numbers) >= batch_size:
-                if on_progress is not None:
-                    on_progress(consumed)
-                    consumed = 0
-                yield batch
-                batch = _Batch(last=number)
+            if raw and not raw.isspace():  # blank (no copy of every line as strip() would make)
+                yield number, raw
+
+    def progress() -> None:
+        nonlocal consumed
         if on_progress is not None and consumed:
             on_progress(consumed)
-        yield batch
+            consumed = 0
 
     return _ingest(
-        store, batches(), source=source, skip_invalid=skip_invalid, max_problems=max_problems
+        store, _batches(numbered(), parse_line, batch_size, progress), source=source,
+        skip_invalid=skip_invalid, max_problems=max_problems,
     )
+
+
+def _batches(numbered: Iterable[tuple[int, Any]], parse: Callable[[Any], Any], batch_size: int,
+             on_batch: Callable[[], None] = lambda: None) -> Iterator[_Batch]:
+    """``batch_size`` parsed events at a time with their numbers; problems in batches of the
+    same bound (a file of bad lines keeps memory bounded). ``on_batch`` runs before each yield
+    of a full batch and once at the end."""
+    batch = _Batch()
+    for number, item in numbered:
+        batch.last = number
+        try:
+            batch.events.append(parse(item))
+        except EventError as exc:
+            batch.problems.append((number, exc))
+            if len(batch.problems) >= batch_size:
+                yield _Batch(problems=batch.problems, last=number)
+                batch.problems = []
+            continue
+        batch.numbers.append(number)
+        if len(batch.numbers) >= batch_size:
+            on_batch()
+            yield batch
+            batch = _Batch(last=number)
+    on_batch()
+    yield batch
 
 
 def ingest_objects(
@@ -135,27 +150,9 @@ def ingest_objects(
     max_problems: int = 20,
 ) -> IngestReport:
     """Validate and store already-decoded JSON values (the API's request bodies)."""
-
-    def batches() -> Iterator[_Batch]:
-        batch = _Batch()
-        for number, obj in enumerate(objects, 1):
-            batch.last = number
-            try:
-                batch.events.append(validate(obj))
-            except EventError as exc:
-                batch.problems.append((number, exc))
-                if len(batch.problems) >= batch_size:  # a file of bad lines: bounded memory
-                    yield _Batch(problems=batch.problems, last=number)
-                    batch.problems = []
-                continue
-            batch.numbers.append(number)
-            if len(batch.numbers) >= batch_size:
-                yield batch
-                batch = _Batch(last=number)
-        yield batch
-
     return _ingest(
-        store, batches(), source=source, skip_invalid=skip_invalid, max_problems=max_problems
+        store, _batches(enumerate(objects, 1), validate, batch_size), source=source,
+        skip_invalid=skip_invalid, max_problems=max_problems,
     )
 
 
