@@ -139,3 +139,24 @@ def test_new_two_way_pairs_need_replies_both_ways_after_the_cut_and_not_before()
     pairs = _new_two_way_pairs(snap, cut=t + 5)
     got = {(snap.user_ids[r], snap.user_ids[c]) for r, c in zip(*pairs.nonzero(), strict=True)}
     assert got == {("c", "d"), ("d", "c")}  # a–b talked both ways before the cut; a→c is one way
+
+
+def test_weights_are_relearned_every_n_th_recompute_and_reused_in_between():
+    events = list(generate(SynthConfig(n_users=300, seed=12)))
+    first = TribeModel(seed=1, relearn_every=3).fit(events)
+    assert "learn_weights" in first.timings_ and first.learned_weights_
+    chain, previous = [], first
+    for _ in range(3):  # the saved model's manifest is what a recompute sees as `previous`
+        model = TribeModel(seed=1, relearn_every=3).fit(events, previous=previous.recommender())
+        chain.append(model)
+        previous = model
+    ages = [m.manifest()["learned_weights_age"] for m in chain]
+    assert ages == [1, 2, 0]
+    assert "learn_weights" not in chain[0].timings_ and "learn_weights" not in chain[1].timings_
+    assert "learn_weights" in chain[2].timings_
+    assert chain[0].learned_weights_ == chain[1].learned_weights_ == first.learned_weights_
+    # Reused weights rank exactly as the learned ones did.
+    assert np.array_equal(chain[0].arrays_["people_items"], first.arrays_["people_items"])
+    # By default every recompute learns.
+    again = TribeModel(seed=1).fit(events, previous=first.recommender())
+    assert "learn_weights" in again.timings_ and again.manifest()["learned_weights_age"] == 0

@@ -187,16 +187,19 @@ class TribeModel:
 
         with stage("snapshot"):
             snap = snapshot_from(data)
+        self.learned_weights_, self.learned_weights_age_ = None, 0
         if params.learn_weights:
-            with stage("learn_weights"):
-                from .learn import learn_engage_weights
+            reused = _reusable_weights(previous, params.relearn_every)
+            if reused is not None:
+                self.learned_weights_, self.learned_weights_age_ = reused
+            else:
+                with stage("learn_weights"):
+                    from .learn import learn_engage_weights
 
-                learned = learn_engage_weights(snap, params, lambda s, p, q: _candidates(s, p, False, query=q)[:2])
-                if learned:
-                    params = replace(params, **learned)
-            self.learned_weights_ = learned
-        else:
-            self.learned_weights_ = None
+                    self.learned_weights_ = learn_engage_weights(
+                        snap, params, lambda s, p, q: _candidates(s, p, False, query=q)[:2])
+            if self.learned_weights_:
+                params = replace(params, **self.learned_weights_)
         ctx, candidates, extras = _candidates(snap, params, previous, stage)
         graph, labels, memberships, tribe_ids = extras["graph"], ctx.labels, ctx.memberships, extras["tribe_ids"]
         topics, names, behaviour = extras["topics"], extras["names"], ctx.behaviour
@@ -308,6 +311,7 @@ class TribeModel:
             "timings": self.timings_,
             "candidates": self.candidate_counts_,
             "learned_weights": self.learned_weights_,
+            "learned_weights_age": getattr(self, "learned_weights_age_", 0),
             "data_now": self.built_from_["now"],
             "live_seq": self.built_from_["live_seq"],
         }
@@ -349,6 +353,18 @@ def _csr(name: str, m: sp.spmatrix, *, data: bool = True) -> dict[str, np.ndarra
     if data:
         out[f"{name}_data"] = m.data.astype(np.float32)
     return out
+
+
+def _reusable_weights(previous: Any, relearn_every: int) -> tuple[dict, int] | None:
+    """The previous model's learned weights and their new age (recomputes since they were
+    learned), when they are younger than ``relearn_every`` recomputes; else None (learn)."""
+    if previous is None or relearn_every <= 1:
+        return None
+    manifest = previous.manifest() if callable(getattr(previous, "manifest", None)) else previous.manifest
+    weights, age = manifest.get("learned_weights"), int(manifest.get("learned_weights_age", 0))
+    if not weights or age + 1 >= relearn_every:
+        return None
+    return dict(weights), age + 1
 
 
 def _previous_membership(previous: Any, user_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -69,6 +69,8 @@ class Params:
                                "learn_holdout of the data (tribes.learn); 0: use the w_* below as given.")
     learn_max_users: int = _p(20000, "Learning generates candidates for a seeded sample of at most this many "
                                      "users (its cost then stays bounded as the network grows); 0 = all.")
+    relearn_every: int = _p(1, "Learn the weights on every n-th recompute; in between, reuse the current model's "
+                               "(a large network's learning reruns graph, affinity and tribes on the past).")
     learn_holdout: float = _p(0.15, "Share of interactions (by time; else random follows) held out to learn weights.")
     w_conversation_2hop: float = _p(1.0, "p(engage): weight of talking with the same people.")
     w_follow_2hop: float = _p(0.3, "p(engage): weight of mutual contacts (social proof).")
@@ -121,7 +123,7 @@ class Params:
                      "max_topic_df_share", "stable_id_min_jaccard"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be between 0 and 1, got {getattr(self, name)!r}")
-        for name in ("max_people", "max_conversations", "candidates_per_source", "als_factors"):
+        for name in ("max_people", "max_conversations", "candidates_per_source", "als_factors", "relearn_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1")
         return self
