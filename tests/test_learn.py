@@ -56,7 +56,8 @@ def test_held_out_ties_keep_both_follows_of_a_pair_together():
 def test_damping_is_the_best_ranking_floor_within_the_exposure_cap():
     from dataclasses import replace
 
-    from tribes.learn import _choose_damping, _list_recall, _new_two_way_pairs, top_accounts
+    from tribes.evaluation.metrics import top_percent
+    from tribes.learn import _choose_damping, _list_recall, _new_two_way_pairs
     from tribes.model import _candidates
     from tribes.params import Params
     from tribes.ranking import candidate_pairs, pair_features, rank_people
@@ -67,11 +68,12 @@ def test_damping_is_the_best_ranking_floor_within_the_exposure_cap():
     truth = _new_two_way_pairs(snap, cut)
     ctx, cands, _ = _candidates(snapshot_before(snap, cut), Params(seed=1), False)
     feats = pair_features(ctx, cands, candidate_pairs(snap.n_users, cands))
-    top = np.union1d(top_accounts(ctx.behaviour.followers), top_accounts(binary(ctx.graph.talk).sum(axis=0)))
+    talked_to = np.asarray(binary(ctx.graph.talk).sum(axis=0)).ravel()
+    top = np.union1d(top_percent(ctx.behaviour.followers), top_percent(talked_to))
     measured = {}
     for floor in POPULARITY_FLOORS:
         items = rank_people(replace(ctx, params=replace(ctx.params, popularity_floor=floor)), cands, feats).items
-        listed = items[items >= 0]
+        listed = items[items >= 0]  # the share computed directly, not through the metrics
         measured[floor] = (float(np.isin(listed, top).mean()), _list_recall(items, truth, None))
     for cap in (0.0, min(s for s, _ in measured.values()), 1.0):
         ctx_cap = replace(ctx, params=replace(ctx.params, top_exposure_cap=cap))

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
 
+from .evaluation.metrics import exposure, top_percent, top_share
 from .params import Params
 from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features, rank_people
 from .snapshot import Snapshot
@@ -216,22 +217,15 @@ def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, 
     ``params.top_exposure_cap`` of all list slots, if it also ranks the held-out pairs best;
     when no floor keeps within the cap, the strongest damping."""
     params = replace(ctx.params, **weights)
-    top = np.union1d(top_accounts(ctx.behaviour.followers), top_accounts(binary(ctx.graph.talk).sum(axis=0)))
+    n = ctx.snap.n_users
+    talked_to = np.asarray(binary(ctx.graph.talk).sum(axis=0)).ravel()
+    top = np.union1d(top_percent(ctx.behaviour.followers), top_percent(talked_to))
     scored = []
     for floor in POPULARITY_FLOORS:
         items = rank_people(replace(ctx, params=replace(params, popularity_floor=floor)), candidates, feats).items
-        listed = items if ctx.query is None else items[ctx.query]
-        listed = listed[listed >= 0]
-        share = float(np.isin(listed, top).mean()) if listed.size else 0.0
+        share = top_share(exposure(items if ctx.query is None else items[ctx.query], n), top)
         scored.append((share <= params.top_exposure_cap, _list_recall(items, truth, ctx.query), -share, floor))
     return {"popularity_floor": max(scored)[3]}
-
-
-def top_accounts(counts, percent: float = 1.0) -> np.ndarray:
-    """Indices of the ``ceil(percent %)`` of accounts with the highest ``counts`` (ties: lower index)."""
-    c = np.asarray(counts, dtype=np.float64).ravel()
-    n_top = max(1, int(np.ceil(c.size * percent / 100.0 - 1e-9))) if c.size else 0
-    return np.lexsort((np.arange(c.size), -c))[:n_top]
 
 
 def _list_recall(items: np.ndarray, future: sp.csr_matrix, query: np.ndarray | None) -> float:
