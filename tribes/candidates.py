@@ -182,9 +182,8 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
     norms = np.linalg.norm(item_factors, axis=1)
     lift = np.sqrt(np.maximum(norms.max() ** 2 - norms ** 2, 0.0)).astype(np.float32)
     item_points = np.ascontiguousarray(np.hstack([item_factors, lift[:, None]]))
-    user_points = np.ascontiguousarray(
-        np.hstack([np.asarray(model.user_factors, dtype=np.float32), np.zeros((n, 1), np.float32)]))
     user_factors = np.asarray(model.user_factors, dtype=np.float32)
+    user_points = np.ascontiguousarray(np.hstack([user_factors, np.zeros((n, 1), np.float32)]))
     dim = item_points.shape[1]
     cells = int(max(1, min(np.sqrt(n), n // 39)))  # faiss wants >= 39 training points per cell
     index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, cells, faiss.METRIC_L2)
