@@ -26,7 +26,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from .gate import Gate
 from .observe import record, request_id
-from .problems import PROBLEM_MIMETYPE, Problem, problem_body
+from .problems import INTERNAL_ERROR, PROBLEM_MIMETYPE, Problem, problem_body
 from .routes.suggestions import suggestions_body
 
 __all__ = ["FastLane"]
@@ -88,14 +88,7 @@ class FastLane:
             except Exception:  # as Flask's handler: logged with its traceback, a bare 500 out
                 app.logger.exception("unhandled error")
                 status, headers = 500, _PROBLEM
-                body = problem_body(
-                    500,
-                    "internal-error",
-                    "Internal Server Error",
-                    "the server failed to answer; the request id identifies it in the logs",
-                    path,
-                    rid,
-                )
+                body = problem_body(500, *INTERNAL_ERROR, path, rid)
         start_response(
             _STATUS[status], [*headers, ("Content-Length", str(len(body))), ("X-Request-ID", rid)]
         )

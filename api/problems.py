@@ -26,6 +26,14 @@ class Problem(Exception):
         )
 
 
+#: slug, title and detail of the answer to an unexpected error (Flask's handler and the fast lane).
+INTERNAL_ERROR = (
+    "internal-error",
+    "Internal Server Error",
+    "the server failed to answer; the request id identifies it in the logs",
+)
+
+
 def problem_body(
     status: int,
     slug: str,
@@ -85,9 +93,4 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         app.logger.exception("unhandled error")
-        return problem_response(
-            500,
-            "internal-error",
-            "Internal Server Error",
-            "the server failed to answer; the request id identifies it in the logs",
-        )
+        return problem_response(500, *INTERNAL_ERROR)
