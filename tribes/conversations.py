@@ -21,14 +21,19 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .candidates import CandidateContext
+from .candidates import CandidateContext, hidden_matrix
 from .graph import decay
-from .sparse import aligned_values, binary, rank_within, row_normalize, top_k_per_row
+from .sparse import binary, rank_within, row_normalize, top_k_per_row
 
 __all__ = ["THREAD_FLAGS", "RankedThreads", "ThreadStats", "rank_conversations", "thread_stats"]
 
-THREAD_FLAGS = {"shared_topics": 1, "same_tribe": 2, "contacts_there": 4, "answers_newcomers": 8,
-                "active_thread": 16}
+THREAD_FLAGS = {
+    "shared_topics": 1,
+    "same_tribe": 2,
+    "contacts_there": 4,
+    "answers_newcomers": 8,
+    "active_thread": 16,
+}
 _CHUNK = 4_000
 _TOPICS_PER_USER = 10
 _TOPICS_PER_THREAD = 8
@@ -67,7 +72,8 @@ def thread_stats(ctx: CandidateContext) -> ThreadStats:
     first_in_thread = np.ones(snap.n_posts, dtype=bool)
     if snap.n_posts:
         same = (snap.post_thread[order][1:] == snap.post_thread[order][:-1]) & (
-            snap.post_author[order][1:] == snap.post_author[order][:-1])
+            snap.post_author[order][1:] == snap.post_author[order][:-1]
+        )
         first_in_thread[order[1:][same]] = False
     is_reply = snap.post_parent >= 0
     root_author = g.thread_root_author[snap.post_thread] if snap.n_posts else np.zeros(0, np.int32)
@@ -77,8 +83,11 @@ def thread_stats(ctx: CandidateContext) -> ThreadStats:
     tried = np.bincount(snap.post_thread[newcomer], minlength=t)
     answered = np.bincount(snap.post_thread[newcomer & has_answer], minlength=t)
     a = p.answer_prior_strength
-    root_rate = np.where(g.thread_root_author >= 0,
-                         ctx.behaviour.answer_rate[np.maximum(g.thread_root_author, 0)], p.answer_prior)
+    root_rate = np.where(
+        g.thread_root_author >= 0,
+        ctx.behaviour.answer_rate[np.maximum(g.thread_root_author, 0)],
+        p.answer_prior,
+    )
     thread_rate = (answered + a * root_rate) / (tried + a)
     rate = (0.5 * thread_rate + 0.5 * root_rate).astype(np.float32)
 
@@ -87,12 +96,13 @@ def thread_stats(ctx: CandidateContext) -> ThreadStats:
     tribe = np.full(t, -1, dtype=np.int32)
     if k and t:
         labelled = np.flatnonzero(labels >= 0)
-        onehot = sp.csr_matrix((np.ones(len(labelled), np.float32), (labels[labelled], labelled)),
-                               shape=(k, snap.n_users))
+        onehot = sp.csr_matrix(
+            (np.ones(len(labelled), np.float32), (labels[labelled], labelled)),
+            shape=(k, snap.n_users),
+        )
         counts = (onehot @ participation.tocsr()).tocsc()  # (K, T) members participating
-        has = np.diff(counts.indptr) > 0
-        best = np.asarray(counts.argmax(axis=0)).ravel()
-        tribe[has] = best[has]
+        counts.sum_duplicates()  # canonical: tribes ascending within each thread
+        tribe[:] = _first_max_per_column(counts)
     return ThreadStats(live=live, participants=participants, answered_rate=rate, tribe=tribe)
 
 
@@ -104,16 +114,13 @@ def _exclusions(ctx: CandidateContext, live_threads: np.ndarray) -> sp.csr_matri
     posted = binary(g.user_thread)[:, live_threads]
     root = g.thread_root_author[live_threads]
     has_root = root >= 0
-    # Users who must not see this root author's threads: exclusion pairs (user, root author).
-    root_matrix = sp.csr_matrix((np.ones(has_root.sum(), np.float32),
-                                 (root[has_root], np.flatnonzero(has_root))), shape=(n, len(live_threads)))
-    people_excl = ctx.exclusion.copy()
-    people_excl.setdiag(0)
-    people_excl.eliminate_zeros()
-    follows = sp.csr_matrix((np.ones(len(snap.follow_src), np.float32), (snap.follow_src, snap.follow_dst)),
-                            shape=(n, n))
-    blocked_or_muted = binary(people_excl - people_excl.multiply(binary(follows)))
-    hidden = blocked_or_muted @ root_matrix
+    # Users who must not see this root author's threads: blocks and mutes either way and
+    # dismissed people (:func:`hidden_matrix`), whether or not the user also follows the author.
+    root_matrix = sp.csr_matrix(
+        (np.ones(has_root.sum(), np.float32), (root[has_root], np.flatnonzero(has_root))),
+        shape=(n, len(live_threads)),
+    )
+    hidden = hidden_matrix(snap) @ root_matrix
     out = posted + hidden
     dismissed_rows, dismissed_cols = [], []
     live_pos = {tid: j for j, tid in enumerate(snap.thread_ids[live_threads])}
@@ -123,8 +130,10 @@ def _exclusions(ctx: CandidateContext, live_threads: np.ndarray) -> sp.csr_matri
             dismissed_rows.append(u)
             dismissed_cols.append(j)
     if dismissed_rows:
-        out = out + sp.csr_matrix((np.ones(len(dismissed_rows), np.float32), (dismissed_rows, dismissed_cols)),
-                                  shape=out.shape)
+        out = out + sp.csr_matrix(
+            (np.ones(len(dismissed_rows), np.float32), (dismissed_rows, dismissed_cols)),
+            shape=out.shape,
+        )
     return binary(out.tocsr())
 
 
@@ -140,59 +149,75 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
     Candidates (bounded per user): the best live threads of the user's tribes, threads where
     their contacts post, and threads sharing their strongest topics (topics used by many live
     threads are skipped). Then every candidate pair is scored as in the module docstring.
-    Cost: O(U × (tribes + contacts + topics) × pool), in user chunks.
+    Cost: O(U × (tribes + contacts + topics) × pool), in user chunks; each chunk keeps only its
+    users' best ``max_conversations`` pairs, so memory beyond the (U, L) result is per chunk.
     """
     snap, g, p = ctx.snap, ctx.graph, ctx.params
     n, width = snap.n_users, p.max_conversations
     live = np.flatnonzero(stats.live)
-    empty = RankedThreads(np.full((n, width), -1, np.int32), np.zeros((n, width), np.float32),
-                          np.zeros((n, width), np.uint8))
+    out = RankedThreads(
+        np.full((n, width), -1, np.int32),
+        np.zeros((n, width), np.float32),
+        np.zeros((n, width), np.uint8),
+    )
     if len(live) == 0 or n == 0:
-        return empty
+        return out
     n_live = len(live)
     pool = max(width * 3, 50)
-    base = (stats.answered_rate[live]
-            / (1.0 + (stats.participants[live] / max(p.crowd_size, 1)) ** 2)
-            * decay(g.thread_last_activity[live], snap.now, p.recency_half_life_days)).astype(np.float32)
+    live_rate = stats.answered_rate[live]
+    base = (
+        live_rate
+        / (1.0 + (stats.participants[live] / max(p.crowd_size, 1)) ** 2)
+        * decay(g.thread_last_activity[live], snap.now, p.recency_half_life_days)
+    ).astype(np.float32)
 
     # Topics: each user's and each thread's strongest topics, common topics left out.
     user_topics = row_normalize(top_k_per_row(g.user_topic, _TOPICS_PER_USER), "l2").tocsr()
-    thread_topics = row_normalize(top_k_per_row(g.thread_topic[live], _TOPICS_PER_THREAD), "l2").tocsr()
+    thread_topics = row_normalize(
+        top_k_per_row(g.thread_topic[live], _TOPICS_PER_THREAD), "l2"
+    ).tocsr()
     df = np.bincount(thread_topics.indices, minlength=thread_topics.shape[1])
     rare = sp.diags((df <= _MAX_THREADS_PER_TOPIC).astype(np.float32))
     topic_index = (thread_topics @ rare).T.tocsr()  # (V, T_live), common topics dropped
-    thread_topics_t = thread_topics.T.tocsr()
+    thread_topics = thread_topics.T.tocsr().T.tocsr()  # canonical (T_live, V): rows for _pair_dot
 
     # Tribes: each tribe's best live threads by base score.
     k = ctx.memberships.shape[1]
     live_tribe = stats.tribe[live]
     has_tribe = live_tribe >= 0
-    tribe_threads = top_k_per_row(sp.csr_matrix(
-        (base[has_tribe] + 1e-9, (live_tribe[has_tribe], np.flatnonzero(has_tribe))), shape=(k, n_live)), pool)
+    tribe_threads = _top_k(
+        sp.csr_matrix(
+            (base[has_tribe] + 1e-9, (live_tribe[has_tribe], np.flatnonzero(has_tribe))),
+            shape=(k, n_live),
+        ),
+        pool,
+    )
     tribe_threads = binary(tribe_threads)
 
-    talk = top_k_per_row((g.interaction + g.interaction.T).tocsr(), _CONTACTS)
+    talk = _top_k((g.interaction + g.interaction.T).tocsr(), _CONTACTS)
     talk.data = (1 - np.exp(-talk.data)).astype(np.float32)
     in_thread = binary(g.user_thread)[:, live].tocsr()
     excluded = _exclusions(ctx, live)
-    visible = sp.diags(_visible(ctx, live).astype(np.float32))
+    visible = _visible(ctx, live)
 
-    rows_all, cols_all, score_all, flag_all = [], [], [], []
     for s in range(0, n, _CHUNK):
         e = min(n, s + _CHUNK)
         by_tribe = (ctx.memberships[s:e] @ tribe_threads).tocsr()
         by_contacts = (talk[s:e] @ in_thread).tocsr()
-        by_topic = top_k_per_row((user_topics[s:e] @ topic_index).tocsr(), pool)
-        pattern = binary(binary(by_tribe) + binary(top_k_per_row(by_contacts, pool)) + binary(by_topic))
-        pattern = binary((pattern - pattern.multiply(excluded[s:e])) @ visible)
-        pattern.sort_indices()
-        if pattern.nnz == 0:
+        by_topic = _top_k((user_topics[s:e] @ topic_index).tocsr(), pool)
+        # The candidate pairs as sorted keys ``row_in_chunk × T_live + column`` (the union of
+        # canonical matrices is a linear merge).
+        pattern = binary(by_tribe) + binary(_top_k(by_contacts, pool)) + binary(by_topic)
+        keys, _ = _keyed(pattern, n_live)
+        keys = keys[~_contains(_keyed(excluded[s:e], n_live)[0], keys) & visible[keys % n_live]]
+        tribe_keys, tribe_values = _keyed(by_tribe, n_live)
+        contacts_keys, contacts_values = _keyed(by_contacts, n_live)
+        if len(keys) == 0:
             continue
-        rows = np.repeat(np.arange(s, e), np.diff(pattern.indptr))
-        cols = pattern.indices
-        topic = _pair_dot(user_topics, rows, thread_topics_t, cols)
-        tribe = aligned_values(pattern, by_tribe)
-        contacts = aligned_values(pattern, by_contacts)
+        rows, cols = keys // n_live + s, keys % n_live
+        topic = _pair_dot(user_topics, rows, thread_topics, cols)
+        tribe = _values_at(tribe_keys, tribe_values, keys)
+        contacts = _values_at(contacts_keys, contacts_values, keys)
         contacts = 1 - np.exp(-contacts)
         z = p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
         score = ((1 - np.exp(-z)) * base[cols]).astype(np.float32)
@@ -200,32 +225,103 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         flags |= np.where(topic >= 0.05, THREAD_FLAGS["shared_topics"], 0).astype(np.uint8)
         flags |= np.where(tribe > 0, THREAD_FLAGS["same_tribe"], 0).astype(np.uint8)
         flags |= np.where(contacts > 0, THREAD_FLAGS["contacts_there"], 0).astype(np.uint8)
-        flags |= np.where(stats.answered_rate[live][cols] >= 0.5, THREAD_FLAGS["answers_newcomers"], 0).astype(np.uint8)
-        keep = score > 0
-        rows_all.append(rows[keep])
-        cols_all.append(cols[keep])
-        score_all.append(score[keep])
-        flag_all.append(flags[keep])
-    if not rows_all:
-        return empty
-    rows = np.concatenate(rows_all)
-    cols = np.concatenate(cols_all)
-    score = np.concatenate(score_all)
-    flags = np.concatenate(flag_all)
-    by_user = np.lexsort((cols, -score, rows))
-    position = rank_within(rows, by_user)
-    take = position < width
-    empty.items[rows[take], position[take]] = live[cols[take]]
-    empty.scores[rows[take], position[take]] = score[take]
-    empty.flags[rows[take], position[take]] = flags[take]
-    return empty
+        flags |= np.where(live_rate[cols] >= 0.5, THREAD_FLAGS["answers_newcomers"], 0).astype(
+            np.uint8
+        )
+        keep = np.flatnonzero(score > 0)
+        rows, cols, score, flags = rows[keep], cols[keep], score[keep], flags[keep]
+        # Best first within each user, ties by thread: the pairs are in (row, column) order, so a
+        # stable sort on (row, descending score) keeps columns ascending among equal scores.
+        position = rank_within(rows, np.argsort(_descending_key(rows - s, score), kind="stable"))
+        take = position < width
+        out.items[rows[take], position[take]] = live[cols[take]]
+        out.scores[rows[take], position[take]] = score[take]
+        out.flags[rows[take], position[take]] = flags[take]
+    return out
 
 
-def _pair_dot(a: sp.csr_matrix, rows: np.ndarray, bt: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
-    """``a[rows[i]] · bt[:, cols[i]]`` for every pair, in chunks (``bt`` is (V, T) CSR)."""
-    b = bt.T.tocsr()
+def _pair_dot(a: sp.csr_matrix, rows: np.ndarray, b: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+    """``a[rows[i]] · b[cols[i]]`` for every pair, in chunks (``a`` (U, V), ``b`` (T, V) CSR)."""
     out = np.zeros(len(rows), dtype=np.float32)
     step = 1_000_000
     for s in range(0, len(rows), step):
-        out[s:s + step] = np.asarray(a[rows[s:s + step]].multiply(b[cols[s:s + step]]).sum(axis=1)).ravel()
+        out[s : s + step] = np.asarray(
+            a[rows[s : s + step]].multiply(b[cols[s : s + step]]).sum(axis=1)
+        ).ravel()
+    return out
+
+
+def _keyed(m: sp.csr_matrix, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """The positive entries of ``m`` as sorted int64 keys ``row × n_cols + column``, and their
+    values. O(nnz) (plus sorting unsorted rows)."""
+    m = m.tocsr()
+    m.sum_duplicates()
+    positive = m.data > 0
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    return (rows * n_cols + m.indices)[positive], m.data[positive]
+
+
+def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """(len(keys),) bool: which ``keys`` are in ``sorted_keys``. O(len(keys) log len(sorted_keys))."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    return sorted_keys[np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)] == keys
+
+
+def _values_at(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """(len(keys),) float32: the value stored under each key, 0 where absent."""
+    out = np.zeros(len(keys), dtype=np.float32)
+    if len(sorted_keys) == 0:
+        return out
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    found = sorted_keys[at] == keys
+    out[found] = values[at[found]]
+    return out
+
+
+def _descending_key(group: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """uint64 keys sorting by ``group`` (0 ≤ group < 2³²) then by ``value`` descending, for
+    non-negative float32 values (their bit patterns order as the values)."""
+    bits = (value.astype(np.float32) + np.float32(0)).view(np.uint32)  # -0.0 → +0.0
+    return (group.astype(np.uint64) << np.uint64(32)) | (np.uint32(0xFFFFFFFF) - bits).astype(
+        np.uint64
+    )
+
+
+def _top_k(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """:func:`tribes.sparse.top_k_per_row` (same entries, ties to the smaller column), sorting
+    only the rows holding more than ``k`` entries, on one packed key. O(nnz + over log over)."""
+    m = m.tocsr()
+    m.sum_duplicates()
+    counts = np.diff(m.indptr)
+    if (
+        m.dtype != np.float32 or m.nnz == 0 or k <= 0 or counts.max() <= k or not m.data.min() >= 0
+    ):  # also False when some value is NaN
+        return top_k_per_row(m, k)
+    over = np.flatnonzero(counts > k)
+    sizes = counts[over]
+    firsts = np.r_[0, np.cumsum(sizes)[:-1]]
+    position = np.arange(sizes.sum()) + np.repeat(m.indptr[over] - firsts, sizes)
+    order = np.argsort(
+        _descending_key(np.repeat(np.arange(len(over)), sizes), m.data[position]), kind="stable"
+    )
+    rank = np.arange(len(order)) - np.repeat(firsts, sizes)
+    keep = np.ones(m.nnz, dtype=bool)
+    keep[position[order[rank >= k]]] = False
+    return sp.csr_matrix(
+        (m.data[keep], m.indices[keep], np.r_[0, np.cumsum(np.minimum(counts, k))]), shape=m.shape
+    )
+
+
+def _first_max_per_column(m: sp.csc_matrix) -> np.ndarray:
+    """(columns,) int32: the row of each column's largest stored entry, the smallest row on
+    ties (``argmax(axis=0)`` of a canonical CSC with positive entries), -1 for empty columns.
+    O(nnz log nnz), no Python loop over columns."""
+    out = np.full(m.shape[1], -1, dtype=np.int32)
+    if m.nnz == 0:
+        return out
+    column = np.repeat(np.arange(m.shape[1]), np.diff(m.indptr))
+    order = np.lexsort((m.indices, -m.data, column))
+    first = order[np.r_[0, np.flatnonzero(np.diff(column[order])) + 1]]
+    out[column[first]] = m.indices[first]
     return out
