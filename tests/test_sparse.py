@@ -21,3 +21,25 @@ def test_top_k_per_row_matches_a_per_row_sort_with_ties_by_smaller_column():
         expected = np.zeros(60, dtype=np.float32)
         expected[best] = dense[r, best]
         assert np.array_equal(got[r], expected), r
+
+
+def test_top_k_per_row_orders_negative_zero_and_float64_values_like_a_per_row_sort():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from tribes.sparse import top_k_per_row
+
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        rows, cols = rng.integers(0, 30, 2000), rng.integers(0, 80, 2000)
+        vals = rng.choice(np.array([-2.5, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0, 1e-30, -1e-30]), 2000).astype(dtype)
+        m = sp.csr_matrix((vals, (rows, cols)), shape=(30, 80))
+        m.sum_duplicates()
+        for k in (1, 5, 40):
+            got = top_k_per_row(m, k)
+            for r in range(30):
+                cs, vs = m.indices[m.indptr[r]:m.indptr[r + 1]], m.data[m.indptr[r]:m.indptr[r + 1]]
+                best = sorted(zip(cs, vs, strict=True), key=lambda cv: (-cv[1], cv[0]))[:k]
+                row = got[r]
+                assert sorted(row.indices.tolist()) == sorted(c for c, _ in best), (dtype, k, r)
+                assert got.dtype == dtype
