@@ -193,12 +193,23 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         pool,
     )
     tribe_threads = binary(tribe_threads)
+    # A live thread belongs to one tribe, so ``(memberships @ tribe_threads)[u, t]`` is u's
+    # share of t's tribe when t is among that tribe's best: read from u's few memberships.
+    pooled_tribe = np.where(np.diff(tribe_threads.tocsc().indptr) > 0, live_tribe, -2)
+    member_tribe, member_share = _slots(ctx.memberships)  # -1: empty slot
 
     talk = _top_k((g.interaction + g.interaction.T).tocsr(), _CONTACTS)
     talk.data = (1 - np.exp(-talk.data)).astype(np.float32)
     in_thread = binary(g.user_thread)[:, live].tocsr()
     excluded = _exclusions(ctx, live)
     visible = _visible(ctx, live)
+    # Bounds on the topic cosine for pruning (rows are l2-normalised: ≤ 1 up to rounding).
+    nonnegative = min(user_topics.data.min(initial=0), thread_topics.data.min(initial=0)) >= 0
+    topic_low, topic_high = (0.0 if nonnegative else -1.01), 1.01
+
+    def scores(topic, tribe, contacts, cols):
+        z = p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
+        return ((1 - np.exp(-z)) * base[cols]).astype(np.float32)
 
     for s in range(0, n, _CHUNK):
         e = min(n, s + _CHUNK)
@@ -210,17 +221,30 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         pattern = binary(by_tribe) + binary(_top_k(by_contacts, pool)) + binary(by_topic)
         keys, _ = _keyed(pattern, n_live)
         keys = keys[~_contains(_keyed(excluded[s:e], n_live)[0], keys) & visible[keys % n_live]]
-        tribe_keys, tribe_values = _keyed(by_tribe, n_live)
-        contacts_keys, contacts_values = _keyed(by_contacts, n_live)
         if len(keys) == 0:
             continue
         rows, cols = keys // n_live + s, keys % n_live
+        tribe = _share_of(member_tribe, member_share, rows, pooled_tribe[cols])
+        contacts_keys, contacts_values = _keyed(by_contacts, n_live)
+        contacts = 1 - np.exp(-_values_at(contacts_keys, contacts_values, keys))
+        # Pruning: a pair whose score with the best possible topic match stays below the
+        # user's width-th score without any topic match cannot make the list; the topic cosine
+        # (the costly part) is computed for the others only. A 0.1% margin covers rounding.
+        low = scores(np.full(len(rows), topic_low, np.float32), tribe, contacts, cols)
+        high = scores(np.full(len(rows), topic_high, np.float32), tribe, contacts, cols)
+        threshold = _kth_largest(rows - s, e - s, np.maximum(low, 0), width)
+        need = np.flatnonzero(high >= threshold[rows - s] * np.float32(0.999))
+        rows, cols, tribe, contacts = rows[need], cols[need], tribe[need], contacts[need]
         topic = _pair_dot(user_topics, rows, thread_topics, cols)
-        tribe = _values_at(tribe_keys, tribe_values, keys)
-        contacts = _values_at(contacts_keys, contacts_values, keys)
-        contacts = 1 - np.exp(-contacts)
-        z = p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
-        score = ((1 - np.exp(-z)) * base[cols]).astype(np.float32)
+        score = scores(topic, tribe, contacts, cols)
+        keep = np.flatnonzero(score > 0)
+        rows, cols, score = rows[keep], cols[keep], score[keep]
+        topic, tribe, contacts = topic[keep], tribe[keep], contacts[keep]
+        # Best first within each user, ties by thread: the pairs are in (row, column) order, so a
+        # stable sort on (row, descending score) keeps columns ascending among equal scores.
+        position = rank_within(rows, np.argsort(_descending_key(rows - s, score), kind="stable"))
+        take = np.flatnonzero(position < width)
+        cols, topic, tribe, contacts = cols[take], topic[take], tribe[take], contacts[take]
         flags = np.full(len(cols), THREAD_FLAGS["active_thread"], dtype=np.uint8)
         flags |= np.where(topic >= 0.05, THREAD_FLAGS["shared_topics"], 0).astype(np.uint8)
         flags |= np.where(tribe > 0, THREAD_FLAGS["same_tribe"], 0).astype(np.uint8)
@@ -228,15 +252,10 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         flags |= np.where(live_rate[cols] >= 0.5, THREAD_FLAGS["answers_newcomers"], 0).astype(
             np.uint8
         )
-        keep = np.flatnonzero(score > 0)
-        rows, cols, score, flags = rows[keep], cols[keep], score[keep], flags[keep]
-        # Best first within each user, ties by thread: the pairs are in (row, column) order, so a
-        # stable sort on (row, descending score) keeps columns ascending among equal scores.
-        position = rank_within(rows, np.argsort(_descending_key(rows - s, score), kind="stable"))
-        take = position < width
-        out.items[rows[take], position[take]] = live[cols[take]]
-        out.scores[rows[take], position[take]] = score[take]
-        out.flags[rows[take], position[take]] = flags[take]
+        slot = rows[take] * width + position[take]
+        out.items.reshape(-1)[slot] = live[cols]
+        out.scores.reshape(-1)[slot] = score[take]
+        out.flags.reshape(-1)[slot] = flags
     return out
 
 
@@ -248,6 +267,51 @@ def _pair_dot(a: sp.csr_matrix, rows: np.ndarray, b: sp.csr_matrix, cols: np.nda
         out[s : s + step] = np.asarray(
             a[rows[s : s + step]].multiply(b[cols[s : s + step]]).sum(axis=1)
         ).ravel()
+    return out
+
+
+def _slots(m: sp.csr_matrix) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each row's stored entries in fixed slots: per slot, the (rows,) int32 column (-1 when
+    the row has fewer entries) and the (rows,) value. O(nnz); slots = the longest row."""
+    m = m.tocsr().copy()
+    m.sum_duplicates()
+    counts = np.diff(m.indptr)
+    columns, values = [], []
+    for j in range(int(counts.max(initial=0))):
+        has = counts > j
+        column = np.full(m.shape[0], -1, dtype=np.int32)
+        value = np.zeros(m.shape[0], dtype=m.dtype)
+        column[has] = m.indices[m.indptr[:-1][has] + j]
+        value[has] = m.data[m.indptr[:-1][has] + j]
+        columns.append(column)
+        values.append(value)
+    return columns, values
+
+
+def _share_of(
+    columns: list[np.ndarray], values: list[np.ndarray], rows: np.ndarray, column: np.ndarray
+) -> np.ndarray:
+    """(pairs,) float32: the value row ``rows[i]`` stores under ``column[i]`` (0 if none;
+    ``column`` never -1). O(pairs × slots)."""
+    out = np.zeros(len(rows), dtype=np.float32)
+    for slot_column, slot_value in zip(columns, values, strict=True):
+        hit = np.flatnonzero(slot_column[rows] == column)
+        out[hit] = slot_value[rows[hit]]
+    return out
+
+
+def _kth_largest(group: np.ndarray, n_groups: int, value: np.ndarray, k: int) -> np.ndarray:
+    """(n_groups,) float32: each group's ``k``-th largest ``value`` (0 when the group has fewer
+    than ``k``); ``value`` non-negative float32, ``group`` ascending. One unstable sort."""
+    out = np.zeros(n_groups, dtype=np.float32)
+    counts = np.bincount(group, minlength=n_groups)
+    full = np.flatnonzero(counts >= k)
+    if len(full) == 0:
+        return out
+    ordered = np.sort(_descending_key(group, value))
+    at = (np.cumsum(counts) - counts)[full] + k - 1
+    bits = np.uint32(0xFFFFFFFF) - (ordered[at] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    out[full] = bits.view(np.float32)
     return out
 
 
