@@ -43,3 +43,18 @@ def test_top_k_per_row_orders_negative_zero_and_float64_values_like_a_per_row_so
                 row = got[r]
                 assert sorted(row.indices.tolist()) == sorted(c for c, _ in best), (dtype, k, r)
                 assert got.dtype == dtype
+
+
+def test_entry_keys_and_in_sorted_find_exactly_the_stored_entries():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from tribes.sparse import entry_keys, in_sorted
+
+    m = sp.random(50, 70, density=0.1, format="csr", random_state=3, dtype=np.float32)
+    keys = entry_keys(m)
+    assert np.all(np.diff(keys) > 0)
+    rows, cols = np.divmod(np.arange(50 * 70), 70)
+    got = in_sorted(keys, rows * 70 + cols).reshape(50, 70)
+    assert np.array_equal(got, m.toarray() != 0)
+    assert not in_sorted(keys[:0], keys).any()

@@ -22,7 +22,7 @@ from .graph import InterestGraph
 from .params import Params
 from .ppr import ppr_forward_push
 from .snapshot import Snapshot
-from .sparse import binary, drop_diagonal, top_k_per_row
+from .sparse import binary, drop_diagonal, entry_keys, in_sorted, top_k_per_row
 
 __all__ = ["SOURCES", "CandidateContext", "exclusion_matrix", "generate_candidates"]
 
@@ -195,34 +195,43 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
     index.add(item_points)
     index.nprobe = min(p.als_ann_probe, cells)
     liked = binary(items)
+    liked.sort_indices()
+    liked_keys = entry_keys(liked)
 
-    def search(batch: np.ndarray, fetch: int) -> sp.csr_matrix:
+    def search(batch: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, cols, ALS scores) of the ``fetch`` nearest of each user in ``batch``, without
+        the user, people they already interact with and non-positive scores."""
         _, ids = index.search(user_points[batch], min(fetch, n))
         r, c = np.repeat(batch, ids.shape[1]), ids.ravel()
-        v = np.einsum("ij,ij->i", user_factors[r], item_factors[np.maximum(c, 0)])  # the ALS score
-        ok = (c >= 0) & (c != r) & np.isfinite(v) & (v > 0)
-        found = sp.csr_matrix((v[ok].astype(np.float32), (r[ok], c[ok])), shape=(n, n))
-        found = (found - found.multiply(liked)).tocsr()  # already interacting: not a suggestion
-        found.eliminate_zeros()
-        return found
+        ok = (c >= 0) & (c != r)
+        r, c = r[ok], c[ok]
+        v = np.einsum("ij,ij->i", user_factors[r], item_factors[c])  # the ALS score
+        ok = np.isfinite(v) & (v > 0) & ~in_sorted(liked_keys, r.astype(np.int64) * n + c)
+        return r[ok], c[ok], v[ok].astype(np.float32)
 
     # Fetch 2k + 1 for everyone; then users left short because their own contacts filled the
-    # fetch are searched again with their degree added, in batches of bounded size.
-    found = sum((search(users[s:s + _CHUNK], 2 * k + 1) for s in range(0, len(users), _CHUNK)),
-                sp.csr_matrix((n, n), dtype=np.float32))
+    # fetch are searched again with their degree added, in batches of bounded size (their
+    # first results are replaced).
+    parts = [search(users[s:s + _CHUNK], 2 * k + 1) for s in range(0, len(users), _CHUNK)]
+    found_per_user = np.bincount(np.concatenate([r for r, _, _ in parts]), minlength=n) if parts else np.zeros(n)
     degree = np.diff(liked.indptr)
-    short = users[(np.diff(found.indptr)[users] < k) & (degree[users] > k)]
+    short = users[(found_per_user[users] < k) & (degree[users] > k)]
     short = short[np.argsort(degree[short], kind="stable")]
+    is_short = np.zeros(n, dtype=bool)
+    is_short[short] = True
+    parts = [(r[~is_short[r]], c[~is_short[r]], v[~is_short[r]]) for r, c, v in parts]
     start = 0
     while start < len(short):  # sorted by degree: a batch's last user needs the largest fetch
         end = start + 1
         while end < len(short) and (end - start + 1) * (k + 1 + degree[short[end]]) <= _CHUNK_WORK // 8:
             end += 1
         batch = short[start:end]
-        others = np.ones(n, dtype=np.float32)
-        others[batch] = 0
-        found = (sp.diags(others) @ found + search(batch, int(k + 1 + degree[batch[-1]]))).tocsr()
+        parts.append(search(batch, int(k + 1 + degree[batch[-1]])))
         start = end
+    if not parts:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
+    found = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
     return top_k_per_row(found, k)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["aligned_values", "binary", "drop_diagonal", "rank_within", "row_normalize", "top_k_per_row"]
+__all__ = ["aligned_values", "binary", "drop_diagonal", "entry_keys", "in_sorted", "rank_within", "row_normalize",
+           "top_k_per_row"]
 
 
 def top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -72,6 +73,22 @@ def drop_diagonal(m: sp.spmatrix) -> sp.csr_matrix:
     c = m.tocoo()
     keep = c.row != c.col
     return sp.csr_matrix((c.data[keep], (c.row[keep], c.col[keep])), shape=m.shape)
+
+
+def entry_keys(m: sp.csr_matrix) -> np.ndarray:
+    """``row · n_cols + column`` of each entry, int64; increasing when ``m`` is canonical CSR
+    (sorted indices, no duplicates). O(nnz)."""
+    m = m.tocsr()
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    return rows * np.int64(m.shape[1]) + m.indices
+
+
+def in_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """(len(keys),) bool: each key occurs in the increasing array ``sorted_keys``.
+    O(len(keys) · log len(sorted_keys))."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    return sorted_keys[np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)] == keys
 
 
 def aligned_values(pattern: sp.csr_matrix, m: sp.spmatrix) -> np.ndarray:
