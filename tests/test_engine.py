@@ -218,3 +218,31 @@ def test_conversations_hide_threads_of_hidden_blocked_or_muted_authors(network):
     assert not any((int(u), int(a)) in blocked for u, a in zip(rows[has], authors[has], strict=True))
     assert (~snap.discoverable).any() and any(root[t] >= 0 and not snap.discoverable[root[t]]
                                                for t in np.flatnonzero(model.arrays_["thread_live"]))
+
+
+def test_ranking_in_user_blocks_gives_the_same_lists_as_one_block(network, monkeypatch):
+    """rank_people scores pairs in blocks of users and keeps only compact arrays across them;
+    the exposure budget and ties (a seeded pair hash) must not depend on the block size."""
+    from tribes import ranking
+    from tribes.model import _candidates, snapshot_from
+    from tribes.params import Params
+
+    snap = snapshot_from(network["store"])
+    ctx, candidates, _ = _candidates(snap, Params(seed=1).validate(), False)
+    whole = ranking.rank_people(ctx, candidates)
+    monkeypatch.setattr(ranking, "_SCORE_CHUNK", 500)  # dozens of blocks
+    assert len(ranking._row_blocks(candidates, snap.n_users, 500)) > 10
+    blocks = ranking.rank_people(ctx, candidates)
+    assert np.array_equal(whole.items, blocks.items)
+    assert np.array_equal(whole.scores, blocks.scores)
+    assert np.array_equal(whole.flags, blocks.flags)
+    # A tiny budget makes many candidates crowded: still at most `budget` lists each.
+    tight = replace_params(ctx, exposure_budget_max=3, exposure_budget_min=3)
+    items = ranking.rank_people(tight, candidates).items
+    assert np.bincount(items[items >= 0]).max() == 3
+
+
+def replace_params(ctx, **changes):
+    from dataclasses import replace
+
+    return replace(ctx, params=replace(ctx.params, **changes))

@@ -16,6 +16,7 @@ multiplied by ``tribe_diversity``) shape the final lists. All steps are vectoris
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 from .candidates import CandidateContext
 from .sparse import aligned_values, binary, rank_within, row_normalize
 
-__all__ = ["REASON_FLAGS", "RankedPeople", "rank_people"]
+__all__ = ["REASON_FLAGS", "PairInputs", "RankedPeople", "pair_features", "rank_people"]
 
 #: Bits of ``RankedPeople.flags``: which evidence is strong enough to be told as a reason.
 REASON_FLAGS = {
@@ -36,6 +37,7 @@ REASON_FLAGS = {
     "similar_people": 64,
 }
 _PAIR_CHUNK = 1_000_000
+_SCORE_CHUNK = 8_000_000  # candidate entries scored per block of users (~1 GB of features)
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,8 +79,10 @@ ENGAGE_WEIGHTS = {
 
 
 def candidate_pairs(n: int, candidates: dict[str, sp.csr_matrix]) -> sp.csr_matrix:
-    """The union of every source's candidates, binary with sorted indices."""
-    union = sp.csr_matrix((n, n), dtype=np.float32)
+    """The union of every source's candidates, binary with sorted indices. Shape: the sources'
+    own ((rows, U); ``(n, n)`` when there are none)."""
+    shape = next(iter(candidates.values())).shape if candidates else (n, n)
+    union = sp.csr_matrix(shape, dtype=np.float32)
     for m in candidates.values():
         union = union + binary(m)
     union = binary(union.tocsr())
@@ -86,30 +90,51 @@ def candidate_pairs(n: int, candidates: dict[str, sp.csr_matrix]) -> sp.csr_matr
     return union
 
 
+@dataclass(frozen=True, eq=False)
+class PairInputs:
+    """The user-level matrices every chunk of pair features reads, computed once per ranking."""
+
+    topic: sp.csr_matrix  # (U, V) user topics, rows l2-normalised
+    memberships: sp.csr_matrix  # (U, K) tribe shares
+    inbound: sp.csr_matrix  # (U, U) interaction transposed: [u, c] = how much c reached out to u
+
+    @classmethod
+    def of(cls, ctx: CandidateContext) -> PairInputs:
+        g = ctx.graph
+        return cls(row_normalize(g.user_topic, "l2").tocsr(), ctx.memberships.tocsr(), g.interaction.T.tocsr())
+
+
 def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
-                  union: sp.csr_matrix) -> dict[str, np.ndarray]:
+                  union: sp.csr_matrix, *, start: int = 0,
+                  inputs: PairInputs | None = None) -> dict[str, np.ndarray]:
     """The engagement features of every pair of ``union`` (in its order), each in [0, ~1],
     plus ``mutual_count`` (the Adamic-Adar sum of mutual contacts) and ``inbound_raw``
-    (unscaled, for reasons)."""
-    g = ctx.graph
+    (unscaled, for reasons).
+
+    ``candidates`` and ``union`` may be the row block ``start : start + union.shape[0]`` of the
+    whole matrices (:func:`rank_people` scores in such blocks); ``inputs`` as from
+    :meth:`PairInputs.of`, computed here when None.
+    """
+    inputs = inputs if inputs is not None else PairInputs.of(ctx)
     n = union.shape[0]
-    rows = np.repeat(np.arange(n), np.diff(union.indptr)).astype(np.int64)
+    local = np.repeat(np.arange(n), np.diff(union.indptr)).astype(np.int64)
+    rows = local + start
     cols = union.indices.astype(np.int64)
 
     def scaled(name: str) -> np.ndarray:
         m = candidates.get(name)
         if m is None:
             return np.zeros(len(rows), dtype=np.float32)
-        return _row_max_normalize(aligned_values(union, m), rows, n)
+        return _row_max_normalize(aligned_values(union, m), local, n)
 
     mutual = (aligned_values(union, candidates["follow_2hop"]) if "follow_2hop" in candidates
               else np.zeros(len(rows), np.float32))
-    inbound = aligned_values(union, g.interaction.T.tocsr())
+    inbound = aligned_values(union, inputs.inbound[start:start + n])
     return {
         "conversation_2hop": scaled("conversation_2hop"),
         "mutual_contacts": np.log1p(mutual).astype(np.float32),  # mutual: the Adamic-Adar sum
-        "topic": _row_dot(row_normalize(g.user_topic, "l2").tocsr(), rows, cols),
-        "tribe": _row_dot(ctx.memberships.tocsr(), rows, cols),
+        "topic": _row_dot(inputs.topic, rows, cols),
+        "tribe": _row_dot(inputs.memberships, rows, cols),
         "als": scaled("als"),
         "ppr": scaled("ppr"),
         "inbound": (1 - np.exp(-inbound)).astype(np.float32),
@@ -122,40 +147,88 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
                 features: dict[str, np.ndarray] | None = None) -> RankedPeople:
     """Score every candidate pair, apply the exposure budget and diversity, cut to lists.
 
-    ``features``: :func:`pair_features` of these candidates when already computed (reused).
+    Pairs are scored in blocks of users (about ``_SCORE_CHUNK`` pairs each); only four compact
+    arrays per pair (13 bytes) are kept across blocks for the exposure budget, which needs
+    every pair of a candidate at once. ``features``: :func:`pair_features` of these candidates
+    over the whole union, when already computed (learning reuses them; one block).
     """
-    p, b = ctx.params, ctx.behaviour
+    p = ctx.params
     n = ctx.snap.n_users
     width = p.max_people
     sources = {name: int(m.nnz) for name, m in candidates.items()}
-    union = candidate_pairs(n, candidates)
-    rows = np.repeat(np.arange(n), np.diff(union.indptr)).astype(np.int64)
-    cols = union.indices.astype(np.int64)
-    if len(rows) == 0:
-        return RankedPeople(np.full((n, width), -1, np.int32), np.zeros((n, width), np.float32),
-                            np.zeros((n, width), np.uint8), sources)
-    feats = features if features is not None else pair_features(ctx, candidates, union)
-    score = pair_scores(p, feats, b.answer_rate_for(cols, ctx.labels[rows]), b.activity[cols],
-                        b.followers[cols], popularity_pivot(p, b.followers))
-    same = (ctx.labels[rows] >= 0) & (ctx.labels[rows] == ctx.labels[cols])
-    flags = reason_flags(feats, same, b.answer_rate[cols], b.reached_by[cols])
-
-    # Exposure budget: each candidate keeps only the `budget` users it scores best with.
-    budget = exposure_budget(p, len(np.unique(rows)))
-    tiebreak = np.random.default_rng(p.seed).random(len(rows))
-    keep = within_exposure_budget(cols, score, tiebreak, budget)
-    rows, cols, score, flags = rows[keep], cols[keep], score[keep], flags[keep]
-
-    score = diversify(rows, cols, score, ctx.labels[cols].astype(np.int64), p.tribe_diversity)
-    position = list_positions(rows, cols, score)
-    take = position < width
     items = np.full((n, width), -1, dtype=np.int32)
     scores = np.zeros((n, width), dtype=np.float32)
     flag_out = np.zeros((n, width), dtype=np.uint8)
-    items[rows[take], position[take]] = cols[take]
-    scores[rows[take], position[take]] = score[take]
-    flag_out[rows[take], position[take]] = flags[take]
+    blocks = [(0, n)] if features is not None else _row_blocks(candidates, n, _SCORE_CHUNK)
+    inputs = PairInputs.of(ctx) if features is None else None
+    pivot = popularity_pivot(p, ctx.behaviour.followers)
+    scored = [_score_block(ctx, candidates, a, b, inputs, pivot, features) for a, b in blocks]
+    rows, cols, score, flags = (np.concatenate(x) for x in zip(*scored, strict=True))
+    if len(rows) == 0:
+        return RankedPeople(items, scores, flag_out, sources)
+
+    # Exposure budget: each candidate keeps only the `budget` users it scores best with. Only
+    # candidates in more lists than that need sorting. Ties: a seeded hash of the pair.
+    budget = exposure_budget(p, int(np.count_nonzero(np.diff(rows, prepend=-1))))
+    crowded = np.flatnonzero(np.bincount(cols, minlength=n)[cols] > budget)
+    keep = np.ones(len(rows), dtype=bool)
+    keep[crowded] = within_exposure_budget(cols[crowded], score[crowded],
+                                           pair_hash(rows[crowded], cols[crowded], p.seed), budget)
+    rows, cols, score, flags = rows[keep], cols[keep], score[keep], flags[keep]
+
+    # Diversity and list positions need each user's pairs together: pairs are in row order.
+    tribe_of = ctx.labels.astype(np.int64)
+    bounds = np.searchsorted(rows, [a for a, _ in blocks] + [n])
+    for lo, hi in pairwise(bounds):
+        r, c = rows[lo:hi].astype(np.int64), cols[lo:hi].astype(np.int64)
+        s = diversify(r, c, score[lo:hi], tribe_of[c], p.tribe_diversity)
+        position = list_positions(r, c, s)
+        take = position < width
+        items[r[take], position[take]] = c[take]
+        scores[r[take], position[take]] = s[take]
+        flag_out[r[take], position[take]] = flags[lo:hi][take]
     return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources)
+
+
+def _row_blocks(candidates: dict[str, sp.csr_matrix], n: int, max_pairs: int) -> list[tuple[int, int]]:
+    """Consecutive user ranges whose candidate entries (summed over sources) stay near
+    ``max_pairs`` each (a user's own entries are never split)."""
+    per_user = sum((np.diff(m.tocsr().indptr) for m in candidates.values()), np.zeros(n, dtype=np.int64))
+    ends = np.searchsorted(np.cumsum(per_user), np.arange(max_pairs, per_user.sum() + max_pairs, max_pairs),
+                           side="right")
+    bounds = np.unique(np.clip(np.r_[0, ends, n], 0, n))
+    return [(int(a), int(b)) for a, b in pairwise(bounds)] or [(0, n)]
+
+
+def _score_block(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix], start: int, stop: int,
+                 inputs: PairInputs | None, pivot: float, features: dict[str, np.ndarray] | None):
+    """(rows int32, cols int32, score float32, flags uint8) of the candidate pairs of users
+    ``start:stop``, in (row, col) order."""
+    p, b = ctx.params, ctx.behaviour
+    block = {name: m.tocsr()[start:stop] for name, m in candidates.items()}
+    union = candidate_pairs(stop - start, block)
+    rows = (np.repeat(np.arange(stop - start), np.diff(union.indptr)) + start).astype(np.int64)
+    cols = union.indices.astype(np.int64)
+    feats = features if features is not None else pair_features(ctx, block, union, start=start, inputs=inputs)
+    score = pair_scores(p, feats, b.answer_rate_for(cols, ctx.labels[rows]), b.activity[cols],
+                        b.followers[cols], pivot)
+    same = (ctx.labels[rows] >= 0) & (ctx.labels[rows] == ctx.labels[cols])
+    flags = reason_flags(feats, same, b.answer_rate[cols], b.reached_by[cols])
+    return rows.astype(np.int32), cols.astype(np.int32), score, flags
+
+
+def pair_hash(rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
+    """(pairs,) uint64: a seeded hash of each (row, col) pair (splitmix64's finaliser), so ties
+    break the same way however the pairs are split into blocks."""
+    with np.errstate(over="ignore"):
+        x = (rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ cols.astype(np.uint64)
+        x ^= np.uint64((seed * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF)
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
 
 
 # --- the per-pair steps of rank_people, shared with the Spark engine (tribes.spark.rank) ---
