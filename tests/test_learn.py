@@ -162,3 +162,45 @@ def test_weights_are_relearned_every_n_th_recompute_and_reused_in_between():
     # By default every recompute learns.
     again = TribeModel(seed=1).fit(events, previous=first.recommender())
     assert "learn_weights" in again.timings_ and again.manifest()["learned_weights_age"] == 0
+
+
+def test_learning_network_is_a_connected_sample_with_complete_seed_neighbourhoods():
+    from tribes.learn import learning_network
+    from tribes.params import Params
+
+    snap = snapshot_from(list(generate(SynthConfig(n_users=600, seed=6))))
+    same, seeds = learning_network(snap, Params(learn_graph_users=600))
+    assert same is snap and seeds is None
+    sub, seeds = learning_network(snap, Params(learn_graph_users=250, seed=3))
+    assert 250 <= sub.n_users < snap.n_users and 0 < seeds.sum() < sub.n_users
+    assert list(sub.user_ids) == sorted(sub.user_ids)  # dense order by public id kept
+    full = {u: i for i, u in enumerate(snap.user_ids)}
+    kept = {str(u) for u in sub.user_ids}
+    # Every contact of a seed (a follow or a reply, either way) is in the sample.
+    replied = snap.post_parent >= 0
+    a = np.r_[snap.follow_src, snap.post_author[replied]]
+    b = np.r_[snap.follow_dst, snap.post_author[snap.post_parent[replied]]]
+    for s in sub.user_ids[seeds]:
+        i = full[s]
+        assert {str(snap.user_ids[j]) for j in np.r_[b[a == i], a[b == i]]} <= kept
+    # Relations and posts are the original ones between kept users, renumbered consistently.
+    pairs = {(snap.user_ids[x], snap.user_ids[y]) for x, y in zip(snap.follow_src, snap.follow_dst, strict=True)}
+    got = {(sub.user_ids[x], sub.user_ids[y]) for x, y in zip(sub.follow_src, sub.follow_dst, strict=True)}
+    assert got == {(x, y) for x, y in pairs if x in kept and y in kept}
+    post = {p: i for i, p in enumerate(snap.post_ids)}
+    for i in range(sub.n_posts):
+        j = post[sub.post_ids[i]]
+        assert sub.user_ids[sub.post_author[i]] == snap.user_ids[snap.post_author[j]]
+        parent = snap.post_parent[j]
+        if sub.post_parent[i] >= 0:
+            assert sub.post_ids[sub.post_parent[i]] == snap.post_ids[parent]
+        else:  # a root, or its parent's author is outside the sample
+            assert parent < 0 or str(snap.user_ids[snap.post_author[parent]]) not in kept
+        assert sub.thread_ids[sub.post_thread[i]] == snap.thread_ids[snap.post_thread[j]]
+
+
+def test_learning_on_a_sampled_network_still_learns_weights():
+    events = list(generate(SynthConfig(n_users=800, seed=7)))
+    model = TribeModel(seed=1, learn_graph_users=400).fit(events)
+    learned = model.learned_weights_
+    assert learned is not None and sum(v for k, v in learned.items() if k.startswith("w_")) > 0

@@ -13,6 +13,9 @@ soon strong evidence saturates differs by network). Then ``popularity_floor`` is
 same way among ``POPULARITY_FLOORS``, but only among floors whose lists keep the top 1% of
 accounts within ``top_exposure_cap`` of list slots: popularity is damped as much as the
 network needs to stay unconcentrated, not more.
+Above ``learn_graph_users`` users all of this runs on a connected sample of about that many
+(:func:`learning_network`: seeded users with all their contacts), so learning costs about the
+same on a network of a million as on one of a hundred thousand.
 Nothing here looks at evaluation data: the held-out slice is inside the training snapshot.
 """
 
@@ -31,7 +34,7 @@ from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features, rank_people
 from .snapshot import Snapshot
 from .sparse import aligned_values, binary, drop_diagonal
 
-__all__ = ["learn_engage_weights", "learning_sample", "snapshot_before"]
+__all__ = ["learn_engage_weights", "learning_network", "learning_sample", "snapshot_before"]
 
 MIN_POSITIVES = 30
 MAX_PAIRS = 400_000
@@ -46,23 +49,84 @@ RECALL_AT = 20
 
 def snapshot_before(snap: Snapshot, cut: float) -> Snapshot:
     """The snapshot as it was at ``cut``: follows and posts after it removed (users kept)."""
-    keep_f = snap.follow_ts <= cut
-    keep_p = np.flatnonzero(snap.post_ts <= cut)
-    new_index = np.full(snap.n_posts, -1, dtype=np.int64)
-    new_index[keep_p] = np.arange(len(keep_p))
+    return replace(_restrict(snap, np.ones(snap.n_users, dtype=bool), snap.follow_ts <= cut, snap.post_ts <= cut),
+                   now=float(cut))
+
+
+def _restrict(snap: Snapshot, users: np.ndarray, follows: np.ndarray, posts: np.ndarray) -> Snapshot:
+    """The snapshot with only the ``users``, ``follows`` and ``posts`` masks' entries (follows,
+    blocks, mutes and posts of dropped users go too), every index renumbered; a reply whose
+    parent is gone becomes a root, threads left empty disappear. O(U + F + P)."""
+    user_map = np.full(snap.n_users, -1, dtype=np.int64)
+    kept_users = np.flatnonzero(users)
+    user_map[kept_users] = np.arange(len(kept_users))
+
+    def pairs(src: np.ndarray, dst: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        ok = users[src] & users[dst] & (True if keep is None else keep)
+        return user_map[src[ok]].astype(np.int32), user_map[dst[ok]].astype(np.int32)
+
+    follows = follows & users[snap.follow_src] & users[snap.follow_dst]
+    keep_p = np.flatnonzero(posts & users[snap.post_author]) if snap.n_posts else np.zeros(0, np.int64)
+    post_map = np.full(snap.n_posts, -1, dtype=np.int64)
+    post_map[keep_p] = np.arange(len(keep_p))
     parent = snap.post_parent[keep_p]
-    parent = np.where(parent >= 0, new_index[np.maximum(parent, 0)], -1).astype(np.int32)
+    parent = np.where(parent >= 0, post_map[np.maximum(parent, 0)], -1).astype(np.int32)
     threads_used = np.unique(snap.post_thread[keep_p])
     thread_map = np.full(snap.n_threads, -1, dtype=np.int64)
     thread_map[threads_used] = np.arange(len(threads_used))
+    block_src, block_dst = pairs(snap.block_src, snap.block_dst)
+    mute_src, mute_dst = pairs(snap.mute_src, snap.mute_dst)
     return replace(
         snap,
-        follow_src=snap.follow_src[keep_f], follow_dst=snap.follow_dst[keep_f], follow_ts=snap.follow_ts[keep_f],
-        post_ids=snap.post_ids[keep_p], post_author=snap.post_author[keep_p], post_ts=snap.post_ts[keep_p],
-        post_parent=parent, post_thread=thread_map[snap.post_thread[keep_p]].astype(np.int32),
+        user_ids=snap.user_ids[kept_users], discoverable=snap.discoverable[kept_users],
+        first_seen=snap.first_seen[kept_users], interests=[snap.interests[i] for i in kept_users],
+        follow_src=user_map[snap.follow_src[follows]].astype(np.int32),
+        follow_dst=user_map[snap.follow_dst[follows]].astype(np.int32), follow_ts=snap.follow_ts[follows],
+        block_src=block_src, block_dst=block_dst, mute_src=mute_src, mute_dst=mute_dst,
+        post_ids=snap.post_ids[keep_p], post_author=user_map[snap.post_author[keep_p]].astype(np.int32),
+        post_ts=snap.post_ts[keep_p], post_parent=parent,
+        post_thread=thread_map[snap.post_thread[keep_p]].astype(np.int32),
         post_text=[snap.post_text[i] for i in keep_p], post_tags=[snap.post_tags[i] for i in keep_p],
-        thread_ids=snap.thread_ids[threads_used], now=float(cut),
+        thread_ids=snap.thread_ids[threads_used],
+        dismissed=[(int(user_map[u]), kind, target) for u, kind, target in snap.dismissed if users[u]],
     )
+
+
+def learning_network(snap: Snapshot, params: Params) -> tuple[Snapshot, np.ndarray | None]:
+    """``(snapshot, seeds)``: the whole snapshot and None up to ``learn_graph_users`` users;
+    above, a connected sample of about that many users and a (U',) bool mask of its seeds.
+
+    Seeds are drawn in a seeded random order and each brings all its contacts (follows and
+    replies, either way), until the sample reaches the size: every seed's neighbourhood is
+    complete, so learning asks only the seeds' lists. O(F + P + U log U).
+    """
+    n, target = snap.n_users, params.learn_graph_users
+    if target <= 0 or n <= target:
+        return snap, None
+    replied = np.flatnonzero(snap.post_parent >= 0)
+    src = np.concatenate([snap.follow_src, snap.post_author[replied]]).astype(np.int64)
+    dst = np.concatenate([snap.follow_dst, snap.post_author[snap.post_parent[replied]]]).astype(np.int64)
+    contacts = sp.csr_matrix((np.ones(2 * len(src), np.float32), (np.r_[src, dst], np.r_[dst, src])), shape=(n, n))
+    order = np.random.default_rng(params.seed).permutation(n)
+
+    def sample(m: int) -> np.ndarray:
+        mask = np.zeros(n, dtype=bool)
+        mask[order[:m]] = True
+        mask[contacts[order[:m]].indices] = True
+        return mask
+
+    lo, hi = 1, n  # the fewest seeds whose sample reaches the target (sizes grow with seeds)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if sample(mid).sum() >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    users = sample(lo)
+    seeds = np.zeros(n, dtype=bool)
+    seeds[order[:lo]] = True
+    sub = _restrict(snap, users, np.ones(len(snap.follow_src), dtype=bool), np.ones(snap.n_posts, dtype=bool))
+    return sub, seeds[users]
 
 
 def _future_pairs(snap: Snapshot, cut: float) -> sp.csr_matrix:
@@ -81,12 +145,17 @@ def _future_pairs(snap: Snapshot, cut: float) -> sp.csr_matrix:
     return m
 
 
-def learning_sample(n_users: int, params: Params) -> np.ndarray | None:
-    """(U,) bool mask of at most ``learn_max_users`` users (seeded), or None for all."""
-    if params.learn_max_users <= 0 or n_users <= params.learn_max_users:
+def learning_sample(n_users: int, params: Params, among: np.ndarray | None = None) -> np.ndarray | None:
+    """(U,) bool mask of at most ``learn_max_users`` users (seeded), or None for all; drawn
+    from the ``among`` mask when given (e.g. the seeds of :func:`learning_network`)."""
+    pool = np.arange(n_users) if among is None else np.flatnonzero(among)
+    if among is None and (params.learn_max_users <= 0 or n_users <= params.learn_max_users):
         return None
     mask = np.zeros(n_users, dtype=bool)
-    mask[np.random.default_rng(params.seed).choice(n_users, params.learn_max_users, replace=False)] = True
+    if params.learn_max_users <= 0 or len(pool) <= params.learn_max_users:
+        mask[pool] = True
+    else:
+        mask[np.random.default_rng(params.seed).choice(pool, params.learn_max_users, replace=False)] = True
     return mask
 
 
@@ -165,9 +234,11 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     ``candidates_for(snapshot, params, query)`` runs the pipeline up to the candidates and
     returns ``(ctx, candidates)`` — the caller's own stages, so learning sees exactly what ranking
     sees. ``query`` (a (U,) bool mask or None) limits candidate generation to a seeded sample
-    of ``params.learn_max_users`` users: graph, affinity and tribes still use everybody, so the
-    features are those of the full network, while the per-user work stays bounded.
+    of ``params.learn_max_users`` users: graph, affinity and tribes use the whole (sampled, above
+    ``learn_graph_users``) network, so the features are the network's, while the per-user work
+    stays bounded.
     """
+    snap, seeds = learning_network(snap, params)
     times = np.concatenate([snap.post_ts, snap.follow_ts])
     if len(times) < 100:
         return None
@@ -186,7 +257,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
                        follow_ts=snap.follow_ts[~held])
     if future.nnz < MIN_POSITIVES:
         return None
-    ctx, candidates = candidates_for(past, params, learning_sample(past.n_users, params))
+    ctx, candidates = candidates_for(past, params, learning_sample(past.n_users, params, seeds))
     union = candidate_pairs(past.n_users, candidates)
     if union.nnz == 0:
         return None

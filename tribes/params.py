@@ -69,6 +69,9 @@ class Params:
                                "learn_holdout of the data (tribes.learn); 0: use the w_* below as given.")
     learn_max_users: int = _p(20000, "Learning generates candidates for a seeded sample of at most this many "
                                      "users (its cost then stays bounded as the network grows); 0 = all.")
+    learn_graph_users: int = _p(100_000, "Above this many users, learning runs on a connected sample of about "
+                                         "this many (seeded users with all their contacts) instead of the whole "
+                                         "network, so its cost stays bounded; 0 = always the whole network.")
     relearn_every: int = _p(1, "Learn the weights on every n-th recompute; in between, reuse the current model's "
                                "(a large network's learning reruns graph, affinity and tribes on the past).")
     learn_holdout: float = _p(0.15, "Share of interactions (by time; else random follows) held out to learn weights.")
