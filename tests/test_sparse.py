@@ -58,3 +58,27 @@ def test_entry_keys_and_in_sorted_find_exactly_the_stored_entries():
     got = in_sorted(keys, rows * 70 + cols).reshape(50, 70)
     assert np.array_equal(got, m.toarray() != 0)
     assert not in_sorted(keys[:0], keys).any()
+
+
+def test_top_k_per_row_prefilter_keeps_exactly_the_same_entries(monkeypatch):
+    """The linear pre-filter of long rows (bins between each row's min and max) must not change
+    which entries survive: ties, constant rows, negative values and k above some rows' length."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from tribes import sparse
+
+    rng = np.random.default_rng(8)
+    for trial in range(12):
+        r, c = rng.integers(0, 200, 60_000), rng.integers(0, 3000, 60_000)
+        v = [rng.random(60_000), rng.integers(0, 4, 60_000), rng.standard_normal(60_000) * 1e3][trial % 3]
+        v = v.astype(np.float32)
+        v[r < 10] = 2.0  # constant rows
+        m = sp.csr_matrix((v, (r, c)), shape=(200, 3000))
+        k = int(rng.integers(1, 400))
+        monkeypatch.setattr(sparse, "_PREFILTER_MIN", 0)
+        fast = sparse.top_k_per_row(m, k)
+        monkeypatch.setattr(sparse, "_PREFILTER_MIN", 10**12)
+        plain = sparse.top_k_per_row(m, k)
+        assert np.array_equal(fast.indptr, plain.indptr) and np.array_equal(fast.indices, plain.indices)
+        assert np.array_equal(fast.data, plain.data)

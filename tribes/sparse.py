@@ -27,15 +27,48 @@ def top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     entry_row = np.repeat(np.arange(m.shape[0]), counts)
     in_long = long_rows[entry_row]
     long_entries = np.flatnonzero(in_long)
+    if len(long_entries) > _PREFILTER_MIN and len(long_entries) > 4 * k * int(long_rows.sum()):
+        long_entries = long_entries[_at_least_top_k(entry_row[long_entries], m.data[long_entries], k)]
     rows = entry_row[long_entries]
     order = long_entries[_row_value_order(rows, m.data[long_entries])]
     # Entries of long rows come row by row in ``order``: rank = position - the row's first slot.
-    firsts = np.r_[0, np.cumsum(counts[long_rows])][:-1]
-    rank = np.arange(len(order)) - np.repeat(firsts, counts[long_rows])
+    row_counts = np.bincount(rows, minlength=m.shape[0])[long_rows]
+    firsts = np.r_[0, np.cumsum(row_counts)][:-1]
+    rank = np.arange(len(order)) - np.repeat(firsts, row_counts)
     keep = np.concatenate([np.flatnonzero(~in_long), order[rank < k]])
     keep.sort()
     return sp.csr_matrix((m.data[keep], m.indices[keep], np.r_[0, np.cumsum(np.minimum(counts, k))]),
                          shape=m.shape)
+
+
+_PREFILTER_MIN = 1_000_000  # long-row entries above which a linear pre-filter pays for itself
+_BINS = 256
+
+
+def _at_least_top_k(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """(len(rows),) bool: a superset of each row's ``k`` largest entries, in O(entries).
+
+    Each row's values are cut into ``_BINS`` equal bins between its min and max; every entry in
+    the bin holding the row's k-th largest value or above is kept. Binning is monotone in the
+    value, so no entry of the top k (nor one tied with it) is lost. ``rows`` sorted, every row
+    holding more than ``k`` entries.
+    """
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    v = values.astype(np.float32, copy=False)
+    if not np.isfinite(v).all():
+        return np.ones(len(rows), dtype=bool)
+    low = np.minimum.reduceat(v, starts)
+    span = np.maximum.reduceat(v, starts) - low
+    scale = np.divide(np.float32(_BINS), span, out=np.zeros_like(span), where=span > 0)
+    group = np.repeat(np.arange(len(starts), dtype=np.int64), np.diff(np.r_[starts, len(rows)]))
+    if not np.isfinite(scale).all():
+        return np.ones(len(rows), dtype=bool)
+    # Constant rows: scale 0 puts every entry in bin 0, and all of them are kept.
+    b = np.minimum((v - low[group]) * scale[group], np.float32(_BINS - 1)).astype(np.int64)
+    counts = np.bincount(group * _BINS + b, minlength=len(starts) * _BINS).reshape(len(starts), _BINS)
+    from_top = np.cumsum(counts[:, ::-1], axis=1)  # entries in this bin or above, highest bin first
+    threshold = _BINS - 1 - np.argmax(from_top >= k, axis=1)  # the k-th largest value's bin
+    return b >= threshold[group]
 
 
 def _row_value_order(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
