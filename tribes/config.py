@@ -32,7 +32,8 @@ class Settings:
         "var/models", "Folder of versioned model artifacts; `current` points at the served one."
     )
     keep_models: int = _setting(5, "Model versions kept by recompute (the current one is always kept).")
-    recompute_threads: int = _setting(1, "BLAS/OpenMP threads a recompute may use (leave cores to the API).")
+    recompute_threads: int = _setting(1, "Cores a recompute may use: BLAS/OpenMP threads and block threads "
+                                         "(tribes.parallel; same results for any number). Leave cores to the API.")
     api_keys: str = _setting("", "Comma-separated API keys; when set (or api_keys_file), /v1/* needs `Authorization: Bearer <key>`.")
     api_keys_file: str = _setting("", "File of API keys, one per line (or `sha256:<hex>` digests).")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "Largest POST body the API accepts (413 beyond).")

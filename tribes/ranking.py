@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .candidates import CandidateContext
+from .parallel import map_blocks
 from .sparse import aligned_values, binary, rank_within, row_normalize
 
 __all__ = ["REASON_FLAGS", "PairInputs", "RankedPeople", "pair_features", "rank_people"]
@@ -162,7 +163,7 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     blocks = [(0, n)] if features is not None else _row_blocks(candidates, n, _SCORE_CHUNK)
     inputs = PairInputs.of(ctx) if features is None else None
     pivot = popularity_pivot(p, ctx.behaviour.followers)
-    scored = [_score_block(ctx, candidates, a, b, inputs, pivot, features) for a, b in blocks]
+    scored = map_blocks(lambda ab: _score_block(ctx, candidates, *ab, inputs, pivot, features), blocks)
     rows, cols, score, flags = (np.concatenate(x) for x in zip(*scored, strict=True))
     if len(rows) == 0:
         return RankedPeople(items, scores, flag_out, sources)
@@ -178,8 +179,9 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
 
     # Diversity and list positions need each user's pairs together: pairs are in row order.
     tribe_of = ctx.labels.astype(np.int64)
-    bounds = np.searchsorted(rows, [a for a, _ in blocks] + [n])
-    for lo, hi in pairwise(bounds):
+
+    def cut(bound: tuple[int, int]) -> None:  # blocks hold disjoint users: disjoint output rows
+        lo, hi = bound
         r, c = rows[lo:hi].astype(np.int64), cols[lo:hi].astype(np.int64)
         s = diversify(r, c, score[lo:hi], tribe_of[c], p.tribe_diversity)
         position = list_positions(r, c, s)
@@ -187,6 +189,8 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
         items[r[take], position[take]] = c[take]
         scores[r[take], position[take]] = s[take]
         flag_out[r[take], position[take]] = flags[lo:hi][take]
+
+    map_blocks(cut, pairwise(np.searchsorted(rows, [a for a, _ in blocks] + [n])))
     return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources)
 
 

@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from .artifacts import ModelStore
 from .model import TribeModel
+from .parallel import workers
 from .store import Store
 
 __all__ = ["open_current", "publish", "recompute"]
@@ -38,7 +39,7 @@ def recompute(store: Store, models_root: str | Path, params: Mapping[str, Any] |
     """
     models = ModelStore(models_root)
     previous = open_current(models_root)
-    with threadpool_limits(limits=threads):
+    with threadpool_limits(limits=threads), workers(threads):
         model = TribeModel(**dict(params or {})).fit(store, previous=previous, on_stage=on_stage)
     return publish(model, models, store, previous, keep), model
 
