@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import tribes.text as text_module
 from tribes.text import (
     _TOKEN,  # the full scan, to check the fast path against
     STOP_WORDS,
@@ -57,6 +58,50 @@ def test_fast_path_agrees_with_full_scan():
         ]
         assert tokenize(text) == full
         assert tokenize(text + " @x") == full
+
+
+def _terms_per_doc(docs: list[str]) -> list[list[str]]:
+    """What ``build_topic_matrix`` reads as each doc's terms (``_text_terms``), as strings."""
+    ids = text_module._Ids()
+    flat, lengths = text_module._text_terms(docs, ids.__getitem__)
+    keys = list(ids)
+    assert lengths.shape == (len(docs),) and lengths.sum() == flat.size
+    return [[keys[i] for i in part] for part in np.split(flat, np.cumsum(lengths)[:-1])]
+
+
+def test_batched_terms_equal_tokenize_on_adversarial_text(monkeypatch):
+    # Chunks with every special form, tags spanning whitespace, the batch's end marker in
+    # both cases, empty docs; a small batch so that docs span several batches.
+    monkeypatch.setattr(text_module, "_BATCH", 37)
+    rng = np.random.default_rng(11)
+    pieces = [
+        *"abcdefgh  -_'.,!?0123456789éΩ日@#&<>:/;\n\t",
+        "END",
+        "end",
+        "End",
+        "http://",
+        "www.",
+        "<b>",
+        "</p>",
+        "<a href='x y'>",
+        "&amp;",
+        "bob@x.io",
+        "ÜBER",
+        "ǅ",
+        "İ",
+    ]
+    docs = ["".join(rng.choice(pieces, rng.integers(0, 30))) for _ in range(400)]
+    docs += ["", " ", "END", "<i>kayak river", "kayak river</i> END kayak"]
+    assert _terms_per_doc(docs) == [tokenize(d) for d in docs]
+
+
+def test_batched_terms_equal_tokenize_on_synthetic_posts():
+    from tribes.model import snapshot_from
+    from tribes.synth import SynthConfig, generate
+
+    posts = list(snapshot_from(generate(SynthConfig(n_users=300, seed=4))).post_text)
+    assert len(posts) > 1000
+    assert _terms_per_doc(posts) == [tokenize(p) for p in posts]
 
 
 def test_tokenize_keeps_repeats_and_order():

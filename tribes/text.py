@@ -121,11 +121,70 @@ class _Ids(dict):
         return n
 
 
-def _csr_counts(lengths: array, ids: array, n_docs: int, n_ids: int) -> sp.csr_matrix:
+class _Chunks(dict):
+    """Whitespace-separated chunk → dense id, remembering the chunks in id order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys_in_order: list[str] = []
+
+    def __missing__(self, key: str) -> int:
+        self[key] = n = len(self)
+        self.keys_in_order.append(key)
+        return n
+
+
+_END = "END"  # ends each doc in a batch: upper case, so never a chunk of lower-cased text
+_BATCH = 16_384  # docs per batch: bounds the chunk list held at once
+
+
+def _chunk_terms(chunk: str) -> list[str]:
+    """:func:`tokenize` of one whitespace-free piece of lower-case text."""
+    found = [chunk] if chunk.isalpha() else _TOKEN.findall(chunk)  # a plain word is one token
+    return [t for t in found if _MIN_LEN <= len(t) <= _MAX_LEN and t not in STOP_WORDS]
+
+
+def _text_terms(docs_text: Sequence[str], lookup) -> tuple[np.ndarray, np.ndarray]:
+    """Every doc's :func:`tokenize` terms as ids from ``lookup``: ``(ids int32, lengths int64)``.
+
+    No token pattern but an HTML tag spans whitespace, so the tokens of a text are the tokens
+    of its whitespace-separated chunks, in order; the regular expression runs once per
+    *distinct* chunk and each doc is a run of chunk ids expanded with numpy. A text with a
+    ``<`` (a possible tag) goes through :func:`tokenize` and stands for its tokens, which
+    tokenize to themselves. O(total characters) with the per-token work in C.
+    """
+    chunks = _Chunks()
+    chunk_id = chunks.__getitem__
+    end = chunk_id(_END)
+    ptr, out = array("q", [0, 0]), array("i")  # chunk c's term ids: out[ptr[c]:ptr[c + 1]]
+    ids, lengths = [], []
+    for start in range(0, len(docs_text), _BATCH):
+        low = [t.lower() for t in docs_text[start : start + _BATCH]]
+        for i, t in enumerate(low):
+            if "<" in t:
+                low[i] = " ".join(tokenize(t))
+        pieces = f" {_END} ".join(low).split()
+        pieces.append(_END)
+        c = np.fromiter(map(chunk_id, pieces), dtype=np.int32, count=len(pieces))
+        del pieces
+        for chunk in chunks.keys_in_order[len(ptr) - 1 :]:
+            out.extend(map(lookup, _chunk_terms(chunk)))
+            ptr.append(len(out))
+        first = np.array(ptr, dtype=np.int64)  # copies: ptr and out grow in the next batch
+        count = np.diff(first)[c]
+        ends = np.cumsum(count)
+        offset = np.repeat(first[c] - (ends - count), count)  # term k is out[offset[k] + k]
+        ids.append(np.array(out, dtype=np.int32)[offset + np.arange(int(ends[-1]))])
+        lengths.append(np.diff(np.r_[0, ends[c == end]]))
+    if not ids:
+        return np.zeros(0, np.int32), np.zeros(0, np.int64)
+    return np.concatenate(ids), np.concatenate(lengths).astype(np.int64)
+
+
+def _csr_counts(lengths: np.ndarray, idx: np.ndarray, n_docs: int, n_ids: int) -> sp.csr_matrix:
     """Per-doc id lists (flattened, with ``lengths``) → ``(n_docs, n_ids)`` int32 counts."""
     indptr = np.zeros(n_docs + 1, dtype=np.int64)
-    np.cumsum(np.frombuffer(lengths, dtype=np.int64), out=indptr[1:])
-    idx = np.frombuffer(ids, dtype=np.int32) if len(ids) else np.zeros(0, np.int32)
+    np.cumsum(lengths, out=indptr[1:])
     m = sp.csr_matrix((np.ones(idx.size, np.int32), idx, indptr), shape=(n_docs, n_ids))
     m.sum_duplicates()
     return m
@@ -232,18 +291,21 @@ def build_topic_matrix(
 
     ids = _Ids()
     lookup = ids.__getitem__
-    term_ids, term_len, tag_ids, tag_len = array("i"), array("q"), array("i"), array("q")
-    for tags, text in zip(docs_tags, docs_text, strict=True):
-        toks = tokenize(text)
-        term_ids.extend(map(lookup, toks))
-        term_len.append(len(toks))
+    term_ids, term_len = _text_terms(docs_text, lookup)
+    tag_ids, tag_len = array("i"), array("q")
+    for tags in docs_tags:
         tag_ids.extend(map(lookup, tags))
         tag_len.append(len(tags))
     keys = list(ids)
     del ids, lookup
 
     tf = _csr_counts(term_len, term_ids, n_docs, len(keys))
-    is_tag = _csr_counts(tag_len, tag_ids, n_docs, len(keys))
+    is_tag = _csr_counts(
+        np.frombuffer(tag_len, dtype=np.int64),
+        np.frombuffer(tag_ids, dtype=np.int32) if tag_ids else np.zeros(0, np.int32),
+        n_docs,
+        len(keys),
+    )
     del term_ids, tag_ids
     is_tag.data[:] = 1
     df = np.bincount((tf + is_tag).indices, minlength=len(keys))
