@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from .behaviour import Behaviour
 from .graph import InterestGraph
+from .kernels import TwoHopTopK
 from .parallel import map_blocks
 from .params import Params
 from .ppr import ppr_forward_push
@@ -79,9 +80,11 @@ def _row_chunks(left: sp.csr_matrix, right: sp.csr_matrix, max_work: int = _CHUN
 
 
 def _chunked_product(ctx: CandidateContext, left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
-    """Filtered top-k rows of ``left @ right``, computed in row chunks to bound memory."""
+    """Filtered top-k rows of ``left @ right`` (:meth:`CandidateContext.keep` of the product), by
+    row chunks on the :mod:`tribes.parallel` workers, never materialising the product."""
     left, right = ctx.query_rows(left), right.tocsr()
-    parts = map_blocks(lambda ab: ctx.keep((left[ab[0]:ab[1]] @ right).tocsr(), ab[0]), _row_chunks(left, right))
+    product = TwoHopTopK(left, right, ctx.exclusion, ctx.snap.discoverable, ctx.params.candidates_per_source)
+    parts = map_blocks(lambda ab: product.rows(*ab), _row_chunks(left, right))
     return sp.vstack(parts).tocsr() if parts else sp.csr_matrix(left.shape, dtype=np.float32)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .candidates import CandidateContext
+from .kernels import pair_dots
 from .parallel import map_blocks
 from .sparse import aligned_values, binary, rank_within, row_normalize
 
@@ -37,7 +38,6 @@ REASON_FLAGS = {
     "reached_out": 32,
     "similar_people": 64,
 }
-_PAIR_CHUNK = 1_000_000
 _SCORE_CHUNK = 8_000_000  # candidate entries scored per block of users (~1 GB of features)
 
 
@@ -52,13 +52,8 @@ class RankedPeople:
 
 
 def _row_dot(x: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``x[rows[i]] · x[cols[i]]`` for every i, in chunks. O(pairs × row nnz)."""
-    out = np.zeros(len(rows), dtype=np.float32)
-    for s in range(0, len(rows), _PAIR_CHUNK):
-        a = x[rows[s:s + _PAIR_CHUNK]]
-        b = x[cols[s:s + _PAIR_CHUNK]]
-        out[s:s + _PAIR_CHUNK] = np.asarray(a.multiply(b).sum(axis=1)).ravel()
-    return out
+    """``x[rows[i]] · x[cols[i]]`` for every i (:func:`tribes.kernels.pair_dots`). O(pairs × row nnz)."""
+    return pair_dots(x, rows, cols)
 
 
 def _row_max_normalize(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

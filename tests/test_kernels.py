@@ -1,0 +1,53 @@
+"""Compiled kernels (tribes.kernels) against the scipy expressions they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tribes.candidates import apply_filters
+from tribes.kernels import TwoHopTopK, pair_dots
+from tribes.sparse import top_k_per_row
+
+
+def _random_csr(rng, shape, density, dtype, values=None):
+    n = int(shape[0] * shape[1] * density)
+    v = values if values is not None else rng.random(n)
+    return sp.csr_matrix((np.asarray(v, dtype=dtype)[:n], (rng.integers(0, shape[0], n), rng.integers(0, shape[1], n))),
+                         shape=shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_two_hop_top_k_equals_the_filtered_top_k_of_the_product(dtype):
+    rng = np.random.default_rng(4)
+    n = 400
+    left = _random_csr(rng, (n, n), 0.03, dtype)
+    # Small integer-like values: many exact ties and sums; some zero weights (dropped entries).
+    right = _random_csr(rng, (n, n), 0.04, dtype, values=rng.integers(0, 4, 400 * 400) / 2)
+    exclusion = (_random_csr(rng, (n, n), 0.05, np.float32) > 0).astype(np.float32).tocsr()
+    shown = rng.random(n) < 0.9
+    for k in (1, 7, 50, 1000):
+        kernel = TwoHopTopK(left, right, exclusion, shown, k)
+        for start, stop in ((0, n), (13, 200), (399, 400), (50, 50)):
+            got = kernel.rows(start, stop)
+            want = top_k_per_row(apply_filters((left[start:stop] @ right).tocsr(), exclusion[start:stop], shown), k)
+            assert got.shape == want.shape and got.dtype == want.dtype
+            assert np.array_equal(got.indptr, want.indptr), (k, start)
+            assert np.array_equal(got.indices, want.indices), (k, start)
+            assert np.array_equal(got.data, want.data), (k, start)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pair_dots_are_the_row_dot_products(dtype):
+    rng = np.random.default_rng(5)
+    x = _random_csr(rng, (300, 80), 0.1, dtype)
+    x.sum_duplicates()
+    rows, cols = rng.integers(0, 300, 5000), rng.integers(0, 300, 5000)
+    want = np.asarray(x[rows].multiply(x[cols]).sum(axis=1)).ravel()
+    got = pair_dots(x, rows, cols)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    dense = x.toarray()
+    assert np.allclose(got[:50], [dense[r] @ dense[c] for r, c in zip(rows[:50], cols[:50], strict=True)], rtol=1e-5)
+    assert len(pair_dots(x, rows[:0], cols[:0])) == 0

@@ -1,0 +1,146 @@
+"""Compiled loops (numba) for the few hot paths that numpy and scipy cannot vectorise well.
+
+Each kernel is a plain function over numpy arrays, compiled on first use (seconds; cached in
+``__pycache__`` for later processes) and releasing the GIL, so
+:func:`tribes.parallel.map_blocks` can run it on several cores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+
+__all__ = ["TwoHopTopK", "pair_dots"]
+
+
+@njit(nogil=True, cache=True)
+def _pair_dots(indptr, indices, data, rows, cols, zero, out):  # pragma: no cover - compiled
+    for i in range(len(rows)):
+        a, a_end = indptr[rows[i]], indptr[rows[i] + 1]
+        b, b_end = indptr[cols[i]], indptr[cols[i] + 1]
+        total = zero  # products in x's dtype summed in float64: as scipy's multiply().sum(axis=1)
+        while a < a_end and b < b_end:
+            ia, ib = indices[a], indices[b]
+            if ia == ib:
+                total += data[a] * data[b]
+                a += 1
+                b += 1
+            elif ia < ib:
+                a += 1
+            else:
+                b += 1
+        out[i] = total
+
+
+def pair_dots(x: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(pairs,) float32: ``x[rows[i]] · x[cols[i]]`` for every i, by merging the two sorted rows
+    (products in x's dtype, summed in float64: equal to ``x[rows].multiply(x[cols]).sum(axis=1)``).
+    O(Σ nnz of both rows), no temporaries."""
+    x = x.tocsr()
+    if not x.has_sorted_indices:
+        x = x.sorted_indices()
+    out = np.zeros(len(rows), dtype=np.float32)
+    if len(rows):
+        _pair_dots(*_csr_arrays(x, x.dtype), np.asarray(rows, dtype=np.int64),
+                   np.asarray(cols, dtype=np.int64), np.float64(0), out)
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _two_hop_top_k(lp, li, lx, rp, ri, rx, ep, ei, shown, start, stop, k, acc,
+                   out_cols, out_vals, out_counts):  # pragma: no cover - compiled
+    n = len(acc)
+    touched_flag = np.zeros(n, np.bool_)
+    banned = np.zeros(n, np.bool_)
+    touched = np.empty(n, np.int64)
+    cand_c = np.empty(n, np.int64)
+    cand_v = np.empty(n, acc.dtype)
+    for u in range(start, stop):
+        t = 0
+        for a in range(lp[u], lp[u + 1]):  # the same summation order as scipy's csr_matmat
+            m = li[a]
+            v = lx[a]
+            for b in range(rp[m], rp[m + 1]):
+                c = ri[b]
+                acc[c] += v * rx[b]
+                if not touched_flag[c]:
+                    touched_flag[c] = True
+                    touched[t] = c
+                    t += 1
+        for e in range(ep[u], ep[u + 1]):
+            banned[ei[e]] = True
+        cnt = 0
+        for j in range(t):
+            c = touched[j]
+            if acc[c] != 0 and shown[c] and not banned[c]:
+                cand_c[cnt] = c
+                cand_v[cnt] = acc[c]
+                cnt += 1
+            acc[c] = 0
+            touched_flag[c] = False
+        for e in range(ep[u], ep[u + 1]):
+            banned[ei[e]] = False
+        row = u - start
+        if cnt <= k:
+            take_c = cand_c[:cnt].copy()
+            take_v = cand_v[:cnt].copy()
+        else:
+            kth = np.partition(cand_v[:cnt].copy(), cnt - k)[cnt - k]  # the k-th largest value
+            take_c = np.empty(k, np.int64)
+            take_v = np.empty(k, acc.dtype)
+            s = 0
+            for j in range(cnt):
+                if cand_v[j] > kth:
+                    take_c[s] = cand_c[j]
+                    take_v[s] = cand_v[j]
+                    s += 1
+            tied = np.sort(cand_c[:cnt][cand_v[:cnt] == kth])  # ties: the smaller columns
+            for j in range(k - s):
+                take_c[s + j] = tied[j]
+                take_v[s + j] = kth
+        order = np.argsort(take_c)
+        for j in range(len(order)):
+            out_cols[row, j] = take_c[order[j]]
+            out_vals[row, j] = take_v[order[j]]
+        out_counts[row] = len(order)
+
+
+def _csr_arrays(m: sp.csr_matrix, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """indptr int64, indices int32, data ``dtype``: one compiled signature for every matrix."""
+    m = m.tocsr()
+    return (m.indptr.astype(np.int64, copy=False), m.indices.astype(np.int32, copy=False),
+            m.data.astype(dtype, copy=False))
+
+
+class TwoHopTopK:
+    """Rows of ``left @ right`` with the entries that ``exclusion`` marks in the same row, columns
+    not ``shown`` and zeros dropped, cut to each row's ``k`` largest (ties: smaller column).
+
+    ``rows(start, stop)`` equals, value for value, ``top_k_per_row(apply_filters(left[start:stop]
+    @ right, ...), k)`` (:mod:`tribes.candidates`) but never materialises the product: one
+    dense accumulator of n values per call. O(Σ_rows Σ_middles nnz(right row) + n) per call.
+    Arrays are converted once here; calls are independent (thread-safe).
+    """
+
+    def __init__(self, left: sp.csr_matrix, right: sp.csr_matrix, exclusion: sp.csr_matrix,
+                 shown: np.ndarray, k: int):
+        self.dtype = np.result_type(left.dtype, right.dtype)
+        self.left = _csr_arrays(left, self.dtype)
+        self.right = _csr_arrays(right, self.dtype)
+        self.exclusion = _csr_arrays(exclusion, np.float32)[:2]
+        self.shown = np.asarray(shown, dtype=np.bool_)
+        self.n, self.k = right.shape[1], int(k)
+
+    def rows(self, start: int, stop: int) -> sp.csr_matrix:
+        """A (stop - start, n) CSR with sorted columns."""
+        rows, k = stop - start, max(self.k, 0)
+        out_cols = np.zeros((rows, k), dtype=np.int64)
+        out_vals = np.zeros((rows, k), dtype=self.dtype)
+        out_counts = np.zeros(rows, dtype=np.int64)
+        if rows and k:
+            _two_hop_top_k(*self.left, *self.right, *self.exclusion, self.shown, start, stop, k,
+                           np.zeros(self.n, dtype=self.dtype), out_cols, out_vals, out_counts)
+        valid = np.arange(k) < out_counts[:, None]
+        indptr = np.r_[0, np.cumsum(out_counts)]
+        return sp.csr_matrix((out_vals[valid], out_cols[valid].astype(np.int32), indptr), shape=(rows, self.n))
