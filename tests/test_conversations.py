@@ -348,3 +348,16 @@ def test_first_max_per_column_is_argmax():
     has = np.diff(m.indptr) > 0
     assert np.array_equal(got[has], np.asarray(m.argmax(axis=0)).ravel()[has])
     assert (got[~has] == -1).all() and (~has).any()
+
+
+def test_first_posts_match_the_sorted_reference():
+    rng = np.random.default_rng(8)
+    n = 2_000
+    thread, author = rng.integers(0, 40, n), rng.integers(0, 25, n)
+    ts = rng.integers(0, 30, n).astype(np.float64)  # many equal times: ties go to the lower index
+    order = np.lexsort((ts, author, thread))
+    want = np.ones(n, dtype=bool)
+    same = (thread[order][1:] == thread[order][:-1]) & (author[order][1:] == author[order][:-1])
+    want[order[1:][same]] = False
+    assert np.array_equal(conversations._first_posts(thread, author, ts, 25), want)
+    assert not conversations._first_posts(thread[:0], author[:0], ts[:0], 25).any()

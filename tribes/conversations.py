@@ -68,13 +68,7 @@ def thread_stats(ctx: CandidateContext) -> ThreadStats:
 
     # A newcomer reply: a reply whose author had not posted in the thread before and did not
     # start it. It is answered when some later post replies to it.
-    order = np.lexsort((snap.post_ts, snap.post_author, snap.post_thread))
-    first_in_thread = np.ones(snap.n_posts, dtype=bool)
-    if snap.n_posts:
-        same = (snap.post_thread[order][1:] == snap.post_thread[order][:-1]) & (
-            snap.post_author[order][1:] == snap.post_author[order][:-1]
-        )
-        first_in_thread[order[1:][same]] = False
+    first_in_thread = _first_posts(snap.post_thread, snap.post_author, snap.post_ts, snap.n_users)
     is_reply = snap.post_parent >= 0
     root_author = g.thread_root_author[snap.post_thread] if snap.n_posts else np.zeros(0, np.int32)
     newcomer = is_reply & first_in_thread & (snap.post_author != root_author)
@@ -216,10 +210,17 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         by_tribe = (ctx.memberships[s:e] @ tribe_threads).tocsr()
         by_contacts = (talk[s:e] @ in_thread).tocsr()
         by_topic = _top_k((user_topics[s:e] @ topic_index).tocsr(), pool)
-        # The candidate pairs as sorted keys ``row_in_chunk × T_live + column`` (the union of
-        # canonical matrices is a linear merge).
-        pattern = binary(by_tribe) + binary(_top_k(by_contacts, pool)) + binary(by_topic)
-        keys, _ = _keyed(pattern, n_live)
+        # The candidate pairs as sorted unique keys ``row_in_chunk × T_live + column``.
+        keys = np.sort(
+            np.concatenate(
+                [
+                    _keys(by_tribe, n_live),
+                    _keys(_top_k(by_contacts, pool), n_live),
+                    _keys(by_topic, n_live),
+                ]
+            )
+        )
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
         keys = keys[~_contains(_keyed(excluded[s:e], n_live)[0], keys) & visible[keys % n_live]]
         if len(keys) == 0:
             continue
@@ -315,6 +316,13 @@ def _kth_largest(group: np.ndarray, n_groups: int, value: np.ndarray, k: int) ->
     return out
 
 
+def _keys(m: sp.csr_matrix, n_cols: int) -> np.ndarray:
+    """The positive entries of ``m`` as int64 keys ``row × n_cols + column``, unsorted. O(nnz)."""
+    m = m.tocsr()
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    return (rows * n_cols + m.indices)[m.data > 0]
+
+
 def _keyed(m: sp.csr_matrix, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
     """The positive entries of ``m`` as sorted int64 keys ``row × n_cols + column``, and their
     values. O(nnz) (plus sorting unsorted rows)."""
@@ -353,25 +361,37 @@ def _descending_key(group: np.ndarray, value: np.ndarray) -> np.ndarray:
 
 
 def _top_k(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """:func:`tribes.sparse.top_k_per_row` (same entries, ties to the smaller column), sorting
-    only the rows holding more than ``k`` entries, on one packed key. O(nnz + over log over)."""
+    """:func:`tribes.sparse.top_k_per_row` (same entries, ties to the smaller column) for
+    non-negative float32: only rows holding more than ``k`` entries are looked at, their
+    ``k``-th largest value found by one unstable sort (:func:`_kth_largest`), then everything
+    above it and the first ties by column are kept. O(nnz + L log L) for L entries of long rows."""
     m = m.tocsr()
     m.sum_duplicates()
     counts = np.diff(m.indptr)
     if (
-        m.dtype != np.float32 or m.nnz == 0 or k <= 0 or counts.max() <= k or not m.data.min() >= 0
-    ):  # also False when some value is NaN
+        m.dtype != np.float32
+        or m.nnz == 0
+        or k <= 0
+        or counts.max() <= k
+        or not m.data.min() >= 0  # also False when some value is NaN
+    ):
         return top_k_per_row(m, k)
     over = np.flatnonzero(counts > k)
     sizes = counts[over]
-    firsts = np.r_[0, np.cumsum(sizes)[:-1]]
+    firsts = np.cumsum(sizes) - sizes
     position = np.arange(sizes.sum()) + np.repeat(m.indptr[over] - firsts, sizes)
-    order = np.argsort(
-        _descending_key(np.repeat(np.arange(len(over)), sizes), m.data[position]), kind="stable"
-    )
-    rank = np.arange(len(order)) - np.repeat(firsts, sizes)
+    group = np.repeat(np.arange(len(over)), sizes)
+    value = m.data[position]
+    kth = _kth_largest(group, len(over), value, k)[group]
+    above = value > kth
+    tie = value == kth
+    room = k - np.bincount(group[above], minlength=len(over))  # slots left for ties
+    ties_so_far = np.cumsum(tie)
+    tie_rank = (
+        ties_so_far - (ties_so_far[firsts] - tie[firsts])[group] - 1
+    )  # storage order = column
     keep = np.ones(m.nnz, dtype=bool)
-    keep[position[order[rank >= k]]] = False
+    keep[position] = above | (tie & (tie_rank < room[group]))
     return sp.csr_matrix(
         (m.data[keep], m.indices[keep], np.r_[0, np.cumsum(np.minimum(counts, k))]), shape=m.shape
     )
@@ -380,12 +400,42 @@ def _top_k(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
 def _first_max_per_column(m: sp.csc_matrix) -> np.ndarray:
     """(columns,) int32: the row of each column's largest stored entry, the smallest row on
     ties (``argmax(axis=0)`` of a canonical CSC with positive entries), -1 for empty columns.
-    O(nnz log nnz), no Python loop over columns."""
+    O(nnz), no sort and no Python loop over columns."""
     out = np.full(m.shape[1], -1, dtype=np.int32)
     if m.nnz == 0:
         return out
-    column = np.repeat(np.arange(m.shape[1]), np.diff(m.indptr))
-    order = np.lexsort((m.indices, -m.data, column))
-    first = order[np.r_[0, np.flatnonzero(np.diff(column[order])) + 1]]
+    counts = np.diff(m.indptr)
+    column = np.repeat(np.arange(m.shape[1]), counts)
+    has = np.flatnonzero(counts)
+    largest = np.zeros(m.shape[1], dtype=m.dtype)
+    largest[has] = np.maximum.reduceat(m.data, m.indptr[has])
+    at_max = np.flatnonzero(m.data == largest[column])  # rows ascending within a column
+    first = at_max[np.r_[True, column[at_max][1:] != column[at_max][:-1]]]
     out[column[first]] = m.indices[first]
     return out
+
+
+def _first_posts(
+    thread: np.ndarray, author: np.ndarray, ts: np.ndarray, n_users: int
+) -> np.ndarray:
+    """(P,) bool: the post is its author's first in its thread (earliest ``ts``, then the
+    lowest index): what sorting by (thread, author, ts) and keeping each group's head gives.
+    One unstable sort of an int64 (thread, author) key, then minima per group. O(P log P)."""
+    first = np.zeros(len(thread), dtype=bool)
+    if len(thread) == 0:
+        return first
+    if np.isnan(ts).any():  # NaN sorts last in a lexsort; keep its exact semantics
+        order = np.lexsort((ts, author, thread))
+        same = (thread[order][1:] == thread[order][:-1]) & (author[order][1:] == author[order][:-1])
+        first[:] = True
+        first[order[1:][same]] = False
+        return first
+    group = thread.astype(np.int64) * max(n_users, 1) + author
+    order = np.argsort(group)
+    grouped = group[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    times = ts[order]
+    earliest = np.repeat(np.minimum.reduceat(times, starts), np.diff(np.r_[starts, len(order)]))
+    candidate = np.where(times == earliest, order, len(order))
+    first[np.minimum.reduceat(candidate, starts)] = True
+    return first
