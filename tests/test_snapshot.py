@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import orjson
+import pytest
 
 from tribes.ingest import ingest_lines, ingest_objects
+from tribes.store import reads
 from tribes.store.reads import read_snapshot
 from tribes.store.writer import add_feedback
 from tribes.synth import SynthConfig, generate
@@ -151,7 +155,7 @@ DTYPES = {
 }
 
 
-def test_snapshot_equals_a_slow_reference_reading(store):
+def test_snapshot_equals_a_slow_reference_reading(store, monkeypatch):
     """A seeded network with replies, deleted posts (missing parents and roots), erased users,
     blocks, mutes (some undone), hidden users and dismissals, plus ids whose code-point order
     differs from a linguistic one: every field equals the reference, arrays with their dtypes."""
@@ -195,20 +199,45 @@ def test_snapshot_equals_a_slow_reference_reading(store):
             assert add_feedback(w, user, kind, target, "dismiss", 9.0)
         assert add_feedback(w, "é", "user", first, "accept", 9.0)
 
-    snap = read_snapshot(store)
     want = reference_snapshot(store)
+    snap = read_snapshot(store)
     # The data really has what this test is about.
     assert snap.n_users > 300 and len(snap.block_src) > 5 and len(snap.mute_src) > 5
     assert (snap.post_parent == -1).sum() > snap.n_threads  # replies to missing posts
     assert not set(snap.thread_ids) <= set(snap.post_ids)  # threads whose root is gone
     assert (snap.post_parent >= 0).any() and len(snap.dismissed) == 4
     assert want["post_ids"] != sorted(want["post_ids"], key=str.lower)
-    for name, expected in want.items():
-        value = getattr(snap, name)
-        if isinstance(value, np.ndarray):
-            assert value.dtype == DTYPES[name] and value.ndim == 1, name
-            assert value.tolist() == expected, name
-        elif name == "dismissed":  # in the database's order
-            assert sorted(value) == expected, name
-        else:
-            assert type(value) is type(expected) and value == expected, name
+    assert gc.isenabled()  # paused while reading only
+    monkeypatch.setattr(reads, "_CHUNK", 50)  # many chunks (server-side FETCHes) per query
+    for read in (snap, read_snapshot(store)):
+        for name, expected in want.items():
+            value = getattr(read, name)
+            if isinstance(value, np.ndarray):
+                assert value.dtype == DTYPES[name] and value.ndim == 1, name
+                assert value.tolist() == expected, name
+            elif name == "dismissed":  # in the database's order
+                assert sorted(value) == expected, name
+            else:
+                assert type(value) is type(expected) and value == expected, name
+
+
+def test_reading_leaves_a_paused_garbage_collector_paused(store):
+    gc.disable()
+    try:
+        read_snapshot(store)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_reading_gives_the_connection_its_page_cache_back(store):
+    def cache_size() -> int:
+        with store.engine.connect() as conn:
+            return conn.exec_driver_sql("PRAGMA cache_size").scalar()
+
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's page cache")
+    before = cache_size()
+    assert before < -32768  # the store's own (larger) setting
+    read_snapshot(store)
+    assert cache_size() == before

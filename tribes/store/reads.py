@@ -24,7 +24,7 @@ from .writer import _for_driver
 
 __all__ = ["read_snapshot"]
 
-_CHUNK = 100_000
+_CHUNK = 5_000  # rows per fetch: small enough that a chunk is still in the CPU cache when read
 
 
 def _chunks(conn: sa.Connection, sql: str, params: dict | None = None) -> Iterator[list[tuple]]:
@@ -64,6 +64,22 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
+@contextlib.contextmanager
+def _small_page_cache(conn: sa.Connection) -> Iterator[None]:
+    """SQLite: a 32 MiB page cache while reading (the store's connections keep up to 256 MiB for
+    ingest's index lookups; one pass over every table gains nothing from it but resident
+    memory). The connection's own size is restored on exit."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    size = int(conn.exec_driver_sql("PRAGMA cache_size").scalar())  # < 0: KiB, > 0: pages
+    conn.exec_driver_sql(f"PRAGMA cache_size={max(size, -32768) if size < 0 else size}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={size}")
+
+
 def _ints(values: tuple) -> np.ndarray:
     return np.fromiter(values, dtype=np.int64, count=len(values))
 
@@ -84,18 +100,19 @@ def _by_id(conn: sa.Connection, column: str = "id") -> str:
     return f"ORDER BY {column}"
 
 
-class _Tags(dict):
-    """JSON array text → tuple of its strings, decoded once per distinct text; equal words are
-    one shared ``str`` across all tuples. ``None`` (the query's empty list) → ``()``."""
+class _Tags:
+    """Decodes JSON arrays of tags into tuples, one ``orjson`` call per chunk of rows; equal
+    words are one shared ``str`` across all tuples (10M posts would otherwise hold a fresh copy
+    of every tag they carry)."""
 
     def __init__(self) -> None:
-        super().__init__({None: ()})
         self._words: dict[str, str] = {}
 
-    def __missing__(self, text: str) -> tuple[str, ...]:
-        words = orjson.loads(text)
-        value = self[text] = tuple(map(self._words.setdefault, words, words))
-        return value
+    def decode(self, texts: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """``texts``: JSON arrays of strings (empty strings and None read as ``[]``)."""
+        share = self._words.setdefault
+        arrays = orjson.loads("[" + ",".join(text or "[]" for text in texts) + "]")
+        return [tuple(map(share, words, words)) if words else () for words in arrays]
 
 
 class _Codes(dict):
@@ -120,8 +137,9 @@ def _relation(conn: sa.Connection, relation: str, dense: np.ndarray) -> tuple[np
         return empty, empty.copy(), np.zeros(0, dtype=np.float64)
     src, dst, ts = np.concatenate(src_parts), np.concatenate(dst_parts), np.concatenate(ts_parts)
     del src_parts, dst_parts, ts_parts
-    # One int64 key (indices are -1 .. len(dense) - 1) sorts exactly as lexsort((dst, src)).
-    order = np.argsort(src.astype(np.int64) * (len(dense) + 1) + dst, kind="stable")
+    # (src, dst) is the table's key, so one distinct int64 per edge: any sort orders them
+    # exactly as lexsort((dst, src)) did, and numpy's default (quicksort) is the fastest.
+    order = np.argsort(src.astype(np.int64) * (len(dense) + 1) + dst)
     return src[order], dst[order], ts[order]
 
 
@@ -134,7 +152,7 @@ def _users(conn: sa.Connection, tags: _Tags) -> tuple:
         id_parts.append(np.array(ids, dtype=object))
         discoverable_parts.append(np.array(discoverable, dtype=bool))
         first_seen_parts.append(_floats(first_seen))
-        interests.extend(tags[t] if t else () for t in texts)
+        interests.extend(tags.decode(texts))
     uids = _joined(uid_parts, np.int64)
     dense = np.full(int(uids.max(initial=0)) + 1, -1, dtype=np.int32)
     dense[uids] = np.arange(len(uids), dtype=np.int32)
@@ -154,8 +172,7 @@ def _posts(conn: sa.Connection, dense: np.ndarray, tags: _Tags) -> dict:
     post_tags: list[tuple[str, ...]] = []
     threads = _Codes()
     sql = (
-        "SELECT p.pid, p.id, p.author, p.ts, COALESCE(q.pid, -1), p.thread_id, p.text, "
-        "NULLIF(p.tags, '[]') "
+        "SELECT p.pid, p.id, p.author, p.ts, COALESCE(q.pid, -1), p.thread_id, p.text, p.tags "
         f"FROM posts p LEFT JOIN posts q ON q.id = p.reply_to {_by_id(conn, 'p.id')}"
     )
     for pid, ids, author, ts, parent, thread, text, tag_texts in _columns(conn, sql):
@@ -166,7 +183,7 @@ def _posts(conn: sa.Connection, dense: np.ndarray, tags: _Tags) -> dict:
         parent_parts.append(_ints(parent))
         code_parts.append(np.fromiter(map(threads.__getitem__, thread), np.int32, len(thread)))
         texts.extend(text)
-        post_tags.extend(map(tags.__getitem__, tag_texts))
+        post_tags.extend(tags.decode(tag_texts))
     pids = _joined(pid_parts, np.int64)
     dense_post = np.full(int(pids.max(initial=0)) + 1, -1, dtype=np.int32)
     dense_post[pids] = np.arange(len(pids), dtype=np.int32)
@@ -202,7 +219,7 @@ def read_snapshot(store: Store) -> Snapshot:
     returned arrays, post ids and texts, one chunk of rows and a dict of the distinct threads.
     """
     tags = _Tags()
-    with _no_cycle_collection(), store.snapshot() as conn:
+    with _no_cycle_collection(), store.snapshot() as conn, _small_page_cache(conn):
         dense, user_ids, discoverable, first_seen, interests = _users(conn, tags)
         follow_src, follow_dst, follow_ts = _relation(conn, "follow", dense)
         block_src, block_dst, _ = _relation(conn, "block", dense)
