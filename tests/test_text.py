@@ -13,6 +13,7 @@ from tribes.text import (
     _TOKEN,  # the full scan, to check the fast path against
     STOP_WORDS,
     aggregate,
+    all_mentions,
     build_topic_matrix,
     mentions,
     shared_topics,
@@ -115,6 +116,19 @@ def test_stop_words_are_lower_case_and_long_enough():
 
 
 # ---------------------------------------------------------------- mentions
+
+
+def test_all_mentions_equal_mentions_per_text():
+    rng = np.random.default_rng(5)
+    pieces = [*"ab9_:.-+@ \x00\n", "@u1", "@Ann", "x@y.io", "@@", "@.", "@a.b-", "\x00@c"]
+    texts = ["".join(rng.choice(pieces, rng.integers(0, 12))) for _ in range(500)]
+    texts += ["", "@", "@u1 @u1 @U1", "no mention"]
+    want = [(i, h) for i, t in enumerate(texts) for h in mentions(t)]
+    assert len(want) > 300
+    for batch in (7, 65_536):
+        docs, handles = all_mentions(texts, batch=batch)
+        assert docs.dtype == np.int64
+        assert list(zip(docs.tolist(), handles, strict=True)) == want
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from .params import Params
 from .snapshot import Snapshot
-from .text import aggregate, build_topic_matrix, mentions
+from .text import aggregate, all_mentions, build_topic_matrix
 
 __all__ = [
     "FOLLOWS",
@@ -177,17 +177,12 @@ class InterestGraph:
 
 
 def _mention_pairs(snap: Snapshot, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(post index, mentioned user index) for every resolvable @mention. O(P) over texts."""
-    post_rows, users = [], []
-    for p, text in enumerate(snap.post_text):
-        if "@" not in text:
-            continue
-        for handle in mentions(text):
-            u = index.get(handle)
-            if u is not None:
-                post_rows.append(p)
-                users.append(u)
-    return np.asarray(post_rows, dtype=np.int64), np.asarray(users, dtype=np.int64)
+    """(post index, mentioned user index) for every resolvable @mention, in post order and
+    each post's order of appearance. O(characters of the posts holding an ``@``)."""
+    posts, handles = all_mentions(snap.post_text)
+    users = np.fromiter((index.get(h, -1) for h in handles), dtype=np.int64, count=len(handles))
+    found = users >= 0
+    return posts[found], users[found]
 
 
 def relation_matrices(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +27,7 @@ import scipy.sparse as sp
 __all__ = [
     "STOP_WORDS",
     "aggregate",
+    "all_mentions",
     "build_topic_matrix",
     "mentions",
     "shared_topics",
@@ -111,6 +113,38 @@ def mentions(text: str) -> list[str]:
         if handle:
             seen.setdefault(handle, None)
     return list(seen)
+
+
+_MENTION_OR_BREAK = re.compile("\x00|" + _MENTION.pattern)  # findall gives "" at a NUL
+
+
+def all_mentions(texts: Sequence[str], batch: int = 65_536) -> tuple[np.ndarray, list[str]]:
+    """Every :func:`mentions` of every text: ``(text index int64, handle)`` in text order.
+
+    The texts holding an ``@`` are joined by NUL (neither a handle character nor one that
+    may precede an ``@``, so each text's mentions are unchanged; a NUL inside a text is read
+    as a space, which matches the same) and scanned by one regular expression per batch.
+    O(total characters of those texts).
+    """
+    docs = [i for i, t in enumerate(texts) if "@" in t]
+    doc_of, handles = array("q"), []
+    for start in range(0, len(docs), batch):
+        part = docs[start : start + batch]
+        joined = "\x00".join(
+            texts[i] if "\x00" not in texts[i] else texts[i].replace("\x00", " ") for i in part
+        )
+        k, seen = 0, set()
+        for found in _MENTION_OR_BREAK.findall(joined):
+            if not found:  # the break before the next text
+                k += 1
+                seen.clear()
+                continue
+            handle = found.rstrip(".:-")
+            if handle and handle not in seen:
+                seen.add(handle)
+                doc_of.append(part[k])
+                handles.append(handle)
+    return np.frombuffer(doc_of, dtype=np.int64).copy(), handles
 
 
 class _Ids(dict):
@@ -292,20 +326,15 @@ def build_topic_matrix(
     ids = _Ids()
     lookup = ids.__getitem__
     term_ids, term_len = _text_terms(docs_text, lookup)
-    tag_ids, tag_len = array("i"), array("q")
-    for tags in docs_tags:
-        tag_ids.extend(map(lookup, tags))
-        tag_len.append(len(tags))
+    tag_len = np.fromiter(map(len, docs_tags), dtype=np.int64, count=n_docs)
+    tag_ids = np.fromiter(
+        map(lookup, chain.from_iterable(docs_tags)), dtype=np.int32, count=int(tag_len.sum())
+    )
     keys = list(ids)
     del ids, lookup
 
     tf = _csr_counts(term_len, term_ids, n_docs, len(keys))
-    is_tag = _csr_counts(
-        np.frombuffer(tag_len, dtype=np.int64),
-        np.frombuffer(tag_ids, dtype=np.int32) if tag_ids else np.zeros(0, np.int32),
-        n_docs,
-        len(keys),
-    )
+    is_tag = _csr_counts(tag_len, tag_ids, n_docs, len(keys))
     del term_ids, tag_ids
     is_tag.data[:] = 1
     df = np.bincount((tf + is_tag).indices, minlength=len(keys))
