@@ -332,11 +332,18 @@ def test_top_k_matches_top_k_per_row(seed):
     m = sp.random(60, 40, density=0.3, format="csr", dtype=np.float32, rng=rng)
     m.data = np.round(m.data * 4) / 4  # many ties, some explicit zeros
     m.data[:3] = -0.0
-    m = sp.csr_matrix((m.data, m.indices[::-1].copy(), m.indptr), shape=m.shape)  # unsorted rows
+    for r in range(m.shape[0]):  # the same matrix with unsorted rows (like a sparse product)
+        row = slice(m.indptr[r], m.indptr[r + 1])
+        m.indices[row], m.data[row] = m.indices[row][::-1].copy(), m.data[row][::-1].copy()
+    m = sp.csr_matrix((m.data, m.indices, m.indptr), shape=m.shape)
     for k in (0, 1, 3, 12, 40):
         got, want = conversations._top_k(m.copy(), k), top_k_per_row(m.copy(), k)
         assert got.dtype == want.dtype and np.array_equal(got.indptr, want.indptr)
         assert np.array_equal(got.indices, want.indices) and np.array_equal(got.data, want.data)
+        keys = np.sort(conversations._top_keys(m.copy(), k, m.shape[1]))
+        want = binary(top_k_per_row(m.copy(), k))
+        rows = np.repeat(np.arange(m.shape[0]), np.diff(want.indptr))
+        assert np.array_equal(keys, rows * m.shape[1] + want.indices)
 
 
 def test_first_max_per_column_is_argmax():

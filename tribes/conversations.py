@@ -209,14 +209,14 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         e = min(n, s + _CHUNK)
         by_tribe = (ctx.memberships[s:e] @ tribe_threads).tocsr()
         by_contacts = (talk[s:e] @ in_thread).tocsr()
-        by_topic = _top_k((user_topics[s:e] @ topic_index).tocsr(), pool)
+        by_topic = _top_keys((user_topics[s:e] @ topic_index).tocsr(), pool, n_live)
         # The candidate pairs as sorted unique keys ``row_in_chunk × T_live + column``.
         keys = np.sort(
             np.concatenate(
                 [
                     _keys(by_tribe, n_live),
-                    _keys(_top_k(by_contacts, pool), n_live),
-                    _keys(by_topic, n_live),
+                    _top_keys(by_contacts, pool, n_live),
+                    by_topic,
                 ]
             )
         )
@@ -321,6 +321,33 @@ def _keys(m: sp.csr_matrix, n_cols: int) -> np.ndarray:
     m = m.tocsr()
     rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
     return (rows * n_cols + m.indices)[m.data > 0]
+
+
+def _top_keys(m: sp.csr_matrix, k: int, n_cols: int) -> np.ndarray:
+    """The keys (as :func:`_keys`) of ``binary(top_k_per_row(m, k))`` for a non-negative
+    float32 ``m`` without duplicate entries (a product), unsorted and without sorting ``m``'s
+    rows: each long row's ``k``-th value by one unstable sort, ties to the smaller columns."""
+    counts = np.diff(m.indptr)
+    if k <= 0 or m.nnz == 0:
+        return np.zeros(0, dtype=np.int64)
+    if m.dtype != np.float32 or not m.data.min() >= 0:
+        return _keys(_top_k(m, k), n_cols)
+    row = np.repeat(np.arange(m.shape[0], dtype=np.int64), counts)
+    long = counts > k
+    in_long = long[row]
+    kth = np.zeros(m.shape[0], dtype=np.float32)
+    kth[long] = _kth_largest(row[in_long], m.shape[0], m.data[in_long], k)[long]
+    kept = ~in_long | (m.data > kth[row])
+    tie = np.flatnonzero(in_long & (m.data == kth[row]))
+    if len(tie):  # fill each long row's last slots with its tied entries of smallest column
+        room = k - np.bincount(row[kept & in_long], minlength=m.shape[0])
+        tie = tie[np.argsort(row[tie] * n_cols + m.indices[tie])]
+        tied_row = row[tie]
+        starts = np.flatnonzero(np.r_[True, tied_row[1:] != tied_row[:-1]])
+        rank = np.arange(len(tie)) - np.repeat(starts, np.diff(np.r_[starts, len(tie)]))
+        kept[tie[rank < room[tied_row]]] = True
+    kept &= m.data > 0
+    return row[kept] * n_cols + m.indices[kept]
 
 
 def _keyed(m: sp.csr_matrix, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
