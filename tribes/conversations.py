@@ -221,13 +221,14 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
             )
         )
         keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
-        keys = keys[~_contains(_keyed(excluded[s:e], n_live)[0], keys) & visible[keys % n_live]]
+        keys = keys[
+            ~_contains(np.sort(_keys(excluded[s:e], n_live)), keys) & visible[keys % n_live]
+        ]
         if len(keys) == 0:
             continue
         rows, cols = keys // n_live + s, keys % n_live
         tribe = _share_of(member_tribe, member_share, rows, pooled_tribe[cols])
-        contacts_keys, contacts_values = _keyed(by_contacts, n_live)
-        contacts = 1 - np.exp(-_values_at(contacts_keys, contacts_values, keys))
+        contacts = 1 - np.exp(-_scatter_at(keys, by_contacts, n_live))
         # Pruning: a pair whose score with the best possible topic match stays below the
         # user's width-th score without any topic match cannot make the list; the topic cosine
         # (the costly part) is computed for the others only. A 0.1% margin covers rounding.
@@ -350,14 +351,20 @@ def _top_keys(m: sp.csr_matrix, k: int, n_cols: int) -> np.ndarray:
     return row[kept] * n_cols + m.indices[kept]
 
 
-def _keyed(m: sp.csr_matrix, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """The positive entries of ``m`` as sorted int64 keys ``row × n_cols + column``, and their
-    values. O(nnz) (plus sorting unsorted rows)."""
-    m = m.tocsr()
-    m.sum_duplicates()
+def _scatter_at(sorted_keys: np.ndarray, m: sp.csr_matrix, n_cols: int) -> np.ndarray:
+    """(len(sorted_keys),) float32: ``m``'s positive value at each key (0 where absent), for
+    ``m`` without duplicate entries (a product) in any row order: ``m``'s keys are looked up
+    among the sorted keys, so ``m`` itself is never sorted. O(nnz(m) log len(sorted_keys))."""
+    out = np.zeros(len(sorted_keys), dtype=np.float32)
     positive = m.data > 0
     rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    return (rows * n_cols + m.indices)[positive], m.data[positive]
+    keys = (rows * n_cols + m.indices)[positive]
+    if len(sorted_keys) == 0 or len(keys) == 0:
+        return out
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    found = sorted_keys[at] == keys
+    out[at[found]] = m.data[positive][found]
+    return out
 
 
 def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -365,17 +372,6 @@ def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     if len(sorted_keys) == 0:
         return np.zeros(len(keys), dtype=bool)
     return sorted_keys[np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)] == keys
-
-
-def _values_at(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """(len(keys),) float32: the value stored under each key, 0 where absent."""
-    out = np.zeros(len(keys), dtype=np.float32)
-    if len(sorted_keys) == 0:
-        return out
-    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    found = sorted_keys[at] == keys
-    out[found] = values[at[found]]
-    return out
 
 
 def _descending_key(group: np.ndarray, value: np.ndarray) -> np.ndarray:
