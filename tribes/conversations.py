@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from .candidates import CandidateContext, hidden_matrix
 from .graph import decay
-from .sparse import binary, rank_within, row_normalize, top_k_per_row
+from .sparse import binary, entry_keys, in_sorted, rank_within, row_normalize, top_k_per_row
 
 __all__ = ["THREAD_FLAGS", "RankedThreads", "ThreadStats", "rank_conversations", "thread_stats"]
 
@@ -179,7 +179,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
     k = ctx.memberships.shape[1]
     live_tribe = stats.tribe[live]
     has_tribe = live_tribe >= 0
-    tribe_threads = _top_k(
+    tribe_threads = top_k_per_row(
         sp.csr_matrix(
             (base[has_tribe] + 1e-9, (live_tribe[has_tribe], np.flatnonzero(has_tribe))),
             shape=(k, n_live),
@@ -192,7 +192,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
     pooled_tribe = np.where(np.diff(tribe_threads.tocsc().indptr) > 0, live_tribe, -2)
     member_tribe, member_share = _slots(ctx.memberships)  # -1: empty slot
 
-    talk = _top_k((g.interaction + g.interaction.T).tocsr(), _CONTACTS)
+    talk = top_k_per_row((g.interaction + g.interaction.T).tocsr(), _CONTACTS)
     talk.data = (1 - np.exp(-talk.data)).astype(np.float32)
     in_thread = binary(g.user_thread)[:, live].tocsr()
     excluded = _exclusions(ctx, live)
@@ -209,26 +209,24 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         e = min(n, s + _CHUNK)
         by_tribe = (ctx.memberships[s:e] @ tribe_threads).tocsr()
         by_contacts = (talk[s:e] @ in_thread).tocsr()
-        by_topic = _top_keys((user_topics[s:e] @ topic_index).tocsr(), pool, n_live)
+        by_topic = _top_keys((user_topics[s:e] @ topic_index).tocsr(), pool)
         # The candidate pairs as sorted unique keys ``row_in_chunk × T_live + column``.
         keys = np.sort(
             np.concatenate(
                 [
-                    _keys(by_tribe, n_live),
-                    _top_keys(by_contacts, pool, n_live),
+                    _keys(by_tribe),
+                    _top_keys(by_contacts, pool),
                     by_topic,
                 ]
             )
         )
         keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
-        keys = keys[
-            ~_contains(np.sort(_keys(excluded[s:e], n_live)), keys) & visible[keys % n_live]
-        ]
+        keys = keys[~in_sorted(np.sort(_keys(excluded[s:e])), keys) & visible[keys % n_live]]
         if len(keys) == 0:
             continue
         rows, cols = keys // n_live + s, keys % n_live
         tribe = _share_of(member_tribe, member_share, rows, pooled_tribe[cols])
-        contacts = 1 - np.exp(-_scatter_at(keys, by_contacts, n_live))
+        contacts = 1 - np.exp(-_scatter_at(keys, by_contacts))
         # Pruning: a pair whose score with the best possible topic match stays below the
         # user's width-th score without any topic match cannot make the list; the topic cosine
         # (the costly part) is computed for the others only. A 0.1% margin covers rounding.
@@ -317,14 +315,13 @@ def _kth_largest(group: np.ndarray, n_groups: int, value: np.ndarray, k: int) ->
     return out
 
 
-def _keys(m: sp.csr_matrix, n_cols: int) -> np.ndarray:
-    """The positive entries of ``m`` as int64 keys ``row × n_cols + column``, unsorted. O(nnz)."""
+def _keys(m: sp.csr_matrix) -> np.ndarray:
+    """:func:`tribes.sparse.entry_keys` of the positive entries of ``m`` (any row order). O(nnz)."""
     m = m.tocsr()
-    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    return (rows * n_cols + m.indices)[m.data > 0]
+    return entry_keys(m)[m.data > 0]
 
 
-def _top_keys(m: sp.csr_matrix, k: int, n_cols: int) -> np.ndarray:
+def _top_keys(m: sp.csr_matrix, k: int) -> np.ndarray:
     """The keys (as :func:`_keys`) of ``binary(top_k_per_row(m, k))`` for a non-negative
     float32 ``m`` without duplicate entries (a product), unsorted and without sorting ``m``'s
     rows: each long row's ``k``-th value by one unstable sort, ties to the smaller columns."""
@@ -332,7 +329,7 @@ def _top_keys(m: sp.csr_matrix, k: int, n_cols: int) -> np.ndarray:
     if k <= 0 or m.nnz == 0:
         return np.zeros(0, dtype=np.int64)
     if m.dtype != np.float32 or not m.data.min() >= 0:
-        return _keys(_top_k(m, k), n_cols)
+        return _keys(top_k_per_row(m, k))
     row = np.repeat(np.arange(m.shape[0], dtype=np.int64), counts)
     long = counts > k
     in_long = long[row]
@@ -342,23 +339,22 @@ def _top_keys(m: sp.csr_matrix, k: int, n_cols: int) -> np.ndarray:
     tie = np.flatnonzero(in_long & (m.data == kth[row]))
     if len(tie):  # fill each long row's last slots with its tied entries of smallest column
         room = k - np.bincount(row[kept & in_long], minlength=m.shape[0])
-        tie = tie[np.argsort(row[tie] * n_cols + m.indices[tie])]
+        tie = tie[np.argsort(row[tie] * m.shape[1] + m.indices[tie])]
         tied_row = row[tie]
         starts = np.flatnonzero(np.r_[True, tied_row[1:] != tied_row[:-1]])
         rank = np.arange(len(tie)) - np.repeat(starts, np.diff(np.r_[starts, len(tie)]))
         kept[tie[rank < room[tied_row]]] = True
     kept &= m.data > 0
-    return row[kept] * n_cols + m.indices[kept]
+    return row[kept] * m.shape[1] + m.indices[kept]
 
 
-def _scatter_at(sorted_keys: np.ndarray, m: sp.csr_matrix, n_cols: int) -> np.ndarray:
+def _scatter_at(sorted_keys: np.ndarray, m: sp.csr_matrix) -> np.ndarray:
     """(len(sorted_keys),) float32: ``m``'s positive value at each key (0 where absent), for
     ``m`` without duplicate entries (a product) in any row order: ``m``'s keys are looked up
     among the sorted keys, so ``m`` itself is never sorted. O(nnz(m) log len(sorted_keys))."""
     out = np.zeros(len(sorted_keys), dtype=np.float32)
     positive = m.data > 0
-    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    keys = (rows * n_cols + m.indices)[positive]
+    keys = entry_keys(m)[positive]
     if len(sorted_keys) == 0 or len(keys) == 0:
         return out
     at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
@@ -367,56 +363,12 @@ def _scatter_at(sorted_keys: np.ndarray, m: sp.csr_matrix, n_cols: int) -> np.nd
     return out
 
 
-def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """(len(keys),) bool: which ``keys`` are in ``sorted_keys``. O(len(keys) log len(sorted_keys))."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(keys), dtype=bool)
-    return sorted_keys[np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)] == keys
-
-
 def _descending_key(group: np.ndarray, value: np.ndarray) -> np.ndarray:
     """uint64 keys sorting by ``group`` (0 ≤ group < 2³²) then by ``value`` descending, for
     non-negative float32 values (their bit patterns order as the values)."""
     bits = (value.astype(np.float32) + np.float32(0)).view(np.uint32)  # -0.0 → +0.0
     return (group.astype(np.uint64) << np.uint64(32)) | (np.uint32(0xFFFFFFFF) - bits).astype(
         np.uint64
-    )
-
-
-def _top_k(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """:func:`tribes.sparse.top_k_per_row` (same entries, ties to the smaller column) for
-    non-negative float32: only rows holding more than ``k`` entries are looked at, their
-    ``k``-th largest value found by one unstable sort (:func:`_kth_largest`), then everything
-    above it and the first ties by column are kept. O(nnz + L log L) for L entries of long rows."""
-    m = m.tocsr()
-    m.sum_duplicates()
-    counts = np.diff(m.indptr)
-    if (
-        m.dtype != np.float32
-        or m.nnz == 0
-        or k <= 0
-        or counts.max() <= k
-        or not m.data.min() >= 0  # also False when some value is NaN
-    ):
-        return top_k_per_row(m, k)
-    over = np.flatnonzero(counts > k)
-    sizes = counts[over]
-    firsts = np.cumsum(sizes) - sizes
-    position = np.arange(sizes.sum()) + np.repeat(m.indptr[over] - firsts, sizes)
-    group = np.repeat(np.arange(len(over)), sizes)
-    value = m.data[position]
-    kth = _kth_largest(group, len(over), value, k)[group]
-    above = value > kth
-    tie = value == kth
-    room = k - np.bincount(group[above], minlength=len(over))  # slots left for ties
-    ties_so_far = np.cumsum(tie)
-    tie_rank = (
-        ties_so_far - (ties_so_far[firsts] - tie[firsts])[group] - 1
-    )  # storage order = column
-    keep = np.ones(m.nnz, dtype=bool)
-    keep[position] = above | (tie & (tie_rank < room[group]))
-    return sp.csr_matrix(
-        (m.data[keep], m.indices[keep], np.r_[0, np.cumsum(np.minimum(counts, k))]), shape=m.shape
     )
 
 
