@@ -89,7 +89,10 @@ def _floats(values: tuple) -> np.ndarray:
 
 
 def _joined(parts: list[np.ndarray], dtype) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    """The chunks' arrays as one; ``parts`` is emptied (so the pieces are freed at once)."""
+    joined = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    parts.clear()
+    return joined
 
 
 def _by_id(conn: sa.Connection, column: str = "id") -> str:
@@ -101,18 +104,22 @@ def _by_id(conn: sa.Connection, column: str = "id") -> str:
 
 
 class _Tags:
-    """Decodes JSON arrays of tags into tuples, one ``orjson`` call per chunk of rows; equal
-    words are one shared ``str`` across all tuples (10M posts would otherwise hold a fresh copy
-    of every tag they carry)."""
+    """Decodes JSON arrays of tags into tuples: one ``orjson`` call per chunk of rows for its
+    distinct texts (rows of a chunk with the same text share one tuple), and equal words are
+    one shared ``str`` across all tuples (10M posts would otherwise hold a fresh copy of every
+    tag they carry). A cache across chunks grew to millions of texts at 1M users: slower."""
 
     def __init__(self) -> None:
         self._words: dict[str, str] = {}
 
-    def decode(self, texts: tuple[str, ...]) -> list[tuple[str, ...]]:
+    def decode(self, texts: tuple[str | None, ...]) -> list[tuple[str, ...]]:
         """``texts``: JSON arrays of strings (empty strings and None read as ``[]``)."""
         share = self._words.setdefault
-        arrays = orjson.loads("[" + ",".join(text or "[]" for text in texts) + "]")
-        return [tuple(map(share, words, words)) if words else () for words in arrays]
+        distinct = dict.fromkeys(texts)
+        arrays = orjson.loads("[" + ",".join(text or "[]" for text in distinct) + "]")
+        for text, words in zip(distinct, arrays, strict=True):
+            distinct[text] = tuple(map(share, words, words)) if words else ()
+        return list(map(distinct.__getitem__, texts))
 
 
 class _Codes(dict):
@@ -135,8 +142,8 @@ def _relation(conn: sa.Connection, relation: str, dense: np.ndarray) -> tuple[np
     if not src_parts:
         empty = np.zeros(0, dtype=np.int32)
         return empty, empty.copy(), np.zeros(0, dtype=np.float64)
-    src, dst, ts = np.concatenate(src_parts), np.concatenate(dst_parts), np.concatenate(ts_parts)
-    del src_parts, dst_parts, ts_parts
+    src, dst = _joined(src_parts, np.int32), _joined(dst_parts, np.int32)
+    ts = _joined(ts_parts, np.float64)
     # (src, dst) is the table's key, so one distinct int64 per edge: any sort orders them
     # exactly as lexsort((dst, src)) did, and numpy's default (quicksort) is the fastest.
     order = np.argsort(src.astype(np.int64) * (len(dense) + 1) + dst)
@@ -187,7 +194,7 @@ def _posts(conn: sa.Connection, dense: np.ndarray, tags: _Tags) -> dict:
     pids = _joined(pid_parts, np.int64)
     dense_post = np.full(int(pids.max(initial=0)) + 1, -1, dtype=np.int32)
     dense_post[pids] = np.arange(len(pids), dtype=np.int32)
-    del pids, pid_parts
+    del pids
     parent_pid = _joined(parent_parts, np.int64)
     parent = np.full(len(parent_pid), -1, dtype=np.int32)
     has_parent = parent_pid >= 0
