@@ -20,6 +20,7 @@ from tribes.communities import detect_communities, tribe_affinities
 from tribes.conversations import RankedThreads, ThreadStats, rank_conversations, thread_stats
 from tribes.graph import build_graph, decay
 from tribes.model import snapshot_from
+from tribes.parallel import workers
 from tribes.params import Params
 from tribes.sparse import aligned_values, binary, rank_within, row_normalize, top_k_per_row
 from tribes.synth import SynthConfig, generate
@@ -283,13 +284,15 @@ def test_thread_stats_match_the_reference(network):
     assert (thread_stats(ctx).tribe >= 0).any()
 
 
-@pytest.mark.parametrize("chunk", [4_000, 97])
+@pytest.mark.parametrize(("chunk", "threads"), [(4_000, 1), (97, 1), (97, 2)])
 @pytest.mark.parametrize("width", [30, 4])
-def test_ranking_matches_the_reference(network, monkeypatch, chunk, width):
+def test_ranking_matches_the_reference(network, monkeypatch, chunk, threads, width):
     monkeypatch.setattr(conversations, "_CHUNK", chunk)
     ctx = replace(network["ctx"], params=replace(network["params"], max_conversations=width))
     stats = thread_stats(ctx)
-    got, want = rank_conversations(ctx, stats), reference_rank_conversations(ctx, stats)
+    with workers(threads):
+        got = rank_conversations(ctx, stats)
+    want = reference_rank_conversations(ctx, stats)
     assert_same(got, want, ranked_fields())
     assert (got.items >= 0).sum() > 0.5 * got.items.shape[0] * min(width, 10)
 

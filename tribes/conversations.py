@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from .candidates import CandidateContext, hidden_matrix
 from .graph import decay
+from .parallel import map_blocks
 from .sparse import binary, entry_keys, in_sorted, rank_within, row_normalize, top_k_per_row
 
 __all__ = ["THREAD_FLAGS", "RankedThreads", "ThreadStats", "rank_conversations", "thread_stats"]
@@ -143,8 +144,9 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
     Candidates (bounded per user): the best live threads of the user's tribes, threads where
     their contacts post, and threads sharing their strongest topics (topics used by many live
     threads are skipped). Then every candidate pair is scored as in the module docstring.
-    Cost: O(U × (tribes + contacts + topics) × pool), in user chunks; each chunk keeps only its
-    users' best ``max_conversations`` pairs, so memory beyond the (U, L) result is per chunk.
+    Cost: O(U × (tribes + contacts + topics) × pool), in user chunks (on the
+    :mod:`tribes.parallel` workers); each chunk keeps only its users' best ``max_conversations``
+    pairs, so memory beyond the (U, L) result is per chunk in flight.
     """
     snap, g, p = ctx.snap, ctx.graph, ctx.params
     n, width = snap.n_users, p.max_conversations
@@ -205,8 +207,9 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         z = p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
         return ((1 - np.exp(-z)) * base[cols]).astype(np.float32)
 
-    for s in range(0, n, _CHUNK):
-        e = min(n, s + _CHUNK)
+    def rank_chunk(bounds: tuple[int, int]) -> None:
+        """Rank users s..e and write their rows of ``out`` (disjoint per chunk)."""
+        s, e = bounds
         by_tribe = (ctx.memberships[s:e] @ tribe_threads).tocsr()
         by_contacts = (talk[s:e] @ in_thread).tocsr()
         by_topic = _top_keys((user_topics[s:e] @ topic_index).tocsr(), pool)
@@ -223,7 +226,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
         keys = keys[~in_sorted(np.sort(_keys(excluded[s:e])), keys) & visible[keys % n_live]]
         if len(keys) == 0:
-            continue
+            return
         rows, cols = keys // n_live + s, keys % n_live
         tribe = _share_of(member_tribe, member_share, rows, pooled_tribe[cols])
         contacts = 1 - np.exp(-_scatter_at(keys, by_contacts))
@@ -256,6 +259,8 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         out.items.reshape(-1)[slot] = live[cols]
         out.scores.reshape(-1)[slot] = score[take]
         out.flags.reshape(-1)[slot] = flags
+
+    map_blocks(rank_chunk, [(s, min(n, s + _CHUNK)) for s in range(0, n, _CHUNK)])
     return out
 
 
