@@ -221,6 +221,28 @@ def test_snapshot_equals_a_slow_reference_reading(store, monkeypatch):
                 assert type(value) is type(expected) and value == expected, name
 
 
+@pytest.mark.parametrize("n_users", [0, 1, 3, 4, 5, 8, 9])
+def test_chunk_boundaries_lose_no_row(store, monkeypatch, n_users):
+    """Results shorter than, as long as, and longer than one or two chunks (of 4 rows)."""
+    events = [
+        {"type": "user", "id": f"u{i}", "ts": i, "interests": [f"t{i % 2}"]} for i in range(n_users)
+    ]
+    events += [
+        {"type": "follow", "src": f"u{i}", "dst": f"u{(i + 1) % n_users}", "ts": 9}
+        for i in range(n_users)
+        if n_users > 1
+    ]
+    assert ingest_objects(store, events).committed
+    monkeypatch.setattr(reads, "_CHUNK", 4)
+    snap, want = read_snapshot(store), reference_snapshot(store)
+    assert snap.user_ids.tolist() == want["user_ids"] == [f"u{i}" for i in range(n_users)]
+    assert snap.interests == want["interests"]
+    assert snap.follow_src.tolist() == want["follow_src"] and len(want["follow_src"]) == (
+        n_users if n_users > 1 else 0
+    )
+    assert snap.follow_dst.tolist() == want["follow_dst"]
+
+
 def test_reading_leaves_a_paused_garbage_collector_paused(store):
     gc.disable()
     try:
