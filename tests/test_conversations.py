@@ -360,7 +360,7 @@ def test_first_max_per_column_is_argmax():
 def test_first_posts_match_the_sorted_reference():
     rng = np.random.default_rng(8)
     n = 2_000
-    thread, author = rng.integers(0, 40, n), rng.integers(0, 25, n)
+    thread, author = rng.integers(0, 40, n), rng.integers(-1, 25, n)  # -1: an unknown author
     ts = rng.integers(0, 30, n).astype(np.float64)  # many equal times: ties go to the lower index
     order = np.lexsort((ts, author, thread))
     want = np.ones(n, dtype=bool)

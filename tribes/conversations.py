@@ -307,7 +307,7 @@ def _share_of(
 
 def _kth_largest(group: np.ndarray, n_groups: int, value: np.ndarray, k: int) -> np.ndarray:
     """(n_groups,) float32: each group's ``k``-th largest ``value`` (0 when the group has fewer
-    than ``k``); ``value`` non-negative float32, ``group`` ascending. One unstable sort."""
+    than ``k``); ``value`` non-negative float32, ``group`` in any order. One unstable sort."""
     out = np.zeros(n_groups, dtype=np.float32)
     counts = np.bincount(group, minlength=n_groups)
     full = np.flatnonzero(counts >= k)
@@ -410,7 +410,8 @@ def _first_posts(
         first[:] = True
         first[order[1:][same]] = False
         return first
-    group = thread.astype(np.int64) * max(n_users, 1) + author
+    low = int(author.min())
+    group = thread.astype(np.int64) * max(n_users, int(author.max()) - low + 1) + (author - low)
     order = np.argsort(group)
     grouped = group[order]
     starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
