@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .candidates import CandidateContext
-from .kernels import pair_dots
+from .kernels import diversified_lists, pair_dots
 from .parallel import map_blocks
 from .sparse import aligned_values, binary, rank_within, row_normalize
 
@@ -173,19 +173,19 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     rows, cols, score, flags = rows[keep], cols[keep], score[keep], flags[keep]
 
     # Diversity and list positions need each user's pairs together: pairs are in row order.
-    tribe_of = ctx.labels.astype(np.int64)
+    # Diversity and list positions per user: pairs are grouped by user, in column order.
+    pair_tribe = ctx.labels.astype(np.int64)[cols]
 
     def cut(bound: tuple[int, int]) -> None:  # blocks hold disjoint users: disjoint output rows
-        lo, hi = bound
-        r, c = rows[lo:hi].astype(np.int64), cols[lo:hi].astype(np.int64)
-        s = diversify(r, c, score[lo:hi], tribe_of[c], p.tribe_diversity)
-        position = list_positions(r, c, s)
-        take = position < width
-        items[r[take], position[take]] = c[take]
-        scores[r[take], position[take]] = s[take]
-        flag_out[r[take], position[take]] = flags[lo:hi][take]
+        first, last = bound
+        starts = np.searchsorted(rows, np.arange(first, last + 1))
+        pair, damped = diversified_lists(starts, score, pair_tribe, p.tribe_diversity, width)
+        filled = pair >= 0
+        items[first:last][filled] = cols[pair[filled]]
+        scores[first:last][filled] = damped[filled]
+        flag_out[first:last][filled] = flags[pair[filled]]
 
-    map_blocks(cut, pairwise(np.searchsorted(rows, [a for a, _ in blocks] + [n])))
+    map_blocks(cut, blocks)
     return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources)
 
 
