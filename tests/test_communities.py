@@ -74,6 +74,16 @@ def test_recovers_planted_partition_despite_broadcaster():
     assert labels[b] >= 0  # the broadcaster joins some tribe but does not merge them
 
 
+def test_shuffled_user_order_recovers_the_same_tribes_for_each_user():
+    # detect_communities renumbers users for locality before Leiden and maps the result back:
+    # a tribe must come back on the users that form it, whatever their order.
+    a, truth, _ = planted(seed=11)
+    perm = np.random.default_rng(2).permutation(a.shape[0])
+    labels = detect_communities(a[perm][:, perm].tocsr(), seed=0)
+    people = truth[perm] >= 0
+    assert nmi(labels[people], truth[perm][people]) >= 0.95
+
+
 def test_labels_numbered_by_decreasing_size():
     a, _, _ = planted()
     labels = detect_communities(a)

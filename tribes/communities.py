@@ -25,6 +25,7 @@ from itertools import chain
 import igraph
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 __all__ = [
     "conductance",
@@ -108,7 +109,7 @@ def detect_communities(
     *,
     resolution: float = 1.0,
     seed: int = 0,
-    n_iterations: int = -1,
+    n_iterations: int = 2,
     min_size: int = 5,
     objective: str = "modularity",
 ) -> np.ndarray:
@@ -128,7 +129,8 @@ def detect_communities(
     seed : int
         Seeds igraph's generator for this call: equal inputs and seed give equal labels.
     n_iterations : int
-        Leiden iterations; negative runs until an iteration no longer improves the quality.
+        Leiden iterations; negative runs until an iteration changes nothing (on a million
+        users that took 7 iterations for the quality of 2).
     objective : {"modularity", "cpm"}
     min_size : int
         Communities smaller than this are dissolved: each member joins the remaining one it
@@ -142,9 +144,11 @@ def detect_communities(
 
     Notes
     -----
-    Time O(nnz) to hand the graph to igraph (~0.5 s per million edges: its constructor takes
-    Python ints) plus Leiden, O(edges) per sweep but cache-bound: ~1.6 s CPU for 1M edges,
-    ~30 s for 10M. Memory ~140 bytes per edge at peak, mostly igraph's.
+    Time O(nnz) to hand the graph to igraph (~0.6 µs per edge: its constructor takes Python
+    ints) plus Leiden, O(edges) per iteration but cache-bound: ~0.7 µs per edge at 1.6M edges,
+    ~2 µs at 15M. Users are renumbered in reverse Cuthill-McKee order first (O(nnz)), so that
+    neighbours sit close in igraph's arrays: ~20% faster at 15M edges. Memory ~140 bytes per
+    edge at peak, mostly igraph's.
     """
     a = _check_sparse(affinity, "affinity")
     if not resolution > 0:
@@ -160,8 +164,14 @@ def detect_communities(
     del rows, upper
     if src.size == 0:
         return np.full(n, -1, dtype=np.int32)
+    position = np.empty(n, dtype=np.int64)  # igraph's vertex of each user
+    position[reverse_cuthill_mckee(a, symmetric_mode=True)] = np.arange(n)
     edges = chain.from_iterable(
-        zip(src[i : i + _EDGE_CHUNK].tolist(), dst[i : i + _EDGE_CHUNK].tolist(), strict=True)
+        zip(
+            position[src[i : i + _EDGE_CHUNK]].tolist(),
+            position[dst[i : i + _EDGE_CHUNK]].tolist(),
+            strict=True,
+        )
         for i in range(0, src.size, _EDGE_CHUNK)
     )
     graph = igraph.Graph(n=n, edges=edges, directed=False)
@@ -174,8 +184,8 @@ def detect_communities(
             resolution=resolution,
             n_iterations=n_iterations,
         )
-    comm = np.asarray(found.membership, dtype=np.int64)
-    del found, graph, w  # the clustering holds the graph: free igraph's memory now
+    comm = np.asarray(found.membership, dtype=np.int64)[position]
+    del found, graph, w, position  # the clustering holds the graph: free igraph's memory now
     size = np.bincount(comm)
     has_edge = np.zeros(n, dtype=bool)
     has_edge[src] = has_edge[dst] = True
