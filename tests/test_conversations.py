@@ -368,3 +368,20 @@ def test_first_posts_match_the_sorted_reference():
     want[order[1:][same]] = False
     assert np.array_equal(conversations._first_posts(thread, author, ts, 25), want)
     assert not conversations._first_posts(thread[:0], author[:0], ts[:0], 25).any()
+
+
+def test_pair_dot_is_scipys_sum_bit_for_bit():
+    rng = np.random.default_rng(4)
+    users = row_normalize(
+        top_k_per_row(sp.random(300, 30, density=0.4, format="csr", rng=rng), 10), "l2"
+    )
+    threads = row_normalize(
+        top_k_per_row(sp.random(200, 30, density=0.3, format="csr", rng=rng), 8), "l2"
+    )
+    users, threads = users.tocsr().astype(np.float32), threads.tocsr().T.tocsr().T.tocsr()
+    rows, cols = np.sort(rng.integers(0, 300, 5_000)), rng.integers(0, 200, 5_000)
+    want = np.asarray(users[rows].multiply(threads[cols]).sum(axis=1)).ravel().astype(np.float32)
+    got = conversations._pair_dot(users.sorted_indices(), rows, threads, cols)
+    assert np.array_equal(got, want)
+    overlaps = np.diff(binary(users)[rows].multiply(binary(threads)[cols]).tocsr().indptr)
+    assert (overlaps >= 3).sum() > 100  # sums of three or more products: their order matters
