@@ -213,8 +213,9 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
     liked_keys = entry_keys(liked)
 
     def search(batch: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rows, cols, ALS scores) of the ``fetch`` nearest of each user in ``batch``, without
-        the user, people they already interact with and non-positive scores."""
+        """(rows, cols, ALS scores) of the ``k`` best of the ``fetch`` nearest of each user in
+        ``batch`` (sorted), without the user, people they already interact with and
+        non-positive scores."""
         _, ids = index.search(user_points[batch], min(fetch, len(light)))
         if len(heavy):  # and the heavy items, scored exactly: the best `fetch` of them
             scores = user_factors[batch] @ heavy_factors.T
@@ -226,7 +227,10 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
         r, c = r[ok], c[ok]
         v = np.einsum("ij,ij->i", user_factors[r], item_factors[c])  # the ALS score
         ok = np.isfinite(v) & (v > 0) & ~in_sorted(liked_keys, r.astype(np.int64) * n + c)
-        return r[ok], c[ok], v[ok].astype(np.float32)
+        # Each user's k best only (the batch holds up to 2·fetch per user): memory stays O(U·k).
+        local = np.searchsorted(batch, r[ok])
+        best = top_k_per_row(sp.csr_matrix((v[ok].astype(np.float32), (local, c[ok])), shape=(len(batch), n)), k)
+        return batch[np.repeat(np.arange(len(batch)), np.diff(best.indptr))], best.indices, best.data
 
     # Fetch 2k + 1 for everyone; then users left short because their own contacts filled the
     # fetch are searched again with their degree added, in batches of bounded size (their
@@ -246,7 +250,7 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
         while end < len(short) and (end - start + 1) * (k + 1 + degree[short[end]]) <= _CHUNK_WORK // 8:
             end += 1
         batch = short[start:end]
-        parts.append(search(batch, int(k + 1 + degree[batch[-1]])))
+        parts.append(search(np.sort(batch), int(k + 1 + degree[batch[-1]])))
         start = end
     if not parts:
         return sp.csr_matrix((n, n), dtype=np.float32)
