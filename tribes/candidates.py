@@ -208,6 +208,7 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
     index.add_with_ids(item_points, light.astype(np.int64))
     index.nprobe = min(p.als_ann_probe, cells)
     heavy_factors = item_factors[heavy]
+    query_norms = np.einsum("ij,ij->i", user_factors, user_factors)
     liked = binary(items)
     liked.sort_indices()
     liked_keys = entry_keys(liked)
@@ -216,17 +217,20 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
         """(rows, cols, ALS scores) of the ``k`` best of the ``fetch`` nearest of each user in
         ``batch`` (sorted), without the user, people they already interact with and
         non-positive scores."""
-        _, ids = index.search(user_points[batch], min(fetch, len(light)))
+        distance, ids = index.search(user_points[batch], min(fetch, len(light)))
+        # Every lifted point has norm `cap`, so q·x = (|q|² + cap² - |q - x|²) / 2: the ALS score
+        # from the distance, without gathering factor rows.
+        values = (query_norms[batch, None] + np.float32(cap ** 2) - distance) / 2
         if len(heavy):  # and the heavy items, scored exactly: the best `fetch` of them
             scores = user_factors[batch] @ heavy_factors.T
             best = (np.argpartition(-scores, fetch - 1, axis=1)[:, :fetch] if fetch < len(heavy)
                     else np.broadcast_to(np.arange(len(heavy)), scores.shape))
             ids = np.hstack([ids, heavy[best]])
-        r, c = np.repeat(batch, ids.shape[1]), ids.ravel()
-        ok = (c >= 0) & (c != r)
-        r, c = r[ok], c[ok]
-        v = np.einsum("ij,ij->i", user_factors[r], item_factors[c])  # the ALS score
-        ok = np.isfinite(v) & (v > 0) & ~in_sorted(liked_keys, r.astype(np.int64) * n + c)
+            values = np.hstack([values, np.take_along_axis(scores, best, axis=1)])
+        r, c, v = np.repeat(batch, ids.shape[1]), ids.ravel(), values.ravel()
+        ok = (c >= 0) & (c != r) & np.isfinite(v) & (v > 0)
+        r, c, v = r[ok], c[ok], v[ok]
+        ok = ~in_sorted(liked_keys, r.astype(np.int64) * n + c)
         # Each user's k best only (the batch holds up to 2·fetch per user): memory stays O(U·k).
         local = np.searchsorted(batch, r[ok])
         best = top_k_per_row(sp.csr_matrix((v[ok].astype(np.float32), (local, c[ok])), shape=(len(batch), n)), k)
