@@ -19,6 +19,7 @@ from tribes.candidates import CandidateContext, exclusion_matrix, hidden_matrix
 from tribes.communities import detect_communities, tribe_affinities
 from tribes.conversations import RankedThreads, ThreadStats, rank_conversations, thread_stats
 from tribes.graph import build_graph, decay
+from tribes.kernels import pair_dots
 from tribes.model import snapshot_from
 from tribes.parallel import workers
 from tribes.params import Params
@@ -381,7 +382,7 @@ def test_pair_dot_is_scipys_sum_bit_for_bit():
     users, threads = users.tocsr().astype(np.float32), threads.tocsr().T.tocsr().T.tocsr()
     rows, cols = np.sort(rng.integers(0, 300, 5_000)), rng.integers(0, 200, 5_000)
     want = np.asarray(users[rows].multiply(threads[cols]).sum(axis=1)).ravel().astype(np.float32)
-    got = conversations._pair_dot(users.sorted_indices(), rows, threads, cols)
+    got = pair_dots(users.sorted_indices(), rows, cols, threads)
     assert np.array_equal(got, want)
     overlaps = np.diff(binary(users)[rows].multiply(binary(threads)[cols]).tocsr().indptr)
     assert (overlaps >= 3).sum() > 100  # sums of three or more products: their order matters

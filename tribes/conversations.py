@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 
 from .candidates import CandidateContext, hidden_matrix
 from .graph import decay
+from .kernels import pair_dots
 from .parallel import map_blocks
 from .sparse import binary, entry_keys, in_sorted, rank_within, row_normalize, top_k_per_row
 
@@ -179,7 +179,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
     df = np.bincount(thread_topics.indices, minlength=thread_topics.shape[1])
     rare = sp.diags((df <= _MAX_THREADS_PER_TOPIC).astype(np.float32))
     topic_index = (thread_topics @ rare).T.tocsr()  # (V, T_live), common topics dropped
-    thread_topics = thread_topics.T.tocsr().T.tocsr()  # canonical (T_live, V): rows for _pair_dot
+    thread_topics = thread_topics.T.tocsr().T.tocsr()  # canonical (T_live, V): rows for pair_dots
 
     # Tribes: each tribe's best live threads by base score.
     k = ctx.memberships.shape[1]
@@ -242,7 +242,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         threshold = _kth_largest(rows - s, e - s, np.maximum(low, 0), width)
         need = np.flatnonzero(high >= threshold[rows - s] * np.float32(0.999))
         rows, cols, tribe, contacts = rows[need], cols[need], tribe[need], contacts[need]
-        topic = _pair_dot(user_rows, rows, thread_topics, cols)
+        topic = pair_dots(user_rows, rows, cols, thread_topics)
         score = scores(topic, tribe, contacts, cols)
         keep = np.flatnonzero(score > 0)
         rows, cols, score = rows[keep], cols[keep], score[keep]
@@ -266,54 +266,6 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
 
     map_blocks(rank_chunk, [(s, min(n, s + _CHUNK)) for s in range(0, n, _CHUNK)])
     return out
-
-
-def _pair_dot(a: sp.csr_matrix, rows: np.ndarray, b: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
-    """(pairs,) float32 ``a[rows[i]] · b[cols[i]]`` (``a`` (U, V), ``b`` (T, V) float32 CSR with
-    sorted indices), by merging the two rows (:func:`_merged_dots`). O(Σ nnz of both rows)."""
-    out = np.zeros(len(rows), dtype=np.float32)
-    if len(rows):
-        _merged_dots(
-            a.indptr,
-            a.indices,
-            a.data,
-            b.indptr,
-            b.indices,
-            b.data,
-            np.asarray(rows, dtype=np.int64),
-            np.asarray(cols, dtype=np.int64),
-            out,
-        )
-    return out
-
-
-@njit(nogil=True, cache=True)
-def _merged_dots(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, rows, cols, out):  # pragma: no cover
-    """The sum scipy's ``a[rows].multiply(b[cols]).sum(axis=1)`` gives for float32 rows whose
-    matches come in increasing column order (at most 8 here): ``np.add.reduceat`` adds the
-    first product to the float32 sum of the others; products equal to 0 are dropped."""
-    for i in range(len(rows)):
-        j, j_end = a_ptr[rows[i]], a_ptr[rows[i] + 1]
-        k, k_end = b_ptr[cols[i]], b_ptr[cols[i] + 1]
-        found = False
-        head = np.float32(0.0)
-        rest = np.float32(-0.0)
-        while j < j_end and k < k_end:
-            if a_idx[j] == b_idx[k]:
-                product = a_val[j] * b_val[k]
-                if product != 0:
-                    if found:
-                        rest += product
-                    else:
-                        head = product
-                        found = True
-                j += 1
-                k += 1
-            elif a_idx[j] < b_idx[k]:
-                j += 1
-            else:
-                k += 1
-        out[i] = head + rest if found else np.float32(0.0)
 
 
 def _slots(m: sp.csr_matrix) -> tuple[list[np.ndarray], list[np.ndarray]]:

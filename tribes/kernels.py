@@ -15,35 +15,48 @@ __all__ = ["TwoHopTopK", "diversified_lists", "pair_dots"]
 
 
 @njit(nogil=True, cache=True)
-def _pair_dots(indptr, indices, data, rows, cols, zero, out):  # pragma: no cover - compiled
+def _pair_dots(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, rows, cols, out):  # pragma: no cover - compiled
+    # The sum scipy's ``a[rows].multiply(b[cols]).sum(axis=1)`` gives for float32 rows whose
+    # matches come in increasing column order: ``np.add.reduceat`` adds the first nonzero
+    # product to the float32 sum of the others (exact while a pair shares at most 8 columns).
     for i in range(len(rows)):
-        a, a_end = indptr[rows[i]], indptr[rows[i] + 1]
-        b, b_end = indptr[cols[i]], indptr[cols[i] + 1]
-        total = zero  # products in x's dtype summed in float64: as scipy's multiply().sum(axis=1)
-        while a < a_end and b < b_end:
-            ia, ib = indices[a], indices[b]
-            if ia == ib:
-                total += data[a] * data[b]
-                a += 1
-                b += 1
-            elif ia < ib:
-                a += 1
+        j, j_end = a_ptr[rows[i]], a_ptr[rows[i] + 1]
+        k, k_end = b_ptr[cols[i]], b_ptr[cols[i] + 1]
+        found = False
+        head = a_val.dtype.type(0.0)
+        rest = a_val.dtype.type(-0.0)
+        while j < j_end and k < k_end:
+            if a_idx[j] == b_idx[k]:
+                product = a_val[j] * b_val[k]
+                if product != 0:
+                    if found:
+                        rest += product
+                    else:
+                        head = product
+                        found = True
+                j += 1
+                k += 1
+            elif a_idx[j] < b_idx[k]:
+                j += 1
             else:
-                b += 1
-        out[i] = total
+                k += 1
+        out[i] = head + rest if found else 0.0
 
 
-def pair_dots(x: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """(pairs,) float32: ``x[rows[i]] · x[cols[i]]`` for every i, by merging the two sorted rows
-    (products in x's dtype, summed in float64: equal to ``x[rows].multiply(x[cols]).sum(axis=1)``).
-    O(Σ nnz of both rows), no temporaries."""
-    x = x.tocsr()
-    if not x.has_sorted_indices:
-        x = x.sorted_indices()
+def pair_dots(a: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, b: sp.csr_matrix | None = None) -> np.ndarray:
+    """(pairs,) float32: ``a[rows[i]] · b[cols[i]]`` for every i (``b`` defaults to ``a``; same
+    number of columns), by merging the two sorted rows. Equal to scipy's
+    ``a[rows].multiply(b[cols]).sum(axis=1)`` for float32 rows sharing up to 8 columns (within
+    float rounding beyond). O(Σ nnz of both rows), no temporaries."""
+    a = a.tocsr()
+    a = a if a.has_sorted_indices else a.sorted_indices()
+    b = a if b is None else b.tocsr()
+    b = b if b.has_sorted_indices else b.sorted_indices()
+    dtype = np.result_type(a.dtype, b.dtype)
     out = np.zeros(len(rows), dtype=np.float32)
     if len(rows):
-        _pair_dots(*_csr_arrays(x, x.dtype), np.asarray(rows, dtype=np.int64),
-                   np.asarray(cols, dtype=np.int64), np.float64(0), out)
+        _pair_dots(*_csr_arrays(a, dtype), *_csr_arrays(b, dtype), np.asarray(rows, dtype=np.int64),
+                   np.asarray(cols, dtype=np.int64), out)
     return out
 
 
