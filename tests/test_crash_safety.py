@@ -102,9 +102,14 @@ def test_recompute_killed_at_random_points_loses_nothing(tmp_path_factory):
                 current, counts = models.current(), world.store.table_counts()
                 continue
             killed += 1
-            assert models.current() == current, (
-                f"kill in {stage or 'time'}+{delay:.2f}s moved current"
-            )
+            now = models.current()
+            if now != current:
+                # The kill landed after the new version was published (while pruning or exiting):
+                # `current` must then be a newer, complete version — checked below like any other.
+                assert now is not None and current is not None and now > current, (
+                    f"kill in {stage or 'time'}+{delay:.2f}s moved current to {now} from {current}"
+                )
+                current, counts = now, world.store.table_counts()  # publishing prunes live changes
             assert [v.name for v in models.versions() if v.is_current] == [current]
             Recommender.open(models.current_path())  # the served version opens
             app = make_app(world.root)
