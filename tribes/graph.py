@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from .params import Params
 from .snapshot import Snapshot
+from .sparse import entry_keys
 from .text import aggregate, all_mentions, build_topic_matrix
 
 __all__ = [
@@ -206,12 +207,6 @@ def relation_matrices(
     return replies, mentioned, follows
 
 
-def _entry_keys(m: sp.csr_matrix) -> np.ndarray:
-    """``row · U + column`` of each entry of a canonical CSR, int64 (increasing)."""
-    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    return rows * m.shape[1] + m.indices
-
-
 def build_user_graph(
     replies: sp.csr_matrix, mentions: sp.csr_matrix, follows: sp.csr_matrix, params: Params
 ) -> UserGraph:
@@ -235,10 +230,10 @@ def build_user_graph(
     ]
     pattern = (parts[0] + parts[1] + parts[2]).tocsr()
     pattern.sum_duplicates()
-    keys = _entry_keys(pattern)
+    keys = entry_keys(pattern)
 
     def positions(m: sp.csr_matrix) -> np.ndarray:
-        return np.searchsorted(keys, _entry_keys(m))
+        return np.searchsorted(keys, entry_keys(m))
 
     weights = np.zeros(pattern.nnz, np.float32)
     weights[positions(interaction)] = interaction.data
