@@ -57,3 +57,15 @@ def test_candidates_and_lists_are_the_same_on_two_threads(monkeypatch):
         assert (one[name] != two[name]).nnz == 0, name
     assert np.array_equal(lists.items, lists2.items) and np.array_equal(lists.scores, lists2.scores)
     assert np.array_equal(lists.flags, lists2.flags)
+
+
+def test_ranges_by_work_cover_every_row_once_near_the_work_budget():
+    from tribes.parallel import ranges_by_work
+
+    work = np.array([3, 0, 9, 1, 1, 1, 20, 2, 2, 2, 2])
+    ranges = ranges_by_work(work, 5)
+    assert [i for a, b in ranges for i in range(a, b)] == list(range(len(work)))
+    assert all(b > a for a, b in ranges)
+    assert len(ranges) <= int(np.ceil(work.sum() / 5)) + 1  # about one range per budget of work
+    assert (6, 7) in ranges  # a row heavier than the budget is a range of its own, never split
+    assert ranges_by_work(np.zeros(0), 5) == []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +19,7 @@ import scipy.sparse as sp
 from .behaviour import Behaviour
 from .graph import InterestGraph
 from .kernels import TwoHopTopK
-from .parallel import map_blocks
+from .parallel import map_blocks, ranges_by_work
 from .params import Params
 from .ppr import ppr_forward_push
 from .snapshot import Snapshot
@@ -71,12 +70,10 @@ def _row_chunks(left: sp.csr_matrix, right: sp.csr_matrix, max_work: int = _CHUN
     """Row ranges of ``left`` whose product with ``right`` touches at most ~``max_work``
     entries each (at least one row), so memory stays bounded whatever the degrees."""
     work = left.tocsr() @ np.diff(right.tocsr().indptr).astype(np.float64)
-    ends = np.searchsorted(np.cumsum(work), np.arange(max_work, work.sum() + max_work, max_work), side="right")
-    bounds = np.unique(np.clip(np.r_[0, ends, left.shape[0]], 0, left.shape[0]))
     chunks = []
-    for a, b in pairwise(bounds):
-        for s in range(int(a), int(b), _CHUNK):  # and at most _CHUNK rows
-            chunks.append((s, min(s + _CHUNK, int(b))))
+    for a, b in ranges_by_work(work, max_work):
+        for s in range(a, b, _CHUNK):  # and at most _CHUNK rows
+            chunks.append((s, min(s + _CHUNK, b)))
     return chunks
 
 

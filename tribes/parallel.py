@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
+from itertools import pairwise
 from typing import TypeVar
 
-__all__ = ["map_blocks", "worker_count", "workers"]
+import numpy as np
+
+__all__ = ["map_blocks", "ranges_by_work", "worker_count", "workers"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -50,3 +53,13 @@ def map_blocks(fn: Callable[[T], R], blocks: Iterable[T]) -> list[R]:
         return [fn(b) for b in items]
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="tribes-block") as pool:
         return list(pool.map(fn, items))
+
+
+def ranges_by_work(work: np.ndarray, max_work: float) -> list[tuple[int, int]]:
+    """Consecutive index ranges covering ``work`` (per-row cost, e.g. entries touched), each
+    summing to about ``max_work`` (a row's own work is never split, so a range holds at least
+    one row). Empty for no rows. O(rows)."""
+    n = len(work)
+    ends = np.searchsorted(np.cumsum(work), np.arange(max_work, work.sum() + max_work, max_work), side="right")
+    bounds = np.unique(np.clip(np.r_[0, ends, n], 0, n))
+    return [(int(a), int(b)) for a, b in pairwise(bounds)]

@@ -16,14 +16,13 @@ multiplied by ``tribe_diversity``) shape the final lists. All steps are vectoris
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
 
 from .candidates import CandidateContext
 from .kernels import diversified_lists, pair_dots
-from .parallel import map_blocks
+from .parallel import map_blocks, ranges_by_work
 from .sparse import aligned_values, binary, rank_within, row_normalize
 
 __all__ = ["REASON_FLAGS", "PairInputs", "RankedPeople", "pair_features", "rank_people"]
@@ -172,7 +171,6 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
                                            pair_hash(rows[crowded], cols[crowded], p.seed), budget)
     rows, cols, score, flags = rows[keep], cols[keep], score[keep], flags[keep]
 
-    # Diversity and list positions need each user's pairs together: pairs are in row order.
     # Diversity and list positions per user: pairs are grouped by user, in column order.
     pair_tribe = ctx.labels.astype(np.int64)[cols]
 
@@ -193,10 +191,7 @@ def _row_blocks(candidates: dict[str, sp.csr_matrix], n: int, max_pairs: int) ->
     """Consecutive user ranges whose candidate entries (summed over sources) stay near
     ``max_pairs`` each (a user's own entries are never split)."""
     per_user = sum((np.diff(m.tocsr().indptr) for m in candidates.values()), np.zeros(n, dtype=np.int64))
-    ends = np.searchsorted(np.cumsum(per_user), np.arange(max_pairs, per_user.sum() + max_pairs, max_pairs),
-                           side="right")
-    bounds = np.unique(np.clip(np.r_[0, ends, n], 0, n))
-    return [(int(a), int(b)) for a, b in pairwise(bounds)] or [(0, n)]
+    return ranges_by_work(per_user, max_pairs) or [(0, n)]
 
 
 def _score_block(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix], start: int, stop: int,
