@@ -256,8 +256,7 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
     if not parts:
         return sp.csr_matrix((n, n), dtype=np.float32)
     rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
-    found = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
-    return top_k_per_row(found, k)
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))  # at most k per user: each batch cut them
 
 
 def ppr(ctx: CandidateContext) -> sp.csr_matrix:
