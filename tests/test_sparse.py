@@ -82,3 +82,16 @@ def test_top_k_per_row_prefilter_keeps_exactly_the_same_entries(monkeypatch):
         plain = sparse.top_k_per_row(m, k)
         assert np.array_equal(fast.indptr, plain.indptr) and np.array_equal(fast.indices, plain.indices)
         assert np.array_equal(fast.data, plain.data)
+
+
+def test_descending_key_orders_by_group_then_value_descending_and_holds_the_value():
+    import numpy as np
+
+    from tribes.sparse import descending_key, key_value
+
+    rng = np.random.default_rng(12)
+    group = rng.integers(0, 5, 3000)
+    values = rng.choice(np.array([-3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 7.0, 3e38], np.float32), 3000)
+    keys = descending_key(group, values)
+    assert np.array_equal(np.argsort(keys, kind="stable"), np.lexsort((-values, group)))
+    assert np.array_equal(key_value(keys).view(np.uint32), (values + np.float32(0)).view(np.uint32))  # -0.0 → +0.0

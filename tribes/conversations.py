@@ -25,7 +25,16 @@ from .candidates import CandidateContext, hidden_matrix
 from .graph import decay
 from .kernels import pair_dots
 from .parallel import map_blocks
-from .sparse import binary, entry_keys, in_sorted, rank_within, row_normalize, top_k_per_row
+from .sparse import (
+    binary,
+    descending_key,
+    entry_keys,
+    in_sorted,
+    key_value,
+    rank_within,
+    row_normalize,
+    top_k_per_row,
+)
 
 __all__ = ["THREAD_FLAGS", "RankedThreads", "ThreadStats", "rank_conversations", "thread_stats"]
 
@@ -249,7 +258,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         topic, tribe, contacts = topic[keep], tribe[keep], contacts[keep]
         # Best first within each user, ties by thread: the pairs are in (row, column) order, so a
         # stable sort on (row, descending score) keeps columns ascending among equal scores.
-        position = rank_within(rows, np.argsort(_descending_key(rows - s, score), kind="stable"))
+        position = rank_within(rows, np.argsort(descending_key(rows - s, score), kind="stable"))
         take = np.flatnonzero(position < width)
         cols, topic, tribe, contacts = cols[take], topic[take], tribe[take], contacts[take]
         flags = np.full(len(cols), THREAD_FLAGS["active_thread"], dtype=np.uint8)
@@ -306,10 +315,9 @@ def _kth_largest(group: np.ndarray, n_groups: int, value: np.ndarray, k: int) ->
     full = np.flatnonzero(counts >= k)
     if len(full) == 0:
         return out
-    ordered = np.sort(_descending_key(group, value))
+    ordered = np.sort(descending_key(group, value))
     at = (np.cumsum(counts) - counts)[full] + k - 1
-    bits = np.uint32(0xFFFFFFFF) - (ordered[at] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    out[full] = bits.view(np.float32)
+    out[full] = key_value(ordered[at])
     return out
 
 
@@ -359,15 +367,6 @@ def _scatter_at(sorted_keys: np.ndarray, m: sp.csr_matrix) -> np.ndarray:
     found = sorted_keys[at] == keys
     out[at[found]] = m.data[positive][found]
     return out
-
-
-def _descending_key(group: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """uint64 keys sorting by ``group`` (0 ≤ group < 2³²) then by ``value`` descending, for
-    non-negative float32 values (their bit patterns order as the values)."""
-    bits = (value.astype(np.float32) + np.float32(0)).view(np.uint32)  # -0.0 → +0.0
-    return (group.astype(np.uint64) << np.uint64(32)) | (np.uint32(0xFFFFFFFF) - bits).astype(
-        np.uint64
-    )
 
 
 def _first_max_per_column(m: sp.csc_matrix) -> np.ndarray:
