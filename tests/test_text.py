@@ -63,7 +63,7 @@ def test_fast_path_agrees_with_full_scan():
 
 def _terms_per_doc(docs: list[str]) -> list[list[str]]:
     """What ``build_topic_matrix`` reads as each doc's terms (``_text_terms``), as strings."""
-    ids = text_module._Ids()
+    ids = text_module.DenseIds()
     flat, lengths = text_module._text_terms(docs, ids.__getitem__)
     keys = list(ids)
     assert lengths.shape == (len(docs),) and lengths.sum() == flat.size

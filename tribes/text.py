@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 __all__ = [
     "STOP_WORDS",
+    "DenseIds",
     "aggregate",
     "all_mentions",
     "build_topic_matrix",
@@ -147,25 +148,26 @@ def all_mentions(texts: Sequence[str], batch: int = 65_536) -> tuple[np.ndarray,
     return np.frombuffer(doc_of, dtype=np.int64).copy(), handles
 
 
-class _Ids(dict):
-    """String → dense id; ``ids[s]`` gives an unseen string the next id."""
+class DenseIds(dict):
+    """String → dense id in order of first appearance; ``ids[s]`` gives an unseen string the
+    next id (``len`` so far)."""
 
     def __missing__(self, key: str) -> int:
         self[key] = n = len(self)
         return n
 
 
-class _Chunks(dict):
-    """Whitespace-separated chunk → dense id, remembering the chunks in id order."""
+class _Chunks(DenseIds):
+    """Whitespace-separated chunk → dense id, remembering the chunks in id order (a list, so
+    the chunks added since a position are a slice, not a copy of every key)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.keys_in_order: list[str] = []
 
     def __missing__(self, key: str) -> int:
-        self[key] = n = len(self)
         self.keys_in_order.append(key)
-        return n
+        return super().__missing__(key)
 
 
 _END = "END"  # ends each doc in a batch: upper case, so never a chunk of lower-cased text
@@ -323,7 +325,7 @@ def build_topic_matrix(
         if doc_weight.shape != (n_docs,) or not np.all(np.isfinite(doc_weight) & (doc_weight >= 0)):
             raise ValueError(f"doc_weight must be ({n_docs},) finite and >= 0")
 
-    ids = _Ids()
+    ids = DenseIds()
     lookup = ids.__getitem__
     term_ids, term_len = _text_terms(docs_text, lookup)
     tag_len = np.fromiter(map(len, docs_tags), dtype=np.int64, count=n_docs)

@@ -20,6 +20,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..snapshot import Snapshot
+from ..text import DenseIds
 from .sql import Store
 from .writer import _for_driver
 
@@ -123,14 +124,6 @@ class _Tags:
         return list(map(distinct.__getitem__, texts))
 
 
-class _Codes(dict):
-    """Key → a number in order of first appearance (``len`` so far)."""
-
-    def __missing__(self, key: str) -> int:
-        code = self[key] = len(self)
-        return code
-
-
 def _relation(conn: sa.Connection, relation: str, dense: np.ndarray) -> tuple[np.ndarray, ...]:
     """Active ``relation`` edges as (src, dst, ts), dense user indices sorted by (src, dst)."""
     src_parts, dst_parts, ts_parts = [], [], []
@@ -178,7 +171,7 @@ def _posts(conn: sa.Connection, dense: np.ndarray, tags: _Tags) -> dict:
     pid_parts, id_parts, author_parts, ts_parts, parent_parts, code_parts = [], [], [], [], [], []
     texts: list[str] = []
     post_tags: list[tuple[str, ...]] = []
-    threads = _Codes()
+    threads = DenseIds()
     sql = (
         "SELECT p.pid, p.id, p.author, p.ts, COALESCE(q.pid, -1), p.thread_id, p.text, p.tags "
         f"FROM posts p LEFT JOIN posts q ON q.id = p.reply_to {_by_id(conn, 'p.id')}"
