@@ -61,8 +61,8 @@ def _restrict(snap: Snapshot, users: np.ndarray, follows: np.ndarray, posts: np.
     kept_users = np.flatnonzero(users)
     user_map[kept_users] = np.arange(len(kept_users))
 
-    def pairs(src: np.ndarray, dst: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        ok = users[src] & users[dst] & (True if keep is None else keep)
+    def pairs(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ok = users[src] & users[dst]
         return user_map[src[ok]].astype(np.int32), user_map[dst[ok]].astype(np.int32)
 
     follows = follows & users[snap.follow_src] & users[snap.follow_dst]
