@@ -65,6 +65,18 @@ def test_snapshot_arrays(store):
         "threads": 2,
     }
 
+    light = snap.without_text()
+    assert snap.has_text and not light.has_text
+    assert light.counts() == snap.counts() and light.now == snap.now
+    assert light.post_text == [] and light.post_tags == [] and light.interests == [] and len(light.post_ids) == 0
+    assert light.post_author is snap.post_author and light.post_thread is snap.post_thread  # shared, not copied
+    assert list(snap.post_ids) == ["q1", "q2", "z"] and snap.post_tags[0] == ("y",)  # the original is untouched
+    from tribes.graph import build_graph
+    from tribes.params import Params
+
+    with pytest.raises(ValueError, match="without_text"):
+        build_graph(light, Params())
+
 
 def test_empty_store_gives_an_empty_snapshot(store):
     snap = read_snapshot(store)

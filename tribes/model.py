@@ -30,7 +30,7 @@ from .behaviour import measure_behaviour
 from .candidates import CandidateContext, exclusion_matrix, generate_candidates, hidden_matrix
 from .communities import detect_communities, label_tribes, match_tribe_ids, tribe_affinities
 from .conversations import rank_conversations, thread_stats
-from .graph import build_graph
+from .graph import InterestGraph, build_graph
 from .params import Params
 from .ranking import rank_people
 from .snapshot import Snapshot
@@ -93,14 +93,17 @@ def _no_stage(name: str):
 
 
 def _candidates(snap: Snapshot, params: Params, previous: Any, stage: Callable = _no_stage,
-                query: np.ndarray | None = None) -> tuple:
+                query: np.ndarray | None = None, graph: InterestGraph | None = None) -> tuple:
     """Graph → affinity → tribes → behaviour → candidates: everything ranking needs.
 
     ``previous=False`` skips what only the published model needs (labels, stable ids);
-    ``query`` limits candidate generation to those users (see ``CandidateContext.query``).
+    ``query`` limits candidate generation to those users (see ``CandidateContext.query``);
+    ``graph``: ``build_graph(snap, params)`` when already built (``snap`` may then be
+    ``without_text()``).
     """
-    with stage("graph"):
-        graph = build_graph(snap, params)
+    if graph is None:
+        with stage("graph"):
+            graph = build_graph(snap, params)
     with stage("affinity"):
         knn = topic_neighbours(graph.user_topic, k=max(params.topic_neighbours, params.candidates_per_source),
                                min_similarity=params.min_topic_similarity, max_df=params.knn_max_df)
@@ -142,6 +145,8 @@ class TribeModel:
     tribes_ : list of dict ``{"tribe_id", "label", "size", "topics"}``
     arrays_ : dict of arrays served by :class:`tribes.serving.Recommender`
     timings_ : dict stage → {"seconds", "peak_rss_mib"}
+    snapshot_ : the fitted :class:`Snapshot`, ``without_text()`` (post texts, tags, post ids and
+        interests are released after the graph stage; at 1M users they are ~2.8 GB)
     """
 
     def __init__(self, **params: Any):
@@ -200,8 +205,12 @@ class TribeModel:
                         snap, params, lambda s, p, q: _candidates(s, p, False, query=q)[:2])
             if self.learned_weights_:
                 params = replace(params, **self.learned_weights_)
-        ctx, candidates, extras = _candidates(snap, params, previous, stage)
-        graph, labels, memberships, tribe_ids = extras["graph"], ctx.labels, ctx.memberships, extras["tribe_ids"]
+        with stage("graph"):
+            graph = build_graph(snap, params)
+        # Only the graph reads the strings; when fit read the snapshot itself, this releases them.
+        snap = snap.without_text()
+        ctx, candidates, extras = _candidates(snap, params, previous, stage, graph=graph)
+        labels, memberships, tribe_ids = ctx.labels, ctx.memberships, extras["tribe_ids"]
         topics, names, behaviour = extras["topics"], extras["names"], ctx.behaviour
         with stage("rank_people"):
             people = rank_people(ctx, candidates)

@@ -9,7 +9,7 @@ wins, deletions) hold for notebooks too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -68,7 +68,18 @@ class Snapshot:
 
     @property
     def n_posts(self) -> int:
-        return len(self.post_ids)
+        return len(self.post_author)
+
+    @property
+    def has_text(self) -> bool:
+        """False for a :meth:`without_text` snapshot."""
+        return len(self.post_ids) == self.n_posts and len(self.interests) == self.n_users
+
+    def without_text(self) -> Snapshot:
+        """This snapshot without the strings only the graph stage reads (post ids, texts, tags,
+        user interests): what the stages after it need, in a fraction of the memory (at 1M
+        users ~2.8 GB of a ~3.6 GB snapshot). The arrays are shared, not copied."""
+        return replace(self, post_ids=np.zeros(0, dtype=object), post_text=[], post_tags=[], interests=[])
 
     @property
     def n_threads(self) -> int:
