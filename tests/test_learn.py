@@ -61,15 +61,17 @@ def test_damping_is_the_best_ranking_floor_within_the_exposure_cap():
     from tribes.model import _candidates
     from tribes.params import Params
     from tribes.ranking import candidate_pairs, pair_features, rank_people
-    from tribes.sparse import binary
 
     snap = snapshot_from(list(generate(SynthConfig(n_users=400, seed=8))))
     cut = float(np.quantile(snap.post_ts, 0.8))
     truth = _new_two_way_pairs(snap, cut)
     ctx, cands, _ = _candidates(snapshot_before(snap, cut), Params(seed=1), False)
     feats = pair_features(ctx, cands, candidate_pairs(snap.n_users, cands))
-    talked_to = np.asarray(binary(ctx.graph.talk).sum(axis=0)).ravel()
-    top = np.union1d(top_percent(ctx.behaviour.followers), top_percent(talked_to))
+    reply = ctx.snap.post_parent >= 0
+    replied = np.bincount(ctx.snap.post_author[ctx.snap.post_parent[reply]], minlength=snap.n_users)
+    followers = ctx.behaviour.followers
+    top = np.union1d(top_percent(followers)[followers[top_percent(followers)] > 0],
+                     top_percent(replied)[replied[top_percent(replied)] > 0])
     measured = {}
     for floor in POPULARITY_FLOORS:
         items = rank_people(replace(ctx, params=replace(ctx.params, popularity_floor=floor)), cands, feats).items

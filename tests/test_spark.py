@@ -251,3 +251,65 @@ def test_recompute_with_spark_unavailable_or_a_bad_engine_exits_2(
     assert {"engine": "expected local or spark", "pyspark": "pip install", "java": "Java"}[
         broken
     ] in err
+
+
+def test_the_top_exposure_cap_gives_the_local_engines_lists(world, spark):
+    """Both engines rank the same candidates into the same capped lists: the top accounts
+    made ideal (they answer everyone, always active; no damping) so the cap binds."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from tribes import ranking
+    from tribes.model import _candidates, snapshot_from
+    from tribes.spark.engine import _people_arrays
+    from tribes.spark.rank import rank_frames
+    from tribes.sparse import row_normalize
+
+    snap = snapshot_from(world["store"])
+    p = Params(**PARAMS, popularity_floor=1.0, top_exposure_cap=0.1).validate()
+    ctx, candidates, _ = _candidates(snap, p, False)
+    top = ranking.top_accounts(snap, ctx.behaviour.followers)
+    b = ctx.behaviour
+    ideal = replace(
+        b,
+        answer_rate=np.where(top, 1.0, b.answer_rate).astype(np.float32),
+        activity=np.where(top, 1.0, b.activity).astype(np.float32),
+        answer_rate_by_tribe=sp.csr_matrix(b.answer_rate_by_tribe.shape, dtype=np.float32),
+    )
+    ctx = replace(ctx, behaviour=ideal)
+    local = ranking.rank_people(ctx, candidates)
+    free = ranking.rank_people(replace(ctx, params=replace(p, top_exposure_cap=1.0)), candidates)
+
+    def frame(m, names):
+        m = m.tocoo()
+        return spark.createDataFrame(
+            pd.DataFrame({names[0]: m.row, names[1]: m.col, names[2]: m.data.astype(np.float64)}),
+            f"{names[0]} long, {names[1]} long, {names[2]} double",
+        )
+
+    shared = {
+        "labels": ctx.labels,
+        "behaviour": ideal,
+        "memberships": ctx.memberships.tocsr(),
+        "topic": row_normalize(ctx.graph.user_topic, "l2").tocsr(),
+        "top": top,
+    }
+    lists = rank_frames(
+        spark,
+        {name: frame(m, ("u", "c", "w")) for name, m in candidates.items()},
+        frame(ctx.graph.interaction, ("src", "dst", "w")),
+        shared,
+        p,
+        pivot=ranking.popularity_pivot(p, ideal.followers),
+        partitions=2,
+    )
+    remote = _people_arrays(lists, snap.n_users, p.max_people, {})
+
+    def head_share(items):
+        return (top[items[:, 0][items[:, 0] >= 0]]).mean()
+
+    assert head_share(free.items) > 0.3 and head_share(local.items) <= 0.1
+    assert np.array_equal(remote.items, local.items)
+    assert np.allclose(remote.scores, local.scores, rtol=1e-6)
+    assert np.array_equal(remote.flags, local.flags)

@@ -12,7 +12,9 @@ final ranking, scaled to whichever of ``ENGAGE_TOTALS`` ranks the held-out pairs
 soon strong evidence saturates differs by network). Then ``popularity_floor`` is chosen the
 same way among ``POPULARITY_FLOORS``, but only among floors whose lists keep the top 1% of
 accounts within ``top_exposure_cap`` of list slots: popularity is damped as much as the
-network needs to stay unconcentrated, not more.
+network needs to stay unconcentrated, not more. (``rank_people`` itself enforces that cap by
+moving the top accounts' weakest appearances down, so every floor keeps within it unless users
+have nothing but top accounts left; the damping decides *how* the lists get there.)
 Above ``learn_graph_users`` users all of this runs on a connected sample of about that many
 (:func:`learning_network`: seeded users with all their contacts), so learning costs about the
 same on a network of a million as on one of a hundred thousand.
@@ -28,9 +30,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
 
-from .evaluation.metrics import exposure, top_percent, top_share
+from .evaluation.metrics import exposure, top_share
 from .params import Params
-from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features, rank_people
+from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features, rank_people, top_accounts
 from .snapshot import Snapshot
 from .sparse import aligned_values, binary, drop_diagonal
 
@@ -284,13 +286,13 @@ def learn_engage_weights(snap: Snapshot, params: Params,
 def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
                     weights: dict[str, float], truth: sp.csr_matrix) -> dict[str, float]:
     """``{"popularity_floor": f}``: of ``POPULARITY_FLOORS``, the weakest damping of the most
-    followed whose lists keep the top 1% of accounts (most followed, most talked to) within
+    followed whose lists keep the top 1% of accounts (most followed, most replied to:
+    :func:`tribes.ranking.top_accounts`) within
     ``params.top_exposure_cap`` of all list slots, if it also ranks the held-out pairs best;
     when no floor keeps within the cap, the strongest damping."""
     params = replace(ctx.params, **weights)
     n = ctx.snap.n_users
-    talked_to = np.asarray(binary(ctx.graph.talk).sum(axis=0)).ravel()
-    top = np.union1d(top_percent(ctx.behaviour.followers), top_percent(talked_to))
+    top = np.flatnonzero(top_accounts(ctx.snap, ctx.behaviour.followers))
     scored = []
     for floor in POPULARITY_FLOORS:
         items = rank_people(replace(ctx, params=replace(params, popularity_floor=floor)), candidates, feats).items

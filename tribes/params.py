@@ -94,8 +94,9 @@ class Params:
     exposure_budget_max: int = _p(400, "...and in at most this many lists (so the top 1% of people hold at most "
                                        "~0.01·max/k of all slots: 20% at k=20, whatever the number of users)...")
     exposure_budget_min: int = _p(30, "...but the budget is never below this many lists.")
-    top_exposure_cap: float = _p(0.2, "Learning picks the weakest popularity damping that keeps the top 1% of accounts "
-                                      "(most followed, most talked to) within this share of list slots.")
+    top_exposure_cap: float = _p(0.2, "The top 1% of accounts (most followed, most replied to) fill at most this share "
+                                      "of the list slots of every list prefix: ranking moves their weakest appearances "
+                                      "down (1: no cap); learning picks the weakest damping that stays within it.")
     tribe_diversity: float = _p(0.95, "Score multiplier per earlier item from the same tribe in a list.")
     max_people: int = _p(50, "People suggestions stored per user.")
     # --- conversations ----------------------------------------------------------------------

@@ -10,22 +10,30 @@ mutual contacts, shared topics, shared tribes, ALS, PPR, c already reached out t
 the damping ``1 - (1 - floor) · f / (f + pivot)`` of c's follower count f saturates at
 ``floor``, so popularity neither wins nor is punished without limit. Then a per-person **exposure budget** (nobody appears in more
 than a share of all lists) and **tribe diversity** (each further item from the same tribe is
-multiplied by ``tribe_diversity``) shape the final lists. All steps are vectorised over pairs.
+multiplied by ``tribe_diversity``) shape the final lists. Last, the **top-exposure cap**: the
+top 1% of accounts by followers and by replies received (:func:`top_accounts`, the evaluation's
+definitions) together fill at most ``top_exposure_cap`` of the list slots of every list prefix
+(:func:`cap_top_exposure`); their weakest appearances move down and the next candidates move
+up. All steps are vectorised over pairs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
 
 from .candidates import CandidateContext
-from .kernels import diversified_lists, pair_dots
+from .evaluation.metrics import top_percent
+from .kernels import pair_dots
+from .kernels_rank import new_queues, split_diversified_lists
 from .parallel import map_blocks, ranges_by_work
 from .sparse import aligned_values, binary, rank_within, row_normalize
 
-__all__ = ["REASON_FLAGS", "PairInputs", "RankedPeople", "pair_features", "rank_people"]
+__all__ = ["REASON_FLAGS", "PairInputs", "RankedPeople", "cap_top_exposure", "pair_features", "rank_people",
+           "top_accounts"]
 
 #: Bits of ``RankedPeople.flags``: which evidence is strong enough to be told as a reason.
 REASON_FLAGS = {
@@ -140,11 +148,14 @@ def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
 
 def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
                 features: dict[str, np.ndarray] | None = None) -> RankedPeople:
-    """Score every candidate pair, apply the exposure budget and diversity, cut to lists.
+    """Score every candidate pair, apply the exposure budget and diversity, cut to lists, cap
+    the top accounts' share of the lists (:func:`cap_top_exposure`).
 
     Pairs are scored in blocks of users (about ``_SCORE_CHUNK`` pairs each); only four compact
     arrays per pair (13 bytes) are kept across blocks for the exposure budget, which needs
-    every pair of a candidate at once. ``features``: :func:`pair_features` of these candidates
+    every pair of a candidate at once. The cap needs every list at once: each block keeps two
+    queues per user (its ``max_people`` best top-account and other pairs, O(U · max_people)),
+    merged over all users at the end. ``features``: :func:`pair_features` of these candidates
     over the whole union, when already computed (learning reuses them; one block).
     """
     p = ctx.params
@@ -171,20 +182,129 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
                                            pair_hash(rows[crowded], cols[crowded], p.seed), budget)
     rows, cols, score, flags = rows[keep], cols[keep], score[keep], flags[keep]
 
-    # Diversity and list positions per user: pairs are grouped by user, in column order.
+    # Diversity per user (pairs are grouped by user, in column order), each list split into
+    # two queues: the best `width` pairs of top accounts and of the others.
     pair_tribe = ctx.labels.astype(np.int64)[cols]
-
-    def cut(bound: tuple[int, int]) -> None:  # blocks hold disjoint users: disjoint output rows
-        first, last = bound
-        starts = np.searchsorted(rows, np.arange(first, last + 1))
-        pair, damped = diversified_lists(starts, score, pair_tribe, p.tribe_diversity, width)
-        filled = pair >= 0
-        items[first:last][filled] = cols[pair[filled]]
-        scores[first:last][filled] = damped[filled]
-        flag_out[first:last][filled] = flags[pair[filled]]
-
-    map_blocks(cut, blocks)
+    top = top_accounts(ctx.snap, ctx.behaviour.followers)
+    queues = new_queues(n, width, len(rows))
+    map_blocks(partial(_split_block, rows, score, pair_tribe, cols, top, p.tribe_diversity, queues), blocks)
+    del pair_tribe
+    top_pair, top_score, other_pair, other_score = queues
+    del queues
+    # The cap over all lists at once; `take` indexes [other queue | top queue] per user.
+    take, capped = cap_top_exposure(top_pair, top_score, other_pair, other_score, p.top_exposure_cap, p.seed,
+                                    rows=np.arange(n), candidate=cols)
+    pair = np.take_along_axis(np.concatenate([other_pair, top_pair], axis=1), np.maximum(take, 0), axis=1)
+    del top_pair, other_pair, top_score, other_score
+    filled = take >= 0
+    items[filled] = cols[pair[filled]]
+    scores[filled] = capped[filled]
+    flag_out[filled] = flags[pair[filled]]
     return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources)
+
+
+def _split_block(rows, score, pair_tribe, cols, top, diversity, queues, bound: tuple[int, int]) -> None:
+    """Fill rows ``bound`` of the ``queues`` (blocks hold disjoint users: disjoint output rows)."""
+    first, last = bound
+    split_diversified_lists(np.searchsorted(rows, np.arange(first, last + 1)), score, pair_tribe, cols, top,
+                            diversity, queues[0].shape[1], out=tuple(q[first:last] for q in queues))
+
+
+def top_accounts(snap, followers: np.ndarray) -> np.ndarray:
+    """(U,) bool: the accounts :func:`cap_top_exposure` limits — the top 1% by ``followers``
+    (active followers per user, ``Behaviour.followers``) and the top 1% by replies received (every
+    reply to one of their posts), each by the evaluation's ``top_percent`` (ties to the smaller
+    index), among accounts with any. O(U log U + P)."""
+    n = snap.n_users
+    replies = snap.post_parent >= 0
+    replied = np.bincount(snap.post_author[snap.post_parent[replies]], minlength=n) if replies.any() \
+        else np.zeros(n, dtype=np.int64)
+    mask = np.zeros(n, dtype=bool)
+    for counts in (np.asarray(followers), replied):
+        best = top_percent(counts, 1.0) if n else np.zeros(0, dtype=np.int64)
+        mask[best[counts[best] > 0]] = True
+    return mask
+
+
+def cap_top_exposure(top: np.ndarray, top_score: np.ndarray, other: np.ndarray, other_score: np.ndarray,
+                     cap: float, seed: int, *, rows: np.ndarray, candidate: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Merge each user's two queues into one list in which the top accounts fill at most
+    ``cap`` of the filled slots of the first k positions of all lists, for every k.
+
+    ``top`` / ``other`` (users, W): each user's best top-account entries and other entries,
+    best first, ``-1`` padded, with their scores; ``rows`` (users,) the user of each row and
+    ``candidate`` maps an entry to its candidate (identity when None); within a user, entries
+    must order like their candidates. Without the cap a list is the two queues merged by score
+    (ties: smaller candidate) — the uncapped list. Position by position, over all users: a
+    user's next item is the better head; when more users' next item is a top account than
+    ``floor(cap · slots filled so far) - top slots so far`` allows, the weakest of them (lowest
+    score, ties by :func:`pair_hash`) take their next other item instead and the top account
+    waits for a later position. A user with only top accounts left takes one regardless (lists
+    stay full: the cap then holds as far as the candidates allow). Lists keep their length
+    ``min(W, entries)``.
+
+    Returns ``(take, score)``: (users, W) int32 index into ``[other | top]`` (``j`` or ``W + j``;
+    -1 empty) and float32 scores made non-increasing along each list (a moved-down item shows
+    at most the score of the item above it). O(W · users) time and memory.
+    """
+    users, width = top.shape
+    take = np.full((users, width), -1, dtype=np.int32)
+    out = np.zeros((users, width), dtype=np.float32)
+    if users == 0 or width == 0:
+        return take, out
+    ident = candidate is None
+    n_top = np.count_nonzero(top >= 0, axis=1)
+    n_other = np.count_nonzero(other >= 0, axis=1)
+    length = np.minimum(width, n_top + n_other)
+    # Users without a top account keep their other queue as it is; the loop visits the rest.
+    plain = np.flatnonzero(n_top == 0)
+    slot = np.arange(width)
+    take[plain] = np.where(slot < length[plain, None], slot, -1)
+    out[plain] = other_score[plain]
+    slots_filled = np.cumsum(np.bincount(length, minlength=width + 1)[::-1])[::-1][1:]  # [j]: lists longer than j
+    mixed = np.flatnonzero(n_top > 0)
+    at_top = np.zeros(users, dtype=np.int64)
+    at_other = np.zeros(users, dtype=np.int64)
+    filled = placed = 0
+    for j in range(width):
+        filled += int(slots_filled[j])
+        act = mixed[length[mixed] > j]
+        if act.size == 0:
+            break
+        t, o = at_top[act], at_other[act]
+        has_t, has_o = t < n_top[act], o < n_other[act]
+        t_safe, o_safe = np.minimum(t, width - 1), np.minimum(o, width - 1)
+        st, so = top_score[act, t_safe], other_score[act, o_safe]
+        et, eo = top[act, t_safe], other[act, o_safe]
+        wants = has_t & (~has_o | (st > so) | ((st == so) & (et < eo)))
+        chosen = wants & ~has_o  # nothing else left: the top account takes the slot anyway
+        optional = np.flatnonzero(wants & has_o)
+        room = max(int(np.floor(cap * filled + 1e-9)) - placed - int(chosen.sum()), 0)
+        if optional.size <= room:
+            chosen[optional] = True
+        elif room > 0:
+            who = et[optional] if ident else candidate[et[optional]]
+            order = np.lexsort((pair_hash(rows[act[optional]], who, seed), -st[optional]))
+            chosen[optional[order[:room]]] = True
+        placed += int(chosen.sum())
+        take[act, j] = np.where(chosen, width + t, o)
+        out[act, j] = np.where(chosen, st, so)
+        at_top[act] += chosen
+        at_other[act] += ~chosen
+    return take, np.minimum.accumulate(out, axis=1)
+
+
+def split_lists(rows: np.ndarray, cols: np.ndarray, score: np.ndarray, tribe_of: np.ndarray, is_top: np.ndarray,
+                diversity: float, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The queues :func:`cap_top_exposure` merges, pair by pair (any order; every pair of a user
+    at once): :func:`diversify`, then each pair's position among its user's top-account pairs
+    (``is_top``) or other pairs, best first (ties: smaller candidate). Returns ``(keep, position,
+    damped)``: pairs within the ``width`` best of their queue, their 0-based position and
+    diversified score. The Spark engine's form of :func:`tribes.kernels_rank.split_diversified_lists`."""
+    damped = diversify(rows, cols, score, tribe_of, diversity)
+    position = list_positions(rows * 2 + is_top.astype(np.int64), cols, damped)
+    return position < width, position, damped
 
 
 def _row_blocks(candidates: dict[str, sp.csr_matrix], n: int, max_pairs: int) -> list[tuple[int, int]]:

@@ -33,7 +33,7 @@ from ..conversations import rank_conversations, thread_stats
 from ..graph import build_graph
 from ..model import TribeModel, _previous_membership, snapshot_from, stage_timer
 from ..params import Params
-from ..ranking import RankedPeople, popularity_pivot
+from ..ranking import RankedPeople, popularity_pivot, top_accounts
 from ..sparse import row_normalize
 from .frames import to_csr
 
@@ -206,6 +206,7 @@ def fit_spark(
                 "behaviour": behaviour,
                 "memberships": memberships.tocsr(),
                 "topic": row_normalize(graph.user_topic, "l2").tocsr(),
+                "top": top_accounts(snap, behaviour.followers),
             }
             lists = rank_frames(
                 spark,

@@ -12,8 +12,12 @@
    all pairs). ``groupBy(candidate bucket).applyInPandas`` sees every pair of a candidate at
    once and calls :func:`tribes.ranking.within_exposure_budget`; ties are broken by a seeded
    hash of the pair instead of the local engine's random draw.
-4. **Lists** — ``groupBy(user bucket).applyInPandas``: :func:`tribes.ranking.diversify`
-   and :func:`tribes.ranking.list_positions`, cut to ``max_people``.
+4. **Queues** — ``groupBy(user bucket).applyInPandas``: :func:`tribes.ranking.split_lists`
+   (diversity, then each user's ``max_people`` best top-account pairs and best other pairs;
+   ``shared["top"]`` from :func:`tribes.ranking.top_accounts`).
+5. **Top-exposure cap** — a *global* constraint over all lists, on the driver (the queues are
+   O(users × max_people)): :func:`tribes.ranking.cap_top_exposure` merges each user's two
+   queues into the final list, as the local engine does.
 """
 
 from __future__ import annotations
@@ -24,15 +28,15 @@ import pandas as pd
 from ..params import Params
 from ..ranking import (
     _row_dot,
-    diversify,
+    cap_top_exposure,
     exposure_budget,
-    list_positions,
     pair_scores,
     reason_flags,
+    split_lists,
     within_exposure_budget,
 )
 
-__all__ = ["rank_frames"]
+__all__ = ["capped_lists", "rank_frames"]
 
 _SOURCE_COLUMNS = {
     "conversation_2hop": "conv",
@@ -87,7 +91,8 @@ def rank_frames(
     """The final lists as a pandas frame ``(u, position, c, score, flags)``.
 
     ``shared``: ``labels`` (U,), ``behaviour`` (:class:`tribes.behaviour.Behaviour`),
-    ``topic`` (U, V) l2-normalised CSR, ``memberships`` (U, K) CSR — broadcast to executors.
+    ``topic`` (U, V) l2-normalised CSR, ``memberships`` (U, K) CSR, ``top`` (U,) bool
+    (:func:`tribes.ranking.top_accounts`) — broadcast to executors.
     """
     from pyspark.sql import functions as F
 
@@ -157,30 +162,67 @@ def rank_frames(
     )
     width, diversity = p.max_people, p.tribe_diversity
 
-    def lists(pdf: pd.DataFrame) -> pd.DataFrame:
-        labels = bc.value["labels"]
+    def queues(pdf: pd.DataFrame) -> pd.DataFrame:
+        labels, top = bc.value["labels"], bc.value["top"]
         rows = pdf["u"].to_numpy(np.int64)
         cols = pdf["c"].to_numpy(np.int64)
-        s = diversify(
-            rows, cols, pdf["score"].to_numpy(np.float32), labels[cols].astype(np.int64), diversity
+        is_top = top[cols]
+        take, position, s = split_lists(
+            rows,
+            cols,
+            pdf["score"].to_numpy(np.float32),
+            labels[cols].astype(np.int64),
+            is_top,
+            diversity,
+            width,
         )
-        position = list_positions(rows, cols, s)
-        take = position < width
         return pd.DataFrame(
             {
                 "u": rows[take],
+                "top": is_top[take],
                 "position": position[take],
                 "c": cols[take],
-                "score": s[take].astype(np.float64),
+                "score": s[take],
                 "flags": pdf["flags"].to_numpy()[take],
             }
         )
 
-    final = (
+    queued = (
         kept.withColumn("g", F.col("u") % partitions)
         .groupBy("g")
-        .applyInPandas(lists, "u long, position long, c long, score double, flags int")
+        .applyInPandas(queues, "u long, top boolean, position long, c long, score float, flags int")
+        .toPandas()
     )
-    out = final.toPandas()
     bc.unpersist()
-    return out
+    return capped_lists(queued, len(shared["labels"]), width, p.top_exposure_cap, p.seed)
+
+
+def capped_lists(queued: pd.DataFrame, n: int, width: int, cap: float, seed: int) -> pd.DataFrame:
+    """``(u, position, c, score, flags)`` from the queues ``(u, top, position, c, score, flags)``
+    of every user: :func:`tribes.ranking.cap_top_exposure` over (n, width) arrays."""
+    cand = np.full((2, n, width), -1, dtype=np.int64)
+    score = np.zeros((2, n, width), dtype=np.float32)
+    flags = np.zeros((2, n, width), dtype=np.int32)
+    at = (
+        queued["top"].to_numpy(bool).astype(np.int64),
+        queued["u"].to_numpy(np.int64),
+        queued["position"].to_numpy(np.int64),
+    )
+    cand[at] = queued["c"].to_numpy(np.int64)
+    score[at] = queued["score"].to_numpy(np.float32)
+    flags[at] = queued["flags"].to_numpy(np.int32)
+    take, capped = cap_top_exposure(
+        cand[1], score[1], cand[0], score[0], cap, seed, rows=np.arange(n)
+    )
+    users, position = np.nonzero(take >= 0)
+    which = take[users, position]
+    queue, slot = (which >= width).astype(np.int64), which % width
+    return pd.DataFrame(
+        {
+            "u": users.astype(np.int64),
+            "position": position.astype(np.int64),
+            "c": cand[queue, users, slot],
+            "score": capped[users, position].astype(np.float64),
+            "flags": flags[queue, users, slot],
+        }
+    )
