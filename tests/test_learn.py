@@ -206,3 +206,47 @@ def test_learning_on_a_sampled_network_still_learns_weights():
     model = TribeModel(seed=1, learn_graph_users=400).fit(events)
     learned = model.learned_weights_
     assert learned is not None and sum(v for k, v in learned.items() if k.startswith("w_")) > 0
+
+
+def test_optional_features_join_the_blend_only_when_they_beat_it_by_two_standard_errors(monkeypatch):
+    """The fit with ``mutual_share`` replaces the base blend only when its held-out recall is
+    higher by more than two standard errors (the recalls scripted here; the rest is real)."""
+    import tribes.learn as learn
+    from tribes.model import _candidates
+    from tribes.params import Params
+
+    follows_only = [e for e in generate(SynthConfig(n_users=300, seed=9)) if e["type"] != "post"]
+    snap = snapshot_from(follows_only)  # here the fit with mutual_share gives it weight
+    real_rank, bars = learn.rank_people, []
+    state = {"gain": 0.0, "share": False}
+
+    def rank(ctx, candidates, feats=None):
+        state["share"] = ctx.params.w_mutual_share > 0
+        return real_rank(ctx, candidates, feats)
+
+    def scripted(items, truth, query):
+        bars.append(learn._two_standard_errors(0.3, truth, query))
+        return 0.3 + (state["gain"] if state["share"] else 0.0)
+
+    monkeypatch.setattr(learn, "rank_people", rank)
+    monkeypatch.setattr(learn, "_list_recall", scripted)
+    chosen = {}
+    for gain in (0.0, 0.01, 0.3):
+        state["gain"] = gain
+        weights = learn.learn_engage_weights(snap, Params(seed=1), lambda s, p, q: _candidates(s, p, False, query=q)[:2])
+        chosen[gain] = weights["w_mutual_share"]
+    assert 0.01 < bars[0] < 0.3  # the scripted gains fall on either side of the bar
+    assert chosen[0.0] == 0 and chosen[0.01] == 0
+    assert chosen[0.3] > 0
+
+
+def test_two_standard_errors_of_a_recall_on_the_queried_users():
+    import scipy.sparse as sp
+
+    from tribes.learn import _two_standard_errors
+
+    truth = sp.csr_matrix(np.eye(100, dtype=np.float32))
+    assert np.isclose(_two_standard_errors(0.5, truth, None), 2 * np.sqrt(0.25 / 100))
+    query = np.zeros(100, dtype=bool)
+    query[:25] = True
+    assert np.isclose(_two_standard_errors(0.5, truth, query), 2 * np.sqrt(0.25 / 25))

@@ -255,7 +255,8 @@ def test_recompute_with_spark_unavailable_or_a_bad_engine_exits_2(
 
 def test_the_top_exposure_cap_gives_the_local_engines_lists(world, spark):
     """Both engines rank the same candidates into the same capped lists: the top accounts
-    made ideal (they answer everyone, always active; no damping) so the cap binds."""
+    made ideal (they answer everyone, always active; no damping) so the cap binds; the
+    relative mutual contacts (``mutual_share``) weigh in too."""
     from dataclasses import replace
 
     import pandas as pd
@@ -267,7 +268,7 @@ def test_the_top_exposure_cap_gives_the_local_engines_lists(world, spark):
     from tribes.sparse import row_normalize
 
     snap = snapshot_from(world["store"])
-    p = Params(**PARAMS, popularity_floor=1.0, top_exposure_cap=0.1).validate()
+    p = Params(**PARAMS, popularity_floor=1.0, top_exposure_cap=0.1, w_mutual_share=0.5).validate()
     ctx, candidates, _ = _candidates(snap, p, False)
     top = ranking.top_accounts(snap, ctx.behaviour.followers)
     b = ctx.behaviour

@@ -47,6 +47,9 @@ ENGAGE_TOTALS = (1.0, 2.0, 4.0, 7.0, 12.0)
 #: Candidate ``popularity_floor`` values (damping of the most followed), 1.0 meaning none.
 POPULARITY_FLOORS = (0.1, 0.25, 0.5, 1.0)
 RECALL_AT = 20
+#: Features the blend uses only when a fit with them ranks the held-out pairs better than the
+#: fit without them (``mutual_share``: the Adamic-Adar sum relative to the user's best candidate).
+OPTIONAL_FEATURES = ("mutual_share",)
 
 
 def snapshot_before(snap: Snapshot, cut: float) -> Snapshot:
@@ -268,19 +271,36 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     if y.sum() < MIN_POSITIVES:
         return None
     x = np.column_stack([feats[name] for name in ENGAGE_WEIGHTS]).astype(np.float64)
-    w = _fit_listwise(x, y, np.repeat(np.arange(union.shape[0]), np.diff(union.indptr)), params.seed)
-    if not np.isfinite(w).all() or w.sum() <= 0:
+    rows = np.repeat(np.arange(union.shape[0]), np.diff(union.indptr))
+    base = np.array([name not in OPTIONAL_FEATURES for name in ENGAGE_WEIGHTS])
+    fits = []  # the blend without the optional features first: they must earn their place
+    for used in (base, np.ones(len(base), dtype=bool)):
+        w = np.zeros(len(base))
+        w[used] = _fit_listwise(x[:, used], y, rows, params.seed)
+        if np.isfinite(w).all() and w.sum() > 0:
+            fits.append(w)
+    if not fits:
         return None
     truth = future if goal is None else goal
     best = None
-    for total in ENGAGE_TOTALS:  # how saturating p(engage) is: chosen by held-out recall
-        weights = {weight: round(float(v), 4)
-                   for (_, weight), v in zip(ENGAGE_WEIGHTS.items(), w * (total / w.sum()), strict=True)}
-        ranked = rank_people(replace(ctx, params=replace(params, **weights)), candidates, feats)
-        recall = _list_recall(ranked.items, truth, ctx.query)
-        if best is None or recall > best[0] + 1e-9:
-            best = (recall, weights)
+    for i, w in enumerate(fits):
+        if i == 1:  # the optional features must beat the base blend by more than its noise
+            best = (best[0] + _two_standard_errors(best[0], truth, ctx.query), best[1])
+        for total in ENGAGE_TOTALS:  # how saturating p(engage) is: chosen by held-out recall
+            weights = {weight: round(float(v), 4)
+                       for (_, weight), v in zip(ENGAGE_WEIGHTS.items(), w * (total / w.sum()), strict=True)}
+            ranked = rank_people(replace(ctx, params=replace(params, **weights)), candidates, feats)
+            recall = _list_recall(ranked.items, truth, ctx.query)
+            if best is None or recall > best[0] + 1e-9:
+                best = (recall, weights)
     return {**best[1], **_choose_damping(ctx, candidates, feats, best[1], truth)}
+
+
+def _two_standard_errors(recall: float, truth: sp.csr_matrix, query: np.ndarray | None) -> float:
+    """``2 sqrt(r (1 - r) / n)``: two standard errors of a recall ``r`` measured on the ``n``
+    held-out pairs of the (queried) users."""
+    n = truth.nnz if query is None else int(np.diff(truth.tocsr().indptr)[query].sum())
+    return 2.0 * float(np.sqrt(recall * (1.0 - recall) / max(n, 1)))
 
 
 def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],

@@ -82,6 +82,8 @@ class Params:
     w_als: float = _p(0.5, "p(engage): weight of the ALS score.")
     w_ppr: float = _p(0.5, "p(engage): weight of personalized PageRank.")
     w_inbound: float = _p(2.0, "p(engage): weight of the candidate having already reached out to the user.")
+    w_mutual_share: float = _p(0.0, "p(engage): weight of mutual contacts relative to the user's best candidate "
+                                    "(Adamic-Adar / the user's largest; learned per network when learning is on).")
     answer_prior: float = _p(0.3, "Prior answer rate for people with little history.")
     answer_prior_strength: float = _p(5.0, "Pseudo-count of the answer-rate prior.")
     answer_exponent: float = _p(1.0, "Exponent on p(candidate answers); higher favours answerers more.")

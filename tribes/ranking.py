@@ -78,6 +78,7 @@ ENGAGE_WEIGHTS = {
     "als": "w_als",
     "ppr": "w_ppr",
     "inbound": "w_inbound",
+    "mutual_share": "w_mutual_share",
 }
 
 
@@ -141,6 +142,7 @@ def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
         "als": scaled("als"),
         "ppr": scaled("ppr"),
         "inbound": (1 - np.exp(-inbound)).astype(np.float32),
+        "mutual_share": _row_max_normalize(mutual, local, n),  # the user's best mutual-contact candidate: 1
         "mutual_count": mutual,
         "inbound_raw": inbound,
     }

@@ -1,7 +1,8 @@
 """People ranking on Spark with the local engine's own functions.
 
 1. **Pairs.** The union of every source's ``(u, c)`` with each source's value; the
-   ``conversation_2hop``, ``als`` and ``ppr`` values are scaled by their row maximum and
+   ``conversation_2hop``, ``als`` and ``ppr`` values are scaled by their row maximum (and
+   ``mutual_share`` is the mutual-contact sum so scaled), and
    ``inbound`` (how much c already reached out to u) is joined in — as
    :func:`tribes.ranking.pair_features`.
 2. **Scores** (``mapInPandas``, any split of the pairs): the topic and tribe dot products
@@ -49,7 +50,7 @@ _SOURCE_COLUMNS = {
 
 
 def pair_frame(candidates: dict, interaction):
-    """``(u, c, conv, mutual, als, ppr, inbound)``: one row per candidate pair."""
+    """``(u, c, conv, mutual, mutual_share, als, ppr, inbound)``: one row per candidate pair."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -67,6 +68,10 @@ def pair_frame(candidates: dict, interaction):
         ]
     )
     by_user = Window.partitionBy("u")
+    peak = F.max("mutual").over(by_user)
+    pairs = pairs.withColumn(
+        "mutual_share", F.when(peak > 0, F.col("mutual") / peak).otherwise(F.lit(0.0))
+    )
     for col in ("conv", "als", "ppr"):
         peak = F.max(col).over(by_user)
         pairs = pairs.withColumn(col, F.when(peak > 0, F.col(col) / peak).otherwise(F.lit(0.0)))
@@ -74,7 +79,14 @@ def pair_frame(candidates: dict, interaction):
         F.col("dst").alias("u"), F.col("src").alias("c"), F.col("w").alias("inbound")
     )
     return pairs.join(inbound, ["u", "c"], "left").select(
-        "u", "c", "conv", "mutual", "als", "ppr", F.coalesce("inbound", F.lit(0.0)).alias("inbound")
+        "u",
+        "c",
+        "conv",
+        "mutual",
+        "mutual_share",
+        "als",
+        "ppr",
+        F.coalesce("inbound", F.lit(0.0)).alias("inbound"),
     )
 
 
@@ -120,6 +132,7 @@ def rank_frames(
                 "als": pdf["als"].to_numpy(np.float32),
                 "ppr": pdf["ppr"].to_numpy(np.float32),
                 "inbound": (1 - np.exp(-inbound)).astype(np.float32),
+                "mutual_share": pdf["mutual_share"].to_numpy(np.float32),
                 "mutual_count": mutual,
                 "inbound_raw": inbound,
             }
