@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from tribes.candidates import apply_filters
-from tribes.kernels import TwoHopTopK, pair_dots
+from tribes.kernels import TwoHopTopK, best_fetched, pair_dots
 from tribes.sparse import top_k_per_row
 
 
@@ -78,3 +78,41 @@ def test_diversified_lists_equal_diversify_then_list_positions():
         assert np.array_equal(pair[u, :len(mine)], mine), u
         assert np.array_equal(got[u, :len(mine)], damped[mine]), u
         assert (pair[u, len(mine):] == -1).all()
+
+
+def _best_fetched_reference(batch, ids, distance, query_norms, lift2, heavy, heavy_scores, liked, k):
+    """Every fetched and heavy person of each user, filtered, sorted by (score down, column up), cut to k."""
+    rows, cols, vals = [], [], []
+    for i, u in enumerate(batch):
+        found = [(int(c), np.float32((query_norms[u] + np.float32(lift2) - distance[i, j]) / np.float32(2)))
+                 for j, c in enumerate(ids[i]) if c >= 0]
+        found += [(int(c), heavy_scores[i, h]) for h, c in enumerate(heavy)]
+        own = set(liked[u].indices.tolist())
+        ok = [(c, v) for c, v in found if c != u and np.isfinite(v) and v > 0 and c not in own]
+        for c, v in sorted(sorted(ok, key=lambda cv: (-cv[1], cv[0]))[:k]):
+            rows.append(u), cols.append(c), vals.append(v)
+    return np.array(rows, np.int64), np.array(cols, np.int64), np.array(vals, np.float32)
+
+
+@pytest.mark.parametrize("k", [1, 3, 8, 40])
+def test_best_fetched_keeps_each_users_k_best_fetched_or_heavy_people(k):
+    rng = np.random.default_rng(7)
+    n, b, fetch, h = 300, 60, 12, 9
+    batch = np.sort(rng.choice(n, b, replace=False))
+    heavy = rng.choice(n, h, replace=False)
+    light = np.setdiff1d(np.arange(n), heavy)  # an index holds the light people only, each once per result
+    ids = np.stack([rng.choice(light, fetch, replace=False) for _ in range(b)])
+    ids[:, -2:] = -1  # short results are padded
+    ids[0, 0] = batch[0]  # the user themself
+    # Distances in steps of 1/4: many tied scores, some negative, faiss's nearest-first order.
+    distance = np.sort(rng.integers(0, 12, (b, fetch)) / 4, axis=1).astype(np.float32)
+    query_norms = (rng.integers(0, 8, n) / 4).astype(np.float32)
+    heavy_scores = (rng.integers(-4, 8, (b, h)) / 4).astype(np.float32)
+    heavy_scores[1, :] = np.inf  # not finite: dropped
+    liked = _random_csr(rng, (n, n), 0.05, np.float32)
+    liked.sort_indices()
+    got = best_fetched(batch, ids, distance, query_norms, 1.5, heavy, heavy_scores, liked, k)
+    want = _best_fetched_reference(batch, ids, distance, query_norms, 1.5, heavy, heavy_scores, liked, k)
+    assert len(want[0]) > b * min(k, 2) * 0.9  # the data is not trivial
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)

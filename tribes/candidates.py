@@ -18,12 +18,12 @@ import scipy.sparse as sp
 
 from .behaviour import Behaviour
 from .graph import InterestGraph
-from .kernels import TwoHopTopK
+from .kernels import TwoHopTopK, best_fetched
 from .parallel import map_blocks, ranges_by_work
 from .params import Params
 from .ppr import ppr_forward_push
 from .snapshot import Snapshot
-from .sparse import binary, drop_diagonal, entry_keys, in_sorted, top_k_per_row
+from .sparse import binary, drop_diagonal, top_k_per_row
 
 __all__ = ["SOURCES", "CandidateContext", "exclusion_matrix", "generate_candidates"]
 
@@ -208,30 +208,16 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
     query_norms = np.einsum("ij,ij->i", user_factors, user_factors)
     liked = binary(items)
     liked.sort_indices()
-    liked_keys = entry_keys(liked)
 
     def search(batch: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rows, cols, ALS scores) of the ``k`` best of the ``fetch`` nearest of each user in
-        ``batch`` (sorted), without the user, people they already interact with and
-        non-positive scores."""
+        """(rows, cols, ALS scores) of the ``k`` best of the ``fetch`` nearest and the heavy
+        people of each user in ``batch`` (sorted), without the user, people they already
+        interact with and non-positive scores (:func:`tribes.kernels.best_fetched`)."""
         distance, ids = index.search(user_points[batch], min(fetch, len(light)))
         # Every lifted point has norm `cap`, so q·x = (|q|² + cap² - |q - x|²) / 2: the ALS score
-        # from the distance, without gathering factor rows.
-        values = (query_norms[batch, None] + np.float32(cap ** 2) - distance) / 2
-        if len(heavy):  # and the heavy items, scored exactly: the best `fetch` of them
-            scores = user_factors[batch] @ heavy_factors.T
-            best = (np.argpartition(-scores, fetch - 1, axis=1)[:, :fetch] if fetch < len(heavy)
-                    else np.broadcast_to(np.arange(len(heavy)), scores.shape))
-            ids = np.hstack([ids, heavy[best]])
-            values = np.hstack([values, np.take_along_axis(scores, best, axis=1)])
-        r, c, v = np.repeat(batch, ids.shape[1]), ids.ravel(), values.ravel()
-        ok = (c >= 0) & (c != r) & np.isfinite(v) & (v > 0)
-        r, c, v = r[ok], c[ok], v[ok]
-        ok = ~in_sorted(liked_keys, r.astype(np.int64) * n + c)
-        # Each user's k best only (the batch holds up to 2·fetch per user): memory stays O(U·k).
-        local = np.searchsorted(batch, r[ok])
-        best = top_k_per_row(sp.csr_matrix((v[ok].astype(np.float32), (local, c[ok])), shape=(len(batch), n)), k)
-        return batch[np.repeat(np.arange(len(batch)), np.diff(best.indptr))], best.indices, best.data
+        # from the distance, without gathering factor rows. Heavy people are scored exactly.
+        heavy_scores = user_factors[batch] @ heavy_factors.T
+        return best_fetched(batch, ids, distance, query_norms, cap ** 2, heavy, heavy_scores, liked, k)
 
     # Fetch 2k + 1 for everyone; then users left short because their own contacts filled the
     # fetch are searched again with their degree added, in batches of bounded size (their

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-__all__ = ["TwoHopTopK", "diversified_lists", "pair_dots"]
+__all__ = ["TwoHopTopK", "best_fetched", "diversified_lists", "pair_dots"]
 
 
 @njit(nogil=True, cache=True)
@@ -199,3 +199,89 @@ def diversified_lists(starts: np.ndarray, score: np.ndarray, tribe: np.ndarray, 
                            np.asarray(tribe, dtype=np.int64), float(diversity), int(width), seen,
                            out_pair, out_score)
     return out_pair, out_score
+
+
+@njit(nogil=True, cache=True)
+def _best_fetched(batch, ids, distance, query_norms, lift2, heavy, heavy_scores, liked_ptr, liked_idx, k,
+                  out_count, out_col, out_val):  # pragma: no cover - compiled
+    fetch = ids.shape[1]
+    cand_c = np.empty(fetch + len(heavy), dtype=np.int64)
+    cand_v = np.empty(fetch + len(heavy), dtype=np.float32)
+    pick = np.empty(fetch + len(heavy), dtype=np.int64)
+    two = np.float32(2.0)
+    for i in range(len(batch)):
+        u = batch[i]
+        lo, hi = liked_ptr[u], liked_ptr[u + 1]
+        n = 0
+        for j in range(fetch):  # faiss's order: distance up, so score down
+            c = ids[i, j]
+            if c < 0 or c == u:
+                continue
+            v = (query_norms[u] + lift2 - distance[i, j]) / two
+            if not (np.isfinite(v) and v > 0):
+                continue
+            at = lo + np.searchsorted(liked_idx[lo:hi], c)
+            if at < hi and liked_idx[at] == c:
+                continue
+            cand_c[n] = c
+            cand_v[n] = v
+            n += 1
+        # Only heavy items at least as good as the k-th fetched one can enter the top k.
+        threshold = cand_v[k - 1] if n >= k else -np.inf
+        for h in range(len(heavy)):
+            v = heavy_scores[i, h]
+            c = heavy[h]
+            if v < threshold or c == u or not (np.isfinite(v) and v > 0):
+                continue
+            at = lo + np.searchsorted(liked_idx[lo:hi], c)
+            if at < hi and liked_idx[at] == c:
+                continue
+            cand_c[n] = c
+            cand_v[n] = v
+            n += 1
+        m = n
+        if n > k:  # the k best: above the k-th largest score, then its ties by smaller column
+            kth = -np.partition(-cand_v[:n], k - 1)[k - 1]
+            m = 0
+            for j in range(n):
+                if cand_v[j] > kth:
+                    pick[m] = j
+                    m += 1
+            ties = np.flatnonzero(cand_v[:n] == kth)
+            ties = ties[np.argsort(cand_c[ties], kind="mergesort")][: k - m]
+            pick[m:m + len(ties)] = ties
+            m += len(ties)
+        else:
+            pick[:n] = np.arange(n)
+        chosen = pick[:m][np.argsort(cand_c[pick[:m]])]  # written in column order
+        out_count[i] = m
+        for j in range(m):
+            out_col[i * k + j] = cand_c[chosen[j]]
+            out_val[i * k + j] = cand_v[chosen[j]]
+
+
+def best_fetched(batch: np.ndarray, ids: np.ndarray, distance: np.ndarray, query_norms: np.ndarray,
+                 lift2: float, heavy: np.ndarray, heavy_scores: np.ndarray, liked: sp.csr_matrix,
+                 k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each user's ``k`` best people from an inner-product index search, as (rows, cols, scores)
+    in (row, col) order: the approximate ALS source's step after ``faiss`` (see
+    ``tribes.candidates._als_approximate``).
+
+    ``batch`` (B,) user indices, increasing; ``ids``/``distance`` (B, fetch) the index's result
+    per user (nearest first, ``-1`` padded), a score being ``(query_norms[u] + lift2 -
+    distance) / 2`` in float32; ``heavy`` (H,) people scored exactly, ``heavy_scores`` (B, H).
+    A candidate is dropped when it is the user, scores ≤ 0 or not finite, or is in the user's
+    row of ``liked`` (CSR, sorted indices). Best = highest score, ties to the smaller column.
+    O(B · (fetch · log liked + H)); heavy people below the k-th fetched score are skipped unread.
+    """
+    b = len(batch)
+    count = np.zeros(b, dtype=np.int64)
+    col = np.empty(b * k, dtype=np.int64)
+    val = np.empty(b * k, dtype=np.float32)
+    if b and k:
+        liked = liked if liked.has_sorted_indices else liked.sorted_indices()
+        _best_fetched(np.asarray(batch, np.int64), np.asarray(ids, np.int64), np.asarray(distance, np.float32),
+                      np.asarray(query_norms, np.float32), np.float32(lift2), np.asarray(heavy, np.int64),
+                      np.asarray(heavy_scores, np.float32), liked.indptr, liked.indices, k, count, col, val)
+    used = (np.arange(k)[None, :] < count[:, None]).ravel()
+    return np.repeat(np.asarray(batch, np.int64), count), col[used], val[used]
