@@ -171,25 +171,33 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     inputs = PairInputs.of(ctx) if features is None else None
     pivot = popularity_pivot(p, ctx.behaviour.followers)
     scored = map_blocks(lambda ab: _score_block(ctx, candidates, *ab, inputs, pivot, features), blocks)
-    rows, cols, score, flags = (np.concatenate(x) for x in zip(*scored, strict=True))
-    if len(rows) == 0:
+    # Pairs in (user, candidate) order; a user's pairs are starts[u]:starts[u + 1] (no per-pair row).
+    per_user, cols, score, flags = _concatenate_fields(scored)
+    starts = np.r_[0, np.cumsum(per_user)]
+    if len(cols) == 0:
         return RankedPeople(items, scores, flag_out, sources)
 
     # Exposure budget: each candidate keeps only the `budget` users it scores best with. Only
     # candidates in more lists than that need sorting. Ties: a seeded hash of the pair.
-    budget = exposure_budget(p, int(np.count_nonzero(np.diff(rows, prepend=-1))))
-    crowded = np.flatnonzero(np.bincount(cols, minlength=n)[cols] > budget)
-    keep = np.ones(len(rows), dtype=bool)
-    keep[crowded] = within_exposure_budget(cols[crowded], score[crowded],
-                                           pair_hash(rows[crowded], cols[crowded], p.seed), budget)
-    rows, cols, score, flags = rows[keep], cols[keep], score[keep], flags[keep]
+    budget = exposure_budget(p, int(np.count_nonzero(per_user)))
+    crowded = np.flatnonzero((np.bincount(cols, minlength=n) > budget)[cols])
+    crowded_rows = np.searchsorted(starts, crowded, side="right") - 1
+    within = within_exposure_budget(cols[crowded], score[crowded], pair_hash(crowded_rows, cols[crowded], p.seed),
+                                    budget)
+    keep = np.ones(len(cols), dtype=bool)
+    keep[crowded[~within]] = False
+    per_user = per_user - np.bincount(crowded_rows[~within], minlength=n)
+    starts = np.r_[0, np.cumsum(per_user)]
+    del crowded, crowded_rows, within
+    cols, score, flags = cols[keep], score[keep], flags[keep]
+    del keep
 
     # Diversity per user (pairs are grouped by user, in column order), each list split into
     # two queues: the best `width` pairs of top accounts and of the others.
     pair_tribe = ctx.labels.astype(np.int64)[cols]
     top = top_accounts(ctx.snap, ctx.behaviour.followers)
-    queues = new_queues(n, width, len(rows))
-    map_blocks(partial(_split_block, rows, score, pair_tribe, cols, top, p.tribe_diversity, queues), blocks)
+    queues = new_queues(n, width, len(cols))
+    map_blocks(partial(_split_block, starts, score, pair_tribe, cols, top, p.tribe_diversity, queues), blocks)
     del pair_tribe
     top_pair, top_score, other_pair, other_score = queues
     del queues
@@ -205,11 +213,24 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources)
 
 
-def _split_block(rows, score, pair_tribe, cols, top, diversity, queues, bound: tuple[int, int]) -> None:
+def _split_block(starts, score, pair_tribe, cols, top, diversity, queues, bound: tuple[int, int]) -> None:
     """Fill rows ``bound`` of the ``queues`` (blocks hold disjoint users: disjoint output rows)."""
     first, last = bound
-    split_diversified_lists(np.searchsorted(rows, np.arange(first, last + 1)), score, pair_tribe, cols, top,
+    split_diversified_lists(starts[first:last + 1], score, pair_tribe, cols, top,
                             diversity, queues[0].shape[1], out=tuple(q[first:last] for q in queues))
+
+
+def _concatenate_fields(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """Each field of the blocks' result tuples, concatenated. Empties ``parts`` and frees every
+    block's arrays of a field once it is copied: the peak is all blocks plus the largest field,
+    not twice all blocks."""
+    fields = [list(field) for field in zip(*parts, strict=True)]
+    parts.clear()
+    out = []
+    for field in fields:
+        out.append(np.concatenate(field))
+        field.clear()
+    return tuple(out)
 
 
 def top_accounts(snap, followers: np.ndarray) -> np.ndarray:
@@ -318,8 +339,8 @@ def _row_blocks(candidates: dict[str, sp.csr_matrix], n: int, max_pairs: int) ->
 
 def _score_block(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix], start: int, stop: int,
                  inputs: PairInputs | None, pivot: float, features: dict[str, np.ndarray] | None):
-    """(rows int32, cols int32, score float32, flags uint8) of the candidate pairs of users
-    ``start:stop``, in (row, col) order."""
+    """(pairs per user int64 (stop - start,), cols int32, score float32, flags uint8) of the
+    candidate pairs of users ``start:stop``, in (row, col) order."""
     p, b = ctx.params, ctx.behaviour
     block = {name: m.tocsr()[start:stop] for name, m in candidates.items()}
     union = candidate_pairs(stop - start, block)
@@ -330,7 +351,7 @@ def _score_block(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix], st
                         b.followers[cols], pivot)
     same = (ctx.labels[rows] >= 0) & (ctx.labels[rows] == ctx.labels[cols])
     flags = reason_flags(feats, same, b.answer_rate[cols], b.reached_by[cols])
-    return rows.astype(np.int32), cols.astype(np.int32), score, flags
+    return np.diff(union.indptr).astype(np.int64), cols.astype(np.int32), score, flags
 
 
 def pair_hash(rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
