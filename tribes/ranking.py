@@ -153,8 +153,8 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     """Score every candidate pair, apply the exposure budget and diversity, cut to lists, cap
     the top accounts' share of the lists (:func:`cap_top_exposure`).
 
-    Pairs are scored in blocks of users (about ``_SCORE_CHUNK`` pairs each); only four compact
-    arrays per pair (13 bytes) are kept across blocks for the exposure budget, which needs
+    Pairs are scored in blocks of users (about ``_SCORE_CHUNK`` pairs each); only three compact
+    arrays per pair (candidate, score, flags: 9 bytes) and a count per user are kept across blocks for the exposure budget, which needs
     every pair of a candidate at once. The cap needs every list at once: each block keeps two
     queues per user (its ``max_people`` best top-account and other pairs, O(U · max_people)),
     merged over all users at the end. ``features``: :func:`pair_features` of these candidates
