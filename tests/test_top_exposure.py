@@ -46,7 +46,7 @@ def test_split_kernel_equals_the_numpy_queues_and_merges_to_the_uncapped_lists(s
     users, width = 60, 7
     starts = np.searchsorted(rows, np.arange(users + 1))
     top_pair, top_score, other_pair, other_score = split_diversified_lists(
-        starts, score, tribe[cols], cols.astype(np.int32), top, 0.9, width
+        starts, score, cols.astype(np.int32), tribe, top, 0.9, width
     )
     keep, position, damped = ranking.split_lists(
         rows, cols, score, tribe[cols], top[cols], 0.9, width

@@ -17,8 +17,8 @@ __all__ = ["new_queues", "split_diversified_lists"]
 def _split_lists(
     starts,
     score,
-    tribe,
     cols,
+    tribe_of,
     top,
     diversity,
     width,
@@ -36,11 +36,13 @@ def _split_lists(
         by_score = np.argsort(-segment, kind="mergesort")  # stable: ties keep the column order
         damped = np.empty(b - a, dtype=score.dtype)
         for j in by_score:
-            group = tribe[a + j] + 1  # -1 (no tribe) is a group of its own, as in diversify
+            group = (
+                tribe_of[cols[a + j]] + 1
+            )  # -1 (no tribe) is a group of its own, as in diversify
             damped[j] = segment[j] * np.float32(diversity ** seen[group])
             seen[group] += 1
         for j in range(b - a):
-            seen[tribe[a + j] + 1] = 0
+            seen[tribe_of[cols[a + j]] + 1] = 0
         by_damped = np.argsort(-damped, kind="mergesort")
         n_top = 0
         n_other = 0
@@ -62,8 +64,8 @@ def _split_lists(
 def split_diversified_lists(
     starts: np.ndarray,
     score: np.ndarray,
-    tribe: np.ndarray,
     cols: np.ndarray,
+    tribe_of: np.ndarray,
     top: np.ndarray,
     diversity: float,
     width: int,
@@ -71,9 +73,10 @@ def split_diversified_lists(
 ):
     """Each user's diversified list (as :func:`tribes.kernels.diversified_lists`: pairs grouped
     by user, user r's at ``starts[r]:starts[r + 1]`` in column order; the j-th pair of one tribe
-    by score multiplied by ``diversity ** j``; ties by the smaller column), split by whether the
-    pair's candidate ``cols`` (pairs,) is a top account (``top``, a (U,) bool mask) into the
-    ``width`` best top-account pairs and the ``width`` best others (no per-pair array added).
+    by score multiplied by ``diversity ** j``, the tribe being ``tribe_of`` (U,) of the pair's
+    candidate ``cols`` (pairs,); ties by the smaller column), split by whether the candidate is a
+    top account (``top``, a (U,) bool mask) into the ``width`` best top-account pairs and the
+    ``width`` best others. Nothing per pair is added (no per-pair tribe array either).
 
     Returns ``(top_pair, top_score, other_pair, other_score)``, shapes (users, width), pair
     indices -1 / scores 0 padded, each queue best first. Pair indices are int32 when the pairs
@@ -86,12 +89,12 @@ def split_diversified_lists(
         out if out is not None else new_queues(users, width, len(score))
     )
     if users > 0 and width > 0 and len(score):
-        seen = np.zeros(int(tribe.max(initial=-1)) + 2, dtype=np.int64)
+        seen = np.zeros(int(tribe_of.max(initial=-1)) + 2, dtype=np.int64)
         _split_lists(
             np.asarray(starts, dtype=np.int64),
             np.asarray(score, dtype=np.float32),
-            np.asarray(tribe, dtype=np.int64),
             cols,
+            np.asarray(tribe_of, dtype=np.int64),
             np.asarray(top, dtype=np.bool_),
             float(diversity),
             int(width),

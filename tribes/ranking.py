@@ -194,11 +194,10 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
 
     # Diversity per user (pairs are grouped by user, in column order), each list split into
     # two queues: the best `width` pairs of top accounts and of the others.
-    pair_tribe = ctx.labels.astype(np.int64)[cols]
     top = top_accounts(ctx.snap, ctx.behaviour.followers)
     queues = new_queues(n, width, len(cols))
-    map_blocks(partial(_split_block, starts, score, pair_tribe, cols, top, p.tribe_diversity, queues), blocks)
-    del pair_tribe
+    map_blocks(partial(_split_block, starts, score, cols, ctx.labels.astype(np.int64), top, p.tribe_diversity,
+                       queues), blocks)
     top_pair, top_score, other_pair, other_score = queues
     del queues
     # The cap over all lists at once; `take` indexes [other queue | top queue] per user.
@@ -213,10 +212,10 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources)
 
 
-def _split_block(starts, score, pair_tribe, cols, top, diversity, queues, bound: tuple[int, int]) -> None:
+def _split_block(starts, score, cols, tribe_of, top, diversity, queues, bound: tuple[int, int]) -> None:
     """Fill rows ``bound`` of the ``queues`` (blocks hold disjoint users: disjoint output rows)."""
     first, last = bound
-    split_diversified_lists(starts[first:last + 1], score, pair_tribe, cols, top,
+    split_diversified_lists(starts[first:last + 1], score, cols, tribe_of, top,
                             diversity, queues[0].shape[1], out=tuple(q[first:last] for q in queues))
 
 
