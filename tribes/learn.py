@@ -7,7 +7,9 @@ the ``learn_holdout`` quantile of interaction times; without timestamps, a rando
 ties is held out, both follows of a pair together), every candidate pair gets its features,
 and a conditional logit with non-negative weights (a softmax over each user's candidates)
 learns which features ordered each user's list so that the pairs that interacted afterwards
-(a reply either way, or a follow) came first. The learned weights replace ``w_*`` for the
+(a reply either way, or a follow) came first; it is fitted without and with the
+``OPTIONAL_FEATURES``, which stay only when they rank the held-out pairs better by more than
+two standard errors (more features, more ways to fit noise). The learned weights replace ``w_*`` for the
 final ranking, scaled to whichever of ``ENGAGE_TOTALS`` ranks the held-out pairs best (how
 soon strong evidence saturates differs by network). Then ``popularity_floor`` is chosen the
 same way among ``POPULARITY_FLOORS``, but only among floors whose lists keep the top 1% of
