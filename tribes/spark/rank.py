@@ -213,17 +213,17 @@ def rank_frames(
 def capped_lists(queued: pd.DataFrame, n: int, width: int, cap: float, seed: int) -> pd.DataFrame:
     """``(u, position, c, score, flags)`` from the queues ``(u, top, position, c, score, flags)``
     of every user: :func:`tribes.ranking.cap_top_exposure` over (n, width) arrays."""
-    cand = np.full((2, n, width), -1, dtype=np.int64)
+    cand = np.full((2, n, width), -1, dtype=np.int32)  # 9 bytes per queue slot
     score = np.zeros((2, n, width), dtype=np.float32)
-    flags = np.zeros((2, n, width), dtype=np.int32)
+    flags = np.zeros((2, n, width), dtype=np.uint8)
     at = (
         queued["top"].to_numpy(bool).astype(np.int64),
         queued["u"].to_numpy(np.int64),
         queued["position"].to_numpy(np.int64),
     )
-    cand[at] = queued["c"].to_numpy(np.int64)
+    cand[at] = queued["c"].to_numpy(np.int32)
     score[at] = queued["score"].to_numpy(np.float32)
-    flags[at] = queued["flags"].to_numpy(np.int32)
+    flags[at] = queued["flags"].to_numpy(np.uint8)
     take, capped = cap_top_exposure(
         cand[1], score[1], cand[0], score[0], cap, seed, rows=np.arange(n)
     )
@@ -234,8 +234,8 @@ def capped_lists(queued: pd.DataFrame, n: int, width: int, cap: float, seed: int
         {
             "u": users.astype(np.int64),
             "position": position.astype(np.int64),
-            "c": cand[queue, users, slot],
+            "c": cand[queue, users, slot].astype(np.int64),
             "score": capped[users, position].astype(np.float64),
-            "flags": flags[queue, users, slot],
+            "flags": flags[queue, users, slot].astype(np.int32),
         }
     )
