@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from tribes.candidates import apply_filters
-from tribes.kernels import TwoHopTopK, best_fetched, pair_dots
+from tribes.kernels import TwoHopTopK, best_fetched, csr_values, pair_dots, within_group_budget
 from tribes.sparse import top_k_per_row
 
 
@@ -116,3 +116,30 @@ def test_best_fetched_keeps_each_users_k_best_fetched_or_heavy_people(k):
     assert len(want[0]) > b * min(k, 2) * 0.9  # the data is not trivial
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_csr_values_are_scipys_fancy_indexing(dtype):
+    rng = np.random.default_rng(8)
+    m = _random_csr(rng, (120, 90), 0.08, dtype)  # duplicates summed, some rows empty
+    m = sp.csr_matrix((m.data[::-1], m.indices[::-1], m.indptr), shape=m.shape)  # unsorted rows
+    rows, cols = rng.integers(0, 120, 5000), rng.integers(0, 90, 5000)
+    want = np.asarray(m[rows, cols]).ravel().astype(np.float32)
+    assert np.count_nonzero(want) > 100
+    np.testing.assert_array_equal(csr_values(m, rows, cols), want)
+    assert len(csr_values(sp.csr_matrix((3, 3)), rows[:4] % 3, cols[:4] % 3)) == 4
+
+
+@pytest.mark.parametrize("budget", [0, 1, 3, 10, 1000])
+def test_within_group_budget_ranks_like_the_three_key_lexsort(budget):
+    from tribes.sparse import rank_within
+
+    rng = np.random.default_rng(9)
+    n = 4000
+    groups = rng.integers(0, 60, n) ** 2 // 60  # uneven group sizes
+    score = (rng.integers(0, 6, n) / 2).astype(np.float32)  # many ties on score...
+    tiebreak = rng.integers(0, 40, n).astype(np.uint64)  # ...and some on the tie-break too
+    want = rank_within(groups, np.lexsort((tiebreak, -score, groups))) < budget
+    got = within_group_budget(groups, score, tiebreak, budget)
+    assert budget == 1000 or not want.all()
+    np.testing.assert_array_equal(got, want)

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .graph import InterestGraph, decay
+from .kernels import csr_values
 from .params import Params
 from .snapshot import Snapshot
 from .sparse import binary
@@ -51,7 +52,7 @@ class Behaviour:
         out = self.answer_rate[users].astype(np.float32)
         known = tribes >= 0
         if known.any() and self.answer_rate_by_tribe.nnz:
-            specific = np.asarray(self.answer_rate_by_tribe[users[known], tribes[known]]).ravel()
+            specific = csr_values(self.answer_rate_by_tribe, users[known], tribes[known])
             has = specific > 0
             idx = np.flatnonzero(known)[has]
             out[idx] = specific[has]

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-__all__ = ["TwoHopTopK", "best_fetched", "diversified_lists", "pair_dots"]
+__all__ = ["TwoHopTopK", "best_fetched", "csr_values", "diversified_lists", "pair_dots", "within_group_budget"]
 
 
 @njit(nogil=True, cache=True)
@@ -285,3 +285,76 @@ def best_fetched(batch: np.ndarray, ids: np.ndarray, distance: np.ndarray, query
                       np.asarray(heavy_scores, np.float32), liked.indptr, liked.indices, k, count, col, val)
     used = (np.arange(k)[None, :] < count[:, None]).ravel()
     return np.repeat(np.asarray(batch, np.int64), count), col[used], val[used]
+
+
+@njit(nogil=True, cache=True)
+def _csr_values(indptr, indices, data, rows, cols, out):  # pragma: no cover - compiled
+    for i in range(len(rows)):
+        lo, hi = indptr[rows[i]], indptr[rows[i] + 1]
+        at = lo + np.searchsorted(indices[lo:hi], cols[i])
+        if at < hi and indices[at] == cols[i]:
+            out[i] = data[at]
+
+
+def csr_values(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(pairs,) float32: ``m[rows[i], cols[i]]`` for every i (0 where absent), as scipy's fancy
+    indexing gives it, by a binary search in each row. O(pairs · log row nnz), no temporaries."""
+    m = m.tocsr()
+    if not m.has_canonical_format:
+        m = m.copy()
+        m.sum_duplicates()
+    out = np.zeros(len(rows), dtype=np.float32)
+    if len(rows) and m.nnz:
+        _csr_values(m.indptr, m.indices, m.data, np.asarray(rows), np.asarray(cols), out)
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _within_group_budget(groups, score, tiebreak, budget, n_groups, keep):  # pragma: no cover - compiled
+    counts = np.zeros(n_groups + 1, dtype=np.int64)
+    for g in groups:
+        counts[g + 1] += 1
+    crowded = False
+    for g in range(n_groups):
+        crowded |= counts[g + 1] > budget
+        counts[g + 1] += counts[g]
+    if not crowded:
+        return
+    fill = counts[:-1].copy()
+    members = np.empty(len(groups), dtype=np.int64)  # element indices, group by group
+    for i in range(len(groups)):
+        members[fill[groups[i]]] = i
+        fill[groups[i]] += 1
+    for g in range(n_groups):
+        lo, hi = counts[g], counts[g + 1]
+        if hi - lo <= budget:
+            continue
+        mine = members[lo:hi]
+        values = score[mine]
+        kth = -np.partition(-values, budget - 1)[budget - 1]  # the budget-th best score
+        above = 0
+        for j in range(len(mine)):
+            if values[j] > kth:
+                above += 1
+            elif values[j] < kth:
+                keep[mine[j]] = False
+        ties = mine[values == kth]
+        if above + len(ties) > budget:  # of the tied, the smallest tiebreaks stay
+            order = np.argsort(tiebreak[ties], kind="mergesort")
+            for j in range(budget - above, len(ties)):
+                keep[ties[order[j]]] = False
+
+
+def within_group_budget(groups: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, budget: int) -> np.ndarray:
+    """(n,) bool: the element is among the ``budget`` best of its group — highest ``score``,
+    ties by smaller ``tiebreak`` (then by position) — as ranking by
+    ``np.lexsort((tiebreak, -score, groups))`` would say. ``groups`` non-negative ints.
+    O(n + Σ crowded groups' sizes): a counting sort, then one selection per crowded group."""
+    keep = np.ones(len(groups), dtype=bool)
+    if len(groups) and budget >= 0:
+        if budget == 0:
+            return np.zeros(len(groups), dtype=bool)
+        groups = np.asarray(groups, dtype=np.int64)
+        _within_group_budget(groups, np.asarray(score), np.asarray(tiebreak), int(budget),
+                             int(groups.max()) + 1, keep)
+    return keep

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from .candidates import CandidateContext
 from .evaluation.metrics import top_percent
-from .kernels import pair_dots
+from .kernels import pair_dots, within_group_budget
 from .kernels_rank import new_queues, split_diversified_lists
 from .parallel import map_blocks, ranges_by_work
 from .sparse import aligned_values, binary, rank_within, row_normalize
@@ -414,9 +414,9 @@ def exposure_budget(p, listed: int) -> int:
 
 def within_exposure_budget(cols: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, budget: int) -> np.ndarray:
     """(pairs,) bool: the pair is among the ``budget`` best-scored of its candidate ``cols``
-    (ties by ``tiebreak``). Needs every pair of a candidate at once. O(pairs log pairs)."""
-    by_candidate = np.lexsort((tiebreak, -score, cols))
-    return rank_within(cols, by_candidate) < budget
+    (ties by ``tiebreak``). Needs every pair of a candidate at once. O(pairs) plus a selection
+    per crowded candidate (:func:`tribes.kernels.within_group_budget`)."""
+    return within_group_budget(cols, score, tiebreak, budget)
 
 
 def diversify(rows: np.ndarray, cols: np.ndarray, score: np.ndarray, tribe_of: np.ndarray,
