@@ -30,6 +30,7 @@ __all__ = ["SOURCES", "CandidateContext", "exclusion_matrix", "generate_candidat
 _CHUNK = 50_000
 _CHUNK_WORK = 20_000_000  # entries touched per product chunk (~0.5 GB of temporaries at most)
 _HEAVY_SHARE = 0.001  # approximate ALS: share of items with the largest factor norms scored exactly
+_TRAIN_PER_CELL = 128  # approximate ALS: k-means sample per index cell (1M users: recall 0.969, as with 256)
 
 
 @dataclass(frozen=True, eq=False)
@@ -198,8 +199,8 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
     cells = int(max(1, min(np.sqrt(len(light)), len(light) // 39)))  # faiss wants >= 39 points per cell
     index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, cells, faiss.METRIC_L2)
     train = item_points
-    if len(light) > 256 * cells:  # k-means on a seeded sample is enough to place the cells
-        train = item_points[np.random.default_rng(p.seed).choice(len(light), 256 * cells, replace=False)]
+    if len(light) > _TRAIN_PER_CELL * cells:  # k-means on a seeded sample is enough to place the cells
+        train = item_points[np.random.default_rng(p.seed).choice(len(light), _TRAIN_PER_CELL * cells, replace=False)]
     index.cp.seed = p.seed
     index.train(train)
     index.add_with_ids(item_points, light.astype(np.int64))

@@ -45,7 +45,7 @@ REASON_FLAGS = {
     "reached_out": 32,
     "similar_people": 64,
 }
-_SCORE_CHUNK = 8_000_000  # candidate entries scored per block of users (~1 GB of features)
+_SCORE_CHUNK = 4_000_000  # candidate entries scored per block of users (~0.5 GB of features)
 
 
 @dataclass(frozen=True, eq=False)
