@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tribes.learn import POPULARITY_FLOORS, _fit_listwise, _held_out_ties, snapshot_before
+from tribes.learn import (
+    ANSWER_EXPONENTS,
+    POPULARITY_FLOORS,
+    _fit_listwise,
+    _held_out_ties,
+    snapshot_before,
+)
 from tribes.model import TribeModel, snapshot_from
 from tribes.ranking import ENGAGE_WEIGHTS
 from tribes.synth import SynthConfig, generate
@@ -92,8 +98,10 @@ def test_fit_learns_weights_and_records_them():
     events = list(generate(SynthConfig(n_users=400, seed=6)))
     model = TribeModel(seed=1).fit(events)
     learned = model.manifest()["learned_weights"]
-    assert set(learned) == {*ENGAGE_WEIGHTS.values(), "popularity_floor"}
+    assert {*ENGAGE_WEIGHTS.values(), "popularity_floor"} <= set(learned)
+    assert set(learned) <= {*ENGAGE_WEIGHTS.values(), "popularity_floor", "answer_exponent"}
     assert learned["popularity_floor"] in POPULARITY_FLOORS
+    assert learned.get("answer_exponent", 1.0) in ANSWER_EXPONENTS
     assert all(v >= 0 for v in learned.values()) and sum(learned.values()) > 0
     assert "learn_weights" in model.timings_
     assert TribeModel(seed=1, learn_weights=0).fit(events).learned_weights_ is None
@@ -250,3 +258,90 @@ def test_two_standard_errors_of_a_recall_on_the_queried_users():
     query = np.zeros(100, dtype=bool)
     query[:25] = True
     assert np.isclose(_two_standard_errors(0.5, truth, query), 2 * np.sqrt(0.25 / 25))
+
+
+def test_answer_exponent_changes_only_when_an_alternative_beats_the_configured_one_by_two_standard_errors(
+    monkeypatch,
+):
+    """``_choose_answer_exponent`` with scripted recalls per exponent (the ranking is real)."""
+    from dataclasses import replace
+
+    import tribes.learn as learn
+    from tribes.model import _candidates
+    from tribes.params import Params
+    from tribes.ranking import candidate_pairs, pair_features
+
+    snap = snapshot_from(list(generate(SynthConfig(n_users=300, seed=4))))
+    ctx, cands, _ = _candidates(snap, Params(seed=1), False)
+    feats = pair_features(ctx, cands, candidate_pairs(snap.n_users, cands))
+    truth = binary_pairs(snap.n_users, np.arange(0, 100), np.arange(100, 200))  # 100 held-out pairs
+    bar = learn._two_standard_errors(0.3, truth, None)  # ~0.092
+    real_rank, seen = learn.rank_people, []
+
+    def rank(c, candidates, f=None):
+        seen.append(c.params.answer_exponent)
+        return real_rank(c, candidates, f)
+
+    def chosen(recalls: dict[float, float], configured: float = 1.0) -> dict[str, float]:
+        monkeypatch.setattr(learn, "_list_recall", lambda items, t, q: recalls[seen[-1]])
+        c = replace(ctx, params=replace(ctx.params, answer_exponent=configured))
+        return learn._choose_answer_exponent(c, cands, feats, {}, truth)
+
+    monkeypatch.setattr(learn, "rank_people", rank)
+    assert chosen({1.0: 0.3, 0.5: 0.3 + bar / 2, 0.0: 0.3 + bar - 0.001}) == {}
+    assert chosen({1.0: 0.3, 0.5: 0.3 + bar + 0.01, 0.0: 0.3 + bar + 0.02}) == {
+        "answer_exponent": 0.0
+    }
+    assert chosen({1.0: 0.3, 0.5: 0.3 + bar + 0.05, 0.0: 0.3 + bar + 0.02}) == {
+        "answer_exponent": 0.5
+    }
+    # a configured exponent outside the grid stays unless an alternative clears its bar
+    assert chosen({2.0: 0.3, 1.0: 0.2, 0.5: 0.1, 0.0: 0.3}, configured=2.0) == {}
+    assert chosen({2.0: 0.1, 1.0: 0.3, 0.5: 0.2, 0.0: 0.25}, configured=2.0) == {
+        "answer_exponent": 1.0
+    }
+
+
+def binary_pairs(n: int, rows: np.ndarray, cols: np.ndarray):
+    import scipy.sparse as sp
+
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n))
+
+
+def test_learning_drops_an_answer_rate_that_does_not_predict_who_ties_up():
+    """Real learning (real ranking, real held-out ties) on a follow graph whose answer rates are
+    replaced: noise spanning three orders of magnitude scrambles the mutual-contact order, so
+    the exponent turns to 0; a rate that marks exactly the people the held-out ties go to keeps
+    the configured 1."""
+    from dataclasses import replace
+
+    import tribes.learn as learn
+    from tribes.model import _candidates
+    from tribes.params import Params
+
+    follows_only = [e for e in generate(SynthConfig(n_users=400, seed=5)) if e["type"] != "post"]
+    snap = snapshot_from(follows_only)
+    params = Params(seed=1)
+    held = learn._held_out_ties(
+        snap.follow_src, snap.follow_dst, snap.n_users, params.learn_holdout, params.seed
+    )
+    telling = np.where(np.isin(np.arange(snap.n_users), snap.follow_dst[held]), 1.0, 0.001).astype(
+        np.float32
+    )
+    noise = np.random.default_rng(3).choice(np.array([0.001, 0.03, 1.0], np.float32), snap.n_users)
+
+    def with_rates(rate):
+        def candidates_for(s, p, q):
+            ctx, cands = _candidates(s, p, False, query=q)[:2]
+            behaviour = replace(
+                ctx.behaviour,
+                answer_rate=rate,
+                answer_rate_by_tribe=ctx.behaviour.answer_rate_by_tribe[:, :0],
+            )
+            return replace(ctx, behaviour=behaviour), cands
+
+        return candidates_for
+
+    assert learn.learning_network(snap, params)[0] is snap  # learning sees these users' numbering
+    assert learn.learn_engage_weights(snap, params, with_rates(noise))["answer_exponent"] == 0.0
+    assert "answer_exponent" not in learn.learn_engage_weights(snap, params, with_rates(telling))

@@ -48,6 +48,9 @@ MAX_PAIRS = 400_000
 ENGAGE_TOTALS = (1.0, 2.0, 4.0, 7.0, 12.0)
 #: Candidate ``popularity_floor`` values (damping of the most followed), 1.0 meaning none.
 POPULARITY_FLOORS = (0.1, 0.25, 0.5, 1.0)
+#: Alternatives to the configured ``answer_exponent`` (how much p(answer) weighs): learning
+#: switches to one only when its held-out recall is higher by more than two standard errors.
+ANSWER_EXPONENTS = (0.0, 0.5, 1.0)
 RECALL_AT = 20
 #: Features the blend uses only when a fit with them ranks the held-out pairs better than the
 #: fit without them (``mutual_share``: the Adamic-Adar sum relative to the user's best candidate).
@@ -295,7 +298,8 @@ def learn_engage_weights(snap: Snapshot, params: Params,
             recall = _list_recall(ranked.items, truth, ctx.query)
             if best is None or recall > best[0] + 1e-9:
                 best = (recall, weights)
-    return {**best[1], **_choose_damping(ctx, candidates, feats, best[1], truth)}
+    chosen = {**best[1], **_choose_answer_exponent(ctx, candidates, feats, best[1], truth)}
+    return {**chosen, **_choose_damping(ctx, candidates, feats, chosen, truth)}
 
 
 def _two_standard_errors(recall: float, truth: sp.csr_matrix, query: np.ndarray | None) -> float:
@@ -303,6 +307,29 @@ def _two_standard_errors(recall: float, truth: sp.csr_matrix, query: np.ndarray 
     held-out pairs of the (queried) users."""
     n = truth.nnz if query is None else int(np.diff(truth.tocsr().indptr)[query].sum())
     return 2.0 * float(np.sqrt(recall * (1.0 - recall) / max(n, 1)))
+
+
+def _choose_answer_exponent(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
+                            weights: dict[str, float], truth: sp.csr_matrix) -> dict[str, float]:
+    """``{"answer_exponent": e}`` for the one of ``ANSWER_EXPONENTS`` whose lists rank the held-out
+    pairs best, when that beats the configured exponent by more than two standard errors of
+    its recall; ``{}`` (keep the configured one) otherwise. Where answering back is not what
+    the held-out ties follow (on a follow graph the followed-back rate mostly marks the less
+    followed), p(answer) would otherwise outweigh the mutual contacts."""
+    params = replace(ctx.params, **weights)
+
+    def recall(exponent: float) -> float:
+        ranked = rank_people(replace(ctx, params=replace(params, answer_exponent=exponent)), candidates, feats)
+        return _list_recall(ranked.items, truth, ctx.query)
+
+    incumbent = recall(params.answer_exponent)
+    best, chosen = incumbent + _two_standard_errors(incumbent, truth, ctx.query), None
+    for exponent in ANSWER_EXPONENTS:
+        if exponent != params.answer_exponent:
+            r = recall(exponent)
+            if r > best:
+                best, chosen = r, exponent
+    return {} if chosen is None else {"answer_exponent": chosen}
 
 
 def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
