@@ -11,8 +11,12 @@ learns which features ordered each user's list so that the pairs that interacted
 ``OPTIONAL_FEATURES``, which stay only when they rank the held-out pairs better by more than
 two standard errors (more features, more ways to fit noise). The learned weights replace ``w_*`` for the
 final ranking, scaled to whichever of ``ENGAGE_TOTALS`` ranks the held-out pairs best (how
-soon strong evidence saturates differs by network). Then ``popularity_floor`` is chosen the
-same way among ``POPULARITY_FLOORS``, but only among floors whose lists keep the top 1% of
+soon strong evidence saturates differs by network). ``answer_exponent`` (how much p(answer)
+weighs) changes from the configured one to another of ``ANSWER_EXPONENTS`` only when that ranks
+the held-out pairs better by more than two standard errors: a followed-back rate can tell a
+little about who ties up and still, as a factor of several between candidates, scramble the
+stronger mutual-contact order (ego-Twitter). Then
+``popularity_floor`` is chosen the same way among ``POPULARITY_FLOORS``, but only among floors whose lists keep the top 1% of
 accounts within ``top_exposure_cap`` of list slots: popularity is damped as much as the
 network needs to stay unconcentrated, not more. (``rank_people`` itself enforces that cap by
 moving the top accounts' weakest appearances down, so every floor keeps within it unless users
