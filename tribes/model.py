@@ -14,10 +14,11 @@ The learned state is a dict of arrays (``arrays_``) plus tribe descriptions: exa
 
 from __future__ import annotations
 
+import ctypes
 import resource
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ def snapshot_from(data: Any) -> Snapshot:
 
             raise InputError("; ".join(str(p) for p in report.problems[:5]))
         return read_snapshot(store)
+
+
+def _return_freed_memory() -> None:
+    """Hand memory the process has freed back to the OS where the C library can (glibc's
+    ``malloc_trim``; freed small blocks otherwise stay mapped between big stages). No-op elsewhere."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _peak_rss_mib() -> float:
@@ -209,7 +217,9 @@ class TribeModel:
             graph = build_graph(snap, params)
         # Only the graph reads the strings; when fit read the snapshot itself, this releases them.
         snap = snap.without_text()
+        _return_freed_memory()
         ctx, candidates, extras = _candidates(snap, params, previous, stage, graph=graph)
+        _return_freed_memory()  # the sources' temporaries, before ranking's peak
         labels, memberships, tribe_ids = ctx.labels, ctx.memberships, extras["tribe_ids"]
         topics, names, behaviour = extras["topics"], extras["names"], ctx.behaviour
         with stage("rank_people"):
