@@ -86,7 +86,8 @@ class Params:
                                     "(Adamic-Adar / the user's largest; learned per network when learning is on).")
     answer_prior: float = _p(0.3, "Prior answer rate for people with little history.")
     answer_prior_strength: float = _p(5.0, "Pseudo-count of the answer-rate prior.")
-    answer_exponent: float = _p(1.0, "Exponent on p(candidate answers); higher favours answerers more.")
+    answer_exponent: float = _p(1.0, "Exponent on p(candidate answers); higher favours answerers more. Learning "
+                                     "may set it to 0 or 0.5 where that ranks held-out ties clearly better.")
     activity_half_life_days: float = _p(14.0, "Half-life of recent activity in the activity factor.")
     activity_floor: float = _p(0.2, "Activity factor of someone with no recent activity.")
     popularity_pivot: float = _p(0.99, "Followers at which popularity damping is halfway to its floor: a count, or "
