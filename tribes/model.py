@@ -69,6 +69,26 @@ def snapshot_from(data: Any) -> Snapshot:
         return read_snapshot(store)
 
 
+_warmed_up = False
+
+
+def _warm_up() -> None:
+    """Import the heavy modules and load the compiled kernels, once per process, by fitting a
+    tiny synthetic network (~1 s) — before :meth:`TribeModel.fit` reads a big snapshot. Done
+    later, their long-lived objects (~150k at first use: module imports, numba typing, faiss
+    wrappers) fill the gaps the read leaves among the snapshot's strings, and the allocator
+    cannot return those strings' memory when the texts are dropped (1M users: ~1.8 GiB)."""
+    global _warmed_up
+    if _warmed_up:
+        return
+    _warmed_up = True
+    import faiss  # noqa: F401 - only imported here: the approximate ALS index needs it above 50k users
+
+    from .synth import SynthConfig, generate
+
+    TribeModel(seed=0).fit(generate(SynthConfig(n_users=200, seed=0)))
+
+
 def _return_freed_memory() -> None:
     """Hand memory the process has freed back to the OS where the C library can (glibc's
     ``malloc_trim``; freed small blocks otherwise stay mapped between big stages). No-op elsewhere."""
@@ -198,6 +218,8 @@ class TribeModel:
         self.timings_: dict[str, dict[str, float]] = {}
         stage = stage_timer(self.timings_, on_stage)
 
+        if not isinstance(data, Snapshot):
+            _warm_up()  # before the read; see there
         with stage("snapshot"):
             snap = snapshot_from(data)
         self.learned_weights_, self.learned_weights_age_ = None, 0
