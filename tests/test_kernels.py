@@ -55,31 +55,6 @@ def test_pair_dots_are_the_row_dot_products(dtype):
     assert len(pair_dots(x, rows[:0], cols[:0])) == 0
 
 
-def test_diversified_lists_equal_diversify_then_list_positions():
-    from tribes.kernels import diversified_lists
-    from tribes.ranking import diversify, list_positions
-
-    rng = np.random.default_rng(6)
-    users, n = 60, 90
-    pattern = _random_csr(rng, (users, n), 0.4, np.float32)
-    pattern.sum_duplicates()
-    pattern.sort_indices()
-    rows = np.repeat(np.arange(users), np.diff(pattern.indptr)).astype(np.int64)
-    cols = pattern.indices.astype(np.int64)
-    score = rng.integers(1, 6, len(rows)).astype(np.float32) / 4  # many ties
-    tribe = rng.integers(-1, 5, n)  # -1: no tribe, a group of its own
-    width = 12
-    damped = diversify(rows, cols, score, tribe[cols], 0.8)
-    position = list_positions(rows, cols, damped)
-    pair, got = diversified_lists(pattern.indptr, score, tribe[cols], 0.8, width)
-    for u in range(users):
-        mine = np.flatnonzero((rows == u) & (position < width))
-        mine = mine[np.argsort(position[mine])]
-        assert np.array_equal(pair[u, :len(mine)], mine), u
-        assert np.array_equal(got[u, :len(mine)], damped[mine]), u
-        assert (pair[u, len(mine):] == -1).all()
-
-
 def _best_fetched_reference(batch, ids, distance, query_norms, lift2, heavy, heavy_scores, liked, k):
     """Every fetched and heavy person of each user, filtered, sorted by (score down, column up), cut to k."""
     rows, cols, vals = [], [], []

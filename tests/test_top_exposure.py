@@ -21,7 +21,6 @@ import scipy.sparse as sp
 from tribes import ranking
 from tribes.evaluation import metrics as M
 from tribes.ingest import ingest_objects
-from tribes.kernels import diversified_lists
 from tribes.kernels_rank import split_diversified_lists
 from tribes.model import _candidates, snapshot_from
 from tribes.params import Params
@@ -68,7 +67,14 @@ def test_split_kernel_equals_the_numpy_queues_and_merges_to_the_uncapped_lists(s
         np.concatenate([other_pair, top_pair], axis=1), np.maximum(take, 0), axis=1
     )
     merged[take < 0] = -1
-    want_pair, want_score = diversified_lists(starts, score, tribe[cols], 0.9, width)
+    # ...as the plain numpy steps give them: diversity, then positions.
+    damped_all = ranking.diversify(rows, cols, score, tribe[cols], 0.9)
+    at = ranking.list_positions(rows, cols, damped_all)
+    listed = at < width
+    want_pair = np.full((users, width), -1)
+    want_score = np.zeros((users, width), dtype=np.float32)
+    want_pair[rows[listed], at[listed]] = np.flatnonzero(listed)
+    want_score[rows[listed], at[listed]] = damped_all[listed]
     assert np.array_equal(merged, want_pair)
     assert np.array_equal(capped, want_score)
 

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-__all__ = ["TwoHopTopK", "best_fetched", "csr_values", "diversified_lists", "pair_dots", "within_group_budget"]
+__all__ = ["TwoHopTopK", "best_fetched", "csr_values", "pair_dots", "within_group_budget"]
 
 
 @njit(nogil=True, cache=True)
@@ -159,46 +159,11 @@ class TwoHopTopK:
         return sp.csr_matrix((out_vals[valid], out_cols[valid].astype(np.int32), indptr), shape=(rows, self.n))
 
 
-@njit(nogil=True, cache=True)
-def _diversified_lists(starts, score, tribe, diversity, width, seen, out_pair, out_score):  # pragma: no cover
-    for r in range(len(starts) - 1):
-        a, b = starts[r], starts[r + 1]
-        if a == b:
-            continue
-        segment = score[a:b]
-        by_score = np.argsort(-segment, kind="mergesort")  # stable: ties keep the column order
-        damped = np.empty(b - a, dtype=score.dtype)
-        for j in by_score:
-            group = tribe[a + j] + 1  # -1 (no tribe) is a group of its own, as in diversify
-            damped[j] = segment[j] * np.float32(diversity ** seen[group])
-            seen[group] += 1
-        for j in range(b - a):
-            seen[tribe[a + j] + 1] = 0
-        by_damped = np.argsort(-damped, kind="mergesort")
-        for p in range(min(width, b - a)):
-            out_pair[r, p] = a + by_damped[p]
-            out_score[r, p] = damped[by_damped[p]]
-
-
-def diversified_lists(starts: np.ndarray, score: np.ndarray, tribe: np.ndarray, diversity: float,
-                      width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's final list from pairs grouped by user (user r's pairs at
-    ``starts[r]:starts[r + 1]``, in column order): the j-th pair of one tribe (by score) is
-    multiplied by ``diversity ** j``, then the ``width`` best are kept (ties: smaller column).
-
-    Returns ``(pair index, damped score)`` per slot, shapes (users, width), -1 / 0 padding.
-    Equal to :func:`tribes.ranking.diversify` then :func:`tribes.ranking.list_positions`.
-    O(Σ L log L) over the users' list lengths L.
-    """
-    users = len(starts) - 1
-    out_pair = np.full((users, width), -1, dtype=np.int64)
-    out_score = np.zeros((users, width), dtype=np.float32)
-    if users > 0 and width > 0 and len(score):
-        seen = np.zeros(int(tribe.max(initial=-1)) + 2, dtype=np.int64)
-        _diversified_lists(np.asarray(starts, dtype=np.int64), np.asarray(score, dtype=np.float32),
-                           np.asarray(tribe, dtype=np.int64), float(diversity), int(width), seen,
-                           out_pair, out_score)
-    return out_pair, out_score
+@njit(nogil=True, cache=True, inline="always")
+def _in_row(indices, lo, hi, c):  # pragma: no cover - compiled
+    """``c`` is among the sorted ``indices[lo:hi]`` (one CSR row)."""
+    at = lo + np.searchsorted(indices[lo:hi], c)
+    return at < hi and indices[at] == c
 
 
 @njit(nogil=True, cache=True)
@@ -220,8 +185,7 @@ def _best_fetched(batch, ids, distance, query_norms, lift2, heavy, heavy_scores,
             v = (query_norms[u] + lift2 - distance[i, j]) / two
             if not (np.isfinite(v) and v > 0):
                 continue
-            at = lo + np.searchsorted(liked_idx[lo:hi], c)
-            if at < hi and liked_idx[at] == c:
+            if _in_row(liked_idx, lo, hi, c):
                 continue
             cand_c[n] = c
             cand_v[n] = v
@@ -233,8 +197,7 @@ def _best_fetched(batch, ids, distance, query_norms, lift2, heavy, heavy_scores,
             c = heavy[h]
             if v < threshold or c == u or not (np.isfinite(v) and v > 0):
                 continue
-            at = lo + np.searchsorted(liked_idx[lo:hi], c)
-            if at < hi and liked_idx[at] == c:
+            if _in_row(liked_idx, lo, hi, c):
                 continue
             cand_c[n] = c
             cand_v[n] = v

@@ -71,7 +71,7 @@ def split_diversified_lists(
     width: int,
     out: tuple | None = None,
 ):
-    """Each user's diversified list (as :func:`tribes.kernels.diversified_lists`: pairs grouped
+    """Each user's diversified list (pairs grouped
     by user, user r's at ``starts[r]:starts[r + 1]`` in column order; the j-th pair of one tribe
     by score multiplied by ``diversity ** j``, the tribe being ``tribe_of`` (U,) of the pair's
     candidate ``cols`` (pairs,); ties by the smaller column), split by whether the candidate is a
