@@ -5,7 +5,7 @@ Examples
     .venv/bin/python -m benchmarks                        # 10k and 100k users (~15 min here)
     .venv/bin/python -m benchmarks --quick                # tiny sizes, short runs: checks the harness
     .venv/bin/python -m benchmarks --only api,latency     # reuses var/bench/n10000 if it is there
-    .venv/bin/python -m benchmarks --sizes 1000000        # 1M users: ~1.5 hours, ~19 GB RAM (see --help)
+    .venv/bin/python -m benchmarks --sizes 1000000        # 1M users: ~50 min, ~8 GB RAM (see --help)
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks",
         description=__doc__.split("\n\n")[0],
         epilog="--sizes 1000000 works but takes long: ~21M events; measured once on this 2-vCPU machine "
-        "(busy): generate 2 min, ingest 37 min (before the ingest rework), recompute 41 min with an "
-        "18.4 GB peak RSS, and ~7 GB of disk under var/bench/n1000000/.",
+        "(busy): generate 2 min, ingest 37 min (before the ingest rework), recompute 9 min 21 s with a "
+        "7.5 GiB peak RSS (session 5; 41 min and 18.4 GB at first), and ~7 GB of disk under var/bench/n1000000/.",
     )
     parser.add_argument(
         "--sizes",
@@ -208,7 +208,7 @@ def render(
         invocation.strip() + "   # wrote this file",
         "make bench                                        # default sizes 10k,100k",
         ".venv/bin/python -m benchmarks --quick            # the harness end to end in a few minutes",
-        ".venv/bin/python -m benchmarks --sizes 1000000    # 1M users: ~1.5 hours, ~19 GB peak RSS (measured once)",
+        ".venv/bin/python -m benchmarks --sizes 1000000    # 1M users: ~50 min (ingest most of it), ~8 GB peak RSS",
         ".venv/bin/python -m benchmarks --only api,latency # reuse var/bench/n<N> when built before",
         "```",
         "",
