@@ -175,6 +175,7 @@ class TribeModel:
     timings_ : dict stage → {"seconds", "peak_rss_mib"}
     snapshot_ : the fitted :class:`Snapshot`, ``without_text()`` (post texts, tags, post ids and
         interests are released after the graph stage; at 1M users they are ~2.8 GB)
+    interaction_ : (U, U) CSR, the interaction graph (replies and mentions, decayed)
     """
 
     def __init__(self, **params: Any):
@@ -251,6 +252,7 @@ class TribeModel:
             threads = rank_conversations(ctx, stats)
 
         self.candidates_ = candidates  # per source (U, U) CSR, for notebooks and tests (not saved)
+        self.interaction_ = graph.interaction  # (U, U) CSR, as the Spark engine's (plots, notebooks)
         self._set_fitted(snap, graph, labels, tribe_ids, topics, names, memberships, behaviour, people,
                          stats, threads)
         return self

@@ -198,9 +198,12 @@ def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_tribe_graph(snap, labels: np.ndarray, tribes: list[dict], path: str | Path, *,
+def plot_tribe_graph(source, labels: np.ndarray, tribes: list[dict], path: str | Path, *,
                      max_tribes: int = 12, max_nodes: int = 1200, seed: int = 0) -> Path:
-    """The tribe graph: users of the largest tribes, coloured by tribe, linked by interaction."""
+    """The tribe graph: users of the largest tribes, coloured by tribe, linked by interaction.
+
+    ``source``: a fitted model's ``interaction_`` ((U, U) sparse), or a snapshot with its texts
+    (its interaction graph is built)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,13 +213,13 @@ def plot_tribe_graph(snap, labels: np.ndarray, tribes: list[dict], path: str | P
     from ..graph import build_graph
     from ..params import Params
 
-    graph = build_graph(snap, Params())
+    interaction = source if sp.issparse(source) else build_graph(source, Params()).interaction
     rng = np.random.default_rng(seed)
     keep_tribes = [k for k in range(min(max_tribes, int(labels.max()) + 1 if len(labels) else 0))]
     members = np.flatnonzero(np.isin(labels, keep_tribes))
     if len(members) > max_nodes:
         members = np.sort(rng.choice(members, size=max_nodes, replace=False))
-    talk = (graph.interaction + graph.interaction.T).tocsr()[members][:, members].tocoo()
+    talk = (interaction + interaction.T).tocsr()[members][:, members].tocoo()
     g = nx.Graph()
     g.add_nodes_from(range(len(members)))
     g.add_edges_from((int(a), int(b)) for a, b in zip(talk.row, talk.col, strict=True) if a < b)
@@ -233,7 +236,7 @@ def plot_tribe_graph(snap, labels: np.ndarray, tribes: list[dict], path: str | P
             label = tribes[k]["label"] if k < len(tribes) else f"tribe {k}"
             ax.text(xy[0], xy[1], label, fontsize=7, ha="center",
                     bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
-    ax.set_title(f"{len(keep_tribes)} largest tribes ({len(members)} people), linked by conversation and follows")
+    ax.set_title(f"{len(keep_tribes)} largest tribes ({len(members)} people), linked by conversation")
     ax.axis("off")
     return _save(fig, path)
 
