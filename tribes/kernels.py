@@ -160,10 +160,13 @@ class TwoHopTopK:
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _in_row(indices, lo, hi, c):  # pragma: no cover - compiled
-    """``c`` is among the sorted ``indices[lo:hi]`` (one CSR row)."""
-    at = lo + np.searchsorted(indices[lo:hi], c)
-    return at < hi and indices[at] == c
+def _acceptable(c, v, u, liked_idx, lo, hi):  # pragma: no cover - compiled
+    """Person ``c`` with score ``v`` may be suggested to ``u``: not ``u``, a finite positive
+    score, and not among the people ``u`` already interacts with (sorted ``liked_idx[lo:hi]``)."""
+    if c == u or not (np.isfinite(v) and v > 0):
+        return False
+    at = lo + np.searchsorted(liked_idx[lo:hi], c)
+    return not (at < hi and liked_idx[at] == c)
 
 
 @njit(nogil=True, cache=True)
@@ -180,28 +183,22 @@ def _best_fetched(batch, ids, distance, query_norms, lift2, heavy, heavy_scores,
         n = 0
         for j in range(fetch):  # faiss's order: distance up, so score down
             c = ids[i, j]
-            if c < 0 or c == u:
+            if c < 0:  # padding
                 continue
             v = (query_norms[u] + lift2 - distance[i, j]) / two
-            if not (np.isfinite(v) and v > 0):
-                continue
-            if _in_row(liked_idx, lo, hi, c):
-                continue
-            cand_c[n] = c
-            cand_v[n] = v
-            n += 1
+            if _acceptable(c, v, u, liked_idx, lo, hi):
+                cand_c[n] = c
+                cand_v[n] = v
+                n += 1
         # Only heavy items at least as good as the k-th fetched one can enter the top k.
         threshold = cand_v[k - 1] if n >= k else -np.inf
         for h in range(len(heavy)):
             v = heavy_scores[i, h]
             c = heavy[h]
-            if v < threshold or c == u or not (np.isfinite(v) and v > 0):
-                continue
-            if _in_row(liked_idx, lo, hi, c):
-                continue
-            cand_c[n] = c
-            cand_v[n] = v
-            n += 1
+            if v >= threshold and _acceptable(c, v, u, liked_idx, lo, hi):
+                cand_c[n] = c
+                cand_v[n] = v
+                n += 1
         m = n
         if n > k:  # the k best: above the k-th largest score, then its ties by smaller column
             kth = -np.partition(-cand_v[:n], k - 1)[k - 1]
