@@ -58,6 +58,9 @@ def test_entry_keys_and_in_sorted_find_exactly_the_stored_entries():
     got = in_sorted(keys, rows * 70 + cols).reshape(50, 70)
     assert np.array_equal(got, m.toarray() != 0)
     assert not in_sorted(keys[:0], keys).any()
+    from tribes.sparse import entry_rows
+
+    assert np.array_equal(entry_rows(m), m.tocoo().row) and entry_rows(m, np.int32).dtype == np.int32
 
 
 def test_top_k_per_row_prefilter_keeps_exactly_the_same_entries(monkeypatch):

@@ -27,6 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from .sparse import entry_rows
+
 __all__ = [
     "conductance",
     "detect_communities",
@@ -80,11 +82,6 @@ def _check_labels(labels: np.ndarray, n: int, name: str = "labels") -> np.ndarra
 
 def _n_tribes(labels: np.ndarray) -> int:
     return int(labels.max()) + 1 if labels.size else 0
-
-
-def _rows(a: sp.csr_matrix) -> np.ndarray:
-    """``(nnz,)`` int32 row of every stored entry of CSR ``a``."""
-    return np.repeat(np.arange(a.shape[0], dtype=np.int32), np.diff(a.indptr))
 
 
 def _one_hot(labels: np.ndarray, k: int) -> sp.csr_matrix:
@@ -158,7 +155,7 @@ def detect_communities(
     if min_size < 1:
         raise ValueError(f"min_size: must be >= 1, got {min_size!r}")
     n = a.shape[0]
-    rows = _rows(a)
+    rows = entry_rows(a, np.int32)
     upper = (a.indices > rows) & (a.data > 0)
     src, dst, w = rows[upper], a.indices[upper], a.data[upper].astype(np.float64)
     del rows, upper
@@ -411,7 +408,7 @@ def _partition_sums(a: sp.csr_matrix, labels: np.ndarray) -> tuple[np.ndarray, n
     loose = np.flatnonzero(lab < 0)
     k = _n_tribes(lab)
     lab[loose] = k + np.arange(loose.size)
-    rows = _rows(a)
+    rows = entry_rows(a, np.int32)
     same = lab[rows] == lab[a.indices]
     internal = np.bincount(lab[rows[same]], weights=a.data[same], minlength=k + loose.size)
     return internal, np.bincount(lab[rows], weights=a.data, minlength=k + loose.size)

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from .kernels import csr_values
 
-__all__ = ["aligned_values", "binary", "descending_key", "drop_diagonal", "entry_keys", "in_sorted", "key_value",
+__all__ = ["aligned_values", "binary", "descending_key", "drop_diagonal", "entry_keys", "entry_rows", "in_sorted", "key_value",
            "rank_within", "row_normalize", "top_k_per_row"]
 
 
@@ -124,12 +124,16 @@ def drop_diagonal(m: sp.spmatrix) -> sp.csr_matrix:
     return sp.csr_matrix((c.data[keep], (c.row[keep], c.col[keep])), shape=m.shape)
 
 
+def entry_rows(m: sp.csr_matrix, dtype=np.int64) -> np.ndarray:
+    """(nnz,) the row of every stored entry of CSR ``m``, in storage order. O(nnz)."""
+    return np.repeat(np.arange(m.shape[0], dtype=dtype), np.diff(m.indptr))
+
+
 def entry_keys(m: sp.csr_matrix) -> np.ndarray:
     """``row · n_cols + column`` of each entry, int64; increasing when ``m`` is canonical CSR
     (sorted indices, no duplicates). O(nnz)."""
     m = m.tocsr()
-    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    return rows * np.int64(m.shape[1]) + m.indices
+    return entry_rows(m) * np.int64(m.shape[1]) + m.indices
 
 
 def in_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -144,8 +148,7 @@ def aligned_values(pattern: sp.csr_matrix, m: sp.spmatrix) -> np.ndarray:
     """(nnz,) float32: values of ``m`` at the entries of ``pattern`` (0 where absent), in
     ``pattern``'s order (:func:`tribes.kernels.csr_values`). O(nnz · log row nnz of m)."""
     pattern = pattern.tocsr()
-    rows = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
-    return csr_values(m, rows, pattern.indices)
+    return csr_values(m, entry_rows(pattern), pattern.indices)
 
 
 def rank_within(groups: np.ndarray, order: np.ndarray) -> np.ndarray:
