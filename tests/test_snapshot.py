@@ -65,6 +65,7 @@ def test_snapshot_arrays(store):
         "threads": 2,
     }
 
+    assert list(snap.replies_received()) == [1, 0, 0]  # q2 answers a's q1; z's parent is missing
     light = snap.without_text()
     assert snap.has_text and not light.has_text
     assert light.counts() == snap.counts() and light.now == snap.now

@@ -238,11 +238,8 @@ def top_accounts(snap, followers: np.ndarray) -> np.ndarray:
     reply to one of their posts), each by the evaluation's ``top_percent`` (ties to the smaller
     index), among accounts with any. O(U log U + P)."""
     n = snap.n_users
-    replies = snap.post_parent >= 0
-    replied = np.bincount(snap.post_author[snap.post_parent[replies]], minlength=n) if replies.any() \
-        else np.zeros(n, dtype=np.int64)
     mask = np.zeros(n, dtype=bool)
-    for counts in (np.asarray(followers), replied):
+    for counts in (np.asarray(followers), snap.replies_received()):
         best = top_percent(counts, 1.0) if n else np.zeros(0, dtype=np.int64)
         mask[best[counts[best] > 0]] = True
     return mask

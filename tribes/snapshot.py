@@ -71,6 +71,12 @@ class Snapshot:
     def n_posts(self) -> int:
         return len(self.post_author)
 
+    def replies_received(self) -> np.ndarray:
+        """(U,) int64: replies to each user's posts (every reply counts). O(P). Both the
+        evaluation's "most replied-to" accounts and ranking's capped top accounts use it."""
+        replies = self.post_parent >= 0
+        return np.bincount(self.post_author[self.post_parent[replies]], minlength=self.n_users).astype(np.int64)
+
     @property
     def has_text(self) -> bool:
         """False for a :meth:`without_text` snapshot."""

@@ -65,10 +65,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     users = _sample(np.flatnonzero(active), max_users, seed)
     everyone = _sample(np.arange(snap.n_users), exposure_users, seed + 1)
     followers = np.bincount(snap.follow_dst, minlength=snap.n_users)
-    replied = np.asarray(sp.csr_matrix(
-        (np.ones(int((snap.post_parent >= 0).sum())),
-         (snap.post_author[snap.post_parent >= 0], snap.post_author[snap.post_parent[snap.post_parent >= 0]])),
-        shape=(snap.n_users, snap.n_users)).sum(axis=0)).ravel() if snap.n_posts else np.zeros(snap.n_users)
+    replied = snap.replies_received().astype(np.float64)
     top_followed = M.top_percent(followers, 1.0)
     top_replied = M.top_percent(replied, 1.0)
     popularity = followers + replied
