@@ -1,7 +1,9 @@
 """gunicorn settings for the tribes API (override any of them with GUNICORN_CMD_ARGS)."""
 
+import errno
 import os
 import shutil
+import socket
 import tempfile
 
 bind = os.environ.get("TRIBES_BIND", "127.0.0.1:8000")
@@ -11,6 +13,12 @@ threads = int(os.environ.get("TRIBES_THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# SO_REUSEPORT: every worker listens on a socket of its own and the kernel spreads new connections
+# over them by a hash of the client address. With gunicorn's one shared socket, whichever worker
+# wakes first takes a connection and keeps it for its keep-alive life; under a 32-connection load
+# one of two gthread workers often held 28-32 of them and its queue set the p99
+# (benchmarks/RESULTS.md, "Connections per worker"). TCP binds only; TRIBES_REUSE_PORT=0 turns it off.
+reuse_port = os.environ.get("TRIBES_REUSE_PORT", "1") != "0" and not bind.startswith(("unix:", "fd://"))
 max_requests = 0
 accesslog = None  # the app writes structured access logs itself
 errorlog = "-"
@@ -25,7 +33,28 @@ _metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
                                      os.path.join(tempfile.gettempdir(), f"tribes-metrics-{os.getpid()}"))
 
 
+def _refuse_taken_port(address: str) -> None:
+    """With SO_REUSEPORT a second instance on the same port would silently share its traffic;
+    a plain bind (without the option) still fails when anything listens there, so try one first."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a listener, not TIME_WAIT, blocks it
+    try:
+        probe.bind((host, int(port)))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise SystemExit(f"tribes API: {address} is already in use by another server") from None
+        raise
+    finally:
+        probe.close()
+
+
 def on_starting(server):
+    if server.cfg.reuse_port:
+        for address in server.cfg.bind:
+            _refuse_taken_port(address)
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir, exist_ok=True)
     keys = os.environ.get("TRIBES_API_KEYS") or os.environ.get("TRIBES_API_KEYS_FILE")

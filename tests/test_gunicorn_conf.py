@@ -1,0 +1,76 @@
+"""The project's ``gunicorn.conf.py``: one listening socket per worker (SO_REUSEPORT), and a second
+server on a taken port refused instead of silently sharing its traffic."""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.common import Context, bench_env
+from benchmarks.server import Gunicorn
+from tests.api_fixtures import make_world
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _settings(monkeypatch, tmp_path, **env: str) -> dict:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    for name in ("TRIBES_BIND", "TRIBES_REUSE_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(REPO / "gunicorn.conf.py"))
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, True),
+        ({"TRIBES_BIND": "0.0.0.0:8080"}, True),
+        ({"TRIBES_REUSE_PORT": "0"}, False),
+        ({"TRIBES_BIND": "unix:/tmp/tribes.sock"}, False),
+    ],
+)
+def test_reuse_port_is_on_for_tcp_binds_unless_turned_off(monkeypatch, tmp_path, env, expected):
+    assert _settings(monkeypatch, tmp_path, **env)["reuse_port"] is expected
+
+
+def _listeners(pid: int, port: int) -> int:
+    """Listening TCP sockets on ``port`` among the file descriptors of process ``pid``."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(fields[9])
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if fd.readlink().name.strip("socket:[]") in inodes)
+
+
+@pytest.mark.slow
+def test_each_worker_listens_and_a_second_server_on_the_port_is_refused(tmp_path_factory):
+    world = make_world(tmp_path_factory, "reuse-port")
+    world.close()
+    ctx = Context(sizes=[], quick=True, root=tmp_path_factory.mktemp("gunicorn"))
+    env = {"TRIBES_DB": world.db, "TRIBES_MODELS": str(world.models)}
+    with Gunicorn(ctx, "wsgi:app", name="first", env=env, workers=2, threads=2) as server:
+        workers = server.workers()
+        assert len(workers) == 2
+        # Each worker holds its own listener; the master none (it would take no connections).
+        assert [_listeners(pid, server.port) for pid in workers] == [1, 1]
+        assert _listeners(server.proc.pid, server.port) == 0
+        second = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=REPO,
+            env=bench_env({**env, **server.env}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert f"127.0.0.1:{server.port} is already in use" in second.stderr
+        status, _ = server.get("/readyz")
+        assert status == 200
