@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.add_argument("--truth", help="write the planted memberships as JSON Lines here")
+    p.add_argument("--model", choices=["synth", "lfr"], default="synth",
+                   help="synth: tribes' own generator (default); lfr: networkx's LFR benchmark graph")
+    p.add_argument("--mu", type=float, help="lfr: share of each user's edges leaving their community (default 0.3)")
+    p.add_argument("--kind", choices=["follow", "message"],
+                   help="lfr: edges as follows both ways (default) or as threads of replies over time")
+    p.add_argument("--average-degree", type=float, help="lfr: mean degree (default 10)")
 
     p = command("demo", _cmd_demo,
                 "Fill an empty store with the synthetic demo network and recompute if no model exists.")
@@ -295,20 +301,43 @@ def _cmd_generate(args, settings: Settings) -> int:
 
     if args.users < 1:
         raise InputError(f"must be at least 1, got {args.users}", field="--users")
-    config = SynthConfig(n_users=args.users, seed=args.seed)
+    lfr_options = {"--mu": args.mu, "--kind": args.kind, "--average-degree": args.average_degree}
+    detail = ""
     started = time.perf_counter()
+    if args.model == "lfr":
+        from .planted import LFRConfig, lfr_events, lfr_graph, lfr_truth
+
+        given = {"mu": args.mu, "kind": args.kind, "average_degree": args.average_degree}
+        config = LFRConfig(n_users=args.users, seed=args.seed, **{k: v for k, v in given.items() if v is not None})
+        try:
+            graph = lfr_graph(config)  # bad knobs raise InputError (exit 2) before any output
+        except InputError as exc:
+            flag = {"n_users": "--users", "seed": "--seed", "mu": "--mu",
+                    "average_degree": "--average-degree"}.get(exc.field or "")
+            if flag is None:
+                raise
+            raise InputError(exc.problem, field=flag) from None
+        events, truth = lfr_events(config, graph), lfr_truth(config, graph)
+        detail = (f", LFR mu {config.mu} ({config.kind}): {int(graph.labels.max()) + 1} communities, "
+                  f"{len(graph.edges):,} edges, realised mixing {graph.mixing:.3f}")
+    else:
+        extra = [name for name, value in lfr_options.items() if value is not None]
+        if extra:
+            raise InputError("applies to --model lfr only", field=extra[0])
+        config = SynthConfig(n_users=args.users, seed=args.seed)
+        events, truth = generate(config), planted_truth(config)
     with open_output(args.out) as out, _Progress(not args.quiet, "generate", None, unit=" events") as bar:
         def counted(events):
             for i, event in enumerate(events):
                 if i % 10_000 == 0:
                     bar(10_000 if i else 0)
                 yield event
-        n = write_jsonl(counted(generate(config)), out)
+        n = write_jsonl(counted(events), out)
     if args.truth:
         with open_output(args.truth) as out:
-            write_jsonl(planted_truth(config), out)
+            write_jsonl(truth, out)
     if not args.quiet:
-        print(f"generated {n:,} events for {args.users:,} users (seed {args.seed}) in "
+        print(f"generated {n:,} events for {args.users:,} users (seed {args.seed}{detail}) in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
     return EXIT_OK
 
