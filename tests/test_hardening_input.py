@@ -187,6 +187,7 @@ def _dumps(tmp: Path) -> list[tuple[list[str], str]]:
     (tmp / "edges.txt").write_text("1 2 1700000000\nfoo\n3 4\n")
     (tmp / "edges-ts.txt").write_text("1 2 yesterday\n")
     (tmp / "binary.txt").write_bytes(bytes(range(256)) * 8)
+    (tmp / "ratings.csv").write_text("SOURCE,TARGET,RATING,TIME\n6,2,4,1289241911\n6,5,1\n")
     (tmp / "se").mkdir()
     (tmp / "se" / "Posts.xml").write_text('<posts><row Id="1" ')
     (tmp / "se-entity").mkdir()
@@ -204,6 +205,10 @@ def _dumps(tmp: Path) -> list[tuple[list[str], str]]:
         (["edgelist", str(tmp / "edges.txt")], f"{tmp / 'edges.txt'}:2:"),
         (["edgelist", str(tmp / "edges-ts.txt")], f"{tmp / 'edges-ts.txt'}:1:"),
         (["edgelist", str(tmp / "binary.txt")], f"{tmp / 'binary.txt'}:1:"),
+        (["edgelist", str(tmp / "ratings.csv"), "--columns", "src,dst,-,ts"], f"{tmp / 'ratings.csv'}:1:"),
+        (["edgelist", str(tmp / "ratings.csv"), "--columns", "src,dst,-,ts", "--header"],
+         f"{tmp / 'ratings.csv'}:3:"),
+        (["edgelist", str(tmp / "ratings.csv"), "--columns", "src,dst,rating"], "columns"),
         (["stackexchange", str(tmp / "se")], "Posts.xml:1:"),
         (["stackexchange", str(tmp / "se-entity")], "Posts.xml"),
         (["snap-ego", str(tmp / "ego.tar.gz")], str(tmp / "ego.tar.gz")),

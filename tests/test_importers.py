@@ -409,6 +409,74 @@ def test_edgelist_malformed_line(tmp_path: Path, line: str, problem: str):
     assert str(err.value).startswith(f"{path}:3: ")
 
 
+def test_edgelist_konect_layout_takes_the_named_columns(tmp_path: Path):
+    # KONECT: "% sym ..." comments, then SRC DST WEIGHT TS; the weight is ignored.
+    path = tmp_path / "out.reply"
+    path.write_text("% asym unweighted\n% 3 3 3\n1 2 1 1148000000\n2 1 5 1148000060\n2 3 1 1148000120 x\n")
+    events = collect(IMPORTERS["edgelist"](path, kind="message", columns="src,dst,-,ts"))
+    assert [(e["author"], e["ts"], e.get("reply_to")) for e in events] == [
+        ("1", 1148000000, None),
+        ("2", 1148000060, "m3"),
+        ("2", 1148000120, None),
+    ]
+    # Without the layout the 4-column lines are an error naming the first one.
+    with pytest.raises(InputError, match="got 4 columns") as err:
+        list(IMPORTERS["edgelist"](path))
+    assert str(err.value).startswith(f"{path}:3: ")
+
+
+def test_edgelist_csv_with_header_and_columns_in_any_order(tmp_path: Path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("TIME,SOURCE,TARGET,RATING\n1289241911, 6 ,2,4\n1289241941,6,5,-2\n")
+    stats: dict = {}
+    events = collect(
+        IMPORTERS["edgelist"](path, columns="ts,src,dst,-", header=True, stats=stats)
+    )  # a .csv file: comma-separated without being told
+    assert events == [
+        {"type": "follow", "src": "6", "dst": "2", "ts": 1289241911},
+        {"type": "follow", "src": "6", "dst": "5", "ts": 1289241941},
+    ]
+    assert stats["header"] == 1 and stats["events"] == 2
+    # Without header=True the header line's TIME is not a timestamp: FILE:1.
+    with pytest.raises(InputError, match="cannot parse timestamp 'TIME'") as err:
+        list(IMPORTERS["edgelist"](path, columns="ts,src,dst,-"))
+    assert str(err.value).startswith(f"{path}:1: ")
+
+
+def test_edgelist_tab_separated_ids_may_hold_spaces(tmp_path: Path):
+    path = tmp_path / "edges.tsv"
+    path.write_text("ada lovelace\tcharles babbage\t100\nb\tc\n")
+    events = collect(IMPORTERS["edgelist"](path, sep="\\t"))  # as typed on a command line
+    assert [(e["src"], e["dst"], e["ts"]) for e in events] == [
+        ("ada lovelace", "charles babbage", 100),
+        ("b", "c", DEFAULT_TS),
+    ]
+    assert collect(IMPORTERS["edgelist"](path, sep="\t")) == events
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"columns": "src,dst,weight"}, "unknown column name(s) 'weight'"),
+        ({"columns": "src,-,ts"}, "must name both src and dst"),
+        ({"columns": "src,dst,ts,ts"}, "column 'ts' named twice"),
+        ({"sep": ";;"}, "sep must be one character"),
+        ({"sep": " "}, "sep must be one character"),
+    ],
+)
+def test_edgelist_bad_layout_options(edges_file: Path, options: dict, problem: str):
+    with pytest.raises(InputError, match=re.escape(problem)):
+        list(IMPORTERS["edgelist"](edges_file, **options))
+
+
+def test_edgelist_short_line_for_the_layout_names_file_and_line(tmp_path: Path):
+    path = tmp_path / "short.txt"
+    path.write_text("1 2 0.5 100\n3 4 0.5\n")
+    with pytest.raises(InputError, match="expected at least 4 columns, got 3") as err:
+        list(IMPORTERS["edgelist"](path, columns="src,dst,-,ts"))
+    assert str(err.value).startswith(f"{path}:2: ")
+
+
 def test_edgelist_bad_options(edges_file: Path):
     with pytest.raises(InputError, match="unknown kind"):
         list(IMPORTERS["edgelist"](edges_file, kind="like"))

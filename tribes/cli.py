@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["follow", "message"], default="follow",
                    help="edgelist: lines are follows, or messages (posts and replies)")
     p.add_argument("--ts", help="timestamp for data without time (RFC 3339 or Unix seconds)")
+    p.add_argument("--columns", metavar="SPEC",
+                   help="edgelist: what each field is, from src, dst, ts and - (ignored), e.g. "
+                        "src,dst,-,ts for KONECT (default: SRC DST [TS])")
+    p.add_argument("--sep", help="edgelist: field separator, one character such as , or '\\t' "
+                                 "(default: whitespace; , for *.csv)")
+    p.add_argument("--header", action="store_true",
+                   help="edgelist: skip the first line that is not a comment (column names)")
 
     p = command("generate", _cmd_generate, "Write a synthetic network with planted tribes (JSON Lines).")
     p.add_argument("--users", type=int, default=1000, help="number of users (default 1000)")
@@ -272,7 +279,8 @@ def _cmd_import(args, settings: Settings) -> int:
     if args.format == "snap-ego":
         options |= {"limit_egos": args.limit_egos, "undirected": args.undirected}
     elif args.format == "edgelist":
-        options |= {"kind": args.kind, "undirected": bool(args.undirected)}
+        options |= {"kind": args.kind, "undirected": bool(args.undirected), "columns": args.columns,
+                    "sep": args.sep, "header": args.header}
     elif args.format == "stackexchange":
         options |= {"active_only": args.active_only}
     if args.ts is not None:

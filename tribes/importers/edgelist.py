@@ -1,16 +1,19 @@
-"""Import a whitespace-separated edge list ``SRC DST [TS]`` (SNAP style).
+"""Import an edge list: ``SRC DST [TS]`` lines (SNAP style), or any delimited layout.
 
 Each non-blank line that does not start with ``#`` or ``%`` holds a source id, a destination id
 and optionally a timestamp (Unix seconds, or RFC 3339 without spaces). SNAP's CollegeMsg
-(``SRC DST UNIXTS``, one line per private message) is the reference input. ``.gz`` files and
-``-`` (stdin) are read transparently.
+(``SRC DST UNIXTS``, one line per private message) is the reference input. Other layouts are
+described by ``columns`` and ``sep``: KONECT's ``SRC DST WEIGHT TS`` is
+``columns="src,dst,-,ts"``, a CSV such as ``SOURCE,TARGET,RATING,TIME`` with a header line is
+``sep=",", columns="src,dst,-,ts", header=True`` (a ``.csv`` file is comma-separated unless
+told otherwise). ``.gz`` files and ``-`` (stdin) are read transparently.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tribes.errors import InputError
@@ -20,6 +23,27 @@ from tribes.jsonl import open_input
 __all__ = ["KINDS", "iter_events"]
 
 KINDS = ("follow", "message")
+#: Names a ``columns`` spec may use; ``-`` marks a column to ignore (a weight, a sign, a label).
+COLUMN_NAMES = ("src", "dst", "ts", "-")
+
+
+def parse_columns(spec: str | None) -> tuple[int, int, int | None, int] | None:
+    """``"src,dst,-,ts"`` → (src position, dst position, ts position or None, fields needed);
+    None for the default layout (``SRC DST [TS]``). :class:`InputError` for a bad spec."""
+    if spec is None:
+        return None
+    names = [name.strip() for name in spec.split(",")]
+    unknown = sorted({n for n in names if n not in COLUMN_NAMES})
+    if unknown:
+        raise InputError(f"unknown column name(s) {', '.join(map(repr, unknown))} in {spec!r}; "
+                         f"use {', '.join(COLUMN_NAMES)}", field="columns")
+    for name in ("src", "dst", "ts"):
+        if names.count(name) > 1:
+            raise InputError(f"column {name!r} named twice in {spec!r}", field="columns")
+    if "src" not in names or "dst" not in names:
+        raise InputError(f"columns {spec!r} must name both src and dst", field="columns")
+    ts = names.index("ts") if "ts" in names else None
+    return names.index("src"), names.index("dst"), ts, len(names)
 
 
 def iter_events(
@@ -28,6 +52,9 @@ def iter_events(
     kind: str = "follow",
     ts: str | float = DEFAULT_TS,
     undirected: bool = False,
+    columns: str | None = None,
+    sep: str | None = None,
+    header: bool = False,
     stats: dict | None = None,
 ) -> Iterator[dict]:
     """Yield tribes events for the edge list ``src``, one line at a time.
@@ -50,6 +77,15 @@ def iter_events(
     undirected
         With ``kind="follow"``, also emit DST → SRC for every line (for undirected lists such
         as SNAP's ``facebook_combined.txt``).
+    columns
+        What each field of a line is, comma-separated names from ``src``, ``dst``, ``ts`` and
+        ``-`` (ignored), e.g. ``"src,dst,-,ts"``; a line needs at least that many fields and
+        any further ones are ignored. Default: ``SRC DST [TS]`` and nothing more.
+    sep
+        Field separator, one character (``","``, ``"\t"``; fields are stripped of spaces).
+        Default: runs of whitespace, or ``","`` for a file named ``*.csv`` / ``*.csv.gz``.
+    header
+        The first line that is not blank or a comment names the columns: skip it.
     stats
         Optional dict that receives counters when the generator is exhausted: ``lines``,
         ``events``, ``self_loops`` (skipped), ``comments`` (comment and blank lines),
@@ -58,8 +94,9 @@ def iter_events(
     Raises
     ------
     InputError
-        For a malformed line (not 2 or 3 columns, unusable id, bad timestamp), naming
-        ``FILE:LINE``; for an unknown ``kind``; for a bad default ``ts``.
+        For a malformed line (not 2 or 3 columns, or fewer than ``columns`` names; unusable
+        id, bad timestamp), naming ``FILE:LINE``; for an unknown ``kind``, a bad ``columns``
+        spec or ``sep``, a bad default ``ts``.
 
     Notes
     -----
@@ -72,7 +109,14 @@ def iter_events(
     if undirected and kind != "follow":
         raise InputError("undirected applies to kind='follow' only", field="undirected")
     check_ts(ts)
+    layout = parse_columns(columns)
     name = str(src)
+    if sep is None and name.lower().endswith((".csv", ".csv.gz")):
+        sep = ","
+    sep = {"\\t": "\t", "tab": "\t"}.get(sep, sep) if sep is not None else None
+    if sep is not None and (len(sep) != 1 or (sep.isspace() and sep != "\t")):
+        raise InputError(f"sep must be one character such as ',' or a tab, got {sep!r}", field="sep")
+    split = _splitter(sep)
     counts: Counter = Counter(lines=0, comments=0, self_loops=0, events=0)
     last: dict[tuple[str, str], str] = {}  # (a, b) → id of the latest message a → b
     with open_input(src) as fh:
@@ -82,7 +126,11 @@ def iter_events(
             if not stripped or stripped[:1] in (b"#", b"%"):
                 counts["comments"] += 1
                 continue
-            a, b, when = _parse(stripped, name, lineno, ts)
+            if header:
+                header = False
+                counts["header"] = 1
+                continue
+            a, b, when = _parse(stripped, name, lineno, ts, split, layout)
             if a == b:
                 counts["self_loops"] += 1
                 continue
@@ -112,26 +160,44 @@ def iter_events(
     finish_stats("edgelist", counts, stats)
 
 
-def _parse(line: bytes, name: str, lineno: int, default_ts: str | float) -> tuple[str, str, object]:
+def _splitter(sep: str | None) -> Callable[[str], list[str]]:
+    if sep is None:
+        return str.split
+    return lambda text: [field.strip() for field in text.split(sep)]
+
+
+def _parse(line: bytes, name: str, lineno: int, default_ts: str | float,
+           split: Callable[[str], list[str]],
+           layout: tuple[int, int, int | None, int] | None) -> tuple[str, str, object]:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"invalid UTF-8 at byte {exc.start}", path=name, line=lineno) from None
-    parts = text.split()
-    if len(parts) not in (2, 3):
-        raise InputError(
-            f"expected 'SRC DST [TS]', got {len(parts)} columns: {text[:80]!r}",
-            path=name,
-            line=lineno,
-        )
-    a = check_id(parts[0], field="src", path=name, line=lineno)
-    b = check_id(parts[1], field="dst", path=name, line=lineno)
-    if len(parts) == 2:
+    parts = split(text)
+    if layout is None:
+        if len(parts) not in (2, 3):
+            raise InputError(
+                f"expected 'SRC DST [TS]', got {len(parts)} columns: {text[:80]!r}",
+                path=name,
+                line=lineno,
+            )
+        at_src, at_dst, at_ts = 0, 1, 2 if len(parts) == 3 else None
+    else:
+        at_src, at_dst, at_ts, needed = layout
+        if len(parts) < needed:
+            raise InputError(
+                f"expected at least {needed} columns, got {len(parts)}: {text[:80]!r}",
+                path=name,
+                line=lineno,
+            )
+    a = check_id(parts[at_src], field="src", path=name, line=lineno)
+    b = check_id(parts[at_dst], field="dst", path=name, line=lineno)
+    if at_ts is None:
         return a, b, default_ts
-    value: object = parts[2]  # Unix seconds (int or float) or an RFC 3339 string
+    value: object = parts[at_ts]  # Unix seconds (int or float) or an RFC 3339 string
     for number in (int, float):
         with contextlib.suppress(ValueError):
-            value = number(parts[2])
+            value = number(parts[at_ts])
             break
     check_ts(value, path=name, line=lineno)
     return a, b, value
