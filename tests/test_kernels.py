@@ -7,7 +7,14 @@ import pytest
 import scipy.sparse as sp
 
 from tribes.candidates import apply_filters
-from tribes.kernels import TwoHopTopK, best_fetched, csr_values, pair_dots, within_group_budget
+from tribes.kernels import (
+    TwoHopTopK,
+    best_fetched,
+    csr_values,
+    pair_dots,
+    within_column_budget,
+    within_group_budget,
+)
 from tribes.sparse import top_k_per_row
 
 
@@ -118,3 +125,26 @@ def test_within_group_budget_ranks_like_the_three_key_lexsort(budget):
     got = within_group_budget(groups, score, tiebreak, budget)
     assert budget == 1000 or not want.all()
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("budget", [0, 1, 2, 5, 1000])
+def test_within_column_budget_matches_the_group_budget_with_pair_hashes(budget):
+    from tribes.ranking import pair_hash
+
+    rng = np.random.default_rng(11)
+    per_row = rng.integers(0, 15, 300)
+    starts = np.r_[0, np.cumsum(per_row)]
+    rows = np.repeat(np.arange(300), per_row)
+    cols = (rng.integers(0, 40, len(rows)) ** 2 // 40).astype(np.int32)  # a few crowded columns
+    score = (rng.integers(0, 4, len(rows)) / 4).astype(np.float32)  # ties everywhere
+    want = within_group_budget(cols, score, pair_hash(rows, cols, 7), budget)
+    keep, kept = within_column_budget(starts, cols, score, budget, 7)
+    assert budget == 1000 or not want.all()
+    np.testing.assert_array_equal(keep, want)
+    np.testing.assert_array_equal(kept, np.bincount(rows[want], minlength=300))
+    # Another seed breaks the ties differently, never the scores' order.
+    other, _ = within_column_budget(starts, cols, score, budget, 8)
+    if 0 < budget < 1000:
+        assert not np.array_equal(other, keep)
+    empty_keep, empty_kept = within_column_budget(np.zeros(4, np.int64), cols[:0], score[:0], budget, 7)
+    assert empty_keep.shape == (0,) and empty_kept.tolist() == [0, 0, 0]

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-__all__ = ["TwoHopTopK", "best_fetched", "csr_values", "pair_dots", "within_group_budget"]
+__all__ = ["TwoHopTopK", "best_fetched", "csr_values", "pair_dots", "within_column_budget", "within_group_budget"]
 
 
 @njit(nogil=True, cache=True)
@@ -303,6 +303,83 @@ def _within_group_budget(groups, score, tiebreak, budget, n_groups, keep):  # pr
             order = np.argsort(tiebreak[ties], kind="mergesort")
             for j in range(budget - above, len(ties)):
                 keep[ties[order[j]]] = False
+
+
+@njit(inline="always")
+def _pair_hash(row, col, seed_mix):  # pragma: no cover - compiled; = tribes.ranking.pair_hash
+    x = (np.uint64(row) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(col)
+    x ^= seed_mix
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+@njit(nogil=True, cache=True)
+def _within_column_budget(starts, cols, score, budget, n_cols, seed_mix, keep, kept):  # pragma: no cover
+    counts = np.zeros(n_cols + 1, dtype=np.int64)
+    for c in cols:
+        counts[c + 1] += 1
+    # Offsets of the crowded columns only: members holds just their pairs.
+    offsets = np.zeros(n_cols + 1, dtype=np.int64)
+    for c in range(n_cols):
+        offsets[c + 1] = offsets[c] + (counts[c + 1] if counts[c + 1] > budget else 0)
+    if offsets[n_cols] > 0:
+        fill = offsets[:-1].copy()
+        members = np.empty(offsets[n_cols], dtype=np.int64)
+        for i in range(len(cols)):
+            c = cols[i]
+            if counts[c + 1] > budget:
+                members[fill[c]] = i
+                fill[c] += 1
+        for c in range(n_cols):
+            lo, hi = offsets[c], offsets[c + 1]
+            if hi == lo:
+                continue
+            mine = members[lo:hi]
+            values = score[mine]
+            kth = -np.partition(-values, budget - 1)[budget - 1]  # the budget-th best score
+            above = 0
+            for j in range(len(mine)):
+                if values[j] > kth:
+                    above += 1
+                elif values[j] < kth:
+                    keep[mine[j]] = False
+            ties = mine[values == kth]
+            if above + len(ties) > budget:  # of the tied, the smallest pair hashes stay
+                hashes = np.empty(len(ties), dtype=np.uint64)
+                for j in range(len(ties)):
+                    row = np.searchsorted(starts, ties[j], side="right") - 1
+                    hashes[j] = _pair_hash(row, c, seed_mix)
+                order = np.argsort(hashes, kind="mergesort")
+                for j in range(budget - above, len(ties)):
+                    keep[ties[order[j]]] = False
+    for u in range(len(starts) - 1):
+        for i in range(starts[u], starts[u + 1]):
+            kept[u] += keep[i]
+
+
+def within_column_budget(starts: np.ndarray, cols: np.ndarray, score: np.ndarray, budget: int,
+                         seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs grouped by row (row ``u``'s are ``starts[u]:starts[u + 1]``): which stay among the
+    ``budget`` best of their column ``cols`` — highest ``score``, ties by the smaller seeded
+    :func:`tribes.ranking.pair_hash` of (row, col), then position — and how many stay per row.
+    Same answer as :func:`within_group_budget` with that hash as tiebreak, but without a
+    per-pair row, hash or int64 column: 8 bytes per pair of a crowded column, hashes only for
+    ties. Returns ((pairs,) bool, (rows,) int64). O(pairs + Σ crowded columns' sizes)."""
+    n_pairs = len(cols)
+    keep = np.ones(n_pairs, dtype=bool)
+    kept = np.zeros(max(len(starts) - 1, 0), dtype=np.int64)
+    if n_pairs == 0:
+        return keep, kept
+    if budget <= 0:
+        return np.zeros(n_pairs, dtype=bool), kept
+    seed_mix = np.uint64((int(seed) * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF)
+    _within_column_budget(np.asarray(starts, dtype=np.int64), np.asarray(cols), np.asarray(score), int(budget),
+                          int(cols.max()) + 1, seed_mix, keep, kept)
+    return keep, kept
 
 
 def within_group_budget(groups: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, budget: int) -> np.ndarray:

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from .candidates import CandidateContext
 from .evaluation.metrics import top_percent
-from .kernels import pair_dots, within_group_budget
+from .kernels import pair_dots, within_column_budget, within_group_budget
 from .kernels_rank import new_queues, split_diversified_lists
 from .parallel import map_blocks, ranges_by_work
 from .sparse import aligned_values, binary, rank_within, row_normalize
@@ -46,6 +46,7 @@ REASON_FLAGS = {
     "similar_people": 64,
 }
 _SCORE_CHUNK = 4_000_000  # candidate entries scored per block of users (~0.5 GB of features)
+_GATHER_ROWS = 65_536  # users per block when the capped lists are turned into candidates
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,9 +165,6 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     n = ctx.snap.n_users
     width = p.max_people
     sources = {name: int(m.nnz) for name, m in candidates.items()}
-    items = np.full((n, width), -1, dtype=np.int32)
-    scores = np.zeros((n, width), dtype=np.float32)
-    flag_out = np.zeros((n, width), dtype=np.uint8)
     blocks = [(0, n)] if features is not None else _row_blocks(candidates, n, _SCORE_CHUNK)
     inputs = PairInputs.of(ctx) if features is None else None
     pivot = popularity_pivot(p, ctx.behaviour.followers)
@@ -175,21 +173,19 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     per_user, cols, score, flags = _concatenate_fields(scored)
     starts = np.r_[0, np.cumsum(per_user)]
     if len(cols) == 0:
-        return RankedPeople(items, scores, flag_out, sources)
+        return RankedPeople(np.full((n, width), -1, dtype=np.int32), np.zeros((n, width), dtype=np.float32),
+                            np.zeros((n, width), dtype=np.uint8), sources)
 
     # Exposure budget: each candidate keeps only the `budget` users it scores best with. Only
     # candidates in more lists than that need sorting. Ties: a seeded hash of the pair.
+    # (A compiled pass: 8 bytes per pair of a crowded candidate, hashes only for ties.)
     budget = exposure_budget(p, int(np.count_nonzero(per_user)))
-    crowded = np.flatnonzero((np.bincount(cols, minlength=n) > budget)[cols])
-    crowded_rows = np.searchsorted(starts, crowded, side="right") - 1
-    within = within_exposure_budget(cols[crowded], score[crowded], pair_hash(crowded_rows, cols[crowded], p.seed),
-                                    budget)
-    keep = np.ones(len(cols), dtype=bool)
-    keep[crowded[~within]] = False
-    per_user = per_user - np.bincount(crowded_rows[~within], minlength=n)
+    keep, per_user = within_column_budget(starts, cols, score, budget, p.seed)
     starts = np.r_[0, np.cumsum(per_user)]
-    del crowded, crowded_rows, within
-    cols, score, flags = cols[keep], score[keep], flags[keep]
+    # One field at a time, so that only one old and one new field are held at once.
+    cols = cols[keep]
+    score = score[keep]
+    flags = flags[keep]
     del keep
 
     # Diversity per user (pairs are grouped by user, in column order), each list split into
@@ -201,14 +197,19 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     top_pair, top_score, other_pair, other_score = queues
     del queues
     # The cap over all lists at once; `take` indexes [other queue | top queue] per user.
-    take, capped = cap_top_exposure(top_pair, top_score, other_pair, other_score, p.top_exposure_cap, p.seed,
+    # The scores of empty slots are 0 (lists fill from the front), so they are the result as is.
+    take, scores = cap_top_exposure(top_pair, top_score, other_pair, other_score, p.top_exposure_cap, p.seed,
                                     rows=np.arange(n), candidate=cols)
-    pair = np.take_along_axis(np.concatenate([other_pair, top_pair], axis=1), np.maximum(take, 0), axis=1)
-    del top_pair, other_pair, top_score, other_score
-    filled = take >= 0
-    items[filled] = cols[pair[filled]]
-    scores[filled] = capped[filled]
-    flag_out[filled] = flags[pair[filled]]
+    del top_score, other_score
+    items = np.full((n, width), -1, dtype=np.int32)
+    flag_out = np.zeros((n, width), dtype=np.uint8)
+    for lo in range(0, n, _GATHER_ROWS):  # in row blocks: no (users, 2W) temporaries
+        hi = min(n, lo + _GATHER_ROWS)
+        filled = take[lo:hi] >= 0
+        queue_pairs = np.concatenate([other_pair[lo:hi], top_pair[lo:hi]], axis=1)
+        pair = np.take_along_axis(queue_pairs, np.maximum(take[lo:hi], 0), axis=1)[filled]
+        items[lo:hi][filled] = cols[pair]
+        flag_out[lo:hi][filled] = flags[pair]
     return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources)
 
 
@@ -311,7 +312,7 @@ def cap_top_exposure(top: np.ndarray, top_score: np.ndarray, other: np.ndarray, 
         out[act, j] = np.where(chosen, st, so)
         at_top[act] += chosen
         at_other[act] += ~chosen
-    return take, np.minimum.accumulate(out, axis=1)
+    return take, np.minimum.accumulate(out, axis=1, out=out)
 
 
 def split_lists(rows: np.ndarray, cols: np.ndarray, score: np.ndarray, tribe_of: np.ndarray, is_top: np.ndarray,
