@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from tribes.candidates import _row_chunks, contact_graph
+from tribes.candidates import _row_chunks, _rows_to_csr, contact_graph
 from tribes.model import _candidates, snapshot_from
 from tribes.params import Params
 from tribes.synth import SynthConfig, generate
@@ -119,3 +119,26 @@ def test_approximate_als_finds_the_best_people_when_factor_norms_are_heavy_taile
     monkeypatch.setattr(candidates, "_HEAVY_SHARE", 0.0)  # the old index: lift to the largest norm
     old = recall()
     assert new >= 0.8 and old < 0.5, (new, old)
+
+
+def test_rows_to_csr_builds_what_scipy_builds_from_the_concatenated_parts():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(3)
+    n = 50
+    users = rng.permutation(n)[:40]
+    parts = []
+    for group in np.array_split(users, 6):  # each user in one part, parts in any user order
+        group = np.sort(group)
+        count = rng.integers(0, 6, len(group))
+        rows = np.repeat(group, count).astype(np.int64)
+        cols = np.concatenate([rng.choice(n, c, replace=False) for c in count]).astype(np.int64)
+        parts.append((rows, cols, rng.random(len(rows)).astype(np.float32)))
+    rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
+    want = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    got = _rows_to_csr(parts, n)
+    assert got.has_sorted_indices and got.dtype == np.float32 and got.nnz == len(rows) > 0
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data, want.data)
+    assert _rows_to_csr([], n).nnz == 0

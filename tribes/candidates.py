@@ -240,10 +240,29 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
         batch = short[start:end]
         parts.append(search(np.sort(batch), int(k + 1 + degree[batch[-1]])))
         start = end
-    if not parts:
-        return sp.csr_matrix((n, n), dtype=np.float32)
-    rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))  # at most k per user: each batch cut them
+    return _rows_to_csr(parts, n)
+
+
+def _rows_to_csr(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> sp.csr_matrix:
+    """(n, n) float32 CSR with sorted indices from ``(rows, cols, values)`` parts, each part's rows
+    non-decreasing and every row in one part only, written straight into place: 8 bytes per
+    entry, where concatenating the parts and converting COO to CSR held ~50 (1 GB per 20M)."""
+    per_row = np.zeros(n, dtype=np.int64)
+    for rows, _, _ in parts:
+        present, count = np.unique(rows, return_counts=True)
+        per_row[present] += count
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    for rows, cols, values in parts:
+        at = indptr[rows] + np.arange(len(rows)) - np.searchsorted(rows, rows)  # row start + rank in row
+        indices[at] = cols
+        data[at] = values
+    index_type = np.int32 if indptr[-1] <= np.iinfo(np.int32).max else np.int64
+    out = sp.csr_matrix((data, indices, indptr.astype(index_type)), shape=(n, n))
+    out.sort_indices()
+    return out
 
 
 def ppr(ctx: CandidateContext) -> sp.csr_matrix:
