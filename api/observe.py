@@ -8,7 +8,7 @@ same whichever served it. Everything reads the WSGI environ directly (no Flask c
 from __future__ import annotations
 
 import logging
-import os
+import random
 import re
 import sys
 import time
@@ -44,9 +44,13 @@ def flush_access_log() -> None:
 
 
 def request_id(environ: dict) -> str:
-    """The client's ``X-Request-ID`` when it is 1-64 of ``[A-Za-z0-9._-]``, else 32 random hex digits."""
+    """The client's ``X-Request-ID`` when it is 1-64 of ``[A-Za-z0-9._-]``, else 32 random hex digits.
+
+    The digits come from the process's PRNG (``random`` reseeds itself in every forked worker):
+    an id is for tracing, not a secret, and ``os.urandom`` is a system call that, under gthread
+    workers, hands the GIL to another thread in the middle of every request."""
     incoming = environ.get("HTTP_X_REQUEST_ID", "")
-    return incoming if _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
+    return incoming if _REQUEST_ID.fullmatch(incoming) else f"{random.getrandbits(128):032x}"
 
 
 def _log_access(line: bytes) -> None:

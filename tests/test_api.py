@@ -922,6 +922,26 @@ def test_an_unexpected_error_is_a_500_problem_without_details(world, caplog):
     assert any("secret internals" in (r.exc_text or "") for r in caplog.records)
 
 
+def test_generated_request_ids_differ_between_forked_workers():
+    """gunicorn forks its workers from one master: each must draw its own ids."""
+    from api.observe import request_id
+
+    request_id({})  # the parent's generator is in use before the fork, as in the master
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one id, then leave without running pytest's teardown
+        os.write(write, request_id({}).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = request_id({})
+    assert re.fullmatch(r"[0-9a-f]{32}", child) and re.fullmatch(r"[0-9a-f]{32}", parent)
+    assert child != parent
+    assert len({request_id({}) for _ in range(1000)}) == 1000
+
+
 def test_request_ids(client):
     for response in (
         client.get("/livez"),
