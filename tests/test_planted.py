@@ -162,3 +162,16 @@ def test_cli_generates_lfr_and_rejects_bad_input(tmp_path, capsys):
         == 2
     )
     assert "--mu: applies to --model lfr only" in capsys.readouterr().err
+
+
+def test_evaluate_through_the_cli_reads_the_truth_and_tribes_beat_random(tmp_path, capsys):
+    events, truth = tmp_path / "lfr.jsonl", tmp_path / "truth.jsonl"
+    argv = ["generate", "--model", "lfr", "--mu", "0.1", "--users", "300", "--seed", "1"]
+    assert main([*argv, "--out", str(events), "--truth", str(truth), "-q"]) == 0
+    capsys.readouterr()
+    argv = ["evaluate", str(events), "--split", "edges", "--labels", str(truth)]
+    assert main([*argv, "--models", "tribes,random", "--json", "-q"]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert result["tribes"]["nmi"] > 0.9 and result["tribes"]["best_match_f1"] > 0.8
+    models = result["models"]
+    assert models["tribes"]["partners.recall"] > 5 * models["random"]["partners.recall"] + 0.1
