@@ -120,3 +120,22 @@ def test_an_unreachable_store_is_one_clear_line(capsys):
     err = capsys.readouterr().err
     assert "store unavailable" in err and "TRIBES_DB" in err and "internal error" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_output_to_a_fifo_stays_a_fifo(tmp_path):
+    """`--out` a pipe (or /dev/null) is written in place: the temp-file-and-rename that keeps a
+    failed export from leaving half a file would replace the pipe with a regular file."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert main(["-q", "generate", "--users", "20", "--seed", "1", "--out", str(fifo)]) == 0
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    lines = received[0].splitlines()
+    assert len(lines) > 20 and all(orjson.loads(line)["type"] for line in lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.fifo"]  # no events.fifo.tmp left

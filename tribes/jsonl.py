@@ -41,13 +41,19 @@ def open_output(path: str | Path) -> Iterator[BinaryIO]:
     """Open ``path`` for binary writing; ``-`` is stdout.
 
     A file is written to ``PATH.tmp`` and renamed into place only when the block succeeds,
-    so a failed or interrupted export never leaves a truncated file behind.
+    so a failed or interrupted export never leaves a truncated file behind. A path that exists
+    and is not a regular file (``/dev/null``, a FIFO, ``/dev/stdout``) is written directly: the
+    rename would replace the device or pipe with a regular file.
     """
     if str(path) == "-":
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
     p = Path(path)
+    if p.exists() and not p.is_file():
+        with p.open("wb") as fh:
+            yield fh
+        return
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
     try:
