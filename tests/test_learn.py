@@ -131,7 +131,8 @@ def test_a_learning_sample_restricts_every_source_to_its_rows_and_changes_nothin
         assert abs(got - expected).max() < 1e-5, name
 
 
-def test_new_two_way_pairs_need_replies_both_ways_after_the_cut_and_not_before():
+def test_new_two_way_pairs_need_replies_both_ways_after_the_cut_and_none_before():
+    from tribes.evaluation.splits import read_events, time_split
     from tribes.learn import _new_two_way_pairs
 
     t = 1_790_000_000
@@ -146,11 +147,20 @@ def test_new_two_way_pairs_need_replies_both_ways_after_the_cut_and_not_before()
         {"type": "post", "id": "s3", "author": "a", "reply_to": "s", "ts": t + 13, "text": "x"},  # a→c, one way
         {"type": "post", "id": "r3", "author": "b", "reply_to": "r2", "ts": t + 14, "text": "x"},  # b→a again
         {"type": "post", "id": "r4", "author": "a", "reply_to": "r3", "ts": t + 15, "text": "x"},  # a→b again
+        {"type": "post", "id": "q", "author": "b", "ts": t + 1, "text": "y"},
+        {"type": "post", "id": "q1", "author": "d", "reply_to": "q", "ts": t + 2, "text": "y"},  # d→b before
+        {"type": "post", "id": "q2", "author": "b", "reply_to": "q1", "ts": t + 16, "text": "y"},  # b→d after
+        {"type": "post", "id": "q3", "author": "d", "reply_to": "q2", "ts": t + 17, "text": "y"},  # d→b after
     ]
     snap = snapshot_from(users + posts)
     pairs = _new_two_way_pairs(snap, cut=t + 5)
     got = {(snap.user_ids[r], snap.user_ids[c]) for r, c in zip(*pairs.nonzero(), strict=True)}
-    assert got == {("c", "d"), ("d", "c")}  # a–b talked both ways before the cut; a→c is one way
+    # a–b talked both ways before the cut, b–d one way (not new either); a→c is one way.
+    assert got == {("c", "d"), ("d", "c")}
+    # The evaluation's time split counts new partners the same way.
+    split = time_split(read_events(users + posts), cut=t + 5)
+    ids = split.train.user_ids
+    assert {(ids[r], ids[c]) for r, c in zip(*split.future_partners.nonzero(), strict=True)} == got
 
 
 def test_weights_are_relearned_every_n_th_recompute_and_reused_in_between():
@@ -246,6 +256,44 @@ def test_optional_features_join_the_blend_only_when_they_beat_it_by_two_standard
     assert 0.01 < bars[0] < 0.3  # the scripted gains fall on either side of the bar
     assert chosen[0.0] == 0 and chosen[0.01] == 0
     assert chosen[0.3] > 0
+
+
+def test_a_blend_fitted_on_new_ties_only_replaces_the_blend_only_past_two_standard_errors(monkeypatch):
+    """With timestamps a third contender is fitted on the later ties with people not talked with
+    before; like the optional features it must beat the best blend by more than its noise."""
+    import tribes.learn as learn
+    from tribes.model import _candidates
+    from tribes.params import Params
+
+    snap = snapshot_from(generate(SynthConfig(n_users=300, seed=9)))
+    real_fit, real_rank = learn._fit_listwise, learn.rank_people
+    state = {"gain": 0.0, "fresh": False, "targets": []}
+    marker = np.array([1.0 if name == "topic" else 0.0 for name in ENGAGE_WEIGHTS])
+
+    def fit(x, y, rows, seed=0, **kw):
+        state["targets"].append(float(y.sum()))
+        if len(state["targets"]) == 3:  # the new-ties contender: a recognisable blend (topic only)
+            return marker[: x.shape[1]]
+        return real_fit(x, y, rows, seed, **kw)
+
+    def rank(ctx, candidates, feats=None):
+        p = ctx.params
+        state["fresh"] = p.w_topic > 0 and p.w_inbound == p.w_als == p.w_tribe == p.w_follow_2hop == 0
+        return real_rank(ctx, candidates, feats)
+
+    monkeypatch.setattr(learn, "_fit_listwise", fit)
+    monkeypatch.setattr(learn, "rank_people", rank)
+    monkeypatch.setattr(learn, "_list_recall", lambda items, truth, query: 0.3 + (state["gain"] if state["fresh"] else 0.0))
+    chosen = {}
+    for gain in (0.0, 0.3):
+        state["gain"] = gain
+        state["targets"].clear()
+        weights = learn.learn_engage_weights(snap, Params(seed=1), lambda s, p, q: _candidates(s, p, False, query=q)[:2])
+        all_ties, _, fresh_ties = state["targets"]
+        assert 0 < fresh_ties < all_ties  # some later ties were with people talked with before
+        chosen[gain] = weights
+    assert chosen[0.0]["w_inbound"] > 0 or chosen[0.0]["w_follow_2hop"] > 0  # the fitted blend stays
+    assert chosen[0.3]["w_topic"] > 0 and chosen[0.3]["w_inbound"] == chosen[0.3]["w_als"] == 0
 
 
 def test_two_standard_errors_of_a_recall_on_the_queried_users():

@@ -8,8 +8,13 @@ ties is held out, both follows of a pair together), every candidate pair gets it
 and a conditional logit with non-negative weights (a softmax over each user's candidates)
 learns which features ordered each user's list so that the pairs that interacted afterwards
 (a reply either way, or a follow) came first; it is fitted without and with the
-``OPTIONAL_FEATURES``, which stay only when they rank the held-out pairs better by more than
-two standard errors (more features, more ways to fit noise). The learned weights replace ``w_*`` for the
+``OPTIONAL_FEATURES`` and, with timestamps, once more on only the later ties with people the
+user had not exchanged a reply with (where talking again with one's partners is most of what
+follows, a blend fitted on all ties ranks them first and new partners last). Each contender
+after the first stays only when it ranks the held-out pairs better by more than two standard
+errors (more features or a narrower target, more ways to fit noise). The held-out pairs that
+judge them are, with timestamps, the *new* two-way partners — a reply each way after the cut
+and none either way before, as the evaluation counts them. The learned weights replace ``w_*`` for the
 final ranking, scaled to whichever of ``ENGAGE_TOTALS`` ranks the held-out pairs best (how
 soon strong evidence saturates differs by network). ``answer_exponent`` (how much p(answer)
 weighs) changes from the configured one to another of ``ANSWER_EXPONENTS`` only when that ranks
@@ -173,20 +178,28 @@ def learning_sample(n_users: int, params: Params, among: np.ndarray | None = Non
     return mask
 
 
-def _new_two_way_pairs(snap: Snapshot, cut: float) -> sp.csr_matrix:
-    """(U, U) 1 where u and v replied to each other after ``cut`` and had not both before."""
+def _replies(snap: Snapshot, posts: np.ndarray) -> sp.csr_matrix:
+    """(U, U) binary: [u, v] = 1 when u replied to v in one of the ``posts`` (a mask over posts)."""
     n = snap.n_users
-    replied = snap.post_parent >= 0
-    a = snap.post_author[replied]
-    b = snap.post_author[snap.post_parent[replied]]
-    late = snap.post_ts[replied] > cut
+    which = np.flatnonzero(posts & (snap.post_parent >= 0))
+    a = snap.post_author[which]
+    b = snap.post_author[snap.post_parent[which]]
+    return drop_diagonal(binary(sp.csr_matrix((np.ones(len(which), np.float32), (a, b)), shape=(n, n)))).tocsr()
 
-    def two_way(mask: np.ndarray) -> sp.csr_matrix:
-        m = binary(sp.csr_matrix((np.ones(int(mask.sum()), np.float32), (a[mask], b[mask])), shape=(n, n)))
-        return drop_diagonal(m.multiply(m.T)).tocsr()
 
-    after, before = two_way(late), two_way(~late)
-    return binary((after - after.multiply(before)).tocsr())
+def _talked_before(snap: Snapshot, cut: float) -> sp.csr_matrix:
+    """(U, U) binary, symmetric: u and v exchanged a reply (either way) up to ``cut``."""
+    m = _replies(snap, snap.post_ts <= cut)
+    return binary((m + m.T).tocsr())
+
+
+def _new_two_way_pairs(snap: Snapshot, cut: float) -> sp.csr_matrix:
+    """(U, U) 1 where u and v replied to each other after ``cut`` and neither had replied to the
+    other before: new conversation partners, as the evaluation's time split counts them
+    (:func:`tribes.evaluation.splits.time_split`)."""
+    after = _replies(snap, snap.post_ts > cut)
+    after = after.multiply(after.T).tocsr()
+    return binary((after - after.multiply(_talked_before(snap, cut))).tocsr())
 
 
 def _held_out_ties(src: np.ndarray, dst: np.ndarray, n: int, share: float, seed: int) -> np.ndarray:
@@ -257,9 +270,11 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     if len(times) < 100:
         return None
     goal = None  # the pairs whose recall picks the scale: new two-way partners where there are enough
+    talked = None  # pairs that had exchanged a reply before the cut (with time only)
     if np.ptp(times) > 0:
         cut = float(np.quantile(times, 1.0 - params.learn_holdout))
         future = _future_pairs(snap, cut)
+        talked = _talked_before(snap, cut)
         past = snapshot_before(snap, cut)
         goal = _new_two_way_pairs(snap, cut)
         goal = goal if goal.nnz >= 2 * MIN_POSITIVES else None
@@ -282,26 +297,36 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     x = np.column_stack([feats[name] for name in ENGAGE_WEIGHTS]).astype(np.float64)
     rows = np.repeat(np.arange(union.shape[0]), np.diff(union.indptr))
     base = np.array([name not in OPTIONAL_FEATURES for name in ENGAGE_WEIGHTS])
-    fits = []  # the blend without the optional features first: they must earn their place
-    for used in (base, np.ones(len(base), dtype=bool)):
+    # Contenders, the base blend first: each later one must beat the best so far by more than
+    # two standard errors (more features or a narrower target, more ways to fit noise).
+    targets = [(base, y), (np.ones(len(base), dtype=bool), y)]
+    if talked is not None:  # the base blend fitted on the later ties with people not talked with before
+        fresh = y * (aligned_values(union, talked) == 0)
+        if fresh.sum() < y.sum():  # (else it is the base blend again)
+            targets.append((base, fresh))
+    fits = []
+    for used, target in targets:
+        if target.sum() < MIN_POSITIVES:
+            continue
         w = np.zeros(len(base))
-        w[used] = _fit_listwise(x[:, used], y, rows, params.seed)
+        w[used] = _fit_listwise(x[:, used], target, rows, params.seed)
         if np.isfinite(w).all() and w.sum() > 0:
             fits.append(w)
     if not fits:
         return None
     truth = future if goal is None else goal
     best = None
+    best_recall = 0.0  # the best's own held-out recall (best[0] may hold the bar to beat)
     for i, w in enumerate(fits):
-        if i == 1:  # the optional features must beat the base blend by more than its noise
-            best = (best[0] + _two_standard_errors(best[0], truth, ctx.query), best[1])
+        if i >= 1:
+            best = (best_recall + _two_standard_errors(best_recall, truth, ctx.query), best[1])
         for total in ENGAGE_TOTALS:  # how saturating p(engage) is: chosen by held-out recall
             weights = {weight: round(float(v), 4)
                        for (_, weight), v in zip(ENGAGE_WEIGHTS.items(), w * (total / w.sum()), strict=True)}
             ranked = rank_people(replace(ctx, params=replace(params, **weights)), candidates, feats)
             recall = _list_recall(ranked.items, truth, ctx.query)
             if best is None or recall > best[0] + 1e-9:
-                best = (recall, weights)
+                best, best_recall = (recall, weights), recall
     chosen = {**best[1], **_choose_answer_exponent(ctx, candidates, feats, best[1], truth)}
     return {**chosen, **_choose_damping(ctx, candidates, feats, chosen, truth)}
 
