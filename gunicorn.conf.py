@@ -13,12 +13,17 @@ threads = int(os.environ.get("TRIBES_THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-# SO_REUSEPORT: every worker listens on a socket of its own and the kernel spreads new connections
-# over them by a hash of the client address. With gunicorn's one shared socket, whichever worker
-# wakes first takes a connection and keeps it for its keep-alive life; under a 32-connection load
-# one of two gthread workers often held 28-32 of them and its queue set the p99
-# (benchmarks/RESULTS.md, "Connections per worker"). TCP binds only; TRIBES_REUSE_PORT=0 turns it off.
-reuse_port = os.environ.get("TRIBES_REUSE_PORT", "1") != "0" and not bind.startswith(("unix:", "fd://"))
+# SO_REUSEPORT for workers that keep connections open (gthread, gevent, ...): every worker listens
+# on a socket of its own and the kernel spreads new connections over them by a hash of the client
+# address. With gunicorn's one shared socket, whichever worker wakes first takes a connection and
+# keeps it for its keep-alive life; under a 32-connection load one of two gthread workers often
+# held 28-32 of them and its queue set the p99 (benchmarks/RESULTS.md). Not for sync workers, which
+# close a connection after each response: with one shared socket the free worker takes the next
+# one, with a socket each it waits behind a busy worker (p99 8.6 -> 17.1 ms measured). TCP binds
+# only; TRIBES_REUSE_PORT=1 or 0 forces it on or off.
+_reuse = os.environ.get("TRIBES_REUSE_PORT", "auto")
+reuse_port = (_reuse == "1" or (_reuse == "auto" and worker_class != "sync")) \
+    and not bind.startswith(("unix:", "fd://"))
 max_requests = 0
 accesslog = None  # the app writes structured access logs itself
 errorlog = "-"

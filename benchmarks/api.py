@@ -338,10 +338,11 @@ def run(ctx: Context, section: Section) -> None:
         "mostly queueing, p50 ≈ connections ÷ throughput. The sync worker closes the connection after "
         "each response (no keep-alive), so each of its requests also pays a TCP connect but lands on "
         "whichever worker is free. Under gthread a keep-alive connection stays with the worker that "
-        "accepted it; each worker listens on a socket of its own (`SO_REUSEPORT`, gunicorn.conf.py), "
-        "so the kernel deals connections out by a hash of the client address (with one shared socket "
-        "one worker often took 28-32 of the 32): *connections per worker* (sampled half-way through "
-        "each run from /proc) shows how they split.",
+        "accepted it; each gthread worker listens on a socket of its own (`SO_REUSEPORT`, "
+        "gunicorn.conf.py), so the kernel deals connections out by a hash of the client address "
+        "(with one shared socket one worker often took 28-32 of the 32), while sync workers share "
+        "one socket, so the free one takes the next connection: *connections per worker* (sampled "
+        "half-way through each run from /proc) shows how they split.",
         "",
     )
     section.add("### Without queueing: one connection per worker", "")

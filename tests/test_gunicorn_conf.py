@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _settings(monkeypatch, tmp_path, **env: str) -> dict:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    for name in ("TRIBES_BIND", "TRIBES_REUSE_PORT"):
+    for name in ("TRIBES_BIND", "TRIBES_REUSE_PORT", "TRIBES_WORKER_CLASS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -29,13 +29,15 @@ def _settings(monkeypatch, tmp_path, **env: str) -> dict:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, True),
+        ({}, True),  # gthread by default
         ({"TRIBES_BIND": "0.0.0.0:8080"}, True),
+        ({"TRIBES_WORKER_CLASS": "sync"}, False),  # a connection per request: one shared queue is better
+        ({"TRIBES_WORKER_CLASS": "sync", "TRIBES_REUSE_PORT": "1"}, True),
         ({"TRIBES_REUSE_PORT": "0"}, False),
         ({"TRIBES_BIND": "unix:/tmp/tribes.sock"}, False),
     ],
 )
-def test_reuse_port_is_on_for_tcp_binds_unless_turned_off(monkeypatch, tmp_path, env, expected):
+def test_reuse_port_is_on_for_keep_alive_workers_on_tcp_unless_set(monkeypatch, tmp_path, env, expected):
     assert _settings(monkeypatch, tmp_path, **env)["reuse_port"] is expected
 
 
