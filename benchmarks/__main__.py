@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks",
         description=__doc__.split("\n\n")[0],
         epilog="--sizes 1000000 works but takes long: ~21M events; measured once on this 2-vCPU machine "
-        "(busy): generate 2 min, ingest 37 min (before the ingest rework), recompute 9 min 21 s with a "
-        "7.5 GiB peak RSS (session 5; 41 min and 18.4 GB at first), and ~7 GB of disk under var/bench/n1000000/.",
+        "(busy): generate 2 min, ingest 37 min (before the ingest rework), recompute 8 min 05 s with a "
+        "6.2 GiB peak RSS (session 6; 41 min and 18.4 GB at first), and ~7 GB of disk under var/bench/n1000000/.",
     )
     parser.add_argument(
         "--sizes",
