@@ -7,6 +7,7 @@ from dataclasses import replace
 from itertools import pairwise
 
 import numpy as np
+import pytest
 
 from tribes.candidates import _row_chunks, _rows_to_csr, contact_graph
 from tribes.model import _candidates, snapshot_from
@@ -142,3 +143,5 @@ def test_rows_to_csr_builds_what_scipy_builds_from_the_concatenated_parts():
     np.testing.assert_array_equal(got.indices, want.indices)
     np.testing.assert_array_equal(got.data, want.data)
     assert _rows_to_csr([], n).nnz == 0
+    with pytest.raises(ValueError, match="more than one part"):
+        _rows_to_csr([parts[1], parts[1]], n)

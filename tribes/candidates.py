@@ -250,6 +250,8 @@ def _rows_to_csr(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int)
     per_row = np.zeros(n, dtype=np.int64)
     for rows, _, _ in parts:
         present, count = np.unique(rows, return_counts=True)
+        if per_row[present].any():  # a row in two parts would be written over itself
+            raise ValueError("a row appears in more than one part")
         per_row[present] += count
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(per_row, out=indptr[1:])
