@@ -315,3 +315,43 @@ def test_conductance_two_triangles():
     a, _, _ = planted()
     phi = conductance(a, detect_communities(a))
     assert phi.shape == (N_GROUPS,) and np.all(phi < 0.2)
+
+
+def _planted(sizes, p_in, p_out, seed):
+    """A symmetric 0/1 stochastic block model and its block of each node."""
+    rng = np.random.default_rng(seed)
+    block = np.repeat(np.arange(len(sizes)), sizes)
+    same = block[:, None] == block[None, :]
+    upper = np.triu(rng.random((len(block), len(block))) < np.where(same, p_in, p_out), 1)
+    return sp.csr_matrix((upper | upper.T).astype(np.float32)), block
+
+
+def test_weak_community_share_counts_the_users_whose_group_keeps_most_of_its_ties():
+    from tribes.communities import weak_community_share
+
+    # Two triangles joined by one edge.
+    edges = [(0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (3, 5), (2, 3)]
+    rows, cols = zip(*edges, strict=True)
+    a = sp.csr_matrix((np.ones(len(edges)), (rows, cols)), shape=(6, 6))
+    a = (a + a.T).tocsr()
+    assert weak_community_share(a, np.array([0, 0, 0, 1, 1, 1])) == 1.0  # 6 of 7 ties inside each
+    # {0, 1, 2, 3} keeps 8 of its 10 tie ends inside; {4, 5} only 2 of 4 (half is not more).
+    assert weak_community_share(a, np.array([0, 0, 0, 0, 1, 1])) == pytest.approx(4 / 6)
+    assert weak_community_share(a, np.array([0, 1, 2, 3, 4, 5])) == 0.0  # singletons keep nothing
+    assert weak_community_share(a, np.full(6, -1)) == 1.0
+
+
+def test_auto_objective_keeps_cpm_on_dense_tribes_and_uses_modularity_on_sparse_communities():
+    from tribes.evaluation.metrics import nmi
+
+    dense, dense_blocks = _planted([30, 30, 30, 30], 0.5, 0.01, seed=1)
+    cpm = detect_communities(dense, objective="cpm", resolution=0.05, seed=0)
+    assert np.array_equal(detect_communities(dense, objective="auto", resolution=0.05, seed=0), cpm)
+    assert nmi(cpm, dense_blocks) > 0.95
+    # 150-member communities with ~6 ties inside each member: density 0.04, under CPM's 0.05.
+    sparse, sparse_blocks = _planted([150, 150, 150, 150], 0.04, 0.0008, seed=2)
+    cpm = detect_communities(sparse, objective="cpm", resolution=0.05, seed=0)
+    auto = detect_communities(sparse, objective="auto", resolution=0.05, seed=0)
+    modularity = detect_communities(sparse, objective="modularity", resolution=1.0, seed=0)
+    assert np.array_equal(auto, modularity)
+    assert nmi(cpm, sparse_blocks) < 0.8 < 0.95 < nmi(auto, sparse_blocks)

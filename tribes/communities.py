@@ -17,6 +17,7 @@ array([0, 0, 0, 1, 1, 1], dtype=int32)
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,9 +37,15 @@ __all__ = [
     "match_tribe_ids",
     "modularity",
     "tribe_affinities",
+    "weak_community_share",
 ]
 
+log = logging.getLogger(__name__)
+
 _EDGE_CHUNK = 1 << 20  # edges converted to Python ints per batch: bounds the memory it takes
+#: ``objective="auto"``: CPM's tribes stand when at least this share of the users sit in a
+#: community in the weak sense; below it CPM is cutting sparse communities into fragments.
+WEAK_SHARE_MIN = 0.5
 
 
 @contextmanager
@@ -101,6 +108,21 @@ def _rank_in_group(group: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np
     return order, np.arange(g.size) - np.repeat(start, np.diff(np.r_[start, g.size]))
 
 
+def _leiden(graph: igraph.Graph, w: np.ndarray, cpm: bool, resolution: float, seed: int,
+            n_iterations: int) -> np.ndarray:
+    """(vertices,) int64 Leiden membership of igraph's vertices, CPM or modularity."""
+    with _seeded_igraph(seed):
+        found = graph.community_leiden(
+            objective_function="CPM" if cpm else "modularity",
+            # CPM's resolution in median-weight units: independent of the weight scale. A float64
+            # array is read as a sequence, without a Python list.
+            weights=w / np.median(w) if cpm else w,
+            resolution=resolution,
+            n_iterations=n_iterations,
+        )
+    return np.asarray(found.membership, dtype=np.int64)
+
+
 def detect_communities(
     affinity: sp.csr_matrix,
     *,
@@ -128,7 +150,11 @@ def detect_communities(
     n_iterations : int
         Leiden iterations; negative runs until an iteration changes nothing (on a million
         users that took 7 iterations for the quality of 2).
-    objective : {"modularity", "cpm"}
+    objective : {"modularity", "cpm", "auto"}
+        ``"auto"``: CPM at ``resolution``, unless fewer than ``WEAK_SHARE_MIN`` of the users
+        then sit in communities in the weak sense (:func:`weak_community_share`): CPM's density
+        threshold then cuts communities sparser than it (large ones in a sparse graph) into
+        fragments whose ties mostly leave them, and modularity (γ = 1) is used instead.
     min_size : int
         Communities smaller than this are dissolved: each member joins the remaining one it
         has the most affinity with (ties: the lower Leiden id), else gets -1.
@@ -150,8 +176,8 @@ def detect_communities(
     a = _check_sparse(affinity, "affinity")
     if not resolution > 0:
         raise ValueError(f"resolution: must be > 0, got {resolution!r}")
-    if objective not in ("modularity", "cpm"):
-        raise ValueError(f"objective: expected 'modularity' or 'cpm', got {objective!r}")
+    if objective not in ("modularity", "cpm", "auto"):
+        raise ValueError(f"objective: expected 'modularity', 'cpm' or 'auto', got {objective!r}")
     if min_size < 1:
         raise ValueError(f"min_size: must be >= 1, got {min_size!r}")
     n = a.shape[0]
@@ -172,17 +198,14 @@ def detect_communities(
         for i in range(0, src.size, _EDGE_CHUNK)
     )
     graph = igraph.Graph(n=n, edges=edges, directed=False)
-    if objective == "cpm":
-        w = w / np.median(w)  # resolution in median-weight units: independent of weight scale
-    with _seeded_igraph(seed):
-        found = graph.community_leiden(
-            objective_function="CPM" if objective == "cpm" else "modularity",
-            weights=w,  # a float64 array is read as a sequence, without a Python list
-            resolution=resolution,
-            n_iterations=n_iterations,
-        )
-    comm = np.asarray(found.membership, dtype=np.int64)[position]
-    del found, graph, w, position  # the clustering holds the graph: free igraph's memory now
+
+    comm = _leiden(graph, w, objective != "modularity", resolution, seed, n_iterations)[position]
+    if objective == "auto":
+        share = weak_community_share(a, comm)
+        if share < WEAK_SHARE_MIN:
+            log.info("tribes: CPM leaves %.0f%% of the users in weak communities; using modularity", 100 * share)
+            comm = _leiden(graph, w, False, 1.0, seed, n_iterations)[position]
+    del graph, w, position  # free igraph's memory now
     size = np.bincount(comm)
     has_edge = np.zeros(n, dtype=bool)
     has_edge[src] = has_edge[dst] = True
@@ -412,6 +435,24 @@ def _partition_sums(a: sp.csr_matrix, labels: np.ndarray) -> tuple[np.ndarray, n
     same = lab[rows] == lab[a.indices]
     internal = np.bincount(lab[rows[same]], weights=a.data[same], minlength=k + loose.size)
     return internal, np.bincount(lab[rows], weights=a.data, minlength=k + loose.size)
+
+
+def weak_community_share(affinity: sp.csr_matrix, labels: np.ndarray) -> float:
+    """Share of the users with a label (>= 0) whose group is a community in the weak sense
+    (Radicchi et al. 2004): more of its members' affinity weight stays inside the group than
+    leaves it. 1.0 when nobody has a label. ``affinity`` symmetric (U, U). O(nnz)."""
+    a = _check_sparse(affinity, "affinity")
+    labels = np.asarray(labels)
+    if not (labels >= 0).any():
+        return 1.0
+    rows = entry_rows(a, np.int32)
+    mine, theirs = labels[rows], labels[a.indices]
+    ok = mine >= 0
+    k = int(labels.max()) + 1
+    total = np.bincount(mine[ok], weights=a.data[ok], minlength=k)
+    inside = np.bincount(mine[ok], weights=a.data[ok] * (theirs[ok] == mine[ok]), minlength=k)
+    size = np.bincount(labels[labels >= 0], minlength=k)
+    return float(size[inside > 0.5 * total].sum() / size.sum())
 
 
 def modularity(affinity: sp.csr_matrix, labels: np.ndarray, *, resolution: float = 1.0) -> float:

@@ -42,7 +42,8 @@ class Params:
     knn_max_df: int = _p(5000, "Topics used by more users than this are ignored for nearest neighbours (cost cap).")
     broadcaster_followers: float = _p(50.0, "Follower count at which a one-way follow's affinity is halved.")
     tribe_objective: str = _p("cpm", "Leiden objective: 'cpm' (no resolution limit: human-scale tribes "
-                                     "at any graph size) or 'modularity'.")
+                                     "at any graph size), 'modularity', or 'auto' (CPM unless fewer than half "
+                                     "of the users then sit in weak communities: modularity).")
     resolution: float = _p(0.05, "Leiden resolution. CPM: the weighted density a tribe must exceed, in "
                                  "median edge weights per member pair; modularity: γ (try 1.0).")
     min_tribe_size: int = _p(5, "Smaller groups are merged into a neighbouring tribe or left tribeless.")
@@ -115,8 +116,8 @@ class Params:
 
     def validate(self) -> Params:
         """Raise ValueError naming the first out-of-range parameter; return self."""
-        if self.tribe_objective not in ("cpm", "modularity"):
-            raise ValueError(f"tribe_objective: expected 'cpm' or 'modularity', got {self.tribe_objective!r}")
+        if self.tribe_objective not in ("cpm", "modularity", "auto"):
+            raise ValueError(f"tribe_objective: expected 'cpm', 'modularity' or 'auto', got {self.tribe_objective!r}")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("seed", "tribe_objective"):
