@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-__all__ = ["TwoHopTopK", "best_fetched", "csr_values", "pair_dots", "within_column_budget", "within_group_budget"]
+__all__ = ["TwoHopTopK", "best_fetched", "csr_values", "pair_dots", "pair_hashes", "within_column_budget", "within_group_budget"]
 
 
 @njit(nogil=True, cache=True)
@@ -269,6 +269,21 @@ def csr_values(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarr
     return out
 
 
+@njit(inline="always")
+def _cut_below_budget(mine, score, budget, keep):  # pragma: no cover - compiled
+    """Of the elements ``mine`` (more than ``budget``), drop (``keep`` False) those scored below
+    the ``budget``-th best score; return the ones tied at it and how many are above it."""
+    values = score[mine]
+    kth = -np.partition(-values, budget - 1)[budget - 1]  # the budget-th best score
+    above = 0
+    for j in range(len(mine)):
+        if values[j] > kth:
+            above += 1
+        elif values[j] < kth:
+            keep[mine[j]] = False
+    return mine[values == kth], above
+
+
 @njit(nogil=True, cache=True)
 def _within_group_budget(groups, score, tiebreak, budget, n_groups, keep):  # pragma: no cover - compiled
     counts = np.zeros(n_groups + 1, dtype=np.int64)
@@ -289,16 +304,7 @@ def _within_group_budget(groups, score, tiebreak, budget, n_groups, keep):  # pr
         lo, hi = counts[g], counts[g + 1]
         if hi - lo <= budget:
             continue
-        mine = members[lo:hi]
-        values = score[mine]
-        kth = -np.partition(-values, budget - 1)[budget - 1]  # the budget-th best score
-        above = 0
-        for j in range(len(mine)):
-            if values[j] > kth:
-                above += 1
-            elif values[j] < kth:
-                keep[mine[j]] = False
-        ties = mine[values == kth]
+        ties, above = _cut_below_budget(members[lo:hi], score, budget, keep)
         if above + len(ties) > budget:  # of the tied, the smallest tiebreaks stay
             order = np.argsort(tiebreak[ties], kind="mergesort")
             for j in range(budget - above, len(ties)):
@@ -306,7 +312,7 @@ def _within_group_budget(groups, score, tiebreak, budget, n_groups, keep):  # pr
 
 
 @njit(inline="always")
-def _pair_hash(row, col, seed_mix):  # pragma: no cover - compiled; = tribes.ranking.pair_hash
+def _pair_hash(row, col, seed_mix):  # pragma: no cover - compiled
     x = (np.uint64(row) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(col)
     x ^= seed_mix
     x ^= x >> np.uint64(30)
@@ -315,6 +321,25 @@ def _pair_hash(row, col, seed_mix):  # pragma: no cover - compiled; = tribes.ran
     x *= np.uint64(0x94D049BB133111EB)
     x ^= x >> np.uint64(31)
     return x
+
+
+@njit(nogil=True, cache=True)
+def _pair_hashes(rows, cols, seed_mix, out):  # pragma: no cover - compiled
+    for i in range(len(rows)):
+        out[i] = _pair_hash(rows[i], cols[i], seed_mix)
+
+
+def _seed_mix(seed: int) -> np.uint64:
+    return np.uint64((int(seed) * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF)
+
+
+def pair_hashes(rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
+    """(pairs,) uint64: splitmix64's finaliser of each (row, col) pair mixed with ``seed`` (the
+    definition :func:`tribes.ranking.pair_hash` and the exposure budget's ties share). O(pairs)."""
+    rows, cols = np.broadcast_arrays(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))
+    out = np.empty(rows.shape, dtype=np.uint64)
+    _pair_hashes(rows.ravel(), cols.ravel(), _seed_mix(seed), out.reshape(-1))
+    return out
 
 
 @njit(nogil=True, cache=True)
@@ -338,16 +363,7 @@ def _within_column_budget(starts, cols, score, budget, n_cols, seed_mix, keep, k
             lo, hi = offsets[c], offsets[c + 1]
             if hi == lo:
                 continue
-            mine = members[lo:hi]
-            values = score[mine]
-            kth = -np.partition(-values, budget - 1)[budget - 1]  # the budget-th best score
-            above = 0
-            for j in range(len(mine)):
-                if values[j] > kth:
-                    above += 1
-                elif values[j] < kth:
-                    keep[mine[j]] = False
-            ties = mine[values == kth]
+            ties, above = _cut_below_budget(members[lo:hi], score, budget, keep)
             if above + len(ties) > budget:  # of the tied, the smallest pair hashes stay
                 hashes = np.empty(len(ties), dtype=np.uint64)
                 for j in range(len(ties)):
@@ -376,9 +392,8 @@ def within_column_budget(starts: np.ndarray, cols: np.ndarray, score: np.ndarray
         return keep, kept
     if budget <= 0:
         return np.zeros(n_pairs, dtype=bool), kept
-    seed_mix = np.uint64((int(seed) * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF)
     _within_column_budget(np.asarray(starts, dtype=np.int64), np.asarray(cols), np.asarray(score), int(budget),
-                          int(cols.max()) + 1, seed_mix, keep, kept)
+                          int(cols.max()) + 1, _seed_mix(seed), keep, kept)
     return keep, kept
 
 

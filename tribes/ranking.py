@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from .candidates import CandidateContext
 from .evaluation.metrics import top_percent
-from .kernels import pair_dots, within_column_budget, within_group_budget
+from .kernels import pair_dots, pair_hashes, within_column_budget, within_group_budget
 from .kernels_rank import new_queues, split_diversified_lists
 from .parallel import map_blocks, ranges_by_work
 from .sparse import aligned_values, binary, rank_within, row_normalize
@@ -353,16 +353,8 @@ def _score_block(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix], st
 
 def pair_hash(rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
     """(pairs,) uint64: a seeded hash of each (row, col) pair (splitmix64's finaliser), so ties
-    break the same way however the pairs are split into blocks."""
-    with np.errstate(over="ignore"):
-        x = (rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ cols.astype(np.uint64)
-        x ^= np.uint64((seed * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF)
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return x
+    break the same way however the pairs are split into blocks (:func:`tribes.kernels.pair_hashes`)."""
+    return pair_hashes(rows, cols, seed)
 
 
 # --- the per-pair steps of rank_people, shared with the Spark engine (tribes.spark.rank) ---
