@@ -3,7 +3,7 @@
 Recommendation lists are ``(B, k)`` integer arrays of item indices, best first, ``-1``
 padded; the truth is a binary scipy CSR ``(U, N)`` (e.g. ``Split.future_partners``).
 Every function states its formula; each is tested against a slow reference in
-``tests/test_eval_metrics.py``. ``modularity`` and ``conductance`` are re-exported from
+``tests/test_eval_metrics.py``. ``modularity``, ``conductance`` and ``weak_community_share`` are re-exported from
 :mod:`tribes.communities`.
 
 >>> import numpy as np, scipy.sparse as sp
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ..communities import conductance, modularity
+from ..communities import conductance, modularity, weak_community_share
 
 __all__ = [
     "ari",
@@ -40,6 +40,7 @@ __all__ = [
     "top_percent",
     "top_share",
     "tribes_per_list",
+    "weak_community_share",
 ]
 
 

@@ -113,7 +113,9 @@ def _tribe_quality(split: Split, labels: np.ndarray, truth_labels, truth_groups)
     found = labels[labels >= 0]
     quality = {"tribes": int(found.max()) + 1 if len(found) else 0,
                "modularity": round(float(M.modularity(affinity, labels)), 4),
-               "mean_conductance": round(float(np.mean(M.conductance(affinity, labels))), 4) if len(found) else 0.0}
+               "mean_conductance": round(float(np.mean(M.conductance(affinity, labels))), 4) if len(found) else 0.0,
+               # users whose tribe keeps more of its affinity inside than out (`tribe_objective=auto`'s test)
+               "weak_community_share": round(M.weak_community_share(affinity, labels), 4)}
     if truth_labels is not None:
         known = (truth_labels >= 0) & (labels >= 0)
         quality["nmi"] = round(float(M.nmi(truth_labels[known], labels[known])), 4)
