@@ -442,17 +442,13 @@ def weak_community_share(affinity: sp.csr_matrix, labels: np.ndarray) -> float:
     (Radicchi et al. 2004): more of its members' affinity weight stays inside the group than
     leaves it. 1.0 when nobody has a label. ``affinity`` symmetric (U, U). O(nnz)."""
     a = _check_sparse(affinity, "affinity")
-    labels = np.asarray(labels)
-    if not (labels >= 0).any():
+    lab = _check_labels(labels, a.shape[0])
+    k = _n_tribes(lab)
+    if not (lab >= 0).any():
         return 1.0
-    rows = entry_rows(a, np.int32)
-    mine, theirs = labels[rows], labels[a.indices]
-    ok = mine >= 0
-    k = int(labels.max()) + 1
-    total = np.bincount(mine[ok], weights=a.data[ok], minlength=k)
-    inside = np.bincount(mine[ok], weights=a.data[ok] * (theirs[ok] == mine[ok]), minlength=k)
-    size = np.bincount(labels[labels >= 0], minlength=k)
-    return float(size[inside > 0.5 * total].sum() / size.sum())
+    internal, volume = _partition_sums(a, lab)
+    size = np.bincount(lab[lab >= 0], minlength=k)
+    return float(size[internal[:k] > 0.5 * volume[:k]].sum() / size.sum())
 
 
 def modularity(affinity: sp.csr_matrix, labels: np.ndarray, *, resolution: float = 1.0) -> float:
