@@ -193,13 +193,15 @@ def _talked_before(snap: Snapshot, cut: float) -> sp.csr_matrix:
     return binary((m + m.T).tocsr())
 
 
-def _new_two_way_pairs(snap: Snapshot, cut: float) -> sp.csr_matrix:
+def _new_two_way_pairs(snap: Snapshot, cut: float, talked: sp.csr_matrix | None = None) -> sp.csr_matrix:
     """(U, U) 1 where u and v replied to each other after ``cut`` and neither had replied to the
     other before: new conversation partners, as the evaluation's time split counts them
-    (:func:`tribes.evaluation.splits.time_split`)."""
+    (:func:`tribes.evaluation.splits.time_split`). ``talked``: :func:`_talked_before` at
+    ``cut``, when the caller has it."""
     after = _replies(snap, snap.post_ts > cut)
     after = after.multiply(after.T).tocsr()
-    return binary((after - after.multiply(_talked_before(snap, cut))).tocsr())
+    talked = _talked_before(snap, cut) if talked is None else talked
+    return binary((after - after.multiply(talked)).tocsr())
 
 
 def _held_out_ties(src: np.ndarray, dst: np.ndarray, n: int, share: float, seed: int) -> np.ndarray:
@@ -276,7 +278,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
         future = _future_pairs(snap, cut)
         talked = _talked_before(snap, cut)
         past = snapshot_before(snap, cut)
-        goal = _new_two_way_pairs(snap, cut)
+        goal = _new_two_way_pairs(snap, cut, talked)
         goal = goal if goal.nnz >= 2 * MIN_POSITIVES else None
     else:  # no time to split on (e.g. SNAP ego networks): hold out a random share of follows
         held = _held_out_ties(snap.follow_src, snap.follow_dst, snap.n_users, params.learn_holdout, params.seed)
