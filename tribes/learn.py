@@ -45,7 +45,7 @@ from .evaluation.metrics import exposure, top_share
 from .params import Params
 from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features, rank_people, top_accounts
 from .snapshot import Snapshot
-from .sparse import aligned_values, binary, drop_diagonal
+from .sparse import aligned_values, binary, drop_diagonal, entry_rows
 
 __all__ = ["learn_engage_weights", "learning_network", "learning_sample", "snapshot_before"]
 
@@ -297,7 +297,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     if y.sum() < MIN_POSITIVES:
         return None
     x = np.column_stack([feats[name] for name in ENGAGE_WEIGHTS]).astype(np.float64)
-    rows = np.repeat(np.arange(union.shape[0]), np.diff(union.indptr))
+    rows = entry_rows(union)
     base = np.array([name not in OPTIONAL_FEATURES for name in ENGAGE_WEIGHTS])
     # Contenders, the base blend first: each later one must beat the best so far by more than
     # two standard errors (more features or a narrower target, more ways to fit noise).

@@ -30,7 +30,7 @@ from .evaluation.metrics import top_percent
 from .kernels import pair_dots, pair_hashes, within_column_budget, within_group_budget
 from .kernels_rank import new_queues, split_diversified_lists
 from .parallel import map_blocks, ranges_by_work
-from .sparse import aligned_values, binary, rank_within, row_normalize
+from .sparse import aligned_values, binary, entry_rows, rank_within, row_normalize
 
 __all__ = ["REASON_FLAGS", "PairInputs", "RankedPeople", "cap_top_exposure", "pair_features", "rank_people",
            "top_accounts"]
@@ -122,7 +122,7 @@ def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     """
     inputs = inputs if inputs is not None else PairInputs.of(ctx)
     n = union.shape[0]
-    local = np.repeat(np.arange(n), np.diff(union.indptr)).astype(np.int64)
+    local = entry_rows(union)
     rows = local + start
     cols = union.indices.astype(np.int64)
 
@@ -341,7 +341,7 @@ def _score_block(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix], st
     p, b = ctx.params, ctx.behaviour
     block = {name: m.tocsr()[start:stop] for name, m in candidates.items()}
     union = candidate_pairs(stop - start, block)
-    rows = (np.repeat(np.arange(stop - start), np.diff(union.indptr)) + start).astype(np.int64)
+    rows = entry_rows(union) + start
     cols = union.indices.astype(np.int64)
     feats = features if features is not None else pair_features(ctx, block, union, start=start, inputs=inputs)
     score = pair_scores(p, feats, b.answer_rate_for(cols, ctx.labels[rows]), b.activity[cols],
