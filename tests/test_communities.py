@@ -335,13 +335,21 @@ def test_weak_community_share_counts_the_users_whose_group_keeps_most_of_its_tie
     a = sp.csr_matrix((np.ones(len(edges)), (rows, cols)), shape=(6, 6))
     a = (a + a.T).tocsr()
     assert weak_community_share(a, np.array([0, 0, 0, 1, 1, 1])) == 1.0  # 6 of 7 ties inside each
-    # {0, 1, 2, 3} keeps 8 of its 10 tie ends inside; {4, 5} only 2 of 4 (half is not more).
-    assert weak_community_share(a, np.array([0, 0, 0, 0, 1, 1])) == pytest.approx(4 / 6)
+    # {0, 1, 2} keeps 6 of its 7 tie ends inside; {3}, {4, 5} do not (half is not more).
+    assert weak_community_share(a, np.array([0, 0, 0, 1, 2, 2])) == pytest.approx(3 / 6)
     assert weak_community_share(a, np.array([0, 1, 2, 3, 4, 5])) == 0.0  # singletons keep nothing
     assert weak_community_share(a, np.full(6, -1)) == 1.0
+    # Size alone does not make a community: everyone in one group (nothing outside it) ...
+    assert weak_community_share(a, np.zeros(6, int)) == 0.0
+    # ... nor a group with most of the weight whose outside leans on it: {0, 1, 2, 3} keeps 8
+    # of its 10 tie ends inside, but {4, 5}'s 4 tie ends hold only 2 ties of their own.
+    assert weak_community_share(a, np.array([0, 0, 0, 0, 1, 1])) == 0.0
+    # Two separate triangles, one group each, are communities with nothing leaving them.
+    apart = sp.csr_matrix(sp.block_diag([a[:3, :3], a[3:, 3:]]))
+    assert weak_community_share(apart, np.array([0, 0, 0, 1, 1, 1])) == 1.0
 
 
-def test_auto_objective_keeps_cpm_on_dense_tribes_and_uses_modularity_on_sparse_communities():
+def test_auto_objective_keeps_cpm_on_dense_tribes_and_leaves_it_on_sparse_communities():
     from tribes.evaluation.metrics import nmi
 
     dense, dense_blocks = _planted([30, 30, 30, 30], 0.5, 0.01, seed=1)
@@ -349,9 +357,110 @@ def test_auto_objective_keeps_cpm_on_dense_tribes_and_uses_modularity_on_sparse_
     assert np.array_equal(detect_communities(dense, objective="auto", resolution=0.05, seed=0), cpm)
     assert nmi(cpm, dense_blocks) > 0.95
     # 150-member communities with ~6 ties inside each member: density 0.04, under CPM's 0.05.
+    # Infomap splits one of them (its sparse-module limit); modularity's four blocks take fewer
+    # nats to describe the ties, so auto picks them.
     sparse, sparse_blocks = _planted([150, 150, 150, 150], 0.04, 0.0008, seed=2)
     cpm = detect_communities(sparse, objective="cpm", resolution=0.05, seed=0)
     auto = detect_communities(sparse, objective="auto", resolution=0.05, seed=0)
+    infomap = detect_communities(sparse, objective="infomap", seed=0)
     modularity = detect_communities(sparse, objective="modularity", resolution=1.0, seed=0)
-    assert np.array_equal(auto, modularity)
-    assert nmi(cpm, sparse_blocks) < 0.8 < 0.95 < nmi(auto, sparse_blocks)
+    assert nmi(cpm, sparse_blocks) < 0.8 and nmi(infomap, sparse_blocks) < 0.9
+    assert np.array_equal(auto, modularity) and nmi(auto, sparse_blocks) > 0.95
+
+
+def test_auto_objective_keeps_cpm_when_infomap_finds_no_better_communities():
+    """Where CPM's groups leak most of their ties and Infomap's do too (ties spread almost
+    evenly: 60% of each member's ties leave its block), the finer CPM tribes stay."""
+    from tribes.communities import weak_community_share
+
+    a, _ = _planted([60] * 10, 0.08, 0.0107, seed=3)
+    cpm = detect_communities(a, objective="cpm", resolution=0.05, seed=0, min_size=1)
+    infomap = detect_communities(a, objective="infomap", seed=0, min_size=1)
+    assert weak_community_share(a, cpm) < 0.5 and weak_community_share(a, infomap) < 0.5
+    assert np.array_equal(detect_communities(a, objective="auto", resolution=0.05, seed=0, min_size=1), cpm)
+
+
+def _description_length_by_hand(a: sp.csr_matrix, labels: np.ndarray) -> float:
+    """The DC-SBM description length term by term with Python loops (math.lgamma)."""
+    from collections import Counter
+    from math import comb, factorial, lgamma, log
+
+    a = a.tocoo()
+    ties = {(min(i, j), max(i, j)) for i, j, w in zip(a.row, a.col, a.data, strict=True) if w > 0 and i != j}
+    degree = Counter()
+    for i, j in ties:
+        degree[i] += 1
+        degree[j] += 1
+    block = {}
+    for u in sorted(degree):  # unlabelled users are blocks of their own
+        block[u] = int(labels[u]) if labels[u] >= 0 else ("alone", u)
+    n, e = len(degree), len(ties)
+    blocks = set(block.values())
+    b = len(blocks)
+    e_rs = Counter()
+    for i, j in ties:
+        e_rs[frozenset((block[i], block[j]))] += 1
+    e_r = Counter()
+    for u, k in degree.items():
+        e_r[block[u]] += k
+    n_r = Counter(block.values())
+    s = sum(lgamma(x + 1) for x in e_r.values()) - sum(lgamma(k + 1) for k in degree.values())
+    for pair, m in e_rs.items():
+        s -= m * log(2) + lgamma(m + 1) if len(pair) == 1 else lgamma(m + 1)  # e_rr!! = 2^m m!
+    s += sum(log(comb(n_r[r] + e_r[r] - 1, e_r[r])) for r in blocks)
+    s += log(comb(b * (b + 1) // 2 + e - 1, e))
+    s += log(factorial(n)) - sum(log(factorial(x)) for x in n_r.values()) + log(comb(n - 1, b - 1)) + log(n)
+    return s
+
+
+def test_description_length_matches_a_term_by_term_reference():
+    from tribes.communities import description_length
+
+    rng = np.random.default_rng(4)
+    a, _ = _planted([12, 9, 7], 0.5, 0.08, seed=5)
+    a = sp.csr_matrix(a.multiply(rng.uniform(0.2, 3.0, a.shape)))  # weights are ignored
+    a = sp.csr_matrix(sp.block_diag([a, sp.csr_matrix((2, 2))]))  # two users without ties
+    labels = rng.integers(-1, 4, a.shape[0])
+    assert description_length(a, labels) == pytest.approx(_description_length_by_hand(a, labels), rel=1e-9)
+    assert description_length(sp.csr_matrix((4, 4)), np.zeros(4, int)) == 0.0
+
+
+def test_description_length_is_shortest_for_the_planted_blocks():
+    from tribes.communities import description_length
+
+    a, blocks = _planted([40, 40, 40, 40], 0.3, 0.01, seed=6)
+    planted_dl = description_length(a, blocks)
+    rng = np.random.default_rng(0)
+    assert planted_dl < description_length(a, np.zeros_like(blocks))  # one block
+    assert planted_dl < description_length(a, rng.permutation(blocks))  # same sizes, random members
+    assert planted_dl < description_length(a, blocks * 2 + (np.arange(blocks.size) % 2))  # each split in two
+    assert planted_dl < description_length(a, np.arange(blocks.size))  # everyone alone
+
+
+def test_infomap_needs_no_resolution():
+    """A ring of 24 five-cliques, each joined to the next by one edge: modularity merges
+    neighbouring cliques (its resolution limit); Infomap, like CPM, keeps every clique."""
+    from tribes.evaluation.metrics import nmi
+
+    n_cliques, size = 24, 5
+    edges = [(c * size + i, c * size + j) for c in range(n_cliques) for i in range(size) for j in range(i + 1, size)]
+    edges += [(c * size, ((c + 1) % n_cliques) * size + 1) for c in range(n_cliques)]
+    a = symmetric(*zip(*edges, strict=True), np.ones(len(edges)), n_cliques * size)
+    truth = np.repeat(np.arange(n_cliques), size)
+    infomap = detect_communities(a, objective="infomap", seed=0)
+    assert infomap.max() + 1 == n_cliques and nmi(infomap, truth) == pytest.approx(1.0)
+    assert detect_communities(a, objective="modularity", seed=0).max() + 1 < n_cliques
+
+
+def test_infomap_is_seeded_and_leaves_global_random_alone():
+    import random
+
+    a, truth, _ = planted(seed=5)
+    random.seed(7)
+    before = random.random()
+    random.seed(7)
+    first = detect_communities(a, objective="infomap", seed=3)
+    assert random.random() == before
+    np.testing.assert_array_equal(first, detect_communities(a, objective="infomap", seed=3))
+    people = truth >= 0
+    assert nmi(first[people], truth[people]) >= 0.95

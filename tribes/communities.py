@@ -32,6 +32,7 @@ from .sparse import entry_rows
 
 __all__ = [
     "conductance",
+    "description_length",
     "detect_communities",
     "label_tribes",
     "match_tribe_ids",
@@ -123,6 +124,41 @@ def _leiden(graph: igraph.Graph, w: np.ndarray, cpm: bool, resolution: float, se
     return np.asarray(found.membership, dtype=np.int64)
 
 
+def _infomap(graph: igraph.Graph, w: np.ndarray, seed: int) -> np.ndarray:
+    """(vertices,) int64 Infomap membership of igraph's vertices (one trial)."""
+    with _seeded_igraph(seed):
+        found = graph.community_infomap(edge_weights=w, trials=1)
+    return np.asarray(found.membership, dtype=np.int64)
+
+
+def _unless_cpm_fragments(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray, position: np.ndarray,
+                          cpm: np.ndarray, seed: int, n_iterations: int) -> np.ndarray:
+    """``objective="auto"`` after CPM: its partition, unless most users then sit in groups that
+    are not communities in the weak sense while Infomap's modules mostly are. Then Infomap's
+    or modularity's partition (the latter only if it passes the same test), whichever has
+    the shorter :func:`description_length`: Infomap can split sparse modules (its field of
+    view), modularity merge small ones (its resolution limit). Where Infomap finds no such
+    communities either (ties spread with no clear groups, as in much real messaging), CPM's
+    human-scale tribes stay."""
+    share = weak_community_share(a, cpm)
+    if share >= WEAK_SHARE_MIN:
+        return cpm
+    flow = _infomap(graph, w, seed)[position]
+    flow_share = weak_community_share(a, flow)
+    if flow_share < WEAK_SHARE_MIN:
+        log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: keeping CPM",
+                 100 * share, 100 * flow_share)
+        return cpm
+    options = [(description_length(a, flow), "Infomap", flow)]
+    merged = _leiden(graph, w, False, 1.0, seed, n_iterations)[position]
+    if weak_community_share(a, merged) >= WEAK_SHARE_MIN:
+        options.append((description_length(a, merged), "modularity", merged))
+    length, name, chosen = min(options, key=lambda option: option[0])
+    log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: using %s "
+             "(description length %.0f nats)", 100 * share, 100 * flow_share, name, length)
+    return chosen
+
+
 def detect_communities(
     affinity: sp.csr_matrix,
     *,
@@ -150,11 +186,14 @@ def detect_communities(
     n_iterations : int
         Leiden iterations; negative runs until an iteration changes nothing (on a million
         users that took 7 iterations for the quality of 2).
-    objective : {"modularity", "cpm", "auto"}
-        ``"auto"``: CPM at ``resolution``, unless fewer than ``WEAK_SHARE_MIN`` of the users
-        then sit in communities in the weak sense (:func:`weak_community_share`): CPM's density
-        threshold then cuts communities sparser than it (large ones in a sparse graph) into
-        fragments whose ties mostly leave them, and modularity (γ = 1) is used instead.
+    objective : {"modularity", "cpm", "auto", "infomap"}
+        ``"infomap"``: the map equation's modules (igraph's Infomap, one trial; no resolution,
+        ~6x Leiden's time). ``"auto"``: CPM at ``resolution``, unless fewer than
+        ``WEAK_SHARE_MIN`` of the users then sit in communities in the weak sense
+        (:func:`weak_community_share`) while Infomap's modules hold at least that share: CPM's
+        density threshold is then cutting communities sparser than it (large ones in a sparse
+        graph) into fragments whose ties mostly leave them, and Infomap's or modularity's
+        partition (γ = 1), whichever has the shorter :func:`description_length`, is used.
     min_size : int
         Communities smaller than this are dissolved: each member joins the remaining one it
         has the most affinity with (ties: the lower Leiden id), else gets -1.
@@ -176,8 +215,8 @@ def detect_communities(
     a = _check_sparse(affinity, "affinity")
     if not resolution > 0:
         raise ValueError(f"resolution: must be > 0, got {resolution!r}")
-    if objective not in ("modularity", "cpm", "auto"):
-        raise ValueError(f"objective: expected 'modularity', 'cpm' or 'auto', got {objective!r}")
+    if objective not in ("modularity", "cpm", "auto", "infomap"):
+        raise ValueError(f"objective: expected 'modularity', 'cpm', 'auto' or 'infomap', got {objective!r}")
     if min_size < 1:
         raise ValueError(f"min_size: must be >= 1, got {min_size!r}")
     n = a.shape[0]
@@ -199,12 +238,12 @@ def detect_communities(
     )
     graph = igraph.Graph(n=n, edges=edges, directed=False)
 
-    comm = _leiden(graph, w, objective != "modularity", resolution, seed, n_iterations)[position]
+    if objective == "infomap":
+        comm = _infomap(graph, w, seed)[position]
+    else:
+        comm = _leiden(graph, w, objective != "modularity", resolution, seed, n_iterations)[position]
     if objective == "auto":
-        share = weak_community_share(a, comm)
-        if share < WEAK_SHARE_MIN:
-            log.info("tribes: CPM leaves %.0f%% of the users in weak communities; using modularity", 100 * share)
-            comm = _leiden(graph, w, False, 1.0, seed, n_iterations)[position]
+        comm = _unless_cpm_fragments(a, graph, w, position, comm, seed, n_iterations)
     del graph, w, position  # free igraph's memory now
     size = np.bincount(comm)
     has_edge = np.zeros(n, dtype=bool)
@@ -440,15 +479,67 @@ def _partition_sums(a: sp.csr_matrix, labels: np.ndarray) -> tuple[np.ndarray, n
 def weak_community_share(affinity: sp.csr_matrix, labels: np.ndarray) -> float:
     """Share of the users with a label (>= 0) whose group is a community in the weak sense
     (Radicchi et al. 2004): more of its members' affinity weight stays inside the group than
-    leaves it. 1.0 when nobody has a label. ``affinity`` symmetric (U, U). O(nnz)."""
+    leaves it. Taken symmetrically, as conductance below 1/2, so that a group holding most of
+    the graph does not pass by its size alone: for a group with at most half of all the weight
+    this is exactly Radicchi's test; a bigger one must also keep more than half of the rest's
+    weight away from it; one holding all the weight is no community. 1.0 when nobody has a
+    label. ``affinity`` symmetric (U, U). O(nnz)."""
     a = _check_sparse(affinity, "affinity")
     lab = _check_labels(labels, a.shape[0])
     k = _n_tribes(lab)
     if not (lab >= 0).any():
         return 1.0
     internal, volume = _partition_sums(a, lab)
+    cut, vol = volume[:k] - internal[:k], volume[:k]
+    weak = 2 * cut < np.minimum(vol, float(a.data.sum()) - vol)
     size = np.bincount(lab[lab >= 0], minlength=k)
-    return float(size[internal[:k] > 0.5 * volume[:k]].sum() / size.sum())
+    return float(size[weak].sum() / size.sum())
+
+
+def description_length(affinity: sp.csr_matrix, labels: np.ndarray) -> float:
+    """Nats to encode the graph's ties with a degree-corrected stochastic block model on
+    ``labels``: the microcanonical DC-SBM of Peixoto (Phys. Rev. E 95, 012317, 2017) with
+    uniform priors on the partition, the block edge counts and the degrees. Lower is a partition
+    that explains the ties better for its complexity (more blocks cost more to describe).
+
+    Reads only which pairs are tied (the support of ``affinity``, a simple undirected graph);
+    users labelled -1 count as singleton blocks, users without ties are left out. Time
+    O(nnz + U), memory O(nnz).
+    """
+    from scipy.special import gammaln
+
+    a = _check_sparse(affinity, "affinity")
+    lab = _check_labels(labels, a.shape[0])
+    rows = entry_rows(a, np.int32)
+    tie = (a.data > 0) & (rows != a.indices)
+    rows, cols = rows[tie], a.indices[tie]  # each tie twice, once from each end
+    degree = np.bincount(rows, minlength=a.shape[0])
+    tied = degree > 0
+    if not tied.any():
+        return 0.0
+    lab = lab.copy()
+    loose = np.flatnonzero(lab < 0)
+    lab[loose] = _n_tribes(lab) + np.arange(loose.size)
+    _, block = np.unique(lab[tied], return_inverse=True)
+    node_block = np.zeros(a.shape[0], dtype=np.int64)
+    node_block[tied] = block
+    n, b, e = int(tied.sum()), int(block.max()) + 1, rows.size // 2
+    r, t = node_block[rows], node_block[cols]
+    pair, ends = np.unique(r * b + t, return_counts=True)  # e_rs, both directions
+    r, t = pair // b, pair % b
+    between, within = ends[r < t], ends[r == t] // 2  # ties between two blocks; inside one
+    block_degree = np.bincount(block, weights=degree[tied], minlength=b)
+    size = np.bincount(block, minlength=b)
+
+    def ln_choose(m, k):
+        return gammaln(m + 1) - gammaln(k + 1) - gammaln(m - k + 1)
+
+    ties = (gammaln(block_degree + 1).sum() - gammaln(between + 1).sum()
+            - (within * np.log(2) + gammaln(within + 1)).sum() - gammaln(degree[tied] + 1).sum())
+    degrees = ln_choose(size + block_degree - 1, block_degree).sum()
+    block_ties = ln_choose(b * (b + 1) / 2 + e - 1, e)
+    partition = gammaln(n + 1) - gammaln(size + 1).sum() + ln_choose(n - 1, b - 1) + np.log(n)
+    return float(ties + degrees + block_ties + partition)
 
 
 def modularity(affinity: sp.csr_matrix, labels: np.ndarray, *, resolution: float = 1.0) -> float:

@@ -41,9 +41,11 @@ class Params:
     min_topic_similarity: float = _p(0.1, "Topic cosine below which neighbours are dropped.")
     knn_max_df: int = _p(5000, "Topics used by more users than this are ignored for nearest neighbours (cost cap).")
     broadcaster_followers: float = _p(50.0, "Follower count at which a one-way follow's affinity is halved.")
-    tribe_objective: str = _p("cpm", "Leiden objective: 'cpm' (no resolution limit: human-scale tribes "
-                                     "at any graph size), 'modularity', or 'auto' (CPM unless fewer than half "
-                                     "of the users then sit in weak communities: modularity).")
+    tribe_objective: str = _p("auto", "How tribes are found: 'cpm' (Leiden, no resolution limit: human-scale "
+                                     "tribes at any graph size), 'modularity' (Leiden), 'infomap', or 'auto' "
+                                     "(CPM unless fewer than half of the users then sit in weak communities "
+                                     "while Infomap's modules hold most: then Infomap or modularity, whichever "
+                                     "has the shorter description length).")
     resolution: float = _p(0.05, "Leiden resolution. CPM: the weighted density a tribe must exceed, in "
                                  "median edge weights per member pair; modularity: γ (try 1.0).")
     min_tribe_size: int = _p(5, "Smaller groups are merged into a neighbouring tribe or left tribeless.")
@@ -116,8 +118,8 @@ class Params:
 
     def validate(self) -> Params:
         """Raise ValueError naming the first out-of-range parameter; return self."""
-        if self.tribe_objective not in ("cpm", "modularity", "auto"):
-            raise ValueError(f"tribe_objective: expected 'cpm', 'modularity' or 'auto', got {self.tribe_objective!r}")
+        if self.tribe_objective not in ("cpm", "modularity", "auto", "infomap"):
+            raise ValueError(f"tribe_objective: expected 'cpm', 'modularity', 'infomap' or 'auto', got {self.tribe_objective!r}")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("seed", "tribe_objective"):

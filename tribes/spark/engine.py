@@ -13,7 +13,9 @@ Spark          the interaction graph (DataFrames), topic neighbours and affinity
 ============== ========================================================================
 
 Not supported here (recorded in the manifest's ``engine``): learning the engagement weights
-per recompute (``learn_weights``): the ``w_*`` parameters are used as given.
+per recompute (``learn_weights``): the ``w_*`` parameters are used as given; and a
+``tribe_objective`` other than CPM: tribes are always CPM at ``resolution`` (``auto``'s check
+for fragmented communities and its Infomap and modularity alternatives run only locally).
 """
 
 from __future__ import annotations
@@ -255,6 +257,7 @@ def fit_spark(
         "master": spark.sparkContext.master,
         "shuffle_partitions": parts,
         "learn_weights": "not supported by this engine: w_* used as given",
+        "tribe_objective": "cpm" if p.tribe_objective == "cpm" else f"{p.tribe_objective}: not supported by this engine, cpm used",
     }
     return model
 
