@@ -70,7 +70,12 @@ def reference_thread_stats(ctx: CandidateContext) -> ThreadStats:
         has = np.diff(counts.indptr) > 0
         best = np.asarray(counts.argmax(axis=0)).ravel()
         tribe[has] = best[has]
-    return ThreadStats(live=live, participants=participants, answered_rate=rate, tribe=tribe)
+    recent_posts = np.zeros(t, dtype=np.int32)
+    for thread, ts in zip(snap.post_thread.tolist(), snap.post_ts.tolist(), strict=True):
+        if ts >= snap.now - p.live_window_days * 86_400.0:
+            recent_posts[thread] += 1
+    return ThreadStats(live=live, participants=participants, answered_rate=rate, tribe=tribe,
+                       recent_posts=recent_posts)
 
 
 def reference_exclusions(ctx: CandidateContext, live_threads: np.ndarray) -> sp.csr_matrix:
@@ -115,6 +120,7 @@ def reference_rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> R
         stats.answered_rate[live]
         / (1.0 + (stats.participants[live] / max(p.crowd_size, 1)) ** 2)
         * decay(g.thread_last_activity[live], snap.now, p.recency_half_life_days)
+        * (1.0 + stats.recent_posts[live]) ** p.thread_momentum
     ).astype(np.float32)
     user_topics = row_normalize(top_k_per_row(g.user_topic, 10), "l2").tocsr()
     thread_topics = row_normalize(top_k_per_row(g.thread_topic[live], 8), "l2").tocsr()
@@ -280,22 +286,42 @@ def test_thread_stats_match_the_reference(network):
     assert_same(
         thread_stats(ctx),
         reference_thread_stats(ctx),
-        ("live", "participants", "answered_rate", "tribe"),
+        ("live", "participants", "answered_rate", "tribe", "recent_posts"),
     )
     assert (thread_stats(ctx).tribe >= 0).any()
 
 
 @pytest.mark.parametrize(("chunk", "threads"), [(4_000, 1), (97, 1), (97, 2)])
-@pytest.mark.parametrize("width", [30, 4])
-def test_ranking_matches_the_reference(network, monkeypatch, chunk, threads, width):
+@pytest.mark.parametrize(("width", "momentum"), [(30, 0.0), (4, 0.0), (30, 1.0)])
+def test_ranking_matches_the_reference(network, monkeypatch, chunk, threads, width, momentum):
     monkeypatch.setattr(conversations, "_CHUNK", chunk)
-    ctx = replace(network["ctx"], params=replace(network["params"], max_conversations=width))
+    params = replace(network["params"], max_conversations=width, thread_momentum=momentum)
+    ctx = replace(network["ctx"], params=params)
     stats = thread_stats(ctx)
     with workers(threads):
         got = rank_conversations(ctx, stats)
     want = reference_rank_conversations(ctx, stats)
     assert_same(got, want, ranked_fields())
     assert (got.items >= 0).sum() > 0.5 * got.items.shape[0] * min(width, 10)
+
+
+def test_momentum_moves_busy_threads_up_and_zero_ignores_activity(network):
+    """With ``thread_momentum`` 1 the lists' threads are busier (more posts in the live window)
+    than with 0; the scores' ratio between the two settings is exactly the momentum factor."""
+    ctx = network["ctx"]
+    stats = thread_stats(ctx)
+    quiet = rank_conversations(ctx, stats)
+    busy = rank_conversations(replace(ctx, params=replace(ctx.params, thread_momentum=1.0)), stats)
+
+    def mean_recent(items):
+        return stats.recent_posts[items[items >= 0]].mean()
+
+    assert mean_recent(busy.items[:, :5]) > 1.2 * mean_recent(quiet.items[:, :5])
+    u, j = np.nonzero(busy.items >= 0)
+    same = quiet.items[u, j] == busy.items[u, j]
+    t = busy.items[u, j][same]
+    np.testing.assert_allclose(busy.scores[u, j][same], quiet.scores[u, j][same] * (1.0 + stats.recent_posts[t]),
+                               rtol=1e-5)
 
 
 def test_dismissed_hidden_blocked_and_posted_threads_never_come_back(network):

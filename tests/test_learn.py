@@ -393,3 +393,92 @@ def test_learning_drops_an_answer_rate_that_does_not_predict_who_ties_up():
     assert learn.learning_network(snap, params)[0] is snap  # learning sees these users' numbering
     assert learn.learn_engage_weights(snap, params, with_rates(noise))["answer_exponent"] == 0.0
     assert "answer_exponent" not in learn.learn_engage_weights(snap, params, with_rates(telling))
+
+
+def test_thread_joins_are_first_posts_after_the_cut_in_threads_that_existed_before_it():
+    from tribes.evaluation.splits import read_events, time_split
+    from tribes.learn import _thread_joins, snapshot_before
+
+    t = 1_790_000_000
+    users = [{"type": "user", "id": u, "ts": t} for u in "abcd"]
+    posts = [
+        {"type": "post", "id": "r", "author": "a", "ts": t + 1, "text": "hi"},
+        {"type": "post", "id": "r1", "author": "b", "reply_to": "r", "ts": t + 2, "text": "hi"},
+        {"type": "post", "id": "q", "author": "d", "ts": t + 3, "text": "yo"},
+        {"type": "post", "id": "r2", "author": "b", "reply_to": "r1", "ts": t + 10, "text": "again"},  # b was there
+        {"type": "post", "id": "r3", "author": "c", "reply_to": "r", "ts": t + 11, "text": "new"},  # c joins r
+        {"type": "post", "id": "r4", "author": "c", "reply_to": "r3", "ts": t + 12, "text": "twice"},
+        {"type": "post", "id": "q1", "author": "a", "reply_to": "q", "ts": t + 13, "text": "new"},  # a joins q
+        {"type": "post", "id": "s", "author": "b", "ts": t + 14, "text": "later"},  # a thread after the cut
+        {"type": "post", "id": "s1", "author": "c", "reply_to": "s", "ts": t + 15, "text": "no"},
+    ]
+    snap = snapshot_from(users + posts)
+    joins = _thread_joins(snap, cut=t + 5)
+    past = snapshot_before(snap, t + 5)
+    assert joins.shape == (snap.n_users, past.n_threads)
+    got = {(snap.user_ids[u], past.thread_ids[k]) for u, k in zip(*joins.nonzero(), strict=True)}
+    assert got == {("c", "r"), ("a", "q")}
+    # The evaluation's time split counts thread joins the same way.
+    split = time_split(read_events(users + posts), cut=t + 5)
+    ids, threads = split.train.user_ids, split.train.thread_ids
+    assert {(ids[u], threads[k]) for u, k in zip(*split.future_threads.nonzero(), strict=True)} == got
+
+
+def test_thread_momentum_changes_only_when_an_alternative_beats_the_configured_one_by_two_standard_errors(
+    monkeypatch,
+):
+    """``_choose_thread_momentum`` with scripted recalls per momentum (the ranking is real)."""
+    from dataclasses import replace
+
+    import tribes.learn as learn
+    from tribes.model import _candidates
+    from tribes.params import Params
+
+    snap = snapshot_from(list(generate(SynthConfig(n_users=300, seed=4))))
+    ctx, _, _ = _candidates(snap, Params(seed=1), False)
+    joins = binary_pairs(snap.n_users, np.arange(0, 100), np.arange(100, 200))  # 100 held-out joins
+    bar = learn._two_standard_errors(0.3, joins, None)
+    real_rank, seen = learn.rank_conversations, []
+
+    def rank(c, stats):
+        seen.append(c.params.thread_momentum)
+        return real_rank(c, stats)
+
+    def chosen(recalls: dict[float, float], configured: float = 0.0) -> dict[str, float]:
+        monkeypatch.setattr(learn, "_list_recall", lambda items, t, q: recalls[seen[-1]])
+        return learn._choose_thread_momentum(replace(ctx, params=replace(ctx.params, thread_momentum=configured)),
+                                             joins)
+
+    monkeypatch.setattr(learn, "rank_conversations", rank)
+    assert chosen({0.0: 0.3, 0.5: 0.3 + bar / 2, 1.0: 0.3 + bar - 0.001}) == {}
+    assert chosen({0.0: 0.3, 0.5: 0.3 + bar + 0.01, 1.0: 0.3 + bar + 0.02}) == {"thread_momentum": 1.0}
+    assert chosen({0.0: 0.3, 0.5: 0.3 + bar + 0.05, 1.0: 0.3 + bar + 0.02}) == {"thread_momentum": 0.5}
+    assert chosen({2.0: 0.3, 0.0: 0.1, 0.5: 0.2, 1.0: 0.3}, configured=2.0) == {}
+    # Too few held-out joins: nothing is measured, the configured value stays.
+    seen.clear()
+    few = binary_pairs(snap.n_users, np.arange(0, 10), np.arange(100, 110))
+    assert learn._choose_thread_momentum(ctx, few) == {} and seen == []
+    assert learn._choose_thread_momentum(ctx, None) == {}
+
+
+def test_learning_turns_thread_momentum_on_where_joins_follow_activity():
+    """tribes' own synthetic network: joins after the cut go mostly to long, busy reply threads;
+    learning's held-out joins see it and the conversation lists then hold more of the joins
+    evaluated after the real cut. Measured: 1,000 users, seed 3: momentum 1.0 learned, recall of
+    the joins 0.805 vs 0.22 with the configured 0 (41 joins; 1,500 users seed 3: 0.742 vs 0.194)."""
+    from tribes.evaluation.splits import read_events, time_split
+
+    events = list(generate(SynthConfig(n_users=1000, seed=3)))
+    split = time_split(read_events(events), fraction=0.8)
+    model = TribeModel(seed=0).fit(split.train)
+    assert model.learned_weights_["thread_momentum"] > 0
+    fixed = TribeModel(seed=0, learn_weights=0).fit(split.train)
+
+    def recall(m) -> float:
+        items = m.arrays_["conv_items"][:, :20]  # thread indices of the snapshot fitted on
+        truth = split.future_threads.tocsr()
+        users = np.flatnonzero(np.diff(truth.indptr))
+        hits = sum(len(set(items[u][items[u] >= 0].tolist()) & set(truth[u].indices.tolist())) for u in users)
+        return hits / truth.nnz
+
+    assert recall(model) > 2 * recall(fixed)

@@ -4,12 +4,14 @@ A thread is *live* when its last post is within ``live_window_days`` of the snap
 user, candidate threads come from their tribes, their topics and the people they talk with;
 each pair is scored::
 
-    score = match(u, t) × p(newcomer reply answered in t) × room(t) × recency(t)
+    score = match(u, t) × p(newcomer reply answered in t) × room(t) × recency(t) × momentum(t)
 
 ``match`` = ``1 - exp(-(w_topic·cos(topics) + w_tribe·tribe share + w_contacts·contacts))``;
 ``p(answered)`` blends the thread's own record of answering first-time repliers with its root
 author's answer rate; ``room = 1 / (1 + (participants / crowd_size)²)`` prefers threads one can
-still join; ``recency`` decays with the last activity. Threads the user already posted in,
+still join; ``recency`` decays with the last activity; ``momentum = (1 + posts in the live
+window) ** thread_momentum`` (1 by default; learning raises the exponent where held-out joins
+follow activity, see :mod:`tribes.learn`). Threads the user already posted in,
 dismissed threads and threads started by someone the user blocks or mutes (or who blocks or
 mutes them, or who is not discoverable) are never suggested.
 """
@@ -60,6 +62,7 @@ class ThreadStats:
     participants: np.ndarray
     answered_rate: np.ndarray
     tribe: np.ndarray
+    recent_posts: np.ndarray  # (T,) posts within live_window_days of the snapshot
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,7 +111,10 @@ def thread_stats(ctx: CandidateContext) -> ThreadStats:
         counts = (onehot @ participation.tocsr()).tocsc()  # (K, T) members participating
         counts.sum_duplicates()  # canonical: tribes ascending within each thread
         tribe[:] = _first_max_per_column(counts)
-    return ThreadStats(live=live, participants=participants, answered_rate=rate, tribe=tribe)
+    recent = snap.post_ts >= snap.now - p.live_window_days * 86_400.0
+    recent_posts = np.bincount(snap.post_thread[recent], minlength=t).astype(np.int32)
+    return ThreadStats(live=live, participants=participants, answered_rate=rate, tribe=tribe,
+                       recent_posts=recent_posts)
 
 
 def _exclusions(ctx: CandidateContext, live_threads: np.ndarray) -> sp.csr_matrix:
@@ -175,6 +181,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         live_rate
         / (1.0 + (stats.participants[live] / max(p.crowd_size, 1)) ** 2)
         * decay(g.thread_last_activity[live], snap.now, p.recency_half_life_days)
+        * (1.0 + stats.recent_posts[live]) ** p.thread_momentum
     ).astype(np.float32)
 
     # Topics: each user's and each thread's strongest topics, common topics left out.

@@ -26,7 +26,10 @@ accounts within ``top_exposure_cap`` of list slots: popularity is damped as much
 network needs to stay unconcentrated, not more. (``rank_people`` itself enforces that cap by
 moving the top accounts' weakest appearances down, so every floor keeps within it unless users
 have nothing but top accounts left; the damping decides *how* the lists get there.)
-Above ``learn_graph_users`` users all of this runs on a connected sample of about that many
+With timestamps, ``thread_momentum`` (how much a thread's posts in the live window weigh in
+conversation suggestions) changes to another of ``THREAD_MOMENTA`` by the same two-standard-error
+rule, judged by the held-out thread joins (a user's first post after the cut in a thread that
+existed before it). Above ``learn_graph_users`` users all of this runs on a connected sample of about that many
 (:func:`learning_network`: seeded users with all their contacts), so learning costs about the
 same on a network of a million as on one of a hundred thousand.
 Nothing here looks at evaluation data: the held-out slice is inside the training snapshot.
@@ -41,6 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
 
+from .conversations import rank_conversations, thread_stats
 from .evaluation.metrics import exposure, top_share
 from .params import Params
 from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features, rank_people, top_accounts
@@ -60,6 +64,9 @@ POPULARITY_FLOORS = (0.1, 0.25, 0.5, 1.0)
 #: Alternatives to the configured ``answer_exponent`` (how much p(answer) weighs): learning
 #: switches to one only when its held-out recall is higher by more than two standard errors.
 ANSWER_EXPONENTS = (0.0, 0.5, 1.0)
+#: Alternatives to the configured ``thread_momentum`` (how much a thread's recent activity
+#: weighs in conversation suggestions), chosen the same way by held-out thread joins.
+THREAD_MOMENTA = (0.0, 0.5, 1.0)
 RECALL_AT = 20
 #: Features the blend uses only when a fit with them ranks the held-out pairs better than the
 #: fit without them (``mutual_share``: the Adamic-Adar sum relative to the user's best candidate).
@@ -273,6 +280,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
         return None
     goal = None  # the pairs whose recall picks the scale: new two-way partners where there are enough
     talked = None  # pairs that had exchanged a reply before the cut (with time only)
+    joins = None  # with time: held-out thread joins, which pick thread_momentum
     if np.ptp(times) > 0:
         cut = float(np.quantile(times, 1.0 - params.learn_holdout))
         future = _future_pairs(snap, cut)
@@ -280,6 +288,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
         past = snapshot_before(snap, cut)
         goal = _new_two_way_pairs(snap, cut, talked)
         goal = goal if goal.nnz >= 2 * MIN_POSITIVES else None
+        joins = _thread_joins(snap, cut)
     else:  # no time to split on (e.g. SNAP ego networks): hold out a random share of follows
         held = _held_out_ties(snap.follow_src, snap.follow_dst, snap.n_users, params.learn_holdout, params.seed)
         future = sp.csr_matrix((np.ones(int(held.sum()), np.float32),
@@ -330,7 +339,53 @@ def learn_engage_weights(snap: Snapshot, params: Params,
             if best is None or recall > best[0] + 1e-9:
                 best, best_recall = (recall, weights), recall
     chosen = {**best[1], **_choose_answer_exponent(ctx, candidates, feats, best[1], truth)}
-    return {**chosen, **_choose_damping(ctx, candidates, feats, chosen, truth)}
+    chosen |= _choose_damping(ctx, candidates, feats, chosen, truth)
+    return chosen | _choose_thread_momentum(ctx, joins)
+
+
+def _thread_joins(snap: Snapshot, cut: float) -> sp.csr_matrix:
+    """``(U, T_before)`` 1 where a user posts after ``cut`` in a thread that had posts by then
+    and that they had not posted in: thread joins, as the evaluation counts them, with threads
+    numbered as in ``snapshot_before(snap, cut)``. O(P)."""
+    before = snap.post_ts <= cut
+    kept = np.unique(snap.post_thread[before])  # snapshot_before keeps these, in this order
+    position = np.full(snap.n_threads, -1, dtype=np.int64)
+    position[kept] = np.arange(len(kept))
+    thread = position[snap.post_thread]
+    shape = (snap.n_users, len(kept))
+    after = ~before & (thread >= 0)
+    joined = binary(sp.csr_matrix((np.ones(int(after.sum()), np.float32),
+                                   (snap.post_author[after], thread[after])), shape=shape))
+    posted = binary(sp.csr_matrix((np.ones(int(before.sum()), np.float32),
+                                   (snap.post_author[before], thread[before])), shape=shape))
+    out = (joined - joined.multiply(posted)).tocsr()
+    out.eliminate_zeros()
+    return out
+
+
+def _choose_thread_momentum(ctx, joins: sp.csr_matrix | None) -> dict[str, float]:
+    """``{"thread_momentum": m}`` for the one of ``THREAD_MOMENTA`` whose conversation lists
+    hold the most held-out thread joins, when that beats the configured momentum by more than
+    two standard errors; ``{}`` (keep it) otherwise or with fewer than ``MIN_POSITIVES`` joins.
+    Where people mostly join the threads that are busiest now (in tribes' own synthetic
+    networks, long reply threads), recent activity predicts joins; on a Q&A site the quiet
+    question one can answer does, and there the configured value stays."""
+    users = np.ones(ctx.snap.n_users, dtype=bool) if ctx.query is None else ctx.query
+    if joins is None or int(binary(joins)[users].sum()) < MIN_POSITIVES:
+        return {}
+
+    def recall(momentum: float) -> float:
+        c = replace(ctx, params=replace(ctx.params, thread_momentum=momentum))
+        return _list_recall(rank_conversations(c, thread_stats(c)).items, joins, ctx.query)
+
+    incumbent = recall(ctx.params.thread_momentum)
+    best, chosen = incumbent + _two_standard_errors(incumbent, joins, ctx.query), None
+    for momentum in THREAD_MOMENTA:
+        if momentum != ctx.params.thread_momentum:
+            r = recall(momentum)
+            if r > best:
+                best, chosen = r, momentum
+    return {} if chosen is None else {"thread_momentum": chosen}
 
 
 def _two_standard_errors(recall: float, truth: sp.csr_matrix, query: np.ndarray | None) -> float:

@@ -109,6 +109,9 @@ class Params:
     live_window_days: float = _p(14.0, "A thread is live when its last activity is this recent.")
     crowd_size: int = _p(12, "Participants at which a thread counts as a crowd (room-to-join halves).")
     recency_half_life_days: float = _p(3.0, "Half-life of a thread's recency factor.")
+    thread_momentum: float = _p(0.0, "Exponent on 1 + a thread's posts in the live window (0: how busy a thread "
+                                     "is does not count). Learning raises it only where held-out thread joins "
+                                     "follow activity clearly.")
     w_thread_topic: float = _p(1.5, "Thread score: weight of topic match.")
     w_thread_tribe: float = _p(1.0, "Thread score: weight of tribe match.")
     w_thread_contacts: float = _p(1.0, "Thread score: weight of people the user already talks with.")
