@@ -418,7 +418,7 @@ def test_many_edges_per_statement_apply_in_order_like_one_event_per_batch(new_db
     rng = random.Random(5)
     kinds = ["follow", "unfollow", "block", "unblock", "mute"]
     events = []
-    for i in range(400):
+    for _ in range(400):
         src, dst = rng.sample(range(12), 2)  # few pairs: keys repeat, often within 64 rows
         events.append(
             {
