@@ -29,10 +29,10 @@ have nothing but top accounts left; the damping decides *how* the lists get ther
 With timestamps, ``thread_momentum`` (how much a thread's posts in the live window weigh in
 conversation suggestions) changes to another of ``THREAD_MOMENTA`` by the same two-standard-error
 rule, judged by the held-out thread joins (a user's first post after the cut in a thread that
-existed before it). Above ``learn_graph_users`` users all of this runs on a connected sample of about that many
-(:func:`learning_network`: seeded users with all their contacts), so learning costs about the
-same on a network of a million as on one of a hundred thousand.
-Nothing here looks at evaluation data: the held-out slice is inside the training snapshot.
+existed before it). Above ``learn_graph_users`` users all of this runs on a connected sample of
+about that many (:func:`learning_network`: seeded users with all their contacts), so learning
+costs about the same on a network of a million as on one of a hundred thousand. Nothing here
+looks at evaluation data: the held-out slice is inside the training snapshot.
 """
 
 from __future__ import annotations
@@ -374,9 +374,11 @@ def _choose_thread_momentum(ctx, joins: sp.csr_matrix | None) -> dict[str, float
     if joins is None or int(binary(joins)[users].sum()) < MIN_POSITIVES:
         return {}
 
+    stats = thread_stats(ctx)  # momentum only weighs these, it does not change them
+
     def recall(momentum: float) -> float:
         c = replace(ctx, params=replace(ctx.params, thread_momentum=momentum))
-        return _list_recall(rank_conversations(c, thread_stats(c)).items, joins, ctx.query)
+        return _list_recall(rank_conversations(c, stats).items, joins, ctx.query)
 
     incumbent = recall(ctx.params.thread_momentum)
     best, chosen = incumbent + _two_standard_errors(incumbent, joins, ctx.query), None
