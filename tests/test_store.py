@@ -32,6 +32,38 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
 
 
+def test_a_new_connection_switches_to_wal_after_another_connections_write_ends(tmp_path):
+    """SQLite refuses a journal-mode change at once ("database is locked", no busy wait) while
+    another connection writes; two gunicorn workers booting on a new store hit it, and the
+    worker that failed to boot stopped the server. The connection now waits for the write."""
+    import sqlite3
+    import threading
+
+    from tribes.store.sql import _sqlite_connect
+
+    path = tmp_path / "fresh.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x)")
+    assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # what the old order of pragmas met
+        sqlite3.connect(path, isolation_level=None, timeout=5).execute("PRAGMA journal_mode=WAL")
+    done = threading.Timer(0.3, writer.execute, args=("COMMIT",))
+    done.start()
+    conn = sqlite3.connect(path, timeout=0)
+    _sqlite_connect(conn, None)
+    done.join()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 1  # the write is kept
+    # Already in WAL: a new connection does not need the database to itself.
+    writer.execute("BEGIN IMMEDIATE")
+    other = sqlite3.connect(path, timeout=0)
+    _sqlite_connect(other, None)
+    writer.execute("COMMIT")
+    assert other.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+
+
 def test_failed_transaction_rolls_back(store):
     with pytest.raises(RuntimeError), store.transaction() as w:
         w.conn.execute(sa.text("INSERT INTO users (id, first_seen_ts) VALUES ('a', 1)"))

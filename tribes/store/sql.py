@@ -9,6 +9,8 @@ and ``live_changes.seq`` grows in commit order. Reads for the engine live in ``r
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,19 +31,45 @@ __all__ = ["LiveFilters", "Store"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+_BUSY_TIMEOUT_S = 30.0
+
+
 def _sqlite_connect(dbapi_conn, _record) -> None:
     # Let SQLAlchemy, not the sqlite3 module, emit BEGIN (see _sqlite_begin).
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+    _use_wal(cur)
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=NORMAL")
     # A large page cache: ingest runs one long transaction per file, and index lookups on a
     # growing WAL otherwise go to the page cache of the OS for every row.
     cur.execute("PRAGMA cache_size=-262144")  # KiB, i.e. 256 MiB at most, allocated lazily
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
+
+
+def _use_wal(cur: sqlite3.Cursor) -> None:
+    """Switch the database to write-ahead logging unless it already is (the mode is stored in
+    the file, so this happens once per database).
+
+    Changing the mode needs the database to itself, and SQLite answers "database is locked" at
+    once, without waiting on ``busy_timeout``, while another connection holds a write lock:
+    two gunicorn workers booting on a new store hit this, and a worker that fails to boot
+    stops the whole server. So wait for that write to finish, as ``busy_timeout`` would.
+    """
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline, pause = time.monotonic() + _BUSY_TIMEOUT_S, 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.25)
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
