@@ -464,3 +464,15 @@ def test_infomap_is_seeded_and_leaves_global_random_alone():
     np.testing.assert_array_equal(first, detect_communities(a, objective="infomap", seed=3))
     people = truth >= 0
     assert nmi(first[people], truth[people]) >= 0.95
+
+
+def test_the_method_that_found_the_tribes_is_reported():
+    dense, _ = _planted([30, 30, 30, 30], 0.5, 0.01, seed=1)
+    sparse, _ = _planted([150, 150, 150, 150], 0.04, 0.0008, seed=2)
+    labels, method = detect_communities(dense, objective="auto", resolution=0.05, seed=0, return_method=True)
+    assert method == "cpm" and np.array_equal(labels, detect_communities(dense, objective="auto", resolution=0.05))
+    assert detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True)[1] == "modularity"
+    for objective in ("cpm", "modularity", "infomap"):
+        assert detect_communities(dense, objective=objective, seed=0, return_method=True)[1] == objective
+    empty = detect_communities(sp.csr_matrix((4, 4)), objective="auto", return_method=True)
+    assert empty[1] == "cpm" and np.all(empty[0] == -1)

@@ -72,6 +72,7 @@ def test_tribe_quality_against_planted_truth(events, tmp_path):
     assert result["tribes"]["nmi"] >= 0.8
     assert 0 < result["tribes"]["best_match_f1"] <= 1
     assert 0.5 < result["tribes"]["weak_community_share"] <= 1  # planted tribes keep their ties
+    assert result["tribes"]["method"] == "cpm"  # auto keeps CPM's tribes when they hold their ties
 
 
 def test_cli_evaluate_json_and_plots(tmp_path):

@@ -184,6 +184,7 @@ def test_same_model_format_and_it_serves(world, tmp_path):
     fitted.save(tmp_path / "model")
     served = TribeModel.load(tmp_path / "model")
     assert served.manifest["engine"]["name"] == "spark"
+    assert served.manifest["tribe_method"] == "cpm"  # local moving on CPM, whatever the objective
     user = str(fitted.user_ids_[3])
     people = served.people(user, 5)
     assert people and all(item["reasons"] for item in people)

@@ -133,8 +133,8 @@ def _infomap(graph: igraph.Graph, w: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _unless_cpm_fragments(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray, position: np.ndarray,
-                          cpm: np.ndarray, seed: int, n_iterations: int) -> np.ndarray:
-    """``objective="auto"`` after CPM: its partition, unless most users then sit in groups that
+                          cpm: np.ndarray, seed: int, n_iterations: int) -> tuple[np.ndarray, str]:
+    """``objective="auto"`` after CPM: ``(partition, method)``, CPM's, unless most users then sit in groups that
     are not communities in the weak sense while Infomap's modules mostly are. Then Infomap's
     or modularity's partition (the latter only if it passes the same test), whichever has
     the shorter :func:`description_length`: Infomap can split sparse modules (its field of
@@ -143,21 +143,21 @@ def _unless_cpm_fragments(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray, 
     human-scale tribes stay."""
     share = weak_community_share(a, cpm)
     if share >= WEAK_SHARE_MIN:
-        return cpm
+        return cpm, "cpm"
     flow = _infomap(graph, w, seed)[position]
     flow_share = weak_community_share(a, flow)
     if flow_share < WEAK_SHARE_MIN:
         log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: keeping CPM",
                  100 * share, 100 * flow_share)
-        return cpm
-    options = [(description_length(a, flow), "Infomap", flow)]
+        return cpm, "cpm"
+    options = [(description_length(a, flow), "infomap", flow)]
     merged = _leiden(graph, w, False, 1.0, seed, n_iterations)[position]
     if weak_community_share(a, merged) >= WEAK_SHARE_MIN:
         options.append((description_length(a, merged), "modularity", merged))
     length, name, chosen = min(options, key=lambda option: option[0])
     log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: using %s "
              "(description length %.0f nats)", 100 * share, 100 * flow_share, name, length)
-    return chosen
+    return chosen, name
 
 
 def detect_communities(
@@ -168,8 +168,9 @@ def detect_communities(
     n_iterations: int = 2,
     min_size: int = 5,
     objective: str = "modularity",
-) -> np.ndarray:
-    """Tribes: Leiden communities (modularity or CPM), with the small ones dissolved.
+    return_method: bool = False,
+) -> np.ndarray | tuple[np.ndarray, str]:
+    """Tribes: Leiden communities (modularity or CPM) or Infomap's, with the small ones dissolved.
 
     Parameters
     ----------
@@ -198,12 +199,15 @@ def detect_communities(
     min_size : int
         Communities smaller than this are dissolved: each member joins the remaining one it
         has the most affinity with (ties: the lower Leiden id), else gets -1.
+    return_method : bool
+        Also return the method that made the partition: ``"cpm"``, ``"modularity"`` or
+        ``"infomap"`` (for ``"auto"``, the one it chose).
 
     Returns
     -------
     (U,) int32
         ``0..K-1`` by decreasing size (ties: smallest member index first); -1 for users with
-        no edges or left without a tribe.
+        no edges or left without a tribe. With ``return_method``, ``(labels, method)``.
 
     Notes
     -----
@@ -225,8 +229,10 @@ def detect_communities(
     upper = (a.indices > rows) & (a.data > 0)
     src, dst, w = rows[upper], a.indices[upper], a.data[upper].astype(np.float64)
     del rows, upper
+    method = "cpm" if objective == "auto" else objective
     if src.size == 0:
-        return np.full(n, -1, dtype=np.int32)
+        empty = np.full(n, -1, dtype=np.int32)
+        return (empty, method) if return_method else empty
     position = np.empty(n, dtype=np.int64)  # igraph's vertex of each user
     position[reverse_cuthill_mckee(a, symmetric_mode=True)] = np.arange(n)
     edges = chain.from_iterable(
@@ -244,7 +250,7 @@ def detect_communities(
     else:
         comm = _leiden(graph, w, objective != "modularity", resolution, seed, n_iterations)[position]
     if objective == "auto":
-        comm = _unless_cpm_fragments(a, graph, w, position, comm, seed, n_iterations)
+        comm, method = _unless_cpm_fragments(a, graph, w, position, comm, seed, n_iterations)
     del graph, w, position  # free igraph's memory now
     size = np.bincount(comm)
     has_edge = np.zeros(n, dtype=bool)
@@ -260,7 +266,8 @@ def detect_communities(
         moved[to_kept.row[best]] = to_kept.col[best]
         comm[small] = moved
     comm[~has_edge] = -1
-    return _renumber_by_size(comm)
+    labels = _renumber_by_size(comm)
+    return (labels, method) if return_method else labels
 
 
 def _renumber_by_size(comm: np.ndarray) -> np.ndarray:

@@ -138,8 +138,9 @@ def _candidates(snap: Snapshot, params: Params, previous: Any, stage: Callable =
         affinity = user_affinity(graph, params, knn=knn)
     extras: dict[str, Any] = {"graph": graph}
     with stage("tribes"):
-        labels = detect_communities(affinity, resolution=params.resolution, seed=params.seed,
-                                    min_size=params.min_tribe_size, objective=params.tribe_objective)
+        labels, extras["tribe_method"] = detect_communities(
+            affinity, resolution=params.resolution, seed=params.seed, min_size=params.min_tribe_size,
+            objective=params.tribe_objective, return_method=True)
         memberships = tribe_affinities(affinity, labels, top_k=params.tribe_top_k,
                                        min_share=params.min_tribe_share)
         if previous is not False:
@@ -244,6 +245,7 @@ class TribeModel:
         ctx, candidates, extras = _candidates(snap, params, previous, stage, graph=graph)
         _return_freed_memory()  # the sources' temporaries, before ranking's peak
         labels, memberships, tribe_ids = ctx.labels, ctx.memberships, extras["tribe_ids"]
+        self.tribe_method_ = extras["tribe_method"]  # what found the tribes: cpm, modularity or infomap
         topics, names, behaviour = extras["topics"], extras["names"], ctx.behaviour
         with stage("rank_people"):
             people = rank_people(ctx, candidates)
@@ -350,6 +352,7 @@ class TribeModel:
             },
             "counts": self.counts_,
             "tribes": len(self.tribes_),
+            "tribe_method": getattr(self, "tribe_method_", None),
             "params": self.get_params(),
             "timings": self.timings_,
             "candidates": self.candidate_counts_,

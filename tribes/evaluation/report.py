@@ -71,7 +71,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     popularity = followers + replied
     results: dict[str, dict[str, float]] = {}
     lists: dict[str, np.ndarray] = {}
-    tribe_labels = None
+    tribe_labels, tribe_method = None, None
     for name in names:
         started = time.perf_counter()
         model = BASELINES[name](**(params or {}).get(name, {}), seed=seed).fit(snap)
@@ -91,6 +91,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
         row["people.novelty"] = M.novelty(people_all, popularity)
         if name == "tribes":
             tribe_labels = np.asarray(model.model_.labels_)
+            tribe_method = model.model_.tribe_method_
         results[name] = row
         lists[name] = people_all
     if tribe_labels is not None:  # diversity of every model's lists, in the tribes found
@@ -99,7 +100,8 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     out: dict[str, Any] = {"k": k, "split": split.kind, "cut": split.cut, "counts": split.counts(),
                            "users": len(users), "exposure_users": len(everyone), "models": results}
     if tribe_labels is not None:
-        out["tribes"] = _tribe_quality(split, tribe_labels, truth_labels, truth_groups)
+        out["tribes"] = {"method": tribe_method,
+                         **_tribe_quality(split, tribe_labels, truth_labels, truth_groups)}
     return out
 
 

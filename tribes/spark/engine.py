@@ -238,6 +238,7 @@ def fit_spark(
             temp.cleanup()
 
     model.learned_weights_ = None
+    model.tribe_method_ = "cpm"  # CPM local moving, whatever tribe_objective says (see engine_)
     model._set_fitted(
         snap,
         graph,
