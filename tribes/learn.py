@@ -380,13 +380,7 @@ def _choose_thread_momentum(ctx, joins: sp.csr_matrix | None) -> dict[str, float
         c = replace(ctx, params=replace(ctx.params, thread_momentum=momentum))
         return _list_recall(rank_conversations(c, stats).items, joins, ctx.query)
 
-    incumbent = recall(ctx.params.thread_momentum)
-    best, chosen = incumbent + _two_standard_errors(incumbent, joins, ctx.query), None
-    for momentum in THREAD_MOMENTA:
-        if momentum != ctx.params.thread_momentum:
-            r = recall(momentum)
-            if r > best:
-                best, chosen = r, momentum
+    chosen = _past_the_bar(recall, ctx.params.thread_momentum, THREAD_MOMENTA, joins, ctx.query)
     return {} if chosen is None else {"thread_momentum": chosen}
 
 
@@ -395,6 +389,20 @@ def _two_standard_errors(recall: float, truth: sp.csr_matrix, query: np.ndarray 
     held-out pairs of the (queried) users."""
     n = truth.nnz if query is None else int(np.diff(truth.tocsr().indptr)[query].sum())
     return 2.0 * float(np.sqrt(recall * (1.0 - recall) / max(n, 1)))
+
+
+def _past_the_bar(recall: Callable[[float], float], configured: float, alternatives: tuple[float, ...],
+                  truth: sp.csr_matrix, query: np.ndarray | None) -> float | None:
+    """The alternative to ``configured`` with the highest ``recall``, if that beats the
+    configured value's recall by more than two standard errors of it; else None."""
+    incumbent = recall(configured)
+    best, chosen = incumbent + _two_standard_errors(incumbent, truth, query), None
+    for value in alternatives:
+        if value != configured:
+            r = recall(value)
+            if r > best:
+                best, chosen = r, value
+    return chosen
 
 
 def _choose_answer_exponent(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
@@ -410,13 +418,7 @@ def _choose_answer_exponent(ctx, candidates: dict[str, sp.csr_matrix], feats: di
         ranked = rank_people(replace(ctx, params=replace(params, answer_exponent=exponent)), candidates, feats)
         return _list_recall(ranked.items, truth, ctx.query)
 
-    incumbent = recall(params.answer_exponent)
-    best, chosen = incumbent + _two_standard_errors(incumbent, truth, ctx.query), None
-    for exponent in ANSWER_EXPONENTS:
-        if exponent != params.answer_exponent:
-            r = recall(exponent)
-            if r > best:
-                best, chosen = r, exponent
+    chosen = _past_the_bar(recall, params.answer_exponent, ANSWER_EXPONENTS, truth, ctx.query)
     return {} if chosen is None else {"answer_exponent": chosen}
 
 
