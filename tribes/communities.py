@@ -471,17 +471,24 @@ def match_tribe_ids(
     return out
 
 
-def _partition_sums(a: sp.csr_matrix, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per community the weight inside (both directions) and the volume; users labelled -1
-    are singleton communities numbered after ``0..K-1``."""
+def _loose_as_singletons(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """A copy of ``labels`` where each user labelled -1 is a group of their own, numbered after
+    ``0..K-1``; and the number of groups then."""
     lab = labels.copy()
     loose = np.flatnonzero(lab < 0)
     k = _n_tribes(lab)
     lab[loose] = k + np.arange(loose.size)
+    return lab, k + loose.size
+
+
+def _partition_sums(a: sp.csr_matrix, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per community the weight inside (both directions) and the volume; users labelled -1
+    are singleton communities numbered after ``0..K-1``."""
+    lab, n_groups = _loose_as_singletons(labels)
     rows = entry_rows(a, np.int32)
     same = lab[rows] == lab[a.indices]
-    internal = np.bincount(lab[rows[same]], weights=a.data[same], minlength=k + loose.size)
-    return internal, np.bincount(lab[rows], weights=a.data, minlength=k + loose.size)
+    internal = np.bincount(lab[rows[same]], weights=a.data[same], minlength=n_groups)
+    return internal, np.bincount(lab[rows], weights=a.data, minlength=n_groups)
 
 
 def weak_community_share(affinity: sp.csr_matrix, labels: np.ndarray) -> float:
@@ -524,9 +531,7 @@ def description_length(affinity: sp.csr_matrix, labels: np.ndarray) -> float:
     tied = degree > 0
     if not tied.any():
         return 0.0
-    lab = lab.copy()
-    loose = np.flatnonzero(lab < 0)
-    lab[loose] = _n_tribes(lab) + np.arange(loose.size)
+    lab, _ = _loose_as_singletons(lab)
     _, block = np.unique(lab[tied], return_inverse=True)
     node_block = np.zeros(a.shape[0], dtype=np.int64)
     node_block[tied] = block
