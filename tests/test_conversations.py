@@ -148,14 +148,21 @@ def reference_rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> R
     visible = sp.diags(
         (~((root >= 0) & ~snap.discoverable[np.maximum(root, 0)])).astype(np.float32)
     )
+    shown = [j for j in range(n_live) if visible.diagonal()[j] > 0]
+    open_threads = sorted(sorted(shown, key=lambda j: (-base[j], j))[:width]) if p.w_thread_open > 0 else []
     rows_all, cols_all, score_all, flag_all = [], [], [], []
     for s in range(0, n, 4_000):
         e = min(n, s + 4_000)
         by_tribe = (ctx.memberships[s:e] @ tribe_threads).tocsr()
         by_contacts = (talk[s:e] @ in_thread).tocsr()
         by_topic = top_k_per_row((user_topics[s:e] @ topic_index).tocsr(), pool)
+        everyone = sp.csr_matrix(
+            (np.ones((e - s) * len(open_threads), np.float32),
+             (np.repeat(np.arange(e - s), len(open_threads)), np.tile(open_threads, e - s))),
+            shape=(e - s, n_live),
+        )
         pattern = binary(
-            binary(by_tribe) + binary(top_k_per_row(by_contacts, pool)) + binary(by_topic)
+            binary(by_tribe) + binary(top_k_per_row(by_contacts, pool)) + binary(by_topic) + everyone
         )
         pattern = binary((pattern - pattern.multiply(excluded[s:e])) @ visible)
         pattern.sort_indices()
@@ -169,13 +176,15 @@ def reference_rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> R
         )
         tribe = aligned_values(pattern, by_tribe)
         contacts = 1 - np.exp(-aligned_values(pattern, by_contacts))
-        z = p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
+        z = (p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
+             + p.w_thread_open)
         score = ((1 - np.exp(-z)) * base[cols]).astype(np.float32)
         flags = np.full(len(cols), 16, dtype=np.uint8)
         flags |= np.where(topic >= 0.05, 1, 0).astype(np.uint8)
         flags |= np.where(tribe > 0, 2, 0).astype(np.uint8)
         flags |= np.where(contacts > 0, 4, 0).astype(np.uint8)
         flags |= np.where(stats.answered_rate[live][cols] >= 0.5, 8, 0).astype(np.uint8)
+        flags |= np.where(np.isin(cols, open_threads), 32, 0).astype(np.uint8)
         keep = score > 0
         rows_all.append(rows[keep])
         cols_all.append(cols[keep])
@@ -292,10 +301,12 @@ def test_thread_stats_match_the_reference(network):
 
 
 @pytest.mark.parametrize(("chunk", "threads"), [(4_000, 1), (97, 1), (97, 2)])
-@pytest.mark.parametrize(("width", "momentum"), [(30, 0.0), (4, 0.0), (30, 1.0)])
-def test_ranking_matches_the_reference(network, monkeypatch, chunk, threads, width, momentum):
+@pytest.mark.parametrize(("width", "momentum", "open_weight"),
+                         [(30, 0.0, 0.0), (4, 0.0, 0.0), (30, 1.0, 0.0), (30, 0.5, 0.1), (4, 0.0, 0.2)])
+def test_ranking_matches_the_reference(network, monkeypatch, chunk, threads, width, momentum, open_weight):
     monkeypatch.setattr(conversations, "_CHUNK", chunk)
-    params = replace(network["params"], max_conversations=width, thread_momentum=momentum)
+    params = replace(network["params"], max_conversations=width, thread_momentum=momentum,
+                     w_thread_open=open_weight)
     ctx = replace(network["ctx"], params=params)
     stats = thread_stats(ctx)
     with workers(threads):
@@ -324,8 +335,38 @@ def test_momentum_moves_busy_threads_up_and_zero_ignores_activity(network):
                                rtol=1e-5)
 
 
-def test_dismissed_hidden_blocked_and_posted_threads_never_come_back(network):
+def test_open_threads_reach_users_with_no_tribe_topic_or_contact_and_only_with_a_weight(network):
+    """``w_thread_open`` > 0 offers the most welcoming live threads to everyone, flagged
+    ``open_to_all``: a user with no tribe, no topics and no contacts gets them, best first;
+    with the default 0 that user gets nothing and no thread carries the flag."""
+    ctx = network["ctx"]
+    n = ctx.snap.n_users
+    lonely = n - 1  # cut off from every source: no membership, topic or interaction
+    keep = sp.diags((np.arange(n) != lonely).astype(np.float32))
+    users = ctx.graph.users
+    row = np.repeat(np.arange(n), np.diff(users.indptr))
+    strength = np.where((row == lonely) | (users.indices == lonely), 0, users.strength).astype(np.float32)
+    graph = replace(ctx.graph, users=replace(users, strength=strength),
+                    user_topic=(keep @ ctx.graph.user_topic).tocsr(),
+                    user_thread=(keep @ ctx.graph.user_thread).tocsr())
+    alone = replace(ctx, graph=graph, memberships=(keep @ ctx.memberships).tocsr())
+    stats = thread_stats(alone)
+    closed = rank_conversations(alone, stats)
+    assert (closed.items[lonely] == -1).all()
+    assert not (closed.flags & conversations.THREAD_FLAGS["open_to_all"]).any()
+    opened = rank_conversations(replace(alone, params=replace(alone.params, w_thread_open=0.1)), stats)
+    mine = opened.items[lonely][opened.items[lonely] >= 0]
+    assert len(mine) == alone.params.max_conversations
+    assert (opened.flags[lonely, : len(mine)] & conversations.THREAD_FLAGS["open_to_all"]).all()
+    assert (np.diff(opened.scores[lonely, : len(mine)]) <= 0).all()
+    others = opened.items[: lonely][opened.items[: lonely] >= 0]
+    assert np.isin(mine, others).all()  # the same open threads are everyone's candidates
+
+
+@pytest.mark.parametrize("open_weight", [0.0, 0.2])
+def test_dismissed_hidden_blocked_and_posted_threads_never_come_back(network, open_weight):
     snap, ctx = network["snap"], network["ctx"]
+    ctx = replace(ctx, params=replace(ctx.params, w_thread_open=open_weight))
     got = rank_conversations(ctx, thread_stats(ctx))
     rows, slots = np.nonzero(got.items >= 0)
     threads = got.items[rows, slots]

@@ -132,6 +132,26 @@ def test_every_item_has_a_reason(network):
                 assert reason["kind"] and reason["text"]
 
 
+def test_open_threads_say_so_in_their_reasons(network):
+    """With ``w_thread_open`` on, the threads offered to everyone carry the ``open_to_all``
+    reason, and only they: the flag is what the reason is read from."""
+    from tribes.conversations import THREAD_FLAGS
+
+    model = TribeModel(seed=1, learn_weights=0, w_thread_open=0.2).fit(network["store"])
+    items, flags = model.arrays_["conv_items"], model.arrays_["conv_flags"]
+    open_to_all = (flags & THREAD_FLAGS["open_to_all"]) > 0
+    assert open_to_all[items >= 0].any() and not open_to_all[items >= 0].all()
+    seen = 0
+    for u in range(0, len(model.user_ids_), 50):
+        listed = model.recommend_conversations(str(model.user_ids_[u]), 30)
+        flagged = {str(model.snapshot_.thread_ids[t]) for t in items[u][open_to_all[u]]}
+        for item in listed:
+            kinds = [reason["kind"] for reason in item["reasons"]]
+            assert ("open_to_all" in kinds) == (item["thread_id"] in flagged), item
+            seen += "open_to_all" in kinds
+    assert seen > 0
+
+
 def test_broadcasters_do_not_dominate_people_suggestions(network):
     model, truth = network["model"], network["truth"]
     items = model.arrays_["people_items"][:, :20]

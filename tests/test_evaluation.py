@@ -73,6 +73,15 @@ def test_tribe_quality_against_planted_truth(events, tmp_path):
     assert 0 < result["tribes"]["best_match_f1"] <= 1
     assert 0.5 < result["tribes"]["weak_community_share"] <= 1  # planted tribes keep their ties
     assert result["tribes"]["method"] == "cpm"  # auto keeps CPM's tribes when they hold their ties
+    # What learning chose is reported: parameters of the model, printed on their own line.
+    from dataclasses import fields
+
+    from tribes.params import Params
+
+    learned = result["learned"]
+    assert learned and set(learned) <= {f.name for f in fields(Params)}
+    line = next(x for x in format_table(result).splitlines() if x.startswith("learned: "))
+    assert all(f"{name} {value:g}" in line for name, value in learned.items())
 
 
 def test_cli_evaluate_json_and_plots(tmp_path):

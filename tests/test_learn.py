@@ -424,10 +424,11 @@ def test_thread_joins_are_first_posts_after_the_cut_in_threads_that_existed_befo
     assert {(ids[u], threads[k]) for u, k in zip(*split.future_threads.nonzero(), strict=True)} == got
 
 
-def test_thread_momentum_changes_only_when_an_alternative_beats_the_configured_one_by_two_standard_errors(
+def test_thread_scoring_changes_only_when_an_alternative_beats_the_configured_one_by_two_standard_errors(
     monkeypatch,
 ):
-    """``_choose_thread_momentum`` with scripted recalls per momentum (the ranking is real)."""
+    """``_choose_thread_scoring`` with scripted recalls per (momentum, open weight) (the ranking
+    is real): the momentum first, then the open weight ranked with the momentum chosen."""
     from dataclasses import replace
 
     import tribes.learn as learn
@@ -441,38 +442,57 @@ def test_thread_momentum_changes_only_when_an_alternative_beats_the_configured_o
     real_rank, seen = learn.rank_conversations, []
 
     def rank(c, stats):
-        seen.append(c.params.thread_momentum)
+        seen.append((c.params.thread_momentum, c.params.w_thread_open))
         return real_rank(c, stats)
 
-    def chosen(recalls: dict[float, float], configured: float = 0.0) -> dict[str, float]:
-        monkeypatch.setattr(learn, "_list_recall", lambda items, t, q: recalls[seen[-1]])
-        return learn._choose_thread_momentum(replace(ctx, params=replace(ctx.params, thread_momentum=configured)),
-                                             joins)
+    def chosen(momentum: dict[float, float], open_weight: dict[float, float] | None = None,
+               configured: float = 0.0) -> dict[str, float]:
+        seen.clear()
+        open_weight = open_weight or {}
+        monkeypatch.setattr(learn, "_list_recall",
+                            lambda items, t, q: momentum[seen[-1][0]] + open_weight.get(seen[-1][1], 0.0))
+        c = replace(ctx, params=replace(ctx.params, thread_momentum=configured))
+        return learn._choose_thread_scoring(c, joins)
 
     monkeypatch.setattr(learn, "rank_conversations", rank)
     assert chosen({0.0: 0.3, 0.5: 0.3 + bar / 2, 1.0: 0.3 + bar - 0.001}) == {}
     assert chosen({0.0: 0.3, 0.5: 0.3 + bar + 0.01, 1.0: 0.3 + bar + 0.02}) == {"thread_momentum": 1.0}
     assert chosen({0.0: 0.3, 0.5: 0.3 + bar + 0.05, 1.0: 0.3 + bar + 0.02}) == {"thread_momentum": 0.5}
     assert chosen({2.0: 0.3, 0.0: 0.1, 0.5: 0.2, 1.0: 0.3}, configured=2.0) == {}
-    # Too few held-out joins: nothing is measured, the configured value stays.
+    # Every momentum and then every open weight, with the momentum just chosen, is ranked
+    # once (the incumbent of the second choice is not ranked again).
+    got = chosen({0.0: 0.3, 0.5: 0.3 + bar + 0.05, 1.0: 0.3},
+                 {0.0: 0.0, 0.05: 0.01, 0.1: 0.5 * bar, 0.2: 0.4 * bar})
+    assert got == {"thread_momentum": 0.5}
+    assert seen == [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0), (0.5, 0.05), (0.5, 0.1), (0.5, 0.2)]
+    r = 0.3 + bar + 0.05
+    bar_open = learn._two_standard_errors(r, joins, None)
+    assert chosen({0.0: 0.3, 0.5: r, 1.0: 0.3}, {0.05: bar_open + 0.001, 0.1: bar_open + 0.003}) == {
+        "thread_momentum": 0.5, "w_thread_open": 0.1}
+    assert chosen({0.0: 0.3, 0.5: 0.3, 1.0: 0.3}, {0.2: 0.3}) == {"w_thread_open": 0.2}
+    # Too few held-out joins: nothing is measured, the configured values stay.
     seen.clear()
     few = binary_pairs(snap.n_users, np.arange(0, 10), np.arange(100, 110))
-    assert learn._choose_thread_momentum(ctx, few) == {} and seen == []
-    assert learn._choose_thread_momentum(ctx, None) == {}
+    assert learn._choose_thread_scoring(ctx, few) == {} and seen == []
+    assert learn._choose_thread_scoring(ctx, None) == {}
 
 
-def test_learning_turns_thread_momentum_on_where_joins_follow_activity():
-    """tribes' own synthetic network: joins after the cut go mostly to long, busy reply threads;
-    learning's held-out joins see it and the conversation lists then hold more of the joins
-    evaluated after the real cut. Measured: 1,000 users, seed 3: momentum 1.0 learned, recall of
-    the joins 0.805 vs 0.22 with the configured 0 (41 joins; 1,500 users seed 3: 0.742 vs 0.194)."""
+def test_learning_turns_thread_momentum_and_open_threads_on_where_joins_follow_activity():
+    """tribes' own synthetic network: joins after the cut go mostly to long, busy reply threads,
+    many beyond the joiner's tribe; learning's held-out joins see both and the conversation lists
+    then hold more of the joins evaluated after the real cut. Measured: 1,000 users, seed 3:
+    momentum 1.0 and open weight 0.2 learned; recall of the joins 0.976, 0.805 with the same
+    learned values but open weight 0, 0.22 with the configured ones (41 joins)."""
     from tribes.evaluation.splits import read_events, time_split
 
     events = list(generate(SynthConfig(n_users=1000, seed=3)))
     split = time_split(read_events(events), fraction=0.8)
     model = TribeModel(seed=0).fit(split.train)
     assert model.learned_weights_["thread_momentum"] > 0
+    assert model.learned_weights_["w_thread_open"] > 0
     fixed = TribeModel(seed=0, learn_weights=0).fit(split.train)
+    closed = TribeModel(**{**model.get_params(), **model.learned_weights_,
+                           "learn_weights": 0, "w_thread_open": 0.0}).fit(split.train)
 
     def recall(m) -> float:
         items = m.arrays_["conv_items"][:, :20]  # thread indices of the snapshot fitted on
@@ -481,4 +501,5 @@ def test_learning_turns_thread_momentum_on_where_joins_follow_activity():
         hits = sum(len(set(items[u][items[u] >= 0].tolist()) & set(truth[u].indices.tolist())) for u in users)
         return hits / truth.nnz
 
-    assert recall(model) > 2 * recall(fixed)
+    assert recall(model) > recall(closed) + 0.1
+    assert recall(closed) > 2 * recall(fixed)

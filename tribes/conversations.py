@@ -6,12 +6,15 @@ each pair is scored::
 
     score = match(u, t) × p(newcomer reply answered in t) × room(t) × recency(t) × momentum(t)
 
-``match`` = ``1 - exp(-(w_topic·cos(topics) + w_tribe·tribe share + w_contacts·contacts))``;
+``match`` = ``1 - exp(-(w_topic·cos(topics) + w_tribe·tribe share + w_contacts·contacts + w_open))``;
 ``p(answered)`` blends the thread's own record of answering first-time repliers with its root
 author's answer rate; ``room = 1 / (1 + (participants / crowd_size)²)`` prefers threads one can
 still join; ``recency`` decays with the last activity; ``momentum = (1 + posts in the live
 window) ** thread_momentum`` (1 by default; learning raises the exponent where held-out joins
-follow activity, see :mod:`tribes.learn`). Threads the user already posted in,
+follow activity, see :mod:`tribes.learn`). ``w_open`` (``w_thread_open``, 0 by default) is a
+match everyone has: when learning finds that held-out joins go beyond people's tribes, topics and
+contacts, it turns it on and the most welcoming live threads (best by the other factors) become
+candidates for every user. Threads the user already posted in,
 dismissed threads and threads started by someone the user blocks or mutes (or who blocks or
 mutes them, or who is not discoverable) are never suggested.
 """
@@ -46,6 +49,7 @@ THREAD_FLAGS = {
     "contacts_there": 4,
     "answers_newcomers": 8,
     "active_thread": 16,
+    "open_to_all": 32,
 }
 _CHUNK = 4_000
 _TOPICS_PER_USER = 10
@@ -223,8 +227,15 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
     nonnegative = min(user_topics.data.min(initial=0), thread_topics.data.min(initial=0)) >= 0
     topic_low, topic_high = (0.0 if nonnegative else -1.01), 1.01
 
+    # Open to all (only when ``w_thread_open`` > 0): the best visible live threads by base score.
+    open_threads = np.zeros(0, dtype=np.int64)
+    if p.w_thread_open > 0:
+        shown = np.flatnonzero(visible)
+        open_threads = np.sort(shown[np.argsort(-base[shown], kind="stable")[:width]])
+
     def scores(topic, tribe, contacts, cols):
-        z = p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
+        z = (p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
+             + p.w_thread_open)
         return ((1 - np.exp(-z)) * base[cols]).astype(np.float32)
 
     def rank_chunk(bounds: tuple[int, int]) -> None:
@@ -240,6 +251,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
                     _keys(by_tribe),
                     _top_keys(by_contacts, pool),
                     by_topic,
+                    (np.arange(e - s, dtype=np.int64)[:, None] * n_live + open_threads).ravel(),
                 ]
             )
         )
@@ -275,6 +287,7 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         flags |= np.where(live_rate[cols] >= 0.5, THREAD_FLAGS["answers_newcomers"], 0).astype(
             np.uint8
         )
+        flags |= np.where(in_sorted(open_threads, cols), THREAD_FLAGS["open_to_all"], 0).astype(np.uint8)
         slot = rows[take] * width + position[take]
         out.items.reshape(-1)[slot] = live[cols]
         out.scores.reshape(-1)[slot] = score[take]

@@ -29,7 +29,9 @@ have nothing but top accounts left; the damping decides *how* the lists get ther
 With timestamps, ``thread_momentum`` (how much a thread's posts in the live window weigh in
 conversation suggestions) changes to another of ``THREAD_MOMENTA`` by the same two-standard-error
 rule, judged by the held-out thread joins (a user's first post after the cut in a thread that
-existed before it). Above ``learn_graph_users`` users all of this runs on a connected sample of
+existed before it); then, given that momentum, ``w_thread_open`` (whether the most welcoming
+live threads are offered to everyone, beyond their tribes, topics and contacts) among
+``THREAD_OPEN_WEIGHTS``. Above ``learn_graph_users`` users all of this runs on a connected sample of
 about that many (:func:`learning_network`: seeded users with all their contacts), so learning
 costs about the same on a network of a million as on one of a hundred thousand. Nothing here
 looks at evaluation data: the held-out slice is inside the training snapshot.
@@ -67,6 +69,10 @@ ANSWER_EXPONENTS = (0.0, 0.5, 1.0)
 #: Alternatives to the configured ``thread_momentum`` (how much a thread's recent activity
 #: weighs in conversation suggestions), chosen the same way by held-out thread joins.
 THREAD_MOMENTA = (0.0, 0.5, 1.0)
+#: Alternatives to the configured ``w_thread_open`` (the match everyone has with the most
+#: welcoming live threads, which also makes them candidates for all), chosen after the
+#: momentum the same way: small, so that a user's own tribes, topics and contacts still lead.
+THREAD_OPEN_WEIGHTS = (0.0, 0.05, 0.1, 0.2)
 RECALL_AT = 20
 #: Features the blend uses only when a fit with them ranks the held-out pairs better than the
 #: fit without them (``mutual_share``: the Adamic-Adar sum relative to the user's best candidate).
@@ -340,7 +346,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
                 best, best_recall = (recall, weights), recall
     chosen = {**best[1], **_choose_answer_exponent(ctx, candidates, feats, best[1], truth)}
     chosen |= _choose_damping(ctx, candidates, feats, chosen, truth)
-    return chosen | _choose_thread_momentum(ctx, joins)
+    return chosen | _choose_thread_scoring(ctx, joins)
 
 
 def _thread_joins(snap: Snapshot, cut: float) -> sp.csr_matrix:
@@ -363,25 +369,38 @@ def _thread_joins(snap: Snapshot, cut: float) -> sp.csr_matrix:
     return out
 
 
-def _choose_thread_momentum(ctx, joins: sp.csr_matrix | None) -> dict[str, float]:
-    """``{"thread_momentum": m}`` for the one of ``THREAD_MOMENTA`` whose conversation lists
-    hold the most held-out thread joins, when that beats the configured momentum by more than
-    two standard errors; ``{}`` (keep it) otherwise or with fewer than ``MIN_POSITIVES`` joins.
+def _choose_thread_scoring(ctx, joins: sp.csr_matrix | None) -> dict[str, float]:
+    """``thread_momentum`` among ``THREAD_MOMENTA``, then ``w_thread_open`` among
+    ``THREAD_OPEN_WEIGHTS`` given it: each the alternative whose conversation lists hold the
+    most held-out thread joins, when that beats the configured value by more than two standard
+    errors (:func:`_past_the_bar`); ``{}`` (keep both) with fewer than ``MIN_POSITIVES`` joins.
     Where people mostly join the threads that are busiest now (in tribes' own synthetic
-    networks, long reply threads), recent activity predicts joins; on a Q&A site the quiet
-    question one can answer does, and there the configured value stays."""
+    networks, long reply threads open to anyone), activity and openness predict joins; on a
+    Q&A site the quiet question in one's own topics does, and there the configured values stay."""
     users = np.ones(ctx.snap.n_users, dtype=bool) if ctx.query is None else ctx.query
     if joins is None or int(binary(joins)[users].sum()) < MIN_POSITIVES:
         return {}
+    stats = thread_stats(ctx)  # these parameters only weigh the statistics, they do not change them
+    chosen: dict[str, float] = {}
+    measured: dict[tuple[float, float], float] = {}  # (momentum, open weight) -> recall
 
-    stats = thread_stats(ctx)  # momentum only weighs these, it does not change them
+    def measure(params: Params) -> float:
+        key = (params.thread_momentum, params.w_thread_open)
+        if key not in measured:
+            measured[key] = _list_recall(rank_conversations(replace(ctx, params=params), stats).items,
+                                         joins, ctx.query)
+        return measured[key]
 
-    def recall(momentum: float) -> float:
-        c = replace(ctx, params=replace(ctx.params, thread_momentum=momentum))
-        return _list_recall(rank_conversations(c, stats).items, joins, ctx.query)
+    for name, alternatives in (("thread_momentum", THREAD_MOMENTA), ("w_thread_open", THREAD_OPEN_WEIGHTS)):
+        params = replace(ctx.params, **chosen)
 
-    chosen = _past_the_bar(recall, ctx.params.thread_momentum, THREAD_MOMENTA, joins, ctx.query)
-    return {} if chosen is None else {"thread_momentum": chosen}
+        def recall(value: float, name=name, params=params) -> float:
+            return measure(replace(params, **{name: value}))
+
+        value = _past_the_bar(recall, getattr(params, name), alternatives, joins, ctx.query)
+        if value is not None:
+            chosen[name] = value
+    return chosen
 
 
 def _two_standard_errors(recall: float, truth: sp.csr_matrix, query: np.ndarray | None) -> float:

@@ -115,6 +115,9 @@ class Params:
     w_thread_topic: float = _p(1.5, "Thread score: weight of topic match.")
     w_thread_tribe: float = _p(1.0, "Thread score: weight of tribe match.")
     w_thread_contacts: float = _p(1.0, "Thread score: weight of people the user already talks with.")
+    w_thread_open: float = _p(0.0, "Thread score: match every user has with the most welcoming live threads "
+                                   "(0: only threads of one's tribes, topics and contacts are suggested). Learning "
+                                   "raises it only where held-out thread joins clearly go beyond those.")
     max_conversations: int = _p(30, "Conversation suggestions stored per user.")
     # --- run --------------------------------------------------------------------------------
     seed: int = _p(0, "Seed of every random step (Leiden, ALS, exposure tie-breaks).")

@@ -338,6 +338,13 @@ class Recommender:
                     "rate": round(rate, 3),
                 }
             )
+        if flags & THREAD_FLAGS["open_to_all"]:
+            reasons.append(
+                {
+                    "kind": "open_to_all",
+                    "text": "One of the most welcoming live conversations, open to everyone",
+                }
+            )
         reasons.append(
             {
                 "kind": "active_thread",

@@ -71,7 +71,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     popularity = followers + replied
     results: dict[str, dict[str, float]] = {}
     lists: dict[str, np.ndarray] = {}
-    tribe_labels, tribe_method = None, None
+    tribe_labels, tribe_method, learned = None, None, None
     for name in names:
         started = time.perf_counter()
         model = BASELINES[name](**(params or {}).get(name, {}), seed=seed).fit(snap)
@@ -92,6 +92,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
         if name == "tribes":
             tribe_labels = np.asarray(model.model_.labels_)
             tribe_method = model.model_.tribe_method_
+            learned = model.model_.learned_weights_
         results[name] = row
         lists[name] = people_all
     if tribe_labels is not None:  # diversity of every model's lists, in the tribes found
@@ -100,6 +101,8 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     out: dict[str, Any] = {"k": k, "split": split.kind, "cut": split.cut, "counts": split.counts(),
                            "users": len(users), "exposure_users": len(everyone), "models": results}
     if tribe_labels is not None:
+        # what tribes' learning chose on the training snapshot's own held-out slice (None: kept the configuration)
+        out["learned"] = learned
         out["tribes"] = {"method": tribe_method,
                          **_tribe_quality(split, tribe_labels, truth_labels, truth_groups)}
     return out
@@ -170,6 +173,10 @@ def format_table(result: dict[str, Any]) -> str:
                  f"split: {result['split']}; {result['counts']}")
     if "tribes" in result:
         lines.append("tribes: " + ", ".join(f"{k2} {v}" for k2, v in result["tribes"].items()))
+    if "learned" in result:
+        learned = result["learned"]
+        lines.append("learned: " + (", ".join(f"{k2} {v:g}" for k2, v in learned.items()) if learned
+                                    else "nothing (too little held-out data): the configured parameters"))
     return "\n".join(lines)
 
 
