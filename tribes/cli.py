@@ -176,7 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=20, help="list length (default 20)")
     p.add_argument("--models", dest="compare", metavar="MODELS", help="comma-separated models (default: all): "
                                     "tribes,popularity,friends-of-friends,content,als,ppr,random")
-    p.add_argument("--labels", help="ground-truth groups as JSON Lines (snap-ego --truth, generate --truth)")
+    p.add_argument("--labels", help="ground-truth groups: JSON Lines (snap-ego --truth, generate --truth), "
+                                    "'USER GROUP…' lines (LFR community.dat) or one group of users per line "
+                                    "(SNAP .cmty.txt); see --labels-format")
+    p.add_argument("--labels-format", choices=["auto", "jsonl", "node-groups", "groups"], default="auto",
+                   help="auto (default): jsonl if the first line is a JSON object, groups if the file "
+                        "name contains 'cmty', else node-groups")
     p.add_argument("--max-users", type=int, default=5000, help="users evaluated at most (seeded sample)")
     p.add_argument("--seed", type=int, default=0, help="seed of splits, samples and models")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -542,14 +547,9 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     import orjson
 
     from .evaluation.baselines import BASELINES
-    from .evaluation.report import (
-        evaluate,
-        format_table,
-        load_groups,
-        plot_metrics,
-        plot_tribe_graph,
-    )
+    from .evaluation.report import evaluate, format_table, plot_metrics, plot_tribe_graph
     from .evaluation.splits import edge_holdout_split, read_events, time_split
+    from .evaluation.truth import load_groups
     from .events import parse_ts
 
     if not Path(args.events).is_file():
@@ -592,7 +592,10 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     if args.labels:
         if not Path(args.labels).is_file():
             raise InputError("no such file", path=args.labels)
-        truth_labels, truth_groups = load_groups(args.labels, split.train.user_ids)
+        truth_labels, truth_groups = load_groups(args.labels, split.train.user_ids, args.labels_format)
+        if not truth_groups and (truth_labels is None or not (truth_labels >= 0).any()):
+            raise InputError("no user of the data is in any group of two or more (do the ids match the events?)",
+                             path=args.labels)
     if not args.quiet:
         print(f"evaluate: {split.counts()}; fitting {', '.join(models)}", file=sys.stderr)
     result = evaluate(split, models, k=args.k, max_users=args.max_users, seed=args.seed,

@@ -12,7 +12,7 @@ of its edges leaving its community) into events, with the communities as the tru
   or posts and replies (``kind="message"``: every edge becomes threads of replies between the
   two ends, spread over time, as the ``edgelist`` importer models messages).
 - :func:`lfr_truth`: ``{"user_id", "tribes": [community]}`` per user, the planted-truth format
-  :func:`tribes.evaluation.report.load_groups` reads.
+  :func:`tribes.evaluation.truth.load_groups` reads.
 
 Events carry integer Unix seconds spread over ``days`` before ``end`` and come in time order,
 so both evaluation splits apply (edge hold-out and time split). Nothing is textual: users have

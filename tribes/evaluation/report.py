@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import scipy.sparse as sp
 
 from . import metrics as M
 from .baselines import BASELINES
 from .splits import Split
+from .truth import load_groups  # re-exported
 
 __all__ = ["evaluate", "format_table", "load_groups", "plot_metrics", "plot_tribe_graph"]
 
@@ -123,38 +123,12 @@ def _tribe_quality(split: Split, labels: np.ndarray, truth_labels, truth_groups)
                "weak_community_share": round(M.weak_community_share(affinity, labels), 4)}
     if truth_labels is not None:
         known = (truth_labels >= 0) & (labels >= 0)
-        quality["nmi"] = round(float(M.nmi(truth_labels[known], labels[known])), 4)
-        quality["ari"] = round(float(M.ari(truth_labels[known], labels[known])), 4)
+        if known.any():  # else no user has both a found and a true group: nothing to compare
+            quality["nmi"] = round(float(M.nmi(truth_labels[known], labels[known])), 4)
+            quality["ari"] = round(float(M.ari(truth_labels[known], labels[known])), 4)
     if truth_groups:
         quality["best_match_f1"] = round(float(M.best_match_f1(labels, truth_groups)), 4)
     return quality
-
-
-def load_groups(path: str | Path, user_ids: np.ndarray) -> tuple[np.ndarray | None, list[np.ndarray]]:
-    """Ground truth from JSON Lines: snap-ego circles ``{"members": [...]}`` or planted truth
-    ``{"user_id", "tribes": [...]}``. Returns (primary labels or None, groups) on ``user_ids``."""
-    index = {u: i for i, u in enumerate(user_ids)}
-    groups: dict[str, list[int]] = {}
-    primary = np.full(len(user_ids), -1, dtype=np.int64)
-    has_primary = False
-    with open(path, "rb") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            row = orjson.loads(line)
-            if "members" in row:
-                key = str(row.get("circle_id", len(groups)))
-                groups[key] = [index[str(m)] for m in row["members"] if str(m) in index]
-            elif "user_id" in row and row.get("tribes"):
-                i = index.get(str(row["user_id"]))
-                if i is None:
-                    continue
-                has_primary = True
-                primary[i] = int(row["tribes"][0])
-                for t in row["tribes"]:
-                    groups.setdefault(str(t), []).append(i)
-    group_list = [np.asarray(sorted(set(g)), dtype=np.int64) for g in groups.values() if len(g) >= 2]
-    return (primary if has_primary else None), group_list
 
 
 def format_table(result: dict[str, Any]) -> str:
