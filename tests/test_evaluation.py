@@ -116,3 +116,60 @@ def test_cli_evaluate_bad_input(tmp_path, capsys):
     # Data that cannot be split (one user, no interactions) is an input error, not a crash.
     assert main(["evaluate", str(f), "--models", "tribes"]) == 2
     assert "cannot split" in capsys.readouterr().err
+
+
+def test_combine_runs_averages_over_every_user_and_keeps_each_cut():
+    """Two cuts: user-averaged metrics weigh each cut by its users, others plainly; ranges,
+    summed counts, averaged tribe quality and what learning chose at each cut are kept."""
+    from tribes.evaluation.report import combine_runs
+
+    def run(partners, users, gini, nmi, learned):
+        return {"k": 5, "split": "time", "cut": 1000.0 + users, "users": users, "exposure_users": 50,
+                "counts": {"future_partner_pairs": users * 2},
+                "models": {"tribes": {"partners.recall": partners, "partners.users": users,
+                                      "people.exposure_gini": gini, "fit_seconds": 1.0}},
+                "tribes": {"method": "cpm", "tribes": 4, "nmi": nmi}, "learned": learned}
+
+    out = combine_runs([run(0.5, 30, 0.2, 0.8, {"w_tribe": 1.0}), run(0.1, 10, 0.6, 0.6, None)], [0.7, 0.8])
+    row = out["models"]["tribes"]
+    assert row["partners.recall"] == pytest.approx((0.5 * 30 + 0.1 * 10) / 40)
+    assert row["partners.users"] == 40
+    assert row["people.exposure_gini"] == pytest.approx(0.4)
+    assert out["spread"]["tribes"]["partners.recall"] == [0.1, 0.5]
+    assert out["counts"] == {"future_partner_pairs": 80} and out["users"] == 40
+    assert out["tribes"] == {"method": "cpm", "tribes": 4.0, "nmi": 0.7}
+    assert out["learned"] == {"0.7": {"w_tribe": 1.0}, "0.8": None}
+    assert [r["cut"] for r in out["runs"]] == [0.7, 0.8] and [r["cut_ts"] for r in out["runs"]] == [1030.0, 1010.0]
+    table = format_table(out)
+    assert "min–max over the 2 cuts:" in table and "0.100–0.500" in table
+    assert "learned (cut 0.7): w_tribe 1" in table and "learned (cut 0.8): nothing" in table
+    with pytest.raises(ValueError):
+        combine_runs([], [])
+
+
+def test_cli_evaluate_several_cuts(tmp_path, capsys):
+    events = tmp_path / "events.jsonl"
+    with open_output(events) as out:
+        write_jsonl(generate(SynthConfig(n_users=200, seed=2)), out)
+    capsys.readouterr()
+    assert main(["-q", "evaluate", str(events), "--models", "popularity,random", "-k", "5",
+                 "--cut", "0.7, 0.8", "--json"]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert [r["cut"] for r in result["runs"]] == [0.7, 0.8]
+    runs = [r["models"]["popularity"] for r in result["runs"]]
+    users = [r["threads.users"] for r in runs]
+    assert result["models"]["popularity"]["threads.recall"] == pytest.approx(
+        sum(r["threads.recall"] * u for r, u in zip(runs, users, strict=True)) / sum(users))
+    # One run per cut, each exactly what that cut alone gives.
+    assert main(["-q", "evaluate", str(events), "--models", "popularity,random", "-k", "5",
+                 "--cut", "0.8", "--json"]) == 0
+    alone = orjson.loads(capsys.readouterr().out)["models"]
+
+    def timeless(models):
+        return {name: {k: v for k, v in row.items() if k != "fit_seconds"} for name, row in models.items()}
+
+    assert timeless(alone) == timeless(result["runs"][1]["models"])
+    assert main(["-q", "evaluate", str(events), "--models", "random", "--split", "edges", "--cut", "0.1,0.2"]) == 2
+    assert "several cuts" in capsys.readouterr().err
+    assert main(["-q", "evaluate", str(events), "--models", "random", "--cut", "0.7,soon"]) == 2
+    assert "'soon'" in capsys.readouterr().err

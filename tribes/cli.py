@@ -171,8 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["time", "edges"], default="time",
                    help="time: train before the cut, test after; edges: hold out follows (data without time)")
     p.add_argument("--cut", default="0.8",
-                   help="time split: a fraction of the interaction times (0.8) or a timestamp; "
-                        "edges split: the share of follows held out (default 0.1 when --cut is 0.8)")
+                   help="time split: a fraction of the interaction times (0.8) or a timestamp, or several "
+                        "comma-separated (0.6,0.7,0.8: one evaluation per cut, metrics averaged over every "
+                        "user evaluated, with their range); edges split: the share of follows held out "
+                        "(default 0.1 when --cut is 0.8)")
     p.add_argument("-k", type=int, default=20, help="list length (default 20)")
     p.add_argument("--models", dest="compare", metavar="MODELS", help="comma-separated models (default: all): "
                                     "tribes,popularity,friends-of-friends,content,als,ppr,random")
@@ -547,10 +549,15 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     import orjson
 
     from .evaluation.baselines import BASELINES
-    from .evaluation.report import evaluate, format_table, plot_metrics, plot_tribe_graph
-    from .evaluation.splits import edge_holdout_split, read_events, time_split
+    from .evaluation.report import (
+        combine_runs,
+        evaluate,
+        format_table,
+        plot_metrics,
+        plot_tribe_graph,
+    )
+    from .evaluation.splits import read_events
     from .evaluation.truth import load_groups
-    from .events import parse_ts
 
     if not Path(args.events).is_file():
         raise InputError("no such file", path=args.events)
@@ -564,43 +571,33 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     if "seed" in overrides:
         raise InputError("seed is set with --seed (it seeds the split, the samples and every model)",
                          field="--set")
-    try:
-        cut_value = float(args.cut)
-    except ValueError:
-        cut_value = None
+    cut_texts = [c.strip() for c in args.cut.split(",")]
+    if len(cut_texts) > 1 and args.split != "time":
+        raise InputError("several cuts are for --split time (cut fractions or timestamps)", field="--cut")
     events = read_events(args.events)
     if not args.quiet:
         print(f"evaluate: {len(events):,} events read; splitting ({args.split})", file=sys.stderr)
-    if args.split == "edges":
-        share = 0.1 if args.cut == "0.8" else (cut_value if cut_value is not None else -1)
-        if not 0 < share < 1:
-            raise InputError(f"edges split: expected a share between 0 and 1, got {args.cut!r}", field="--cut")
-        split_with = partial(edge_holdout_split, events, fraction=share, seed=args.seed)
-    elif cut_value is not None and 0 < cut_value < 1:
-        split_with = partial(time_split, events, fraction=cut_value)
-    else:
-        try:
-            cut_ts = parse_ts(args.cut, "--cut")
-        except Exception as exc:
-            raise InputError(f"expected a fraction in (0, 1) or a timestamp: {exc}", field="--cut") from None
-        split_with = partial(time_split, events, cut=cut_ts)
-    try:
-        split = split_with()
-    except ValueError as exc:  # the data cannot be split this way (e.g. no timestamps)
-        raise InputError(f"cannot split with --split {args.split}: {exc}", path=args.events) from None
+    split_with = [_evaluation_split(args, events, text) for text in cut_texts]
     truth_labels, truth_groups = (None, None)
-    if args.labels:
-        if not Path(args.labels).is_file():
-            raise InputError("no such file", path=args.labels)
-        truth_labels, truth_groups = load_groups(args.labels, split.train.user_ids, args.labels_format)
-        if not truth_groups and (truth_labels is None or not (truth_labels >= 0).any()):
-            raise InputError("no user of the data is in any group of two or more (do the ids match the events?)",
-                             path=args.labels)
-    if not args.quiet:
-        print(f"evaluate: {split.counts()}; fitting {', '.join(models)}", file=sys.stderr)
-    result = evaluate(split, models, k=args.k, max_users=args.max_users, seed=args.seed,
-                      params={"tribes": overrides},
-                      truth_labels=truth_labels, truth_groups=truth_groups)
+    runs, split = [], None
+    for text, make_split in zip(cut_texts, split_with, strict=True):
+        try:
+            split = make_split()
+        except ValueError as exc:  # the data cannot be split this way (e.g. no timestamps)
+            raise InputError(f"cannot split with --split {args.split} --cut {text}: {exc}", path=args.events) from None
+        if args.labels:
+            if not Path(args.labels).is_file():
+                raise InputError("no such file", path=args.labels)
+            truth_labels, truth_groups = load_groups(args.labels, split.train.user_ids, args.labels_format)
+            if not truth_groups and (truth_labels is None or not (truth_labels >= 0).any()):
+                raise InputError("no user of the data is in any group of two or more (do the ids match the events?)",
+                                 path=args.labels)
+        if not args.quiet:
+            print(f"evaluate: cut {text}: {split.counts()}; fitting {', '.join(models)}", file=sys.stderr)
+        runs.append(evaluate(split, models, k=args.k, max_users=args.max_users, seed=args.seed,
+                             params={"tribes": overrides},
+                             truth_labels=truth_labels, truth_groups=truth_groups))
+    result = runs[0] if len(runs) == 1 else combine_runs(runs, [_cut_value(t) for t in cut_texts])
     if args.plots:
         plots = Path(args.plots)
         result["plots"] = [str(plot_metrics(result, plots / "metrics.png"))]
@@ -615,6 +612,35 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     else:
         print(format_table(result))
     return EXIT_OK
+
+
+def _cut_value(text: str) -> float | str:
+    """A ``--cut`` as given: the number when it is one, else the text (a timestamp)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _evaluation_split(args, events, text: str):
+    """A no-argument callable making the split ``--split``/``--cut text`` asks for (checked now,
+    made later). :class:`InputError` for a cut that is neither a fraction nor a timestamp."""
+    from .evaluation.splits import edge_holdout_split, time_split
+    from .events import parse_ts
+
+    cut_value = _cut_value(text)
+    if args.split == "edges":
+        share = 0.1 if text == "0.8" else (cut_value if isinstance(cut_value, float) else -1)
+        if not 0 < share < 1:
+            raise InputError(f"edges split: expected a share between 0 and 1, got {text!r}", field="--cut")
+        return partial(edge_holdout_split, events, fraction=share, seed=args.seed)
+    if isinstance(cut_value, float) and 0 < cut_value < 1:
+        return partial(time_split, events, fraction=cut_value)
+    try:
+        cut_ts = parse_ts(text, "--cut")
+    except Exception as exc:
+        raise InputError(f"expected a fraction in (0, 1) or a timestamp, got {text!r}: {exc}", field="--cut") from None
+    return partial(time_split, events, cut=cut_ts)
 
 
 def _cmd_params(args, settings: Settings) -> int:

@@ -20,7 +20,7 @@ from .baselines import BASELINES
 from .splits import Split
 from .truth import load_groups  # re-exported
 
-__all__ = ["evaluate", "format_table", "load_groups", "plot_metrics", "plot_tribe_graph"]
+__all__ = ["combine_runs", "evaluate", "format_table", "load_groups", "plot_metrics", "plot_tribe_graph"]
 
 #: Metrics shown in the table, in order: (key, label).
 TABLE_ROWS = [
@@ -131,6 +131,46 @@ def _tribe_quality(split: Split, labels: np.ndarray, truth_labels, truth_groups)
     return quality
 
 
+def combine_runs(runs: Sequence[dict[str, Any]], cuts: Sequence[Any]) -> dict[str, Any]:
+    """One result from :func:`evaluate` runs at several time cuts: each user-averaged metric
+    (``"<truth>.<metric>"``) averaged over every user evaluated at any cut (each run weighted
+    by its ``"<truth>.users"``), every other value averaged over the runs; ``"spread"`` holds
+    each value's [min, max] over the runs, ``"runs"`` the runs themselves (with their cut).
+    Small data (a few dozen future pairs per cut) then rests on several test periods, not one."""
+    if not runs:
+        raise ValueError("no runs to combine")
+    models: dict[str, dict[str, float]] = {}
+    spread: dict[str, dict[str, list[float]]] = {}
+    for name in runs[0]["models"]:
+        rows = [run["models"][name] for run in runs]
+        models[name], spread[name] = {}, {}
+        for key in rows[0]:
+            values = np.array([row[key] for row in rows], dtype=np.float64)
+            prefix = key.split(".")[0]
+            weights = np.array([row.get(f"{prefix}.users", 1) for row in rows], dtype=np.float64)
+            if key.endswith(".users"):
+                models[name][key] = int(values.sum())
+                continue
+            if weights.sum() == 0:
+                weights = np.ones(len(rows))
+            models[name][key] = float(np.average(values, weights=weights))
+            spread[name][key] = [float(values.min()), float(values.max())]
+    counts = {key: int(sum(run["counts"][key] for run in runs)) for key in runs[0]["counts"]}
+    out: dict[str, Any] = {"k": runs[0]["k"], "split": runs[0]["split"], "cut": list(cuts),
+                           "counts": counts, "users": int(sum(run["users"] for run in runs)),
+                           "exposure_users": runs[0]["exposure_users"], "models": models, "spread": spread,
+                           "runs": [{**run, "cut": cut, "cut_ts": run["cut"]} for cut, run in zip(cuts, runs, strict=True)]}
+    if all("tribes" in run for run in runs):
+        quality = [run["tribes"] for run in runs]
+        out["tribes"] = {"method": "/".join(dict.fromkeys(str(q["method"]) for q in quality))}
+        for key in quality[0]:
+            values = [q.get(key) for q in quality]
+            if key != "method" and all(isinstance(v, int | float) for v in values):
+                out["tribes"][key] = round(float(np.mean(values)), 4)
+        out["learned"] = {str(cut): run.get("learned") for cut, run in zip(cuts, runs, strict=True)}
+    return out
+
+
 def format_table(result: dict[str, Any]) -> str:
     """One table: a row per metric, a column per model (k in the labels)."""
     models = list(result["models"])
@@ -143,14 +183,29 @@ def format_table(result: dict[str, Any]) -> str:
             continue
         cells = "".join(f"{'—' if v is None else f'{v:.4f}' if isinstance(v, float) else v:>20}" for v in values)
         lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
-    lines.append(f"users evaluated: {result['users']}; exposure over {result['exposure_users']} users' lists; "
-                 f"split: {result['split']}; {result['counts']}")
+    runs = result.get("runs")
+    if runs:  # several cuts: each recall's range, then what each cut held
+        lines.append(f"min–max over the {len(runs)} cuts:")
+        for key, label in TABLE_ROWS:
+            if key.endswith(".recall") and any(key in result["spread"][m] for m in models):
+                ranges = [result["spread"][m].get(key) for m in models]
+                cells = "".join(f"{'—' if r is None else f'{r[0]:.3f}–{r[1]:.3f}':>20}" for r in ranges)
+                lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
+        for run in runs:
+            lines.append(f"cut {run['cut']}: users evaluated {run['users']}; {run['counts']}")
+        lines.append(f"split: {result['split']}; users evaluated over all cuts: {result['users']}; "
+                     f"exposure over {result['exposure_users']} users' lists per cut")
+    else:
+        lines.append(f"users evaluated: {result['users']}; exposure over {result['exposure_users']} users' lists; "
+                     f"split: {result['split']}; {result['counts']}")
     if "tribes" in result:
         lines.append("tribes: " + ", ".join(f"{k2} {v}" for k2, v in result["tribes"].items()))
     if "learned" in result:
-        learned = result["learned"]
-        lines.append("learned: " + (", ".join(f"{k2} {v:g}" for k2, v in learned.items()) if learned
-                                    else "nothing (too little held-out data): the configured parameters"))
+        per_cut = result["learned"] if runs else {None: result["learned"]}
+        for cut, learned in per_cut.items():
+            head = "learned" if cut is None else f"learned (cut {cut})"
+            lines.append(f"{head}: " + (", ".join(f"{k2} {v:g}" for k2, v in learned.items()) if learned
+                                        else "nothing (too little held-out data): the configured parameters"))
     return "\n".join(lines)
 
 
