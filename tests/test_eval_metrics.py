@@ -326,3 +326,41 @@ def test_doctest_example_runs():
 
     result = doctest.testmod(M)
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_per_user_recall_matches_a_loop_and_averages_to_recall(seed):
+    recs, users, truth, dense, _ = random_case(seed)
+    for k in (1, 3, recs.shape[1] + 2):
+        got = M.per_user_recall(recs, users, truth, k)
+        for row, u in enumerate(users):
+            rel = set(np.flatnonzero(dense[u]).tolist())
+            listed = []
+            for item in recs[row, :k].tolist():  # repeats and padding are misses
+                if item >= 0 and item not in listed:
+                    listed.append(item)
+            if rel:
+                assert got[row] == pytest.approx(len(rel & set(listed)) / len(rel), abs=1e-12)
+            else:
+                assert np.isnan(got[row])
+        expected = M.ranking_metrics(recs, users, truth, k)["recall"]
+        assert (np.nanmean(got) if (~np.isnan(got)).any() else 0.0) == pytest.approx(expected, abs=1e-12)
+
+
+def test_bootstrap_interval_is_paired_seeded_and_near_the_normal_interval():
+    rng = np.random.default_rng(5)
+    x = (rng.random(2000) < 0.3).astype(float)
+    x[rng.random(2000) < 0.1] = np.nan  # users the mean leaves out
+    y = x.copy()
+    got = M.bootstrap_interval({"x": x, "y": y, "x-y": x - y, "constant": np.full(2000, 0.25)}, 400, seed=1)
+    assert got == M.bootstrap_interval({"x": x, "y": y, "x-y": x - y, "constant": np.full(2000, 0.25)}, 400, seed=1)
+    assert got["x"] == got["y"] and got["x-y"] == [0.0, 0.0] and got["constant"] == [0.25, 0.25]
+    known = x[~np.isnan(x)]
+    half = 1.96 * known.std() / np.sqrt(len(known))
+    assert got["x"][0] == pytest.approx(known.mean() - half, abs=0.006)
+    assert got["x"][1] == pytest.approx(known.mean() + half, abs=0.006)
+    assert np.isnan(M.bootstrap_interval({"empty": np.full(5, np.nan)}, 10)["empty"]).all()  # no users
+    with pytest.raises(ValueError):
+        M.bootstrap_interval({"x": x}, 0)
+    with pytest.raises(ValueError):
+        M.bootstrap_interval({"x": x}, 10, level=1.0)

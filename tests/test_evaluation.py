@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import orjson
 import pytest
 
@@ -173,3 +174,37 @@ def test_cli_evaluate_several_cuts(tmp_path, capsys):
     assert "several cuts" in capsys.readouterr().err
     assert main(["-q", "evaluate", str(events), "--models", "random", "--cut", "0.7,soon"]) == 2
     assert "'soon'" in capsys.readouterr().err
+
+
+def test_recall_intervals_and_cli_bootstrap(tmp_path, capsys):
+    """Paired intervals of each recall and of tribes' lead: the lead over itself would be 0,
+    the interval holds the point estimate, truths without users are left out."""
+    from tribes.evaluation.report import recall_intervals
+
+    nan = np.nan
+    per_user = {"partners": {"tribes": np.array([1.0, 0.5, nan, 0.0]), "random": np.array([0.0, 0.5, nan, 0.0])},
+                "follows": {"tribes": np.full(4, nan), "random": np.full(4, nan)}}
+    got = recall_intervals(per_user, 300, seed=2)
+    assert set(got) == {"partners"}
+    low, high = got["partners"]["recall"]["tribes"]
+    assert low <= 0.5 <= high and low >= 0 and high <= 1
+    lead = got["partners"]["tribes_minus"]["random"]
+    assert lead[0] >= 0 and lead[1] <= 1 and set(got["partners"]["tribes_minus"]) == {"random"}
+    assert "tribes_minus" not in recall_intervals({"partners": {"random": per_user["partners"]["random"]}}, 50)["partners"]
+
+    events = tmp_path / "events.jsonl"
+    with open_output(events) as out:
+        write_jsonl(generate(SynthConfig(n_users=200, seed=2)), out)
+    capsys.readouterr()
+    assert main(["-q", "evaluate", str(events), "--models", "popularity,random", "-k", "5", "--bootstrap", "200",
+                 "--json"]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert result["bootstrap"] == 200 and "per_user" not in result
+    for key, found in result["intervals"].items():
+        for model, (low, high) in found["recall"].items():
+            assert low - 1e-12 <= result["models"][model][f"{key}.recall"] <= high + 1e-12
+    assert main(["-q", "evaluate", str(events), "--models", "tribes,random", "-k", "5", "--bootstrap", "100",
+                 "--cut", "0.7,0.8"]) == 0
+    table = capsys.readouterr().out
+    assert "95% interval" in table and "tribes minus it, 95%" in table
+    assert main(["-q", "evaluate", str(events), "--models", "random", "--bootstrap", "-1"]) == 2

@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of splits, samples and models")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="tribes hyperparameter override (repeatable)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="95%% intervals of each recall and of tribes' lead over each model, from N paired "
+                        "resamples of the evaluated users (e.g. 1000; default 0: none)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.add_argument("--plots", help="folder for metrics.png and tribes.png")
 
@@ -555,6 +558,7 @@ def _cmd_evaluate(args, settings: Settings) -> int:
         format_table,
         plot_metrics,
         plot_tribe_graph,
+        recall_intervals,
     )
     from .evaluation.splits import read_events
     from .evaluation.truth import load_groups
@@ -567,6 +571,8 @@ def _cmd_evaluate(args, settings: Settings) -> int:
         raise InputError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(BASELINES)}", field="--models")
     if not 1 <= args.k <= 100:
         raise InputError(f"must be between 1 and 100, got {args.k}", field="-k")
+    if not 0 <= args.bootstrap <= 100_000:
+        raise InputError(f"must be between 0 and 100000, got {args.bootstrap}", field="--bootstrap")
     overrides = _parse_overrides(args.set)
     if "seed" in overrides:
         raise InputError("seed is set with --seed (it seeds the split, the samples and every model)",
@@ -596,8 +602,12 @@ def _cmd_evaluate(args, settings: Settings) -> int:
             print(f"evaluate: cut {text}: {split.counts()}; fitting {', '.join(models)}", file=sys.stderr)
         runs.append(evaluate(split, models, k=args.k, max_users=args.max_users, seed=args.seed,
                              params={"tribes": overrides},
-                             truth_labels=truth_labels, truth_groups=truth_groups))
+                             truth_labels=truth_labels, truth_groups=truth_groups,
+                             per_user=args.bootstrap > 0))
     result = runs[0] if len(runs) == 1 else combine_runs(runs, [_cut_value(t) for t in cut_texts])
+    if args.bootstrap > 0:
+        result["intervals"] = recall_intervals(result.pop("per_user"), args.bootstrap, args.seed)
+        result["bootstrap"] = args.bootstrap
     if args.plots:
         plots = Path(args.plots)
         result["plots"] = [str(plot_metrics(result, plots / "metrics.png"))]

@@ -25,6 +25,7 @@ from ..communities import conductance, modularity, weak_community_share
 __all__ = [
     "ari",
     "best_match_f1",
+    "bootstrap_interval",
     "catalogue_coverage",
     "conductance",
     "exposure",
@@ -34,6 +35,7 @@ __all__ = [
     "ndcg_at_k",
     "nmi",
     "novelty",
+    "per_user_recall",
     "precision_at_k",
     "ranking_metrics",
     "recall_at_k",
@@ -66,6 +68,86 @@ def _first_occurrence(recs: np.ndarray) -> np.ndarray:
     rows = np.broadcast_to(np.arange(recs.shape[0])[:, None], same.shape)
     repeat[rows[same], order[:, 1:][same]] = True
     return (recs >= 0) & ~repeat
+
+
+def _hits(recs: np.ndarray, users: np.ndarray, truth: sp.spmatrix | sp.sparray, k: int
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """(B, k) bool: the item at each rank is relevant and not a repeat; (B,) relevant items per
+    user. Validates the inputs as :func:`ranking_metrics` documents."""
+    if k < 1:
+        raise ValueError(f"k: must be >= 1, got {k!r}")
+    if not sp.issparse(truth):
+        raise TypeError(f"truth: expected a scipy sparse matrix, got {type(truth).__name__}")
+    truth = sp.csr_matrix(truth)
+    n_users, n_items = truth.shape
+    r = _check_recs(recs, n_items)
+    u = np.asarray(users, dtype=np.int64).ravel()
+    if u.shape != (r.shape[0],):
+        raise ValueError(f"users: expected ({r.shape[0]},) to match recs, got {u.shape}")
+    if u.size and (u.min() < 0 or u.max() >= n_users):
+        raise ValueError(f"users: indices must be in [0, {n_users}), got {u.min()}..{u.max()}")
+    r = r[:, :k]
+    if r.shape[1] < k:
+        r = np.hstack([r, np.full((r.shape[0], k - r.shape[1]), -1, dtype=np.int64)])
+
+    sub = truth[u]
+    sub.sum_duplicates()  # canonical: sorted columns, one entry each, so the keys are sorted
+    nonzero = sub.data != 0
+    entry_row = np.repeat(np.arange(u.size, dtype=np.int64), np.diff(sub.indptr))[nonzero]
+    keys = entry_row * n_items + sub.indices[nonzero].astype(np.int64)
+    n_rel = np.bincount(entry_row, minlength=u.size)
+
+    query = np.arange(u.size, dtype=np.int64)[:, None] * n_items + r
+    pos = np.minimum(np.searchsorted(keys, query), max(keys.size - 1, 0))
+    hit = _first_occurrence(r) & (keys[pos] == query) if keys.size else np.zeros(r.shape, bool)
+
+    return hit, n_rel
+
+
+def per_user_recall(recs: np.ndarray, users: np.ndarray, truth: sp.spmatrix | sp.sparray, k: int) -> np.ndarray:
+    """(B,) float64 recall@k of each list, NaN for users with no relevant item: the values
+    :func:`ranking_metrics`' recall averages (for bootstrap intervals). Same cost."""
+    hit, n_rel = _hits(recs, users, truth, k)
+    out = np.full(len(n_rel), np.nan)
+    ev = n_rel > 0
+    out[ev] = hit[ev].sum(axis=1) / n_rel[ev]
+    return out
+
+
+def bootstrap_interval(values: dict[str, np.ndarray], n: int, seed: int = 0, level: float = 0.95
+                       ) -> dict[str, list[float]]:
+    """Percentile intervals of the mean of each (B,) array, resampling the same B users for
+    every array (paired: the interval of a difference array is that of the paired difference).
+    NaN entries are users the mean leaves out; [nan, nan] when a resample has none.
+    O(n × B × arrays) time in blocks of draws (each a (draws, B) count matrix)."""
+    if n < 1:
+        raise ValueError(f"n: must be >= 1, got {n!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level: must be in (0, 1), got {level!r}")
+    names = list(values)
+    stacked = np.column_stack([np.asarray(values[m], dtype=np.float64) for m in names]) if names else np.zeros((0, 0))
+    b = stacked.shape[0]
+    if b == 0:
+        return {m: [float("nan"), float("nan")] for m in names}
+    known = ~np.isnan(stacked)
+    filled = np.where(known, stacked, 0.0)
+    rng = np.random.default_rng(seed)
+    means = np.empty((n, len(names)))
+    block = max(1, 2_000_000 // b)
+    for start in range(0, n, block):
+        draws = min(block, n - start)
+        picks = rng.integers(0, b, size=(draws, b))
+        counts = np.zeros((draws, b))
+        np.add.at(counts, (np.repeat(np.arange(draws), b), picks.ravel()), 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[start:start + draws] = (counts @ filled) / (counts @ known)
+    tail = (1 - level) / 2
+    out = {}
+    for j, m in enumerate(names):
+        column = means[:, j]
+        out[m] = ([float("nan")] * 2 if np.isnan(column).any()
+                  else [float(np.quantile(column, tail)), float(np.quantile(column, 1 - tail))])
+    return out
 
 
 def ranking_metrics(
@@ -101,33 +183,7 @@ def ranking_metrics(
     Time O(nnz(truth[users]) + B k log(B k)): one ``searchsorted`` of every listed item in the
     sorted ``row * N + column`` keys of the users' truth rows; no loop over users.
     """
-    if k < 1:
-        raise ValueError(f"k: must be >= 1, got {k!r}")
-    if not sp.issparse(truth):
-        raise TypeError(f"truth: expected a scipy sparse matrix, got {type(truth).__name__}")
-    truth = sp.csr_matrix(truth)
-    n_users, n_items = truth.shape
-    r = _check_recs(recs, n_items)
-    u = np.asarray(users, dtype=np.int64).ravel()
-    if u.shape != (r.shape[0],):
-        raise ValueError(f"users: expected ({r.shape[0]},) to match recs, got {u.shape}")
-    if u.size and (u.min() < 0 or u.max() >= n_users):
-        raise ValueError(f"users: indices must be in [0, {n_users}), got {u.min()}..{u.max()}")
-    r = r[:, :k]
-    if r.shape[1] < k:
-        r = np.hstack([r, np.full((r.shape[0], k - r.shape[1]), -1, dtype=np.int64)])
-
-    sub = truth[u]
-    sub.sum_duplicates()  # canonical: sorted columns, one entry each, so the keys are sorted
-    nonzero = sub.data != 0
-    entry_row = np.repeat(np.arange(u.size, dtype=np.int64), np.diff(sub.indptr))[nonzero]
-    keys = entry_row * n_items + sub.indices[nonzero].astype(np.int64)
-    n_rel = np.bincount(entry_row, minlength=u.size)
-
-    query = np.arange(u.size, dtype=np.int64)[:, None] * n_items + r
-    pos = np.minimum(np.searchsorted(keys, query), max(keys.size - 1, 0))
-    hit = _first_occurrence(r) & (keys[pos] == query) if keys.size else np.zeros(r.shape, bool)
-
+    hit, n_rel = _hits(recs, users, truth, k)
     ev = n_rel > 0
     n_eval = int(ev.sum())
     if n_eval == 0:

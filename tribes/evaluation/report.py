@@ -20,7 +20,7 @@ from .baselines import BASELINES
 from .splits import Split
 from .truth import load_groups  # re-exported
 
-__all__ = ["combine_runs", "evaluate", "format_table", "load_groups", "plot_metrics", "plot_tribe_graph"]
+__all__ = ["combine_runs", "evaluate", "format_table", "load_groups", "plot_metrics", "plot_tribe_graph", "recall_intervals"]
 
 #: Metrics shown in the table, in order: (key, label).
 TABLE_ROWS = [
@@ -48,12 +48,15 @@ def _sample(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
 
 def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, max_users: int = 5000,
              exposure_users: int = 20000, seed: int = 0, params: dict[str, dict] | None = None,
-             truth_labels: np.ndarray | None = None, truth_groups: list[np.ndarray] | None = None) -> dict[str, Any]:
+             truth_labels: np.ndarray | None = None, truth_groups: list[np.ndarray] | None = None,
+             per_user: bool = False) -> dict[str, Any]:
     """Fit and score each model. Returns ``{"k", "split", "users", "models": {name: {metric: value}}}``.
 
     Users evaluated: those with any future partner, reply, follow or thread join (a seeded
     sample of at most ``max_users``); exposure is measured on the lists of up to
-    ``exposure_users`` users (all of them when fewer).
+    ``exposure_users`` users (all of them when fewer). With ``per_user``, ``"per_user"`` holds
+    ``{truth: {model: (users,) recall@k, NaN without relevant items}}`` for
+    :func:`recall_intervals`.
     """
     snap = split.train
     names = list(models or BASELINES)
@@ -72,6 +75,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     results: dict[str, dict[str, float]] = {}
     lists: dict[str, np.ndarray] = {}
     tribe_labels, tribe_method, learned = None, None, None
+    recalls: dict[str, dict[str, np.ndarray]] = {}
     for name in names:
         started = time.perf_counter()
         model = BASELINES[name](**(params or {}).get(name, {}), seed=seed).fit(snap)
@@ -83,6 +87,8 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
             recs = threads if key == "threads" else people
             for metric, value in M.ranking_metrics(recs, users, truth, k).items():
                 row[f"{key}.{metric}"] = value
+            if per_user:
+                recalls.setdefault(key, {})[name] = M.per_user_recall(recs, users, truth, k)
         shown = M.exposure(people_all, snap.n_users)
         row["people.coverage"] = M.catalogue_coverage(people_all, snap.n_users)
         row["people.exposure_gini"] = M.gini(shown)
@@ -100,6 +106,8 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
             results[name]["people.tribes_per_list"] = M.tribes_per_list(recs, tribe_labels)
     out: dict[str, Any] = {"k": k, "split": split.kind, "cut": split.cut, "counts": split.counts(),
                            "users": len(users), "exposure_users": len(everyone), "models": results}
+    if per_user:
+        out["per_user"] = recalls
     if tribe_labels is not None:
         # what tribes' learning chose on the training snapshot's own held-out slice (None: kept the configuration)
         out["learned"] = learned
@@ -131,6 +139,26 @@ def _tribe_quality(split: Split, labels: np.ndarray, truth_labels, truth_groups)
     return quality
 
 
+def recall_intervals(per_user: dict[str, dict[str, np.ndarray]], n: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """``{truth: {"recall": {model: [lo, hi]}, "tribes_minus": {model: [lo, hi]}}}``: paired
+    bootstrap intervals (users resampled, ``n`` times) of each model's mean recall@k and, when
+    tribes is among the models, of tribes' recall minus each other model's. Truths without an
+    evaluated user are left out."""
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for key, by_model in per_user.items():
+        if not by_model or all(np.isnan(v).all() for v in by_model.values()):
+            continue
+        arrays = {f"recall {m}": v for m, v in by_model.items()}
+        if "tribes" in by_model:
+            arrays |= {f"minus {m}": by_model["tribes"] - v for m, v in by_model.items() if m != "tribes"}
+        got = M.bootstrap_interval(arrays, n, seed, level)
+        out[key] = {"recall": {m: got[f"recall {m}"] for m in by_model}}
+        if "tribes" in by_model:
+            out[key]["tribes_minus"] = {m: got[f"minus {m}"] for m in by_model if m != "tribes"}
+    return out
+
+
 def combine_runs(runs: Sequence[dict[str, Any]], cuts: Sequence[Any]) -> dict[str, Any]:
     """One result from :func:`evaluate` runs at several time cuts: each user-averaged metric
     (``"<truth>.<metric>"``) averaged over every user evaluated at any cut (each run weighted
@@ -160,6 +188,11 @@ def combine_runs(runs: Sequence[dict[str, Any]], cuts: Sequence[Any]) -> dict[st
                            "counts": counts, "users": int(sum(run["users"] for run in runs)),
                            "exposure_users": runs[0]["exposure_users"], "models": models, "spread": spread,
                            "runs": [{**run, "cut": cut, "cut_ts": run["cut"]} for cut, run in zip(cuts, runs, strict=True)]}
+    if all("per_user" in run for run in runs):  # the users of every cut, pooled
+        out["per_user"] = {key: {m: np.concatenate([run["per_user"][key][m] for run in runs])
+                                 for m in runs[0]["per_user"][key]} for key in runs[0]["per_user"]}
+        for run in out["runs"]:
+            del run["per_user"]
     if all("tribes" in run for run in runs):
         quality = [run["tribes"] for run in runs]
         out["tribes"] = {"method": "/".join(dict.fromkeys(str(q["method"]) for q in quality))}
@@ -183,6 +216,14 @@ def format_table(result: dict[str, Any]) -> str:
             continue
         cells = "".join(f"{'—' if v is None else f'{v:.4f}' if isinstance(v, float) else v:>20}" for v in values)
         lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
+        truth = key.split(".")[0]
+        if key.endswith(".recall") and truth in result.get("intervals", {}):
+            found = result["intervals"][truth]
+            for part, title in (("recall", "  95% interval"), ("tribes_minus", "  tribes minus it, 95%")):
+                if part in found:
+                    sign = "+" if part == "tribes_minus" else ""
+                    cells = "".join(f"{_range(found[part].get(m), sign):>20}" for m in models)
+                    lines.append(f"{title:<{width}}{cells}")
     runs = result.get("runs")
     if runs:  # several cuts: each recall's range, then what each cut held
         lines.append(f"min–max over the {len(runs)} cuts:")
@@ -207,6 +248,13 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"{head}: " + (", ".join(f"{k2} {v:g}" for k2, v in learned.items()) if learned
                                         else "nothing (too little held-out data): the configured parameters"))
     return "\n".join(lines)
+
+
+def _range(interval: list[float] | None, sign: str = "") -> str:
+    """``lo…hi`` with 3 decimals (``sign`` "+" to sign them), "—" for none."""
+    if interval is None:
+        return "—"
+    return f"{interval[0]:{sign}.3f}…{interval[1]:{sign}.3f}"
 
 
 def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
