@@ -208,3 +208,27 @@ def test_recall_intervals_and_cli_bootstrap(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "95% interval" in table and "tribes minus it, 95%" in table
     assert main(["-q", "evaluate", str(events), "--models", "random", "--bootstrap", "-1"]) == 2
+
+
+def test_metrics_plot_draws_intervals_when_there_are_any(tmp_path, monkeypatch):
+    """Recall panels get error bars from ``intervals`` (none when an interval is unknown)."""
+    import matplotlib.axes
+
+    from tribes.evaluation.report import plot_metrics
+
+    drawn = []
+    real_barh = matplotlib.axes.Axes.barh
+
+    def barh(self, y, width, *args, **kwargs):
+        drawn.append(kwargs.get("xerr"))
+        return real_barh(self, y, width, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "barh", barh)
+    row = {"partners.recall": 0.3, "threads.recall": 0.1, "people.top1_followed_share": 0.1,
+           "people.top1_replied_share": 0.2}
+    result = {"k": 5, "models": {"tribes": row, "random": {**row, "partners.recall": 0.1}},
+              "intervals": {"partners": {"recall": {"tribes": [0.2, 0.4], "random": [0.05, 0.2]}},
+                            "threads": {"recall": {"tribes": [float("nan")] * 2, "random": [0.0, 0.2]}}}}
+    assert plot_metrics(result, tmp_path / "m.png").stat().st_size > 1000
+    assert np.allclose(drawn[0], [[0.1, 0.05], [0.1, 0.1]]) and drawn[1] is None
+    assert drawn[2] is None and drawn[3] is None  # exposure panels: no intervals

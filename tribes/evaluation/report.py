@@ -259,7 +259,8 @@ def _range(interval: list[float] | None, sign: str = "") -> str:
 
 def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
     """Bar charts per model: partner and thread-join recall, and the exposure share of the top 1%
-    most followed and most replied-to (a network may have only one of the two)."""
+    most followed and most replied-to (a network may have only one of the two). Recalls carry
+    their 95% interval as an error bar when the result has ``intervals`` (``--bootstrap``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -274,12 +275,20 @@ def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
     for ax, (key, title) in zip(axes, panels, strict=True):
         values = [result["models"][m].get(key) or 0.0 for m in models]
         colors = ["#d1495b" if m == "tribes" else "#8d99ae" for m in models]
-        ax.barh(models, values, color=colors)
-        ax.set_title(title, fontsize=10)
+        found = result.get("intervals", {}).get(key.split(".")[0], {}).get("recall", {}) if key.endswith(
+            ".recall") else {}
+        bounds = [found.get(m) for m in models]
+        xerr = None
+        if found and all(b is not None and np.isfinite(b).all() for b in bounds):
+            xerr = np.array([[max(v - b[0], 0.0) for v, b in zip(values, bounds, strict=True)],
+                             [max(b[1] - v, 0.0) for v, b in zip(values, bounds, strict=True)]])
+        ax.barh(models, values, color=colors, xerr=xerr, error_kw={"elinewidth": 1, "capsize": 2})
+        ax.set_title(title + (" (95%)" if xerr is not None else ""), fontsize=10)
         ax.invert_yaxis()
+        right = [v + (0.0 if xerr is None else xerr[1][i]) for i, v in enumerate(values)]
         for y, v in enumerate(values):
-            ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
-        ax.set_xlim(0, max([*values, 1e-9]) * 1.3)
+            ax.text(right[y], y, f" {v:.3f}", va="center", fontsize=8)
+        ax.set_xlim(0, max([*right, 1e-9]) * 1.3)
     return _save(fig, path)
 
 
