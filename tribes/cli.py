@@ -563,8 +563,9 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     from .evaluation.splits import read_events
     from .evaluation.truth import load_groups
 
-    if not Path(args.events).is_file():
-        raise InputError("no such file", path=args.events)
+    for given in (args.events, args.labels):
+        if given and not Path(given).is_file():
+            raise InputError("no such file", path=given)
     models = [m.strip() for m in args.compare.split(",")] if args.compare else list(BASELINES)
     unknown = [m for m in models if m not in BASELINES]
     if unknown:
@@ -592,8 +593,6 @@ def _cmd_evaluate(args, settings: Settings) -> int:
         except ValueError as exc:  # the data cannot be split this way (e.g. no timestamps)
             raise InputError(f"cannot split with --split {args.split} --cut {text}: {exc}", path=args.events) from None
         if args.labels:
-            if not Path(args.labels).is_file():
-                raise InputError("no such file", path=args.labels)
             truth_labels, truth_groups = load_groups(args.labels, split.train.user_ids, args.labels_format)
             if not truth_groups and (truth_labels is None or not (truth_labels >= 0).any()):
                 raise InputError("no user of the data is in any group of two or more (do the ids match the events?)",

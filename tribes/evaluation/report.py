@@ -229,8 +229,7 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"min–max over the {len(runs)} cuts:")
         for key, label in TABLE_ROWS:
             if key.endswith(".recall") and any(key in result["spread"][m] for m in models):
-                ranges = [result["spread"][m].get(key) for m in models]
-                cells = "".join(f"{'—' if r is None else f'{r[0]:.3f}–{r[1]:.3f}':>20}" for r in ranges)
+                cells = "".join(f"{_range(result['spread'][m].get(key), between='–'):>20}" for m in models)
                 lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
         for run in runs:
             lines.append(f"cut {run['cut']}: users evaluated {run['users']}; {run['counts']}")
@@ -250,11 +249,11 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _range(interval: list[float] | None, sign: str = "") -> str:
-    """``lo…hi`` with 3 decimals (``sign`` "+" to sign them), "—" for none."""
+def _range(interval: list[float] | None, sign: str = "", between: str = "…") -> str:
+    """``lo…hi`` with 3 decimals (``sign`` "+" to sign them; ``between`` the separator), "—" for none."""
     if interval is None:
         return "—"
-    return f"{interval[0]:{sign}.3f}…{interval[1]:{sign}.3f}"
+    return f"{interval[0]:{sign}.3f}{between}{interval[1]:{sign}.3f}"
 
 
 def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
