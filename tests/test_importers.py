@@ -34,8 +34,8 @@ def collect(events) -> list[dict]:
 
 
 def test_registry():
-    assert set(IMPORTERS) == {"stackexchange", "snap-ego", "edgelist"}
-    assert set(TRUTH_READERS) == {"snap-ego"}
+    assert set(IMPORTERS) == {"stackexchange", "snap-ego", "edgelist", "graph"}
+    assert set(TRUTH_READERS) == {"snap-ego", "graph"}
     assert get_importer("edgelist") is IMPORTERS["edgelist"]
     with pytest.raises(InputError, match="unknown format 'csv'"):
         get_importer("csv")

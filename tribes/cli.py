@@ -100,18 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print each file's report as JSON on stdout")
 
     p = command("import", _cmd_import, "Convert a public dump into tribes events (JSON Lines).")
-    p.add_argument("format", choices=["stackexchange", "snap-ego", "edgelist"], help="dump format")
+    p.add_argument("format", choices=["stackexchange", "snap-ego", "edgelist", "graph"],
+                   help="dump format (graph: a GraphML, GML, GEXF, Pajek or node-link JSON file)")
     p.add_argument("src", help="the dump: a folder, a .tar.gz or a file")
     p.add_argument("--out", default="-", help="output JSON Lines file (default: stdout)")
-    p.add_argument("--truth", help="write ground-truth groups (snap-ego circles) as JSON Lines here")
+    p.add_argument("--truth", help="write ground-truth groups (snap-ego circles, graph: a node attribute) "
+                                   "as JSON Lines here")
+    p.add_argument("--truth-attr", metavar="NAME",
+                   help="graph: the node attribute holding each node's group(s) (default: the first of "
+                        "community, block, group, club, department, cluster, … the nodes have)")
+    p.add_argument("--time-attr", metavar="NAME",
+                   help="graph: the edge attribute holding each edge's time, Unix seconds or RFC 3339 "
+                        "(default: timestamp, ts, time, datetime or date if present)")
     p.add_argument("--limit-egos", type=int, help="snap-ego: read only the first N ego networks")
     p.add_argument("--undirected", action="store_true", default=None,
-                   help="snap-ego, edgelist: edges are undirected (follows both ways); "
-                        "snap-ego default: auto (sources named *facebook*)")
+                   help="snap-ego, edgelist, graph: edges are undirected (follows both ways); "
+                        "snap-ego default: auto (sources named *facebook*); graph default: as the file says")
     p.add_argument("--active-only", action="store_true",
                    help="stackexchange: user events only for people who posted or commented")
     p.add_argument("--kind", choices=["follow", "message"], default="follow",
-                   help="edgelist: lines are follows, or messages (posts and replies)")
+                   help="edgelist, graph: lines (edges) are follows, or messages (posts and replies)")
     p.add_argument("--ts", help="timestamp for data without time (RFC 3339 or Unix seconds)")
     p.add_argument("--columns", metavar="SPEC",
                    help="edgelist: what each field is, from src, dst, ts and - (ignored), e.g. "
@@ -291,21 +299,27 @@ def _cmd_import(args, settings: Settings) -> int:
     elif args.format == "edgelist":
         options |= {"kind": args.kind, "undirected": bool(args.undirected), "columns": args.columns,
                     "sep": args.sep, "header": args.header}
+    elif args.format == "graph":
+        options |= {"kind": args.kind, "undirected": args.undirected, "time_attr": args.time_attr}
     elif args.format == "stackexchange":
         options |= {"active_only": args.active_only}
     if args.ts is not None:
         options["ts"] = args.ts
     if args.truth and args.format not in TRUTH_READERS:
         raise InputError(f"{args.format} has no ground truth to write", field="--truth")
+    for flag, value in (("--truth-attr", args.truth_attr), ("--time-attr", args.time_attr)):
+        if value is not None and args.format != "graph":
+            raise InputError("applies to the graph format only", field=flag)
     started = time.perf_counter()
-    with open_output(args.out) as out:
-        n = write_jsonl(IMPORTERS[args.format](args.src, **options), out)
-    if args.truth:
-        truth_options = {"limit_egos": args.limit_egos} if args.format == "snap-ego" else {}
+    if args.truth:  # first: a graph without the truth attribute stops before any events are written
+        truth_options = ({"limit_egos": args.limit_egos} if args.format == "snap-ego"
+                         else {"attr": args.truth_attr} if args.format == "graph" else {})
         with open_output(args.truth) as out:
             groups = write_jsonl(TRUTH_READERS[args.format](args.src, **truth_options), out)
         if not args.quiet:
-            print(f"wrote {groups:,} ground-truth groups to {args.truth}", file=sys.stderr)
+            print(f"wrote {groups:,} ground-truth records to {args.truth}", file=sys.stderr)
+    with open_output(args.out) as out:
+        n = write_jsonl(IMPORTERS[args.format](args.src, **options), out)
     if not args.quiet:
         details = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in stats.items())
         print(f"imported {n:,} events from {args.src} in {time.perf_counter() - started:.1f} s"
@@ -598,7 +612,8 @@ def _cmd_evaluate(args, settings: Settings) -> int:
                 raise InputError("no user of the data is in any group of two or more (do the ids match the events?)",
                                  path=args.labels)
         if not args.quiet:
-            print(f"evaluate: cut {text}: {split.counts()}; fitting {', '.join(models)}", file=sys.stderr)
+            where = f"cut {text}" if args.split == "time" else f"{make_split.keywords['fraction']:g} of the follows held out"
+            print(f"evaluate: {where}: {split.counts()}; fitting {', '.join(models)}", file=sys.stderr)
         runs.append(evaluate(split, models, k=args.k, max_users=args.max_users, seed=args.seed,
                              params={"tribes": overrides},
                              truth_labels=truth_labels, truth_groups=truth_groups,

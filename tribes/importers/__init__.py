@@ -7,10 +7,12 @@ importer's docstring (``inspect.signature`` lists them); every importer also acc
 ``stats=dict`` which it fills with counters (records read, skipped and why) when exhausted.
 
 Where a format has ground truth, ``TRUTH_READERS[name](src, **options)`` yields it: for
-``snap-ego`` the circles, ``{"circle_id": "EGO:NAME", "ego": EGO, "members": [ids]}``.
+``snap-ego`` the circles, ``{"circle_id": "EGO:NAME", "ego": EGO, "members": [ids]}``; for
+``graph`` (GraphML, GML, GEXF, Pajek, node-link JSON) a node attribute, ``{"user_id": ID,
+"tribes": [groups]}``.
 
 >>> sorted(IMPORTERS)
-['edgelist', 'snap-ego', 'stackexchange']
+['edgelist', 'graph', 'snap-ego', 'stackexchange']
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from tribes.errors import InputError
-from tribes.importers import edgelist, snap_ego, stackexchange
+from tribes.importers import edgelist, graph, snap_ego, stackexchange
 
 __all__ = ["IMPORTERS", "TRUTH_READERS", "Importer", "get_importer"]
 
@@ -29,10 +31,12 @@ IMPORTERS: dict[str, Importer] = {
     "stackexchange": stackexchange.iter_events,
     "snap-ego": snap_ego.iter_events,
     "edgelist": edgelist.iter_events,
+    "graph": graph.iter_events,
 }
 
 TRUTH_READERS: dict[str, Callable[..., Iterator[dict]]] = {
     "snap-ego": snap_ego.iter_truth,
+    "graph": graph.iter_truth,
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from tribes.errors import InputError
 from tribes.events import MAX_ID_CHARS, EventError, parse_ts
 
-__all__ = ["DEFAULT_TS", "check_id", "check_ts", "finish_stats"]
+__all__ = ["DEFAULT_TS", "MessageThreads", "check_id", "check_ts", "finish_stats"]
 
 #: Timestamp given to events of datasets that carry no time (SNAP ego networks, bare edge lists).
 DEFAULT_TS = "2012-01-01T00:00:00Z"
@@ -41,6 +41,26 @@ def finish_stats(name: str, counts: Counter, stats: dict | None) -> None:
     if stats is not None:
         stats.update(counts)
     log.info("%s import: %s", name, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
+class MessageThreads:
+    """Direct messages as posts (the schema has none): a message a → b is a reply to the most
+    recent earlier message b → a when there is one (a two-way exchange becomes a thread, the
+    reply's text ``""``), else a root post whose text is ``"@b"``. Messages must come in time
+    order. Memory O(distinct directed pairs)."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], str] = {}  # (a, b) → id of the latest message a → b
+
+    def post(self, post_id: str, a: str, b: str, when: object, counts: Counter) -> dict:
+        """The post event of message ``post_id`` a → b at ``when``; counts ``roots`` / ``replies``."""
+        target = self._last.get((b, a))
+        self._last[(a, b)] = post_id
+        if target is None:
+            counts["roots"] += 1
+            return {"type": "post", "id": post_id, "author": a, "ts": when, "text": f"@{b}"}
+        counts["replies"] += 1
+        return {"type": "post", "id": post_id, "author": a, "ts": when, "text": "", "reply_to": target}
 
 
 def _str(path: str | Path | None) -> str | None:

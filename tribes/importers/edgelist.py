@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tribes.errors import InputError
-from tribes.importers._common import DEFAULT_TS, check_id, check_ts, finish_stats
+from tribes.importers._common import DEFAULT_TS, MessageThreads, check_id, check_ts, finish_stats
 from tribes.jsonl import open_input
 
 __all__ = ["KINDS", "iter_events"]
@@ -118,7 +118,7 @@ def iter_events(
         raise InputError(f"sep must be one character such as ',' or a tab, got {sep!r}", field="sep")
     split = _splitter(sep)
     counts: Counter = Counter(lines=0, comments=0, self_loops=0, events=0)
-    last: dict[tuple[str, str], str] = {}  # (a, b) → id of the latest message a → b
+    threads = MessageThreads()
     with open_input(src) as fh:
         for lineno, raw in enumerate(fh, 1):
             counts["lines"] += 1
@@ -140,22 +140,7 @@ def iter_events(
                     yield {"type": "follow", "src": b, "dst": a, "ts": when}
                     counts["events"] += 1
             else:
-                post_id = f"m{lineno}"
-                target = last.get((b, a))
-                if target is None:
-                    counts["roots"] += 1
-                    yield {"type": "post", "id": post_id, "author": a, "ts": when, "text": f"@{b}"}
-                else:
-                    counts["replies"] += 1
-                    yield {
-                        "type": "post",
-                        "id": post_id,
-                        "author": a,
-                        "ts": when,
-                        "text": "",
-                        "reply_to": target,
-                    }
-                last[(a, b)] = post_id
+                yield threads.post(f"m{lineno}", a, b, when, counts)
             counts["events"] += 1
     finish_stats("edgelist", counts, stats)
 
