@@ -476,3 +476,23 @@ def test_the_method_that_found_the_tribes_is_reported():
         assert detect_communities(dense, objective=objective, seed=0, return_method=True)[1] == objective
     empty = detect_communities(sp.csr_matrix((4, 4)), objective="auto", return_method=True)
     assert empty[1] == "cpm" and np.all(empty[0] == -1)
+
+
+def test_a_model_asked_for_modularity_uses_modularitys_own_resolution():
+    """tribe_objective='modularity' alone gives classic modularity (γ = modularity_resolution, 1),
+    not CPM's density threshold (resolution 0.05) read as γ, which merged every block into one."""
+    from tribes.evaluation.metrics import nmi
+    from tribes.importers.graph import events_from_networkx
+    from tribes.model import TribeModel
+
+    g = nx.stochastic_block_model([40, 40, 40, 40], [[0.3 if i == j else 0.01 for j in range(4)] for i in range(4)],
+                                  seed=4)
+    events = list(events_from_networkx(g))
+    model = TribeModel(tribe_objective="modularity", learn_weights=0).fit(events)
+    assert model.tribe_method_ == "modularity"
+    block = np.array([g.nodes[int(u)]["block"] for u in model.user_ids_])
+    assert np.asarray(model.labels_).max() + 1 == 4 and nmi(block, np.asarray(model.labels_)) > 0.95
+    finer = TribeModel(tribe_objective="modularity", modularity_resolution=4.0, learn_weights=0).fit(events)
+    assert np.asarray(finer.labels_).max() + 1 > 4
+    with pytest.raises(ValueError, match="modularity_resolution: must be > 0"):
+        TribeModel(modularity_resolution=0.0).fit(events)

@@ -138,8 +138,9 @@ def _candidates(snap: Snapshot, params: Params, previous: Any, stage: Callable =
         affinity = user_affinity(graph, params, knn=knn)
     extras: dict[str, Any] = {"graph": graph}
     with stage("tribes"):
+        resolution = params.modularity_resolution if params.tribe_objective == "modularity" else params.resolution
         labels, extras["tribe_method"] = detect_communities(
-            affinity, resolution=params.resolution, seed=params.seed, min_size=params.min_tribe_size,
+            affinity, resolution=resolution, seed=params.seed, min_size=params.min_tribe_size,
             objective=params.tribe_objective, return_method=True)
         memberships = tribe_affinities(affinity, labels, top_k=params.tribe_top_k,
                                        min_share=params.min_tribe_share)

@@ -46,8 +46,10 @@ class Params:
                                      "(CPM unless fewer than half of the users then sit in weak communities "
                                      "while Infomap's modules hold most: then Infomap or modularity, whichever "
                                      "has the shorter description length).")
-    resolution: float = _p(0.05, "Leiden resolution. CPM: the weighted density a tribe must exceed, in "
-                                 "median edge weights per member pair; modularity: γ (try 1.0).")
+    resolution: float = _p(0.05, "CPM's resolution (tribe_objective 'cpm' and 'auto'): the weighted density a "
+                                 "tribe must exceed, in median edge weights per member pair.")
+    modularity_resolution: float = _p(1.0, "Modularity's γ (tribe_objective 'modularity'): 1 is classic "
+                                           "modularity; higher gives more, smaller tribes.")
     min_tribe_size: int = _p(5, "Smaller groups are merged into a neighbouring tribe or left tribeless.")
     tribe_top_k: int = _p(3, "Tribes kept per user in the overlapping memberships.")
     min_tribe_share: float = _p(0.1, "Share of a user's affinity a secondary tribe needs to count.")
@@ -139,6 +141,9 @@ class Params:
                      "max_topic_df_share", "stable_id_min_jaccard"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be between 0 and 1, got {getattr(self, name)!r}")
+        for name in ("resolution", "modularity_resolution"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)!r}")
         for name in ("max_people", "max_conversations", "candidates_per_source", "als_factors", "relearn_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1")
