@@ -496,3 +496,22 @@ def test_a_model_asked_for_modularity_uses_modularitys_own_resolution():
     assert np.asarray(finer.labels_).max() + 1 > 4
     with pytest.raises(ValueError, match="modularity_resolution: must be > 0"):
         TribeModel(modularity_resolution=0.0).fit(events)
+
+
+def test_auto_takes_modularity_where_cpm_cuts_sparse_communities_into_pieces_that_pass():
+    """Ten planted blocks of 100 with density 0.06: CPM's threshold (0.05) cuts them into 64
+    pieces which are communities each (the weak test passes), but modularity's ten blocks
+    explain the ties in fewer nats, so auto takes them. Where CPM's groups are the planted
+    ones (dense small blocks), the longer description keeps CPM."""
+    from tribes.communities import description_length, weak_community_share
+    from tribes.evaluation.metrics import nmi
+
+    sparse, truth = _planted([100] * 10, 0.06, 0.001, seed=1)
+    cpm = detect_communities(sparse, objective="cpm", resolution=0.05, seed=0)
+    assert cpm.max() + 1 > 30 and weak_community_share(sparse, cpm) >= 0.5
+    auto, method = detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True)
+    assert method == "modularity" and auto.max() + 1 == 10 and nmi(truth, auto) > 0.95
+    assert description_length(sparse, auto) < description_length(sparse, cpm)
+    dense, truth = _planted([12] * 20, 0.7, 0.01, seed=2)
+    kept, method = detect_communities(dense, objective="auto", resolution=0.05, seed=0, return_method=True)
+    assert method == "cpm" and nmi(truth, kept) > 0.95
