@@ -498,20 +498,36 @@ def test_a_model_asked_for_modularity_uses_modularitys_own_resolution():
         TribeModel(modularity_resolution=0.0).fit(events)
 
 
-def test_auto_takes_modularity_where_cpm_cuts_sparse_communities_into_pieces_that_pass():
+def test_auto_merges_the_pieces_cpm_cuts_sparse_communities_into():
     """Ten planted blocks of 100 with density 0.06: CPM's threshold (0.05) cuts them into 64
-    pieces which are communities each (the weak test passes), but modularity's ten blocks
-    explain the ties in fewer nats, so auto takes them. Where CPM's groups are the planted
-    ones (dense small blocks), the longer description keeps CPM."""
-    from tribes.communities import description_length, weak_community_share
+    pieces which are communities each (the weak test passes), but each block's ties take fewer
+    nats as one block than as its pieces, so auto merges them. Where CPM's groups are the planted
+    ones (dense small blocks), nothing merges."""
+    from tribes.communities import weak_community_share
     from tribes.evaluation.metrics import nmi
 
     sparse, truth = _planted([100] * 10, 0.06, 0.001, seed=1)
     cpm = detect_communities(sparse, objective="cpm", resolution=0.05, seed=0)
     assert cpm.max() + 1 > 30 and weak_community_share(sparse, cpm) >= 0.5
     auto, method = detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True)
-    assert method == "modularity" and auto.max() + 1 == 10 and nmi(truth, auto) > 0.95
-    assert description_length(sparse, auto) < description_length(sparse, cpm)
+    assert method == "cpm-merged" and auto.max() + 1 == 10 and nmi(truth, auto) > 0.95
     dense, truth = _planted([12] * 20, 0.7, 0.01, seed=2)
     kept, method = detect_communities(dense, objective="auto", resolution=0.05, seed=0, return_method=True)
     assert method == "cpm" and nmi(truth, kept) > 0.95
+
+
+def test_auto_does_not_merge_small_tribes_that_modularity_cannot_resolve():
+    """A ring of 30 five-cliques joined by single ties: modularity's resolution limit pairs
+    neighbouring cliques, and one description length of the whole graph would agree (it
+    charges for every pair of blocks); each proposal's own ties say two cliques, so the 30 stay."""
+    from tribes.communities import description_length
+
+    ring = nx.ring_of_cliques(30, 5)
+    a = nx.to_scipy_sparse_array(ring, format="csr", dtype=np.float64)
+    a = sp.csr_matrix(a)
+    modular = detect_communities(a, objective="modularity", seed=0, min_size=1)
+    cliques = np.repeat(np.arange(30), 5)
+    assert modular.max() + 1 < 30 and description_length(a, modular) < description_length(a, cliques)
+    labels, method = detect_communities(a, objective="auto", resolution=0.05, seed=0, return_method=True)
+    assert method == "cpm" and labels.max() + 1 == 30
+    assert np.all(np.bincount(labels) == 5)

@@ -73,7 +73,7 @@ def test_tribe_quality_against_planted_truth(events, tmp_path):
     assert result["tribes"]["nmi"] >= 0.8
     assert 0 < result["tribes"]["best_match_f1"] <= 1
     assert 0.5 < result["tribes"]["weak_community_share"] <= 1  # planted tribes keep their ties
-    assert result["tribes"]["method"] == "cpm"  # auto keeps CPM's tribes when they hold their ties
+    assert result["tribes"]["method"] in ("cpm", "cpm-merged")  # auto keeps CPM's tribes (a piece may merge)
     # What learning chose is reported: parameters of the model, printed on their own line.
     from dataclasses import fields
 

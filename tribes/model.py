@@ -246,7 +246,7 @@ class TribeModel:
         ctx, candidates, extras = _candidates(snap, params, previous, stage, graph=graph)
         _return_freed_memory()  # the sources' temporaries, before ranking's peak
         labels, memberships, tribe_ids = ctx.labels, ctx.memberships, extras["tribe_ids"]
-        self.tribe_method_ = extras["tribe_method"]  # what found the tribes: cpm, modularity or infomap
+        self.tribe_method_ = extras["tribe_method"]  # what found the tribes: cpm, cpm-merged, modularity or infomap
         topics, names, behaviour = extras["topics"], extras["names"], ctx.behaviour
         with stage("rank_people"):
             people = rank_people(ctx, candidates)

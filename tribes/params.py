@@ -45,8 +45,9 @@ class Params:
                                      "tribes at any graph size), 'modularity' (Leiden), 'infomap', or 'auto' "
                                      "(CPM unless fewer than half of the users then sit in weak communities "
                                      "while Infomap's modules hold most: then Infomap or modularity, whichever "
-                                     "has the shorter description length; and where CPM's groups pass, "
-                                     "modularity's if they pass too and are described in fewer nats).")
+                                     "has the shorter description length; where CPM's groups pass, a "
+                                     "modularity group replaces the CPM pieces it holds when one block "
+                                     "describes their ties in fewer nats).")
     resolution: float = _p(0.05, "CPM's resolution (tribe_objective 'cpm' and 'auto'): the weighted density a "
                                  "tribe must exceed, in median edge weights per member pair.")
     modularity_resolution: float = _p(1.0, "Modularity's γ (tribe_objective 'modularity'): 1 is classic "
