@@ -364,3 +364,23 @@ def test_bootstrap_interval_is_paired_seeded_and_near_the_normal_interval():
         M.bootstrap_interval({"x": x}, 0)
     with pytest.raises(ValueError):
         M.bootstrap_interval({"x": x}, 10, level=1.0)
+
+
+def test_recall_ceiling_is_what_a_perfect_list_reaches():
+    """A list holding each user's relevant items first reaches the ceiling exactly; users with
+    more relevant items than k cap it below 1; users with none are left out."""
+    truth = sp.random(30, 40, density=0.15, format="csr", random_state=5)
+    truth.data[:] = 1
+    users = np.arange(30)
+    k = 4
+    perfect = np.full((30, k), -1)
+    for u in users:
+        items = truth[u].indices[:k]
+        perfect[u, :len(items)] = items
+    ceiling, n = M.recall_ceiling(users, truth, k)
+    assert n == int((np.diff(truth.indptr) > 0).sum())
+    assert ceiling == pytest.approx(M.ranking_metrics(perfect, users, truth, k)["recall"])
+    sizes = np.diff(truth.indptr)
+    expected = np.mean([min(s, k) / s for s in sizes if s > 0])  # the definition, user by user
+    assert ceiling == pytest.approx(expected) and ceiling < 1  # some users have more than k
+    assert M.recall_ceiling(users, sp.csr_matrix((30, 40)), k) == (0.0, 0)

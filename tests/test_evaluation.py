@@ -61,6 +61,10 @@ def test_evaluate_runs_every_model_with_the_same_users(events):
     assert result["models"]["tribes"]["partners.recall"] > result["models"]["random"]["partners.recall"]
     assert "tribes per list" in format_table(result)
     assert result["tribes"]["tribes"] >= 2
+    # What a perfect list would reach, per truth, at least every model's recall.
+    for key, ceiling in result["ceiling"].items():
+        assert ceiling["users"] == result["models"]["tribes"][f"{key}.users"]
+        assert all(row[f"{key}.recall"] <= ceiling["recall"] + 1e-12 for row in result["models"].values())
 
 
 def test_tribe_quality_against_planted_truth(events, tmp_path):
@@ -129,9 +133,11 @@ def test_combine_runs_averages_over_every_user_and_keeps_each_cut():
                 "counts": {"future_partner_pairs": users * 2},
                 "models": {"tribes": {"partners.recall": partners, "partners.users": users,
                                       "people.exposure_gini": gini, "fit_seconds": 1.0}},
-                "tribes": {"method": "cpm", "tribes": 4, "nmi": nmi}, "learned": learned}
+                "tribes": {"method": "cpm", "tribes": 4, "nmi": nmi}, "learned": learned,
+                "ceiling": {"partners": {"recall": 1.0 - 0.01 * users, "users": users}}}
 
     out = combine_runs([run(0.5, 30, 0.2, 0.8, {"w_tribe": 1.0}), run(0.1, 10, 0.6, 0.6, None)], [0.7, 0.8])
+    assert out["ceiling"] == {"partners": {"recall": pytest.approx((0.7 * 30 + 0.9 * 10) / 40), "users": 40}}
     row = out["models"]["tribes"]
     assert row["partners.recall"] == pytest.approx((0.5 * 30 + 0.1 * 10) / 40)
     assert row["partners.users"] == 40
@@ -143,6 +149,7 @@ def test_combine_runs_averages_over_every_user_and_keeps_each_cut():
     assert [r["cut"] for r in out["runs"]] == [0.7, 0.8] and [r["cut_ts"] for r in out["runs"]] == [1030.0, 1010.0]
     table = format_table(out)
     assert "min–max over the 2 cuts:" in table and "0.100–0.500" in table
+    assert "a perfect list's recall@5 (the ceiling): conversation partners 0.7500" in table
     assert "learned (cut 0.7): w_tribe 1" in table and "learned (cut 0.8): nothing" in table
     with pytest.raises(ValueError):
         combine_runs([], [])

@@ -39,6 +39,7 @@ __all__ = [
     "precision_at_k",
     "ranking_metrics",
     "recall_at_k",
+    "recall_ceiling",
     "top_percent",
     "top_share",
     "tribes_per_list",
@@ -202,6 +203,17 @@ def ranking_metrics(
         "hit_rate": float(np.mean(any_hit)),
         "users": n_eval,
     }
+
+
+def recall_ceiling(users: np.ndarray, truth: sp.spmatrix | sp.sparray, k: int) -> tuple[float, int]:
+    """(the recall@k a perfect list reaches, users averaged): ``min(|rel|, k) / |rel|`` averaged
+    over the ``users`` with at least one relevant item, as :func:`ranking_metrics` averages
+    recall — below 1 where users have more than ``k``. ``(0.0, 0)`` when nobody has any. O(B)."""
+    n_rel = np.diff(sp.csr_matrix(truth).indptr)[np.asarray(users, dtype=np.int64)]
+    n_rel = n_rel[n_rel > 0]
+    if n_rel.size == 0:
+        return 0.0, 0
+    return float(np.mean(np.minimum(n_rel, k) / n_rel)), int(n_rel.size)
 
 
 def recall_at_k(recs: np.ndarray, users: np.ndarray, truth: sp.spmatrix, k: int) -> float:

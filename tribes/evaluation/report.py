@@ -104,8 +104,13 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     if tribe_labels is not None:  # diversity of every model's lists, in the tribes found
         for name, recs in lists.items():
             results[name]["people.tribes_per_list"] = M.tribes_per_list(recs, tribe_labels)
+    # What a perfect list would reach: a recall's ceiling at k (users with more relevant items
+    # than k cannot reach 1), per truth with any users.
+    ceiling = {key: dict(zip(("recall", "users"), M.recall_ceiling(users, truth, k), strict=True))
+               for key, truth in truths.items()}
     out: dict[str, Any] = {"k": k, "split": split.kind, "cut": split.cut, "counts": split.counts(),
-                           "users": len(users), "exposure_users": len(everyone), "models": results}
+                           "users": len(users), "exposure_users": len(everyone), "models": results,
+                           "ceiling": {key: c for key, c in ceiling.items() if c["users"]}}
     if per_user:
         out["per_user"] = recalls
     if tribe_labels is not None:
@@ -184,8 +189,14 @@ def combine_runs(runs: Sequence[dict[str, Any]], cuts: Sequence[Any]) -> dict[st
             models[name][key] = float(np.average(values, weights=weights))
             spread[name][key] = [float(values.min()), float(values.max())]
     counts = {key: int(sum(run["counts"][key] for run in runs)) for key in runs[0]["counts"]}
+    ceiling = {}
+    for key in dict.fromkeys(key for run in runs for key in run.get("ceiling", {})):
+        parts = [run["ceiling"][key] for run in runs if key in run.get("ceiling", {})]
+        users = sum(part["users"] for part in parts)
+        ceiling[key] = {"recall": float(sum(part["recall"] * part["users"] for part in parts) / users),
+                        "users": int(users)}
     out: dict[str, Any] = {"k": runs[0]["k"], "split": runs[0]["split"], "cut": list(cuts),
-                           "counts": counts, "users": int(sum(run["users"] for run in runs)),
+                           "counts": counts, "users": int(sum(run["users"] for run in runs)), "ceiling": ceiling,
                            "exposure_users": runs[0]["exposure_users"], "models": models, "spread": spread,
                            "runs": [{**run, "cut": cut, "cut_ts": run["cut"]} for cut, run in zip(cuts, runs, strict=True)]}
     if all("per_user" in run for run in runs):  # the users of every cut, pooled
@@ -238,6 +249,11 @@ def format_table(result: dict[str, Any]) -> str:
     else:
         lines.append(f"users evaluated: {result['users']}; exposure over {result['exposure_users']} users' lists; "
                      f"split: {result['split']}; {result['counts']}")
+    if result.get("ceiling"):
+        names = {"partners": "conversation partners", "replies": "people replied to", "follows": "people followed",
+                 "threads": "thread joins"}
+        lines.append(f"a perfect list's recall@{k} (the ceiling): " + ", ".join(
+            f"{names.get(key, key)} {c['recall']:.4f}" for key, c in result["ceiling"].items()))
     if "tribes" in result:
         lines.append("tribes: " + ", ".join(f"{k2} {v}" for k2, v in result["tribes"].items()))
     if "learned" in result:
