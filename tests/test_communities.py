@@ -357,8 +357,8 @@ def test_auto_objective_keeps_cpm_on_dense_tribes_and_leaves_it_on_sparse_commun
     assert np.array_equal(detect_communities(dense, objective="auto", resolution=0.05, seed=0), cpm)
     assert nmi(cpm, dense_blocks) > 0.95
     # 150-member communities with ~6 ties inside each member: density 0.04, under CPM's 0.05.
-    # Infomap splits one of them (its sparse-module limit); modularity's four blocks take fewer
-    # nats to describe the ties, so auto picks them.
+    # Infomap splits them (its sparse-module limit); each of modularity's four blocks describes
+    # its members' ties in fewer nats than Infomap's pieces of it, so auto merges the pieces.
     sparse, sparse_blocks = _planted([150, 150, 150, 150], 0.04, 0.0008, seed=2)
     cpm = detect_communities(sparse, objective="cpm", resolution=0.05, seed=0)
     auto = detect_communities(sparse, objective="auto", resolution=0.05, seed=0)
@@ -471,7 +471,7 @@ def test_the_method_that_found_the_tribes_is_reported():
     sparse, _ = _planted([150, 150, 150, 150], 0.04, 0.0008, seed=2)
     labels, method = detect_communities(dense, objective="auto", resolution=0.05, seed=0, return_method=True)
     assert method == "cpm" and np.array_equal(labels, detect_communities(dense, objective="auto", resolution=0.05))
-    assert detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True)[1] == "modularity"
+    assert detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True)[1] == "infomap-merged"
     for objective in ("cpm", "modularity", "infomap"):
         assert detect_communities(dense, objective=objective, seed=0, return_method=True)[1] == objective
     empty = detect_communities(sp.csr_matrix((4, 4)), objective="auto", return_method=True)

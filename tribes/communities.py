@@ -135,30 +135,25 @@ def _infomap(graph: igraph.Graph, w: np.ndarray, seed: int) -> np.ndarray:
 
 def _unless_cpm_fragments(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray, position: np.ndarray,
                           cpm: np.ndarray, seed: int, n_iterations: int, settle) -> tuple[np.ndarray, str]:
-    """``objective="auto"`` after CPM: ``(partition, method)``, CPM's, unless most users then sit in groups that
-    are not communities in the weak sense while Infomap's modules mostly are. Then Infomap's
-    or modularity's partition (the latter only if it passes the same test), whichever has
-    the shorter :func:`description_length`: Infomap can split sparse modules (its field of
-    view), modularity merge small ones (its resolution limit). Where Infomap finds no such
-    communities either (ties spread with no clear groups, as in much real messaging), CPM's
-    human-scale tribes stay."""
+    """``objective="auto"`` after CPM: ``(partition, method)``. Where CPM's groups are
+    communities in the weak sense (most users in one), CPM's, with the pieces of sparse groups
+    merged (:func:`_merge_where_one_group_explains_more`). Where they are not, but Infomap's
+    modules are, Infomap's, merged the same way: Infomap can split sparse modules (its field of
+    view), and modularity's proposals put them back together where one block describes them in
+    fewer nats. Where Infomap finds no such communities either (ties spread with no clear
+    groups, as in much real messaging), CPM's human-scale tribes stay."""
     share = weak_community_share(a, cpm)
     if share >= WEAK_SHARE_MIN:
-        return _merge_where_one_group_explains_more(a, graph, w, position, cpm, seed, n_iterations, settle)
+        return _merge_where_one_group_explains_more(a, graph, w, position, cpm, "cpm", seed, n_iterations, settle)
     flow = _infomap(graph, w, seed)[position]
     flow_share = weak_community_share(a, flow)
     if flow_share < WEAK_SHARE_MIN:
         log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: keeping CPM",
                  100 * share, 100 * flow_share)
         return cpm, "cpm"
-    options = [(description_length(a, flow), "infomap", flow)]
-    merged = _leiden(graph, w, False, 1.0, seed, n_iterations)[position]
-    if weak_community_share(a, merged) >= WEAK_SHARE_MIN:
-        options.append((description_length(a, merged), "modularity", merged))
-    length, name, chosen = min(options, key=lambda option: option[0])
-    log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: using %s "
-             "(description length %.0f nats)", 100 * share, 100 * flow_share, name, length)
-    return chosen, name
+    log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: using Infomap",
+             100 * share, 100 * flow_share)
+    return _merge_where_one_group_explains_more(a, graph, w, position, flow, "infomap", seed, n_iterations, settle)
 
 
 def detect_communities(
@@ -195,17 +190,18 @@ def detect_communities(
         ``WEAK_SHARE_MIN`` of the users then sit in communities in the weak sense
         (:func:`weak_community_share`) while Infomap's modules hold at least that share: CPM's
         density threshold is then cutting communities sparser than it (large ones in a sparse
-        graph) into fragments whose ties mostly leave them, and Infomap's or modularity's
-        partition (γ = 1), whichever has the shorter :func:`description_length`, is used.
-        Where CPM's groups pass, modularity's groups are proposals: one is taken where its
-        members' ties take fewer nats as one block than as their CPM groups (method
-        ``"cpm-merged"``): CPM's threshold can also cut sparse groups into dense pieces that pass.
+        graph) into fragments whose ties mostly leave them, and Infomap's modules are used.
+        Either way modularity's groups (γ = 1) are then proposals: one is taken where its
+        members' ties take fewer nats as one block than as their CPM groups or Infomap modules
+        (:func:`description_length` of that subgraph; method ``"cpm-merged"`` or
+        ``"infomap-merged"``): CPM's threshold can also cut sparse groups into dense pieces that
+        pass, and Infomap splits sparse modules.
     min_size : int
         Communities smaller than this are dissolved: each member joins the remaining one it
         has the most affinity with (ties: the lower Leiden id), else gets -1.
     return_method : bool
         Also return the method that made the partition: ``"cpm"``, ``"modularity"``,
-        ``"infomap"`` or ``"cpm-merged"`` (for ``"auto"``, what it chose).
+        ``"infomap"``, ``"cpm-merged"`` or ``"infomap-merged"`` (for ``"auto"``, what it chose).
 
     Returns
     -------
@@ -286,21 +282,22 @@ def _dissolve_small(a: sp.csr_matrix, comm: np.ndarray, *, has_edge: np.ndarray,
 
 
 def _merge_where_one_group_explains_more(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray,
-                                        position: np.ndarray, cpm: np.ndarray, seed: int, n_iterations: int,
-                                        settle) -> tuple[np.ndarray, str]:
-    """``objective="auto"`` once CPM's groups are communities: ``(partition, method)``. CPM's
-    threshold can cut a sparse group into dense pieces that each pass the weak test (a
-    3,000-user partition graph of 30 groups: 92 pieces). Modularity (γ = 1) proposes larger
-    groups; a proposal is taken when the ties among its members take fewer nats as one block
-    than as the CPM groups (after ``settle``) its members are in (:func:`description_length` of
-    that subgraph); elsewhere CPM's groups stay. Deciding each proposal on its own subgraph
-    keeps the decision honest at scale: one description length of the whole graph charges for
-    every pair of blocks, so with thousands of human-scale tribes it prefers a few large ones
-    (modularity's resolution limit, again: on a million synthetic users it would trade 16,660
-    tribes for 780). The result is CPM's unless a proposal was taken and most users still sit in
-    weak communities; then ``"cpm-merged"``. Cost: one more Leiden run, and O(nnz of the
+                                        position: np.ndarray, base: np.ndarray, name: str, seed: int,
+                                        n_iterations: int, settle) -> tuple[np.ndarray, str]:
+    """``(partition, method)``: the ``base`` partition (CPM's or Infomap's, called ``name``)
+    with the pieces of sparse groups merged. CPM's threshold can cut a sparse group into dense
+    pieces that each pass the weak test (a 3,000-user partition graph of 30 groups: 92 pieces),
+    and Infomap can split sparse modules. Modularity (γ = 1) proposes larger groups; a proposal
+    is taken when the ties among its members take fewer nats as one block than as the base
+    groups (after ``settle``) its members are in (:func:`description_length` of that subgraph);
+    elsewhere the base groups stay. Deciding each proposal on its own subgraph keeps the
+    decision honest at scale: one description length of the whole graph charges for every pair
+    of blocks, so with thousands of human-scale tribes it prefers a few large ones (modularity's
+    resolution limit, again: on a million synthetic users it would trade 16,660 tribes for
+    780). The result is ``base`` unless a proposal was taken and most users still sit in weak
+    communities; then ``name + "-merged"``. Cost: one more Leiden run, and O(nnz of the
     proposals' members) for the lengths."""
-    pieces = settle(cpm.copy())
+    pieces = settle(base.copy())
     proposed = _leiden(graph, w, False, 1.0, seed, n_iterations)[position]
     users = np.argsort(proposed, kind="stable")  # users grouped by proposal
     bounds = np.searchsorted(proposed[users], np.arange(int(proposed.max()) + 2))
@@ -315,16 +312,16 @@ def _merge_where_one_group_explains_more(a: sp.csr_matrix, graph: igraph.Graph, 
         if description_length(sub, np.zeros(len(members), dtype=np.int64)) < description_length(sub, local):
             taken.append(h)
     if not taken:
-        return cpm, "cpm"
+        return base, name
     merged = pieces.copy()
     k = int(pieces.max()) + 1
     inside = np.isin(proposed, taken)
-    merged[inside] = k + proposed[inside]  # past CPM's ids: a proposal is a group of its own
+    merged[inside] = k + proposed[inside]  # past the base's ids: a proposal is a group of its own
     if weak_community_share(a, merged) < WEAK_SHARE_MIN:
-        return cpm, "cpm"
-    log.info("tribes: %d of modularity's groups describe their ties in fewer nats than CPM's pieces of them",
-             len(taken))
-    return merged, "cpm-merged"
+        return base, name
+    log.info("tribes: %d of modularity's groups describe their ties in fewer nats than %s's pieces of them",
+             len(taken), name)
+    return merged, f"{name}-merged"
 
 
 def _renumber_by_size(comm: np.ndarray) -> np.ndarray:

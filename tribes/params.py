@@ -44,10 +44,9 @@ class Params:
     tribe_objective: str = _p("auto", "How tribes are found: 'cpm' (Leiden, no resolution limit: human-scale "
                                      "tribes at any graph size), 'modularity' (Leiden), 'infomap', or 'auto' "
                                      "(CPM unless fewer than half of the users then sit in weak communities "
-                                     "while Infomap's modules hold most: then Infomap or modularity, whichever "
-                                     "has the shorter description length; where CPM's groups pass, a "
-                                     "modularity group replaces the CPM pieces it holds when one block "
-                                     "describes their ties in fewer nats).")
+                                     "while Infomap's modules hold most: then Infomap; either way a modularity "
+                                     "group replaces the pieces it holds when one block describes their ties "
+                                     "in fewer nats).")
     resolution: float = _p(0.05, "CPM's resolution (tribe_objective 'cpm' and 'auto'): the weighted density a "
                                  "tribe must exceed, in median edge weights per member pair.")
     modularity_resolution: float = _p(1.0, "Modularity's γ (tribe_objective 'modularity'): 1 is classic "
