@@ -514,6 +514,12 @@ def test_auto_merges_the_pieces_cpm_cuts_sparse_communities_into():
     dense, truth = _planted([12] * 20, 0.7, 0.01, seed=2)
     kept, method = detect_communities(dense, objective="auto", resolution=0.05, seed=0, return_method=True)
     assert method == "cpm" and nmi(truth, kept) > 0.95
+    # Above merge_max_users the step does not run (its Leiden run costs ~30 s at a million users).
+    found, method = detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True,
+                                       merge_max_users=999)
+    assert method == "cpm" and np.array_equal(found, cpm)
+    assert detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True,
+                              merge_max_users=1000)[1] == "cpm-merged"
 
 
 def test_auto_does_not_merge_small_tribes_that_modularity_cannot_resolve():

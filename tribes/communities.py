@@ -134,16 +134,20 @@ def _infomap(graph: igraph.Graph, w: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _unless_cpm_fragments(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray, position: np.ndarray,
-                          cpm: np.ndarray, seed: int, n_iterations: int, settle) -> tuple[np.ndarray, str]:
+                          cpm: np.ndarray, seed: int, n_iterations: int, settle, merge: bool = True
+                          ) -> tuple[np.ndarray, str]:
     """``objective="auto"`` after CPM: ``(partition, method)``. Where CPM's groups are
     communities in the weak sense (most users in one), CPM's, with the pieces of sparse groups
     merged (:func:`_merge_where_one_group_explains_more`). Where they are not, but Infomap's
     modules are, Infomap's, merged the same way: Infomap can split sparse modules (its field of
     view), and modularity's proposals put them back together where one block describes them in
     fewer nats. Where Infomap finds no such communities either (ties spread with no clear
-    groups, as in much real messaging), CPM's human-scale tribes stay."""
+    groups, as in much real messaging), CPM's human-scale tribes stay. ``merge`` False: no
+    merging (the partition as found)."""
     share = weak_community_share(a, cpm)
     if share >= WEAK_SHARE_MIN:
+        if not merge:
+            return cpm, "cpm"
         return _merge_where_one_group_explains_more(a, graph, w, position, cpm, "cpm", seed, n_iterations, settle)
     flow = _infomap(graph, w, seed)[position]
     flow_share = weak_community_share(a, flow)
@@ -153,6 +157,8 @@ def _unless_cpm_fragments(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray, 
         return cpm, "cpm"
     log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: using Infomap",
              100 * share, 100 * flow_share)
+    if not merge:
+        return flow, "infomap"
     return _merge_where_one_group_explains_more(a, graph, w, position, flow, "infomap", seed, n_iterations, settle)
 
 
@@ -165,6 +171,7 @@ def detect_communities(
     min_size: int = 5,
     objective: str = "modularity",
     return_method: bool = False,
+    merge_max_users: int | None = None,
 ) -> np.ndarray | tuple[np.ndarray, str]:
     """Tribes: Leiden communities (modularity or CPM) or Infomap's, with the small ones dissolved.
 
@@ -199,6 +206,10 @@ def detect_communities(
     min_size : int
         Communities smaller than this are dissolved: each member joins the remaining one it
         has the most affinity with (ties: the lower Leiden id), else gets -1.
+    merge_max_users : int or None
+        ``"auto"`` merges pieces (modularity's proposals, see above) only on graphs of at most
+        this many users; None: always. The step costs one more Leiden run (~30 s at a million
+        users, where CPM's human-scale tribes are what is wanted anyway).
     return_method : bool
         Also return the method that made the partition: ``"cpm"``, ``"modularity"``,
         ``"infomap"``, ``"cpm-merged"`` or ``"infomap-merged"`` (for ``"auto"``, what it chose).
@@ -254,7 +265,8 @@ def detect_communities(
     del src, dst
     settle = partial(_dissolve_small, a, has_edge=has_edge, min_size=min_size)
     if objective == "auto":
-        comm, method = _unless_cpm_fragments(a, graph, w, position, comm, seed, n_iterations, settle)
+        merge = merge_max_users is None or n <= merge_max_users
+        comm, method = _unless_cpm_fragments(a, graph, w, position, comm, seed, n_iterations, settle, merge)
     del graph, w, position  # free igraph's memory now
     labels = _renumber_by_size(settle(comm))
     return (labels, method) if return_method else labels

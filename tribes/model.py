@@ -141,7 +141,8 @@ def _candidates(snap: Snapshot, params: Params, previous: Any, stage: Callable =
         resolution = params.modularity_resolution if params.tribe_objective == "modularity" else params.resolution
         labels, extras["tribe_method"] = detect_communities(
             affinity, resolution=resolution, seed=params.seed, min_size=params.min_tribe_size,
-            objective=params.tribe_objective, return_method=True)
+            objective=params.tribe_objective, return_method=True,
+            merge_max_users=int(params.tribe_merge_max_users))
         memberships = tribe_affinities(affinity, labels, top_k=params.tribe_top_k,
                                        min_share=params.min_tribe_share)
         if previous is not False:

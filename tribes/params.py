@@ -49,6 +49,10 @@ class Params:
                                      "in fewer nats).")
     resolution: float = _p(0.05, "CPM's resolution (tribe_objective 'cpm' and 'auto'): the weighted density a "
                                  "tribe must exceed, in median edge weights per member pair.")
+    tribe_merge_max_users: int = _p(200_000, "tribe_objective 'auto' merges the pieces of sparse groups "
+                                             "(modularity's proposals, judged per group) up to this many users; "
+                                             "above, the tribes stay as CPM or Infomap found them (the step costs "
+                                             "one more Leiden run: ~30 s at a million users); 0 = never.")
     modularity_resolution: float = _p(1.0, "Modularity's γ (tribe_objective 'modularity'): 1 is classic "
                                            "modularity; higher gives more, smaller tribes.")
     min_tribe_size: int = _p(5, "Smaller groups are merged into a neighbouring tribe or left tribeless.")
