@@ -145,21 +145,20 @@ def _unless_cpm_fragments(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray, 
     groups, as in much real messaging), CPM's human-scale tribes stay. ``merge`` False: no
     merging (the partition as found)."""
     share = weak_community_share(a, cpm)
-    if share >= WEAK_SHARE_MIN:
-        if not merge:
+    base, name = cpm, "cpm"
+    if share < WEAK_SHARE_MIN:
+        flow = _infomap(graph, w, seed)[position]
+        flow_share = weak_community_share(a, flow)
+        if flow_share < WEAK_SHARE_MIN:
+            log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: keeping CPM",
+                     100 * share, 100 * flow_share)
             return cpm, "cpm"
-        return _merge_where_one_group_explains_more(a, graph, w, position, cpm, "cpm", seed, n_iterations, settle)
-    flow = _infomap(graph, w, seed)[position]
-    flow_share = weak_community_share(a, flow)
-    if flow_share < WEAK_SHARE_MIN:
-        log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: keeping CPM",
+        log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: using Infomap",
                  100 * share, 100 * flow_share)
-        return cpm, "cpm"
-    log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: using Infomap",
-             100 * share, 100 * flow_share)
+        base, name = flow, "infomap"
     if not merge:
-        return flow, "infomap"
-    return _merge_where_one_group_explains_more(a, graph, w, position, flow, "infomap", seed, n_iterations, settle)
+        return base, name
+    return _merge_where_one_group_explains_more(a, graph, w, position, base, name, seed, n_iterations, settle)
 
 
 def detect_communities(

@@ -106,11 +106,14 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
             results[name]["people.tribes_per_list"] = M.tribes_per_list(recs, tribe_labels)
     # What a perfect list would reach: a recall's ceiling at k (users with more relevant items
     # than k cannot reach 1), per truth with any users.
-    ceiling = {key: dict(zip(("recall", "users"), M.recall_ceiling(users, truth, k), strict=True))
-               for key, truth in truths.items()}
+    ceiling = {}
+    for key, truth in truths.items():
+        recall, with_items = M.recall_ceiling(users, truth, k)
+        if with_items:
+            ceiling[key] = {"recall": recall, "users": with_items}
     out: dict[str, Any] = {"k": k, "split": split.kind, "cut": split.cut, "counts": split.counts(),
                            "users": len(users), "exposure_users": len(everyone), "models": results,
-                           "ceiling": {key: c for key, c in ceiling.items() if c["users"]}}
+                           "ceiling": ceiling}
     if per_user:
         out["per_user"] = recalls
     if tribe_labels is not None:
@@ -249,9 +252,8 @@ def format_table(result: dict[str, Any]) -> str:
     else:
         lines.append(f"users evaluated: {result['users']}; exposure over {result['exposure_users']} users' lists; "
                      f"split: {result['split']}; {result['counts']}")
-    if result.get("ceiling"):
-        names = {"partners": "conversation partners", "replies": "people replied to", "follows": "people followed",
-                 "threads": "thread joins"}
+    if result.get("ceiling"):  # named as the recall rows are
+        names = {key.removesuffix(".recall"): label.removesuffix(" recall@k") for key, label in TABLE_ROWS}
         lines.append(f"a perfect list's recall@{k} (the ceiling): " + ", ".join(
             f"{names.get(key, key)} {c['recall']:.4f}" for key, c in result["ceiling"].items()))
     if "tribes" in result:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from tribes.errors import InputError
 from tribes.events import MAX_ID_CHARS, EventError, parse_ts
 
-__all__ = ["DEFAULT_TS", "MessageThreads", "check_id", "check_ts", "finish_stats"]
+__all__ = ["DEFAULT_TS", "MessageThreads", "check_id", "check_ts", "finish_stats", "time_value"]
 
 #: Timestamp given to events of datasets that carry no time (SNAP ego networks, bare edge lists).
 DEFAULT_TS = "2012-01-01T00:00:00Z"
@@ -25,6 +26,20 @@ def check_ts(
         return parse_ts(value, field)
     except EventError as exc:
         raise InputError(exc.problem, path=_str(path), line=line, field=field) from None
+
+
+def time_value(
+    value: object, *, field: str = "ts", path: str | Path | None = None, line: int | None = None
+) -> tuple[object, float]:
+    """A time read from a file as an event ``ts`` and its Unix seconds: a numeric string becomes
+    the number (Unix seconds), anything else stays as given (RFC 3339); :class:`InputError`
+    naming ``field`` (and the file and line) when it is no time."""
+    if isinstance(value, str):
+        for number in (int, float):
+            with contextlib.suppress(ValueError):
+                value = number(value)
+                break
+    return value, check_ts(value, field=field, path=path, line=line)
 
 
 def check_id(

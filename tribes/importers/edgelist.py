@@ -11,13 +11,19 @@ told otherwise). ``.gz`` files and ``-`` (stdin) are read transparently.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tribes.errors import InputError
-from tribes.importers._common import DEFAULT_TS, MessageThreads, check_id, check_ts, finish_stats
+from tribes.importers._common import (
+    DEFAULT_TS,
+    MessageThreads,
+    check_id,
+    check_ts,
+    finish_stats,
+    time_value,
+)
 from tribes.jsonl import open_input
 
 __all__ = ["KINDS", "iter_events"]
@@ -179,10 +185,4 @@ def _parse(line: bytes, name: str, lineno: int, default_ts: str | float,
     b = check_id(parts[at_dst], field="dst", path=name, line=lineno)
     if at_ts is None:
         return a, b, default_ts
-    value: object = parts[at_ts]  # Unix seconds (int or float) or an RFC 3339 string
-    for number in (int, float):
-        with contextlib.suppress(ValueError):
-            value = number(parts[at_ts])
-            break
-    check_ts(value, path=name, line=lineno)
-    return a, b, value
+    return a, b, time_value(parts[at_ts], path=name, line=lineno)[0]  # Unix seconds or RFC 3339

@@ -23,17 +23,23 @@ The format follows the file name (``.graphml``/``.xml``, ``.gml``, ``.gexf``, ``
 from __future__ import annotations
 
 import bz2
-import contextlib
 import gzip
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import networkx as nx
 
 from tribes.errors import InputError
-from tribes.importers._common import DEFAULT_TS, MessageThreads, check_id, check_ts, finish_stats
+from tribes.importers._common import (
+    DEFAULT_TS,
+    MessageThreads,
+    check_id,
+    check_ts,
+    finish_stats,
+    time_value,
+)
 
 __all__ = ["FORMATS", "TIME_ATTRS", "TRUTH_ATTRS", "events_from_networkx", "iter_events", "iter_truth",
            "read_graph", "truth_from_networkx"]
@@ -122,17 +128,6 @@ def _user_id(node: object) -> str:
     return check_id(str(node), field="node")
 
 
-def _when(value: object, edge: tuple) -> object:
-    """An edge time as an event ``ts``: Unix seconds (numbers, numeric strings) or RFC 3339."""
-    if isinstance(value, str):
-        for number in (int, float):
-            with contextlib.suppress(ValueError):
-                value = number(value)
-                break
-    check_ts(value, field=f"time of edge {edge[0]!r} -> {edge[1]!r}")
-    return value
-
-
 def events_from_networkx(graph: nx.Graph, *, kind: str = "follow", ts: str | float = DEFAULT_TS,
                          time_attr: str | None = None, undirected: bool | None = None,
                          stats: dict | None = None) -> Iterator[dict]:
@@ -148,7 +143,7 @@ def events_from_networkx(graph: nx.Graph, *, kind: str = "follow", ts: str | flo
     """
     if kind not in KINDS:
         raise InputError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}", field="kind")
-    check_ts(ts)
+    default_seconds = check_ts(ts)
     both_ways = (not graph.is_directed()) if undirected is None else bool(undirected)
     if kind == "message" and undirected:
         raise InputError("undirected applies to kind='follow' only", field="undirected")
@@ -167,8 +162,9 @@ def events_from_networkx(graph: nx.Graph, *, kind: str = "follow", ts: str | flo
         if attr is not None and attr not in attrs:
             raise InputError(f"edge {u!r} -> {v!r} has no {attr!r} (every edge needs a time once one has)",
                              field="edge time")
-        when = _when(attrs[attr], (u, v)) if attr is not None else ts
-        edges.append((check_ts(when), len(edges), _user_id(u), _user_id(v), when))
+        when, seconds = (time_value(attrs[attr], field=f"time of edge {u!r} -> {v!r}") if attr is not None
+                         else (ts, default_seconds))
+        edges.append((seconds, len(edges), _user_id(u), _user_id(v), when))
     edges.sort()
     start = edges[0][4] if edges else ts
     for node in graph.nodes:
@@ -217,21 +213,20 @@ def iter_events(src: str | Path, *, kind: str = "follow", ts: str | float = DEFA
                 stats: dict | None = None) -> Iterator[dict]:
     """Yield the events of the graph file ``src`` (:func:`read_graph`, then
     :func:`events_from_networkx` with these options). The whole graph is read first."""
-    graph = read_graph(src)
-    try:
-        yield from events_from_networkx(graph, kind=kind, ts=ts, time_attr=time_attr, undirected=undirected,
-                                        stats=stats)
-    except InputError as exc:
-        if exc.path is None:  # name the file
-            raise InputError(exc.problem, path=str(src), field=exc.field) from None
-        raise
+    return _in_file(src, lambda graph: events_from_networkx(
+        graph, kind=kind, ts=ts, time_attr=time_attr, undirected=undirected, stats=stats))
 
 
 def iter_truth(src: str | Path, *, attr: str | None = None) -> Iterator[dict]:
     """Yield the ground truth of the graph file ``src`` (:func:`truth_from_networkx`)."""
+    return _in_file(src, lambda graph: truth_from_networkx(graph, attr))
+
+
+def _in_file(src: str | Path, rows: Callable[[nx.Graph], Iterator[dict]]) -> Iterator[dict]:
+    """``rows(read_graph(src))``, with input errors that name no file naming ``src``."""
     graph = read_graph(src)
     try:
-        yield from truth_from_networkx(graph, attr)
+        yield from rows(graph)
     except InputError as exc:
         if exc.path is None:
             raise InputError(exc.problem, path=str(src), field=exc.field) from None
