@@ -199,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="95%% intervals of each recall and of tribes' lead over each model, from N paired "
                         "resamples of the evaluated users (e.g. 1000; default 0: none)")
+    p.add_argument("--capped", action="store_true",
+                   help="also score each baseline with its people lists held to tribes' top-1%% exposure cap "
+                        "(top_exposure_cap, 0.2 unless --set): columns '<model>, capped', the comparison "
+                        "among lists that give the top 1%% at most that share of the slots")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.add_argument("--plots", help="folder for metrics.png and tribes.png")
 
@@ -592,6 +596,14 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     if "seed" in overrides:
         raise InputError("seed is set with --seed (it seeds the split, the samples and every model)",
                          field="--set")
+    cap = None
+    if args.capped:  # the cap tribes ranks under, as --set may have changed it
+        from .params import Params
+
+        try:
+            cap = Params(**overrides).validate().top_exposure_cap
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc), field="--set") from None
     cut_texts = [c.strip() for c in args.cut.split(",")]
     if len(cut_texts) > 1 and args.split != "time":
         raise InputError("several cuts are for --split time (cut fractions or timestamps)", field="--cut")
@@ -617,7 +629,7 @@ def _cmd_evaluate(args, settings: Settings) -> int:
         runs.append(evaluate(split, models, k=args.k, max_users=args.max_users, seed=args.seed,
                              params={"tribes": overrides},
                              truth_labels=truth_labels, truth_groups=truth_groups,
-                             per_user=args.bootstrap > 0))
+                             per_user=args.bootstrap > 0, capped=cap))
     result = runs[0] if len(runs) == 1 else combine_runs(runs, [_cut_value(t) for t in cut_texts])
     if args.bootstrap > 0:
         result["intervals"] = recall_intervals(result.pop("per_user"), args.bootstrap, args.seed)

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from . import metrics as M
 from .baselines import BASELINES
+from .capping import capped_lists
 from .splits import Split
 from .truth import load_groups  # re-exported
 
@@ -49,14 +50,18 @@ def _sample(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
 def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, max_users: int = 5000,
              exposure_users: int = 20000, seed: int = 0, params: dict[str, dict] | None = None,
              truth_labels: np.ndarray | None = None, truth_groups: list[np.ndarray] | None = None,
-             per_user: bool = False) -> dict[str, Any]:
+             per_user: bool = False, capped: float | None = None) -> dict[str, Any]:
     """Fit and score each model. Returns ``{"k", "split", "users", "models": {name: {metric: value}}}``.
 
     Users evaluated: those with any future partner, reply, follow or thread join (a seeded
     sample of at most ``max_users``); exposure is measured on the lists of up to
     ``exposure_users`` users (all of them when fewer). With ``per_user``, ``"per_user"`` holds
     ``{truth: {model: (users,) recall@k, NaN without relevant items}}`` for
-    :func:`recall_intervals`.
+    :func:`recall_intervals`. With ``capped`` (a share, e.g. tribes' ``top_exposure_cap``),
+    every baseline is scored a second time as ``"<name>, capped"``: its people lists re-ranked
+    so the top 1% most followed or most replied-to fill at most that share of the slots
+    (:func:`tribes.evaluation.capping.capped_lists`, over the evaluated and exposure users'
+    lists together), the comparison among lists that meet the cap.
     """
     snap = split.train
     names = list(models or BASELINES)
@@ -76,13 +81,9 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     lists: dict[str, np.ndarray] = {}
     tribe_labels, tribe_method, learned = None, None, None
     recalls: dict[str, dict[str, np.ndarray]] = {}
-    for name in names:
-        started = time.perf_counter()
-        model = BASELINES[name](**(params or {}).get(name, {}), seed=seed).fit(snap)
-        people = model.recommend_people(users, k)
-        threads = model.recommend_threads(users, k)
-        people_all = model.recommend_people(everyone, k)
-        row: dict[str, float] = {"fit_seconds": round(time.perf_counter() - started, 2)}
+    def score(name: str, people: np.ndarray, threads: np.ndarray, people_all: np.ndarray,
+              seconds: float) -> None:
+        row: dict[str, float] = {"fit_seconds": round(seconds, 2)}
         for key, truth in truths.items():
             recs = threads if key == "threads" else people
             for metric, value in M.ranking_metrics(recs, users, truth, k).items():
@@ -95,12 +96,28 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
         row["people.top1_followed_share"] = M.top_share(shown, top_followed)
         row["people.top1_replied_share"] = M.top_share(shown, top_replied)
         row["people.novelty"] = M.novelty(people_all, popularity)
+        results[name] = row
+        lists[name] = people_all
+
+    is_top = np.zeros(snap.n_users, dtype=bool)  # the accounts a cap holds back: those with any followers or replies
+    for best, counts in ((top_followed, followers), (top_replied, replied)):
+        is_top[best[counts[best] > 0]] = True
+    pool = np.union1d(users, everyone)  # the lists a cap is held over: evaluated and exposure users'
+    for name in names:
+        started = time.perf_counter()
+        model = BASELINES[name](**(params or {}).get(name, {}), seed=seed).fit(snap)
+        threads = model.recommend_threads(users, k)
+        score(name, model.recommend_people(users, k), threads, model.recommend_people(everyone, k),
+              seconds := time.perf_counter() - started)
         if name == "tribes":
             tribe_labels = np.asarray(model.model_.labels_)
             tribe_method = model.model_.tribe_method_
             learned = model.model_.learned_weights_
-        results[name] = row
-        lists[name] = people_all
+        elif capped is not None:
+            started = time.perf_counter()
+            held = capped_lists(model.recommend_people, pool, k, is_top, capped, seed)
+            score(f"{name}, capped", held[np.searchsorted(pool, users)], threads,
+                  held[np.searchsorted(pool, everyone)], seconds + time.perf_counter() - started)
     if tribe_labels is not None:  # diversity of every model's lists, in the tribes found
         for name, recs in lists.items():
             results[name]["people.tribes_per_list"] = M.tribes_per_list(recs, tribe_labels)
@@ -223,12 +240,13 @@ def format_table(result: dict[str, Any]) -> str:
     models = list(result["models"])
     k = result["k"]
     width = max(len(label) for _, label in TABLE_ROWS) + 2
-    lines = [" " * width + "".join(f"{m:>20}" for m in models)]
+    col = max([20, *(len(m) + 2 for m in models)])
+    lines = [" " * width + "".join(f"{m:>{col}}" for m in models)]
     for key, label in TABLE_ROWS:
         values = [result["models"][m].get(key) for m in models]
         if all(v is None for v in values):
             continue
-        cells = "".join(f"{'—' if v is None else f'{v:.4f}' if isinstance(v, float) else v:>20}" for v in values)
+        cells = "".join(f"{'—' if v is None else f'{v:.4f}' if isinstance(v, float) else v:>{col}}" for v in values)
         lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
         truth = key.split(".")[0]
         if key.endswith(".recall") and truth in result.get("intervals", {}):
@@ -236,14 +254,14 @@ def format_table(result: dict[str, Any]) -> str:
             for part, title in (("recall", "  95% interval"), ("tribes_minus", "  tribes minus it, 95%")):
                 if part in found:
                     sign = "+" if part == "tribes_minus" else ""
-                    cells = "".join(f"{_range(found[part].get(m), sign):>20}" for m in models)
+                    cells = "".join(f"{_range(found[part].get(m), sign):>{col}}" for m in models)
                     lines.append(f"{title:<{width}}{cells}")
     runs = result.get("runs")
     if runs:  # several cuts: each recall's range, then what each cut held
         lines.append(f"min–max over the {len(runs)} cuts:")
         for key, label in TABLE_ROWS:
             if key.endswith(".recall") and any(key in result["spread"][m] for m in models):
-                cells = "".join(f"{_range(result['spread'][m].get(key), between='–'):>20}" for m in models)
+                cells = "".join(f"{_range(result['spread'][m].get(key), between='–'):>{col}}" for m in models)
                 lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
         for run in runs:
             lines.append(f"cut {run['cut']}: users evaluated {run['users']}; {run['counts']}")
@@ -291,7 +309,7 @@ def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.6))
     for ax, (key, title) in zip(axes, panels, strict=True):
         values = [result["models"][m].get(key) or 0.0 for m in models]
-        colors = ["#d1495b" if m == "tribes" else "#8d99ae" for m in models]
+        colors = ["#d1495b" if m == "tribes" else "#c5ccd6" if m.endswith(", capped") else "#8d99ae" for m in models]
         found = result.get("intervals", {}).get(key.split(".")[0], {}).get("recall", {}) if key.endswith(
             ".recall") else {}
         bounds = [found.get(m) for m in models]
