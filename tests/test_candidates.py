@@ -40,6 +40,23 @@ def test_mutual_contacts_are_adamic_adar_over_contacts_either_way_and_skip_hubs(
     assert math.isclose(with_hub["follow_2hop"].tocsr()[a, c], 2 / math.log(2) + 1 / math.log(4), rel_tol=1e-5)
 
 
+def test_mutual_contacts_by_resource_allocation_count_each_contact_as_one_over_its_contacts():
+    # The same network: m1 and m2 have 2 contacts, h has 4. Resource allocation: 1/2 + 1/2 + 1/4.
+    snap = snapshot_from(_follows(("a", "m1"), ("m1", "c"), ("a", "m2"), ("c", "m2"),
+                                  ("a", "h"), ("c", "h"), ("x", "h"), ("y", "h")))
+    index = snap.user_index()
+    params = Params(mutual_contacts_index="resource_allocation", learn_weights=0)
+    _, candidates, _ = _candidates(snap, params, False)
+    mutual = candidates["follow_2hop"].tocsr()
+    assert math.isclose(mutual[index["a"], index["c"]], 1 / 2 + 1 / 2 + 1 / 4, rel_tol=1e-5)
+    assert math.isclose(mutual[index["x"], index["y"]], 1 / 4, rel_tol=1e-5)
+    # A well-connected contact counts for less than under Adamic-Adar (1/4 < 1/log 4).
+    _, adamic_adar, _ = _candidates(snap, Params(learn_weights=0), False)
+    assert math.isclose(adamic_adar["follow_2hop"].tocsr()[index["x"], index["y"]], 1 / math.log(4), rel_tol=1e-5)
+    with pytest.raises(ValueError, match="mutual_contacts_index"):
+        Params(mutual_contacts_index="jaccard").validate()
+
+
 def test_contact_graph_is_symmetric_without_self_loops():
     snap = snapshot_from(_follows(("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")))
     _, _, extras = _candidates(snap, Params(learn_weights=0), False)

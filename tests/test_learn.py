@@ -289,7 +289,7 @@ def test_a_blend_fitted_on_new_ties_only_replaces_the_blend_only_past_two_standa
         state["gain"] = gain
         state["targets"].clear()
         weights = learn.learn_engage_weights(snap, Params(seed=1), lambda s, p, q: _candidates(s, p, False, query=q)[:2])
-        all_ties, _, fresh_ties = state["targets"]
+        all_ties, _, fresh_ties = state["targets"][:3]  # (then the same three with the other mutual-contact index)
         assert 0 < fresh_ties < all_ties  # some later ties were with people talked with before
         chosen[gain] = weights
     assert chosen[0.0]["w_inbound"] > 0 or chosen[0.0]["w_follow_2hop"] > 0  # the fitted blend stays
@@ -503,3 +503,41 @@ def test_learning_turns_thread_momentum_and_open_threads_on_where_joins_follow_a
 
     assert recall(model) > recall(closed) + 0.1
     assert recall(closed) > 2 * recall(fixed)
+
+
+def test_learning_counts_mutual_contacts_the_other_way_only_past_two_standard_errors(monkeypatch):
+    """Resource allocation replaces Adamic-Adar (and its candidates reach the final fit) only
+    when its best blend ranks the held-out pairs better by more than the noise."""
+    import tribes.learn as learn
+    from tribes.model import TribeModel, _candidates
+    from tribes.params import Params
+
+    snap = snapshot_from(generate(SynthConfig(n_users=300, seed=9)))
+    real_rank = learn.rank_people
+    state = {"gain": 0.0, "other": False}
+
+    def rank(ctx, candidates, feats=None):
+        state["other"] = ctx.params.mutual_contacts_index == "resource_allocation"
+        return real_rank(ctx, candidates, feats)
+
+    monkeypatch.setattr(learn, "rank_people", rank)
+    monkeypatch.setattr(learn, "_list_recall", lambda items, truth, query: 0.3 + (state["gain"] if state["other"] else 0.0))
+    chosen = {}
+    for gain in (0.0, 0.005, 0.3):
+        state["gain"] = gain
+        chosen[gain] = learn.learn_engage_weights(snap, Params(seed=1),
+                                                  lambda s, p, q: _candidates(s, p, False, query=q)[:2])
+    assert "mutual_contacts_index" not in chosen[0.0] and "mutual_contacts_index" not in chosen[0.005]
+    assert chosen[0.3]["mutual_contacts_index"] == "resource_allocation"
+    # Configured the other way round, learning may switch back to Adamic-Adar the same way.
+    state["gain"] = -0.3
+    back = learn.learn_engage_weights(snap, Params(seed=1, mutual_contacts_index="resource_allocation"),
+                                      lambda s, p, q: _candidates(s, p, False, query=q)[:2])
+    assert back["mutual_contacts_index"] == "adamic_adar"
+    # What learning switched reaches the model's own candidates, and the manifest.
+    monkeypatch.setattr("tribes.learn.learn_engage_weights", lambda *a: chosen[0.3])
+    model = TribeModel(seed=1).fit(snap)
+    assert model.manifest()["learned_weights"]["mutual_contacts_index"] == "resource_allocation"
+    direct = TribeModel(seed=1, learn_weights=0, mutual_contacts_index="resource_allocation",
+                        **{k: v for k, v in chosen[0.3].items() if k != "mutual_contacts_index"}).fit(snap)
+    assert (model.candidates_["follow_2hop"] != direct.candidates_["follow_2hop"]).nnz == 0

@@ -315,3 +315,27 @@ def test_the_top_exposure_cap_gives_the_local_engines_lists(world, spark):
     assert np.array_equal(remote.items, local.items)
     assert np.allclose(remote.scores, local.scores, rtol=1e-6)
     assert np.array_equal(remote.flags, local.flags)
+
+
+@pytest.mark.parametrize("index", ["adamic_adar", "resource_allocation"])
+def test_mutual_contacts_give_the_local_sums_either_way(world, spark, index):
+    """Both ways of counting a shared contact give the local engine's sums (before filters)."""
+    import scipy.sparse as sp
+
+    from tribes.candidates import contact_graph, shared_contact_weight
+    from tribes.model import _candidates, snapshot_from
+    from tribes.spark.candidates import _mutual_contacts
+    from tribes.sparse import binary, top_k_per_row
+
+    p = Params(**PARAMS, mutual_contacts_index=index, mutual_contacts_max=10_000).validate()
+    ctx, _, _ = _candidates(snapshot_from(world["store"]), p, False)
+    contacts = contact_graph(ctx.graph)
+    weight = shared_contact_weight(np.diff(contacts.indptr), p)
+    left = binary(top_k_per_row(contacts @ sp.diags(weight), p.mutual_contacts_max))
+    expected = (left @ sp.diags(weight) @ contacts).tocsr()
+    c = contacts.tocoo()
+    frame = spark.createDataFrame([(int(u), int(v)) for u, v in zip(c.row, c.col, strict=True)], ["u", "c"])
+    rows = _mutual_contacts(frame, p).collect()
+    got = sp.csr_matrix(([r["w"] for r in rows], ([r["u"] for r in rows], [r["c"] for r in rows])),
+                        shape=expected.shape)
+    assert got.nnz > 0 and abs(got - expected).max() < 1e-4

@@ -100,9 +100,22 @@ def contact_graph(graph: InterestGraph) -> sp.csr_matrix:
     return drop_diagonal(binary(c + c.T)).tocsr()
 
 
+def shared_contact_weight(degree: np.ndarray, params: Params) -> np.ndarray:
+    """(U,) float32 what sharing contact ``z`` counts for, by its number of contacts:
+    ``1 / log deg(z)`` (Adamic-Adar) or ``1 / deg(z)`` (resource allocation, Zhou, Lü & Zhang
+    2009: each contact hands out one unit among everyone it knows), per
+    ``params.mutual_contacts_index``; 0 for contacts with fewer than 2 or more than
+    ``mutual_contacts_hub_degree`` contacts."""
+    degree = np.asarray(degree, dtype=np.float64)
+    spread = np.maximum(degree, 2)
+    value = 1.0 / spread if params.mutual_contacts_index == "resource_allocation" else 1.0 / np.log(spread)
+    return np.where((degree >= 2) & (degree <= params.mutual_contacts_hub_degree), value, 0.0).astype(np.float32)
+
+
 def follow_2hop(ctx: CandidateContext) -> sp.csr_matrix:
-    """Mutual contacts, Adamic-Adar weighted: ``Σ_z 1 / log deg(z)`` over the contacts ``z`` you
-    share (a contact who knows few people says more than one who knows everybody).
+    """Mutual contacts: ``Σ_z w(z)`` over the contacts ``z`` you share, ``w`` from
+    :func:`shared_contact_weight` (a contact who knows few people says more than one who knows
+    everybody; Adamic-Adar by default).
 
     Each user's ``mutual_contacts_max`` most telling (least connected) contacts are used, and
     contacts with more than ``mutual_contacts_hub_degree`` contacts are skipped as middles, so
@@ -110,9 +123,7 @@ def follow_2hop(ctx: CandidateContext) -> sp.csr_matrix:
     """
     p = ctx.params
     c = contact_graph(ctx.graph)
-    degree = np.diff(c.indptr).astype(np.float64)
-    weight = np.where((degree >= 2) & (degree <= p.mutual_contacts_hub_degree),
-                      1.0 / np.log(np.maximum(degree, 2)), 0.0).astype(np.float32)
+    weight = shared_contact_weight(np.diff(c.indptr), p)
     middles = c @ sp.diags(weight)
     middles.eliminate_zeros()
     left = binary(top_k_per_row(middles, p.mutual_contacts_max))

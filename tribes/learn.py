@@ -16,7 +16,11 @@ errors (more features or a narrower target, more ways to fit noise). The held-ou
 judge them are, with timestamps, the *new* two-way partners — a reply each way after the cut
 and none either way before, as the evaluation counts them. The learned weights replace ``w_*`` for the
 final ranking, scaled to whichever of ``ENGAGE_TOTALS`` ranks the held-out pairs best (how
-soon strong evidence saturates differs by network). ``answer_exponent`` (how much p(answer)
+soon strong evidence saturates differs by network). The contender that won is then refitted with
+mutual contacts counted the other way (``mutual_contacts_index``: Adamic-Adar or resource
+allocation, only that source recomputed), and that way is kept only when its best blend ranks
+the held-out pairs better by more than two standard errors (ego-Twitter: resource allocation;
+ego-Facebook, CollegeMsg, SE: Adamic-Adar). ``answer_exponent`` (how much p(answer)
 weighs) changes from the configured one to another of ``ANSWER_EXPONENTS`` only when that ranks
 the held-out pairs better by more than two standard errors: a followed-back rate can tell a
 little about who ties up and still, as a factor of several between candidates, scramble the
@@ -46,9 +50,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
 
+from .candidates import follow_2hop
 from .conversations import rank_conversations, thread_stats
 from .evaluation.metrics import exposure, top_share
-from .params import Params
+from .params import MUTUAL_CONTACTS_INDEXES, Params
 from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features, rank_people, top_accounts
 from .snapshot import Snapshot
 from .sparse import aligned_values, binary, drop_diagonal, entry_rows
@@ -270,8 +275,9 @@ def _fit_listwise(x: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: int = 0,
 
 
 def learn_engage_weights(snap: Snapshot, params: Params,
-                         candidates_for: Callable[[Snapshot, Params], tuple]) -> dict[str, float] | None:
-    """Learned ``w_*`` values, or None when the held-out slice has too few interactions.
+                         candidates_for: Callable[[Snapshot, Params], tuple]) -> dict[str, float | str] | None:
+    """Learned ``w_*`` values (and the parameters learning switched), or None when the held-out
+    slice has too few interactions.
 
     ``candidates_for(snapshot, params, query)`` runs the pipeline up to the candidates and
     returns ``(ctx, candidates)`` — the caller's own stages, so learning sees exactly what ranking
@@ -304,7 +310,41 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     if future.nnz < MIN_POSITIVES:
         return None
     ctx, candidates = candidates_for(past, params, learning_sample(past.n_users, params, seeds))
-    union = candidate_pairs(past.n_users, candidates)
+    truth = future if goal is None else goal
+    found = _best_blend(ctx, candidates, future, talked, truth)
+    if found is None:
+        return None
+    recall, weights, feats, contender = found
+    chosen = dict(weights)
+    # The other way of counting shared contacts, with the contender that won refitted, kept past
+    # two standard errors (only the mutual-contact source is recomputed: nothing else uses it).
+    other = next(i for i in MUTUAL_CONTACTS_INDEXES if i != params.mutual_contacts_index)
+    other_ctx = replace(ctx, params=replace(params, mutual_contacts_index=other))
+    other_candidates = {**candidates, "follow_2hop": follow_2hop(other_ctx)}
+    found = _best_blend(other_ctx, other_candidates, future, talked, truth, only=contender)
+    if found is not None and found[0] > recall + _two_standard_errors(recall, truth, ctx.query):
+        recall, weights, feats, _ = found
+        ctx, candidates = other_ctx, other_candidates
+        chosen = {**weights, "mutual_contacts_index": other}
+    chosen |= _choose_answer_exponent(ctx, candidates, feats, weights, truth)
+    chosen |= _choose_damping(ctx, candidates, feats, chosen, truth)
+    return chosen | _choose_thread_scoring(ctx, joins)
+
+
+def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix, talked: sp.csr_matrix | None,
+                truth: sp.csr_matrix, only: int | None = None
+                ) -> tuple[float, dict[str, float], dict[str, np.ndarray], int] | None:
+    """``(recall, weights, features, contender)``: the engagement blend whose lists rank ``truth``
+    best on these candidates, and which contender it is; None when too few held-out pairs are
+    among them.
+
+    Contenders, the base blend first, each fitted on the held-out ``future`` pairs: without the
+    ``OPTIONAL_FEATURES``, with them and, with ``talked``, the base blend on only the later
+    ties with people not talked with before; each later one must beat the best so far by more
+    than two standard errors (more features or a narrower target, more ways to fit noise). Each
+    is scaled to the one of ``ENGAGE_TOTALS`` that ranks best. ``only``: fit just that contender.
+    """
+    union = candidate_pairs(ctx.snap.n_users, candidates)
     if union.nnz == 0:
         return None
     feats = pair_features(ctx, candidates, union)
@@ -314,39 +354,32 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     x = np.column_stack([feats[name] for name in ENGAGE_WEIGHTS]).astype(np.float64)
     rows = entry_rows(union)
     base = np.array([name not in OPTIONAL_FEATURES for name in ENGAGE_WEIGHTS])
-    # Contenders, the base blend first: each later one must beat the best so far by more than
-    # two standard errors (more features or a narrower target, more ways to fit noise).
     targets = [(base, y), (np.ones(len(base), dtype=bool), y)]
     if talked is not None:  # the base blend fitted on the later ties with people not talked with before
         fresh = y * (aligned_values(union, talked) == 0)
         if fresh.sum() < y.sum():  # (else it is the base blend again)
             targets.append((base, fresh))
     fits = []
-    for used, target in targets:
-        if target.sum() < MIN_POSITIVES:
+    for i, (used, target) in enumerate(targets):
+        if target.sum() < MIN_POSITIVES or only not in (None, i):
             continue
         w = np.zeros(len(base))
-        w[used] = _fit_listwise(x[:, used], target, rows, params.seed)
+        w[used] = _fit_listwise(x[:, used], target, rows, ctx.params.seed)
         if np.isfinite(w).all() and w.sum() > 0:
-            fits.append(w)
-    if not fits:
-        return None
-    truth = future if goal is None else goal
+            fits.append((i, w))
     best = None
     best_recall = 0.0  # the best's own held-out recall (best[0] may hold the bar to beat)
-    for i, w in enumerate(fits):
-        if i >= 1:
-            best = (best_recall + _two_standard_errors(best_recall, truth, ctx.query), best[1])
+    for n, (i, w) in enumerate(fits):
+        if n >= 1:
+            best = (best_recall + _two_standard_errors(best_recall, truth, ctx.query), best[1], best[2])
         for total in ENGAGE_TOTALS:  # how saturating p(engage) is: chosen by held-out recall
             weights = {weight: round(float(v), 4)
                        for (_, weight), v in zip(ENGAGE_WEIGHTS.items(), w * (total / w.sum()), strict=True)}
-            ranked = rank_people(replace(ctx, params=replace(params, **weights)), candidates, feats)
+            ranked = rank_people(replace(ctx, params=replace(ctx.params, **weights)), candidates, feats)
             recall = _list_recall(ranked.items, truth, ctx.query)
             if best is None or recall > best[0] + 1e-9:
-                best, best_recall = (recall, weights), recall
-    chosen = {**best[1], **_choose_answer_exponent(ctx, candidates, feats, best[1], truth)}
-    chosen |= _choose_damping(ctx, candidates, feats, chosen, truth)
-    return chosen | _choose_thread_scoring(ctx, joins)
+                best, best_recall = (recall, weights, i), recall
+    return None if best is None else (best_recall, best[1], feats, best[2])
 
 
 def _thread_joins(snap: Snapshot, cut: float) -> sp.csr_matrix:

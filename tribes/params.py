@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["Params", "describe_params"]
+__all__ = ["MUTUAL_CONTACTS_INDEXES", "Params", "describe_params"]
+
+#: How a shared contact counts in mutual contacts (``Params.mutual_contacts_index``).
+MUTUAL_CONTACTS_INDEXES = ("adamic_adar", "resource_allocation")
 
 
 def _p(default: Any, doc: str) -> Any:
@@ -69,6 +72,10 @@ class Params:
                                          "inner-product index (faiss IVF) finds each user's best.")
     als_ann_probe: int = _p(32, "Cells of the approximate ALS index searched per user, of sqrt(users) "
                                 "(more: closer to exact, slower).")
+    mutual_contacts_index: str = _p("adamic_adar", "How a shared contact z counts in mutual contacts: "
+                                    "'adamic_adar' 1/log deg(z), or 'resource_allocation' 1/deg(z) (well-connected "
+                                    "contacts count for less). Learning switches to the other only where its held-out "
+                                    "recall is higher by more than two standard errors.")
     mutual_contacts_max: int = _p(200, "Contacts per user used for mutual contacts (the least connected first).")
     mutual_contacts_hub_degree: int = _p(5000, "Contacts with more contacts than this are not counted as mutual (hubs).")
     ppr_alpha: float = _p(0.15, "Personalized PageRank restart probability.")
@@ -133,9 +140,12 @@ class Params:
         """Raise ValueError naming the first out-of-range parameter; return self."""
         if self.tribe_objective not in ("cpm", "modularity", "auto", "infomap"):
             raise ValueError(f"tribe_objective: expected 'cpm', 'modularity', 'infomap' or 'auto', got {self.tribe_objective!r}")
+        if self.mutual_contacts_index not in MUTUAL_CONTACTS_INDEXES:
+            raise ValueError(f"mutual_contacts_index: expected 'adamic_adar' or 'resource_allocation', "
+                             f"got {self.mutual_contacts_index!r}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("seed", "tribe_objective"):
+            if f.name in ("seed", "tribe_objective", "mutual_contacts_index"):
                 continue
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise ValueError(f"{f.name}: expected a number, got {value!r}")

@@ -280,7 +280,8 @@ def format_table(result: dict[str, Any]) -> str:
         per_cut = result["learned"] if runs else {None: result["learned"]}
         for cut, learned in per_cut.items():
             head = "learned" if cut is None else f"learned (cut {cut})"
-            lines.append(f"{head}: " + (", ".join(f"{k2} {v:g}" for k2, v in learned.items()) if learned
+            lines.append(f"{head}: " + (", ".join(f"{k2} {v:g}" if isinstance(v, int | float) else f"{k2} {v}"
+                                                  for k2, v in learned.items()) if learned
                                         else "nothing (too little held-out data): the configured parameters"))
     return "\n".join(lines)
 

@@ -7,7 +7,7 @@ follows, blocks or mutes or is blocked or muted by, a dismissed person, or a
 non-discoverable one; zero scores dropped.
 
 * ``conversation_2hop``: two hops on the reply/mention graph (each side's top 30 partners);
-* ``follow_2hop``: mutual contacts, Adamic-Adar weighted (as locally);
+* ``follow_2hop``: mutual contacts, Adamic-Adar or resource-allocation weighted (as locally);
 * ``same_tribe``: tribe shares × each tribe's starter pack (answer rate × activity);
 * ``shared_interests``: topic cosine neighbours;
 * ``als``: Spark MLlib ALS with implicit preferences on the interaction graph;
@@ -86,17 +86,20 @@ def _contacts(graph):
     )
 
 
-def _adamic_adar(contacts, params: Params):
-    """``(u, v, Σ_z 1 / log deg(z))`` over shared contacts ``z``: each u's
+def _mutual_contacts(contacts, params: Params):
+    """``(u, v, Σ_z w(z))`` over shared contacts ``z``, ``w(z) = 1 / log deg(z)`` (Adamic-Adar)
+    or ``1 / deg(z)`` (``mutual_contacts_index`` resource allocation): each u's
     ``mutual_contacts_max`` least connected contacts as middles, hubs (more than
     ``mutual_contacts_hub_degree`` contacts) skipped, as :func:`tribes.candidates.follow_2hop`."""
     from pyspark.sql import functions as F
 
     p = params
     degree = contacts.groupBy(F.col("u").alias("z")).agg(F.count("*").alias("deg"))
+    spread = F.greatest(F.col("deg"), F.lit(2)).cast("double")
+    value = 1.0 / (spread if p.mutual_contacts_index == "resource_allocation" else F.log(spread))
     weight = degree.filter(
         (F.col("deg") >= 2) & (F.col("deg") <= p.mutual_contacts_hub_degree)
-    ).select("z", (1.0 / F.log(F.greatest(F.col("deg"), F.lit(2)))).alias("zw"))
+    ).select("z", value.alias("zw"))
     middles = contacts.join(weight, contacts["c"] == weight["z"]).select(
         "u", F.col("z").alias("c"), F.col("zw").alias("w")
     )
@@ -225,7 +228,7 @@ def frame_candidates(
     contacts = _contacts(graph)
     out = {
         "conversation_2hop": keep(_product(talk30, talk30), excluded, discoverable, n),
-        "follow_2hop": keep(_adamic_adar(contacts, p), excluded, discoverable, n),
+        "follow_2hop": keep(_mutual_contacts(contacts, p), excluded, discoverable, n),
         "same_tribe": keep(
             _product(
                 memberships.select("u", F.col("k").alias("c"), F.col("share").alias("w")), packs
