@@ -16,11 +16,11 @@ errors (more features or a narrower target, more ways to fit noise). The held-ou
 judge them are, with timestamps, the *new* two-way partners — a reply each way after the cut
 and none either way before, as the evaluation counts them. The learned weights replace ``w_*`` for the
 final ranking, scaled to whichever of ``ENGAGE_TOTALS`` ranks the held-out pairs best (how
-soon strong evidence saturates differs by network). The contender that won is then refitted with
-mutual contacts counted the other way (``mutual_contacts_index``: Adamic-Adar or resource
-allocation, only that source recomputed), and that way is kept only when its best blend ranks
-the held-out pairs better by more than two standard errors (ego-Twitter: resource allocation;
-ego-Facebook, CollegeMsg, SE: Adamic-Adar). ``answer_exponent`` (how much p(answer)
+soon strong evidence saturates differs by network). The contender that won is then refitted, at
+its scale, with mutual contacts counted the other way (``mutual_contacts_index``: Adamic-Adar or resource
+allocation, only that source recomputed), and that way is kept only when that blend ranks
+the held-out pairs better by more than two standard errors (ego-Twitter and ego-Facebook:
+resource allocation; CollegeMsg, SE, LFR: Adamic-Adar). ``answer_exponent`` (how much p(answer)
 weighs) changes from the configured one to another of ``ANSWER_EXPONENTS`` only when that ranks
 the held-out pairs better by more than two standard errors: a followed-back rate can tell a
 little about who ties up and still, as a factor of several between candidates, scramble the
@@ -314,16 +314,17 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     found = _best_blend(ctx, candidates, future, talked, truth)
     if found is None:
         return None
-    recall, weights, feats, contender = found
+    recall, weights, feats, contender, total = found
     chosen = dict(weights)
-    # The other way of counting shared contacts, with the contender that won refitted, kept past
-    # two standard errors (only the mutual-contact source is recomputed: nothing else uses it).
+    # The other way of counting shared contacts: the contender that won refitted, at its scale,
+    # kept past two standard errors (only the mutual-contact source is recomputed: nothing else
+    # uses it).
     other = next(i for i in MUTUAL_CONTACTS_INDEXES if i != params.mutual_contacts_index)
     other_ctx = replace(ctx, params=replace(params, mutual_contacts_index=other))
     other_candidates = {**candidates, "follow_2hop": follow_2hop(other_ctx)}
-    found = _best_blend(other_ctx, other_candidates, future, talked, truth, only=contender)
+    found = _best_blend(other_ctx, other_candidates, future, talked, truth, only=contender, totals=(total,))
     if found is not None and found[0] > recall + _two_standard_errors(recall, truth, ctx.query):
-        recall, weights, feats, _ = found
+        recall, weights, feats, _, _ = found
         ctx, candidates = other_ctx, other_candidates
         chosen = {**weights, "mutual_contacts_index": other}
     chosen |= _choose_answer_exponent(ctx, candidates, feats, weights, truth)
@@ -332,17 +333,17 @@ def learn_engage_weights(snap: Snapshot, params: Params,
 
 
 def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix, talked: sp.csr_matrix | None,
-                truth: sp.csr_matrix, only: int | None = None
-                ) -> tuple[float, dict[str, float], dict[str, np.ndarray], int] | None:
-    """``(recall, weights, features, contender)``: the engagement blend whose lists rank ``truth``
-    best on these candidates, and which contender it is; None when too few held-out pairs are
-    among them.
+                truth: sp.csr_matrix, only: int | None = None, totals: tuple[float, ...] = ENGAGE_TOTALS
+                ) -> tuple[float, dict[str, float], dict[str, np.ndarray], int, float] | None:
+    """``(recall, weights, features, contender, total)``: the engagement blend whose lists rank
+    ``truth`` best on these candidates, which contender it is and its scale; None when too few
+    held-out pairs are among them.
 
     Contenders, the base blend first, each fitted on the held-out ``future`` pairs: without the
     ``OPTIONAL_FEATURES``, with them and, with ``talked``, the base blend on only the later
     ties with people not talked with before; each later one must beat the best so far by more
     than two standard errors (more features or a narrower target, more ways to fit noise). Each
-    is scaled to the one of ``ENGAGE_TOTALS`` that ranks best. ``only``: fit just that contender.
+    is scaled to the one of ``totals`` that ranks best. ``only``: fit just that contender.
     """
     union = candidate_pairs(ctx.snap.n_users, candidates)
     if union.nnz == 0:
@@ -371,15 +372,15 @@ def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix
     best_recall = 0.0  # the best's own held-out recall (best[0] may hold the bar to beat)
     for n, (i, w) in enumerate(fits):
         if n >= 1:
-            best = (best_recall + _two_standard_errors(best_recall, truth, ctx.query), best[1], best[2])
-        for total in ENGAGE_TOTALS:  # how saturating p(engage) is: chosen by held-out recall
+            best = (best_recall + _two_standard_errors(best_recall, truth, ctx.query), *best[1:])
+        for total in totals:  # how saturating p(engage) is: chosen by held-out recall
             weights = {weight: round(float(v), 4)
                        for (_, weight), v in zip(ENGAGE_WEIGHTS.items(), w * (total / w.sum()), strict=True)}
             ranked = rank_people(replace(ctx, params=replace(ctx.params, **weights)), candidates, feats)
             recall = _list_recall(ranked.items, truth, ctx.query)
             if best is None or recall > best[0] + 1e-9:
-                best, best_recall = (recall, weights, i), recall
-    return None if best is None else (best_recall, best[1], feats, best[2])
+                best, best_recall = (recall, weights, i, total), recall
+    return None if best is None else (best_recall, best[1], feats, best[2], best[3])
 
 
 def _thread_joins(snap: Snapshot, cut: float) -> sp.csr_matrix:
