@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..ranking import top_accounts
 from . import metrics as M
 from .baselines import BASELINES
 from .capping import capped_lists
@@ -99,10 +100,9 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
         results[name] = row
         lists[name] = people_all
 
-    is_top = np.zeros(snap.n_users, dtype=bool)  # the accounts a cap holds back: those with any followers or replies
-    for best, counts in ((top_followed, followers), (top_replied, replied)):
-        is_top[best[counts[best] > 0]] = True
-    pool = np.union1d(users, everyone)  # the lists a cap is held over: evaluated and exposure users'
+    if capped is not None:  # the accounts a cap holds back (the top sets above, among those with any)
+        is_top = top_accounts(snap, followers)
+        pool = np.union1d(users, everyone)  # the lists a cap is held over: evaluated and exposure users'
     for name in names:
         started = time.perf_counter()
         model = BASELINES[name](**(params or {}).get(name, {}), seed=seed).fit(snap)
