@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
-import orjson
 import pytest
 
+from tests.cli_helpers import run_cli_json, synthetic_events_file
 from tribes.cli import main
 from tribes.evaluation.capping import capped_lists
 from tribes.evaluation.report import evaluate, format_table
 from tribes.evaluation.splits import read_events, time_split
-from tribes.jsonl import open_output, write_jsonl
 from tribes.synth import SynthConfig, generate
 
 
@@ -133,16 +129,10 @@ def test_evaluate_scores_each_baseline_again_under_the_cap(split):
 
 
 def test_cli_evaluate_capped_uses_tribes_cap(tmp_path, capsys):
-    events = tmp_path / "events.jsonl"
-    with open_output(events) as out:
-        write_jsonl(generate(SynthConfig(n_users=200, seed=2)), out)
-    buffer = io.BytesIO()
-    with contextlib.redirect_stdout(io.TextIOWrapper(buffer)) as wrapper:
-        code = main(["-q", "evaluate", str(events), "--models", "popularity", "-k", "5", "--json", "--capped",
-                     "--set", "top_exposure_cap=0.1"])
-        wrapper.flush()
+    events = synthetic_events_file(tmp_path / "events.jsonl")
+    code, result = run_cli_json(["-q", "evaluate", str(events), "--models", "popularity", "-k", "5", "--json",
+                                 "--capped", "--set", "top_exposure_cap=0.1"])
     assert code == 0
-    result = orjson.loads(buffer.getvalue())
     assert set(result["models"]) == {"popularity", "popularity, capped"}
     assert result["models"]["popularity, capped"]["people.top1_followed_share"] <= 0.1 + 1e-9
     assert main(["-q", "evaluate", str(events), "--models", "popularity", "--capped",

@@ -6,6 +6,7 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.cli_helpers import run_cli_json, synthetic_events_file
 from tribes.cli import main
 from tribes.evaluation.report import evaluate, format_table, load_groups
 from tribes.evaluation.splits import edge_holdout_split, read_events, time_split
@@ -90,20 +91,11 @@ def test_tribe_quality_against_planted_truth(events, tmp_path):
 
 
 def test_cli_evaluate_json_and_plots(tmp_path):
-    events = tmp_path / "events.jsonl"
-    with open_output(events) as out:
-        write_jsonl(generate(SynthConfig(n_users=200, seed=2)), out)
+    events = synthetic_events_file(tmp_path / "events.jsonl")
     plots = tmp_path / "plots"
-    import contextlib
-    import io
-
-    buffer = io.BytesIO()
-    with contextlib.redirect_stdout(io.TextIOWrapper(buffer)) as wrapper:
-        code = main(["-q", "evaluate", str(events), "--models", "tribes,popularity", "-k", "5", "--json",
-                     "--plots", str(plots)])
-        wrapper.flush()
+    code, result = run_cli_json(["-q", "evaluate", str(events), "--models", "tribes,popularity", "-k", "5", "--json",
+                                 "--plots", str(plots)])
     assert code == 0
-    result = orjson.loads(buffer.getvalue())
     assert set(result["models"]) == {"tribes", "popularity"}
     assert (plots / "metrics.png").stat().st_size > 1000
     assert (plots / "tribes.png").stat().st_size > 1000

@@ -196,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of splits, samples and models")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="tribes hyperparameter override (repeatable)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE…]",
+                   help="another tribes configuration (the --set overrides plus these) scored beside tribes "
+                        "on the same split and users, in a column 'tribes, NAME=VALUE…'; with --bootstrap, "
+                        "tribes' paired lead over it: is a change better, or noise? (repeatable)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="95%% intervals of each recall and of tribes' lead over each model, from N paired "
                         "resamples of the evaluated users (e.g. 1000; default 0: none)")
@@ -596,14 +600,13 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     if "seed" in overrides:
         raise InputError("seed is set with --seed (it seeds the split, the samples and every model)",
                          field="--set")
-    cap = None
-    if args.capped:  # the cap tribes ranks under, as --set may have changed it
-        from .params import Params
+    from .params import Params
 
-        try:
-            cap = Params(**overrides).validate().top_exposure_cap
-        except (TypeError, ValueError) as exc:
-            raise InputError(str(exc), field="--set") from None
+    try:  # the cap tribes ranks under, as --set may have changed it
+        cap = Params(**overrides).validate().top_exposure_cap if args.capped else None
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc), field="--set") from None
+    variants = _parse_variants(args.variant, overrides)
     cut_texts = [c.strip() for c in args.cut.split(",")]
     if len(cut_texts) > 1 and args.split != "time":
         raise InputError("several cuts are for --split time (cut fractions or timestamps)", field="--cut")
@@ -629,7 +632,7 @@ def _cmd_evaluate(args, settings: Settings) -> int:
         runs.append(evaluate(split, models, k=args.k, max_users=args.max_users, seed=args.seed,
                              params={"tribes": overrides},
                              truth_labels=truth_labels, truth_groups=truth_groups,
-                             per_user=args.bootstrap > 0, capped=cap))
+                             per_user=args.bootstrap > 0, capped=cap, variants=variants))
     result = runs[0] if len(runs) == 1 else combine_runs(runs, [_cut_value(t) for t in cut_texts])
     if args.bootstrap > 0:
         result["intervals"] = recall_intervals(result.pop("per_user"), args.bootstrap, args.seed)
@@ -648,6 +651,34 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     else:
         print(format_table(result))
     return EXIT_OK
+
+
+def _parse_variants(texts: list[str], overrides: dict) -> dict[str, dict]:
+    """``--variant`` texts → ``{"tribes, NAME=VALUE, …": the --set overrides plus these}``,
+    each checked (:class:`InputError` on ``--variant``)."""
+    from .params import Params
+
+    variants = {}
+    for text in texts:
+        pairs = [pair.strip() for pair in text.split(",") if pair.strip()]
+        if not pairs:
+            raise InputError("expected NAME=VALUE[,NAME=VALUE…], got an empty variant", field="--variant")
+        try:
+            own = _parse_overrides(pairs)
+        except InputError as exc:
+            raise InputError(exc.problem, field="--variant") from None
+        if "seed" in own:
+            raise InputError("seed is set with --seed (every model shares it)", field="--variant")
+        try:
+            Params(**(overrides | own)).validate()
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc), field="--variant") from None
+        label = "tribes, " + ", ".join(f"{name}={pair.partition('=')[2].strip()}"
+                                       for name, pair in zip(own, pairs, strict=True))
+        if label in variants:
+            raise InputError(f"the variant {label!r} is given twice", field="--variant")
+        variants[label] = overrides | own
+    return variants
 
 
 def _cut_value(text: str) -> float | str:

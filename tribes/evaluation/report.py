@@ -8,7 +8,7 @@ same filters, against what happened after the cut.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,8 @@ def _sample(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
 def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, max_users: int = 5000,
              exposure_users: int = 20000, seed: int = 0, params: dict[str, dict] | None = None,
              truth_labels: np.ndarray | None = None, truth_groups: list[np.ndarray] | None = None,
-             per_user: bool = False, capped: float | None = None) -> dict[str, Any]:
+             per_user: bool = False, capped: float | None = None,
+             variants: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Fit and score each model. Returns ``{"k", "split", "users", "models": {name: {metric: value}}}``.
 
     Users evaluated: those with any future partner, reply, follow or thread join (a seeded
@@ -62,10 +63,18 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     every baseline is scored a second time as ``"<name>, capped"``: its people lists re-ranked
     so the top 1% most followed or most replied-to fill at most that share of the slots
     (:func:`tribes.evaluation.capping.capped_lists`, over the evaluated and exposure users'
-    lists together), the comparison among lists that meet the cap.
+    lists together), the comparison among lists that meet the cap. ``variants`` maps a column
+    label to another tribes configuration (:class:`tribes.params.Params` fields), fitted and
+    scored after ``models`` on the same split and users: with ``per_user``,
+    :func:`recall_intervals` then gives tribes' paired lead over each (the tuning comparison);
+    ``"learned_variants"`` holds what learning chose for each.
     """
     snap = split.train
     names = list(models or BASELINES)
+    variants = dict(variants or {})
+    clash = [label for label in variants if label in BASELINES or label in names]
+    if clash:
+        raise ValueError(f"variant label(s) {', '.join(map(repr, clash))} clash with a model name")
     truths = {"partners": split.future_partners, "replies": split.future_replies,
               "follows": split.future_follows, "threads": split.future_threads}
     active = np.zeros(snap.n_users, dtype=bool)
@@ -80,7 +89,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     popularity = followers + replied
     results: dict[str, dict[str, float]] = {}
     lists: dict[str, np.ndarray] = {}
-    tribe_labels, tribe_method, learned = None, None, None
+    tribe_labels, tribe_method, learned, learned_variants = None, None, None, {}
     recalls: dict[str, dict[str, np.ndarray]] = {}
     def score(name: str, people: np.ndarray, threads: np.ndarray, people_all: np.ndarray,
               seconds: float) -> None:
@@ -103,13 +112,16 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     if capped is not None:  # the accounts a cap holds back (the top sets above, among those with any)
         is_top = top_accounts(snap, followers)
         pool = np.union1d(users, everyone)  # the lists a cap is held over: evaluated and exposure users'
-    for name in names:
+    for name in [*names, *variants]:
         started = time.perf_counter()
-        model = BASELINES[name](**(params or {}).get(name, {}), seed=seed).fit(snap)
+        configured = variants[name] if name in variants else (params or {}).get(name, {})
+        model = BASELINES["tribes" if name in variants else name](**configured, seed=seed).fit(snap)
         threads = model.recommend_threads(users, k)
         score(name, model.recommend_people(users, k), threads, model.recommend_people(everyone, k),
               seconds := time.perf_counter() - started)
-        if name == "tribes":
+        if name in variants:  # another tribes: ranked under its own cap, so never re-capped
+            learned_variants[name] = model.model_.learned_weights_
+        elif name == "tribes":
             tribe_labels = np.asarray(model.model_.labels_)
             tribe_method = model.model_.tribe_method_
             learned = model.model_.learned_weights_
@@ -138,6 +150,8 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
         out["learned"] = learned
         out["tribes"] = {"method": tribe_method,
                          **_tribe_quality(split, tribe_labels, truth_labels, truth_groups)}
+    if variants:
+        out["learned_variants"] = learned_variants
     return out
 
 
@@ -232,6 +246,10 @@ def combine_runs(runs: Sequence[dict[str, Any]], cuts: Sequence[Any]) -> dict[st
             if key != "method" and all(isinstance(v, int | float) for v in values):
                 out["tribes"][key] = round(float(np.mean(values)), 4)
         out["learned"] = {str(cut): run.get("learned") for cut, run in zip(cuts, runs, strict=True)}
+    if all("learned_variants" in run for run in runs):
+        out["learned_variants"] = {label: {str(cut): run["learned_variants"][label]
+                                           for cut, run in zip(cuts, runs, strict=True)}
+                                   for label in runs[0]["learned_variants"]}
     return out
 
 
@@ -240,13 +258,14 @@ def format_table(result: dict[str, Any]) -> str:
     models = list(result["models"])
     k = result["k"]
     width = max(len(label) for _, label in TABLE_ROWS) + 2
-    col = max([20, *(len(m) + 2 for m in models)])
-    lines = [" " * width + "".join(f"{m:>{col}}" for m in models)]
+    cols = {m: max(14, len(m) + 2) for m in models}  # each column as wide as its name
+    lines = [" " * width + "".join(f"{m:>{cols[m]}}" for m in models)]
     for key, label in TABLE_ROWS:
         values = [result["models"][m].get(key) for m in models]
         if all(v is None for v in values):
             continue
-        cells = "".join(f"{'—' if v is None else f'{v:.4f}' if isinstance(v, float) else v:>{col}}" for v in values)
+        cells = "".join(f"{'—' if v is None else f'{v:.4f}' if isinstance(v, float) else v:>{cols[m]}}"
+                        for m, v in zip(models, values, strict=True))
         lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
         truth = key.split(".")[0]
         if key.endswith(".recall") and truth in result.get("intervals", {}):
@@ -254,14 +273,14 @@ def format_table(result: dict[str, Any]) -> str:
             for part, title in (("recall", "  95% interval"), ("tribes_minus", "  tribes minus it, 95%")):
                 if part in found:
                     sign = "+" if part == "tribes_minus" else ""
-                    cells = "".join(f"{_range(found[part].get(m), sign):>{col}}" for m in models)
+                    cells = "".join(f"{_range(found[part].get(m), sign):>{cols[m]}}" for m in models)
                     lines.append(f"{title:<{width}}{cells}")
     runs = result.get("runs")
     if runs:  # several cuts: each recall's range, then what each cut held
         lines.append(f"min–max over the {len(runs)} cuts:")
         for key, label in TABLE_ROWS:
             if key.endswith(".recall") and any(key in result["spread"][m] for m in models):
-                cells = "".join(f"{_range(result['spread'][m].get(key), between='–'):>{col}}" for m in models)
+                cells = "".join(f"{_range(result['spread'][m].get(key), between='–'):>{cols[m]}}" for m in models)
                 lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
         for run in runs:
             lines.append(f"cut {run['cut']}: users evaluated {run['users']}; {run['counts']}")
@@ -276,10 +295,12 @@ def format_table(result: dict[str, Any]) -> str:
             f"{names.get(key, key)} {c['recall']:.4f}" for key, c in result["ceiling"].items()))
     if "tribes" in result:
         lines.append("tribes: " + ", ".join(f"{k2} {v}" for k2, v in result["tribes"].items()))
-    if "learned" in result:
-        per_cut = result["learned"] if runs else {None: result["learned"]}
+    chosen = {"learned": result["learned"]} if "learned" in result else {}
+    chosen |= {f"learned [{label}]": by_cut for label, by_cut in result.get("learned_variants", {}).items()}
+    for title, learned_by_cut in chosen.items():
+        per_cut = learned_by_cut if runs else {None: learned_by_cut}
         for cut, learned in per_cut.items():
-            head = "learned" if cut is None else f"learned (cut {cut})"
+            head = title if cut is None else f"{title} (cut {cut})"
             lines.append(f"{head}: " + (", ".join(f"{k2} {v:g}" if isinstance(v, int | float) else f"{k2} {v}"
                                                   for k2, v in learned.items()) if learned
                                         else "nothing (too little held-out data): the configured parameters"))
@@ -303,6 +324,7 @@ def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     models = list(result["models"])
+    variants = result.get("learned_variants", {})  # other tribes configurations: a lighter red
     panels = [("partners.recall", f"conversation partners\nrecall@{result['k']}"),
               ("threads.recall", f"thread joins\nrecall@{result['k']}"),
               ("people.top1_followed_share", "exposure share of the top 1%\nmost followed (lower: fairer)"),
@@ -310,7 +332,8 @@ def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.6))
     for ax, (key, title) in zip(axes, panels, strict=True):
         values = [result["models"][m].get(key) or 0.0 for m in models]
-        colors = ["#d1495b" if m == "tribes" else "#c5ccd6" if m.endswith(", capped") else "#8d99ae" for m in models]
+        colors = ["#d1495b" if m == "tribes" else "#e8a3ad" if m in variants else
+                  "#c5ccd6" if m.endswith(", capped") else "#8d99ae" for m in models]
         found = result.get("intervals", {}).get(key.split(".")[0], {}).get("recall", {}) if key.endswith(
             ".recall") else {}
         bounds = [found.get(m) for m in models]
