@@ -386,18 +386,38 @@ class ALS(_Baseline):
         user_factors, item_factors = factors
         skip = None if hidden is None else np.flatnonzero(hidden).astype(np.int32)
         width = min(k, len(item_factors))
+        # Fetched deeper, then re-scored exactly and re-sorted (ties: smaller id): a float32 GEMM
+        # rounds the same dot product differently with the batch's shape, which reordered items
+        # with equal factors between calls (a list must not depend on who else is asked for).
+        fetch = min(2 * width + 8, len(item_factors))
         for start, batch in batches if width else ():
             with threadpool_limits(1, "blas"):
                 ids, scores = topk(
                     item_factors,
                     user_factors[batch],
-                    width,
+                    fetch,
                     num_threads=self.threads_,
                     filter_query_items=excluded[batch],
                     filter_items=skip,
                 )
-            out[start : start + len(batch), :width] = np.where(scores > 0, ids, -1)
+            out[start : start + len(batch), :width] = _exact_order(ids, scores, user_factors[batch], item_factors, width)
         return out
+
+
+def _exact_order(ids: np.ndarray, scores: np.ndarray, user_factors: np.ndarray, item_factors: np.ndarray,
+                 width: int) -> np.ndarray:
+    """(B, width) the best ``ids`` (B, F) by their dot product recomputed in float64 and rounded
+    to float32 — the same for a pair whatever the batch — ties to the smaller id; -1 where
+    fewer than ``width`` have a positive score (implicit gives filtered items a large negative
+    ``scores``)."""
+    valid = (ids >= 0) & (scores > 0)
+    safe = np.where(valid, ids, 0)
+    exact = np.einsum("bf,bkf->bk", user_factors.astype(np.float64),
+                      item_factors[safe].astype(np.float64)).astype(np.float32)
+    exact = np.where(valid & (exact > 0), exact, -np.inf)
+    order = np.lexsort((safe, -exact), axis=1)[:, :width]
+    best = np.take_along_axis(safe, order, axis=1)
+    return np.where(np.isfinite(np.take_along_axis(exact, order, axis=1)), best, -1).astype(np.int32)
 
 
 class PersonalizedPageRank(_Baseline):
