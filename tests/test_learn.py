@@ -7,6 +7,7 @@ import numpy as np
 from tribes.learn import (
     ANSWER_EXPONENTS,
     POPULARITY_FLOORS,
+    TRIBE_DIVERSITIES,
     _fit_listwise,
     _held_out_ties,
     snapshot_before,
@@ -99,9 +100,10 @@ def test_fit_learns_weights_and_records_them():
     model = TribeModel(seed=1).fit(events)
     learned = model.manifest()["learned_weights"]
     assert {*ENGAGE_WEIGHTS.values(), "popularity_floor"} <= set(learned)
-    assert set(learned) <= {*ENGAGE_WEIGHTS.values(), "popularity_floor", "answer_exponent"}
+    assert set(learned) <= {*ENGAGE_WEIGHTS.values(), "popularity_floor", "answer_exponent", "tribe_diversity"}
     assert learned["popularity_floor"] in POPULARITY_FLOORS
     assert learned.get("answer_exponent", 1.0) in ANSWER_EXPONENTS
+    assert learned.get("tribe_diversity", 0.95) in TRIBE_DIVERSITIES
     assert all(v >= 0 for v in learned.values()) and sum(learned.values()) > 0
     assert "learn_weights" in model.timings_
     assert TribeModel(seed=1, learn_weights=0).fit(events).learned_weights_ is None
@@ -348,6 +350,55 @@ def test_answer_exponent_changes_only_when_an_alternative_beats_the_configured_o
     assert chosen({2.0: 0.1, 1.0: 0.3, 0.5: 0.2, 0.0: 0.25}, configured=2.0) == {
         "answer_exponent": 1.0
     }
+
+
+def test_tribe_diversity_changes_only_when_an_alternative_beats_the_configured_one_by_two_standard_errors(
+    monkeypatch,
+):
+    """``_choose_tribe_diversity`` with scripted recalls per value (the ranking is real), on top
+    of what learning chose before it."""
+
+    import tribes.learn as learn
+    from tribes.model import _candidates
+    from tribes.params import Params
+    from tribes.ranking import candidate_pairs, pair_features
+
+    snap = snapshot_from(list(generate(SynthConfig(n_users=300, seed=4))))
+    ctx, cands, _ = _candidates(snap, Params(seed=1), False)
+    feats = pair_features(ctx, cands, candidate_pairs(snap.n_users, cands))
+    truth = binary_pairs(snap.n_users, np.arange(0, 100), np.arange(100, 200))  # 100 held-out pairs
+    bar = learn._two_standard_errors(0.3, truth, None)
+    real_rank, seen = learn.rank_people, []
+
+    def rank(c, candidates, f=None):
+        seen.append((c.params.tribe_diversity, c.params.answer_exponent))
+        return real_rank(c, candidates, f)
+
+    def chosen(recalls: dict[float, float]) -> dict[str, float]:
+        monkeypatch.setattr(learn, "_list_recall", lambda items, t, q: recalls[seen[-1][0]])
+        return learn._choose_tribe_diversity(ctx, cands, feats, {"answer_exponent": 0.5}, truth)
+
+    monkeypatch.setattr(learn, "rank_people", rank)
+    assert ctx.params.tribe_diversity == 0.95
+    assert chosen({0.9: 0.3, 0.95: 0.3, 0.98: 0.3 + bar / 2, 1.0: 0.3 + bar - 0.001}) == {}
+    assert chosen({0.9: 0.3, 0.95: 0.3, 0.98: 0.3 + bar + 0.01, 1.0: 0.3 + bar + 0.02}) == {"tribe_diversity": 1.0}
+    assert chosen({0.9: 0.3 + bar + 0.03, 0.95: 0.3, 0.98: 0.3, 1.0: 0.3 + bar + 0.02}) == {"tribe_diversity": 0.9}
+    assert {a for _, a in seen} == {0.5}  # every ranking with what learning chose before
+
+
+def test_learning_lets_lists_stay_in_the_tribe_where_held_out_ties_do():
+    """Real learning on a planted LFR network (600 users, mixing 0.3): the held-out friendships
+    lie inside the planted communities, so the configured spreading across tribes clearly
+    ranks them worse and learning turns it off; the model then ranks with it off."""
+    from tribes.planted import LFRConfig, lfr_events
+
+    events = list(lfr_events(LFRConfig(n_users=600, mu=0.3, seed=1)))
+    model = TribeModel(seed=0).fit(events)
+    assert model.learned_weights_["tribe_diversity"] == 1.0
+    fixed = TribeModel(seed=0, **{**model.learned_weights_, "tribe_diversity": 0.95, "learn_weights": 0}).fit(events)
+    tribes_per_list = [float(np.mean([len(set(m.labels_[row[row >= 0]].tolist())) for row in m.arrays_["people_items"]
+                                      if (row >= 0).any()])) for m in (model, fixed)]
+    assert tribes_per_list[0] < tribes_per_list[1]
 
 
 def binary_pairs(n: int, rows: np.ndarray, cols: np.ndarray):

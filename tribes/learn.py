@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,6 +72,10 @@ POPULARITY_FLOORS = (0.1, 0.25, 0.5, 1.0)
 #: Alternatives to the configured ``answer_exponent`` (how much p(answer) weighs): learning
 #: switches to one only when its held-out recall is higher by more than two standard errors.
 ANSWER_EXPONENTS = (0.0, 0.5, 1.0)
+#: Alternatives to the configured ``tribe_diversity`` (score multiplier per earlier item from
+#: the same tribe in a list), chosen the same way: where the held-out ties clearly lie inside
+#: one's own tribe (planted communities), or clearly beyond it, the lists follow them.
+TRIBE_DIVERSITIES = (0.9, 0.95, 0.98, 1.0)
 #: Alternatives to the configured ``thread_momentum`` (how much a thread's recent activity
 #: weighs in conversation suggestions), chosen the same way by held-out thread joins.
 THREAD_MOMENTA = (0.0, 0.5, 1.0)
@@ -328,6 +333,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
         ctx, candidates = other_ctx, other_candidates
         chosen = {**weights, "mutual_contacts_index": other}
     chosen |= _choose_answer_exponent(ctx, candidates, feats, weights, truth)
+    chosen |= _choose_tribe_diversity(ctx, candidates, feats, chosen, truth)
     chosen |= _choose_damping(ctx, candidates, feats, chosen, truth)
     return chosen | _choose_thread_scoring(ctx, joins)
 
@@ -473,6 +479,21 @@ def _choose_answer_exponent(ctx, candidates: dict[str, sp.csr_matrix], feats: di
 
     chosen = _past_the_bar(recall, params.answer_exponent, ANSWER_EXPONENTS, truth, ctx.query)
     return {} if chosen is None else {"answer_exponent": chosen}
+
+
+def _choose_tribe_diversity(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
+                            chosen: dict[str, Any], truth: sp.csr_matrix) -> dict[str, float]:
+    """``{"tribe_diversity": d}`` for the one of ``TRIBE_DIVERSITIES`` whose lists rank the
+    held-out pairs best, when that beats the configured value by more than two standard errors
+    of its recall; ``{}`` otherwise. ``chosen``: what learning has chosen so far (applied)."""
+    params = replace(ctx.params, **chosen)
+
+    def recall(diversity: float) -> float:
+        ranked = rank_people(replace(ctx, params=replace(params, tribe_diversity=diversity)), candidates, feats)
+        return _list_recall(ranked.items, truth, ctx.query)
+
+    value = _past_the_bar(recall, params.tribe_diversity, TRIBE_DIVERSITIES, truth, ctx.query)
+    return {} if value is None else {"tribe_diversity": value}
 
 
 def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
