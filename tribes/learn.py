@@ -471,14 +471,7 @@ def _choose_answer_exponent(ctx, candidates: dict[str, sp.csr_matrix], feats: di
     its recall; ``{}`` (keep the configured one) otherwise. Where answering back is not what
     the held-out ties follow (on a follow graph the followed-back rate mostly marks the less
     followed), p(answer) would otherwise outweigh the mutual contacts."""
-    params = replace(ctx.params, **weights)
-
-    def recall(exponent: float) -> float:
-        ranked = rank_people(replace(ctx, params=replace(params, answer_exponent=exponent)), candidates, feats)
-        return _list_recall(ranked.items, truth, ctx.query)
-
-    chosen = _past_the_bar(recall, params.answer_exponent, ANSWER_EXPONENTS, truth, ctx.query)
-    return {} if chosen is None else {"answer_exponent": chosen}
+    return _choose_ranking_param(ctx, candidates, feats, weights, truth, "answer_exponent", ANSWER_EXPONENTS)
 
 
 def _choose_tribe_diversity(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
@@ -486,14 +479,23 @@ def _choose_tribe_diversity(ctx, candidates: dict[str, sp.csr_matrix], feats: di
     """``{"tribe_diversity": d}`` for the one of ``TRIBE_DIVERSITIES`` whose lists rank the
     held-out pairs best, when that beats the configured value by more than two standard errors
     of its recall; ``{}`` otherwise. ``chosen``: what learning has chosen so far (applied)."""
-    params = replace(ctx.params, **chosen)
+    return _choose_ranking_param(ctx, candidates, feats, chosen, truth, "tribe_diversity", TRIBE_DIVERSITIES)
 
-    def recall(diversity: float) -> float:
-        ranked = rank_people(replace(ctx, params=replace(params, tribe_diversity=diversity)), candidates, feats)
+
+def _choose_ranking_param(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
+                          applied: dict[str, Any], truth: sp.csr_matrix, name: str,
+                          alternatives: tuple[float, ...]) -> dict[str, float]:
+    """``{name: value}`` for the one of ``alternatives`` whose people lists (ranked with
+    ``applied`` on the configuration) rank ``truth`` best, when that beats the configured value
+    by more than two standard errors of its recall (:func:`_past_the_bar`); ``{}`` otherwise."""
+    params = replace(ctx.params, **applied)
+
+    def recall(value: float) -> float:
+        ranked = rank_people(replace(ctx, params=replace(params, **{name: value})), candidates, feats)
         return _list_recall(ranked.items, truth, ctx.query)
 
-    value = _past_the_bar(recall, params.tribe_diversity, TRIBE_DIVERSITIES, truth, ctx.query)
-    return {} if value is None else {"tribe_diversity": value}
+    value = _past_the_bar(recall, getattr(params, name), alternatives, truth, ctx.query)
+    return {} if value is None else {name: value}
 
 
 def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
