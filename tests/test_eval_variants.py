@@ -77,7 +77,8 @@ def test_parse_variants_adds_the_set_overrides_and_names_the_column():
     }
     for bad, why in ((["nope=1"], "known parameter"), (["tribe_diversity=2"], "between 0 and 1"),
                      ([" , "], "empty variant"), (["seed=3"], "--seed"),
-                     (["tribe_diversity=1", "tribe_diversity=1"], "twice"), (["max_people=x"], "expected int")):
+                     (["tribe_diversity=1", "tribe_diversity=1"], "twice"), (["max_people=x"], "expected int"),
+                     (["tribe_diversity=1,tribe-diversity=0.9"], "given twice in")):
         with pytest.raises(InputError, match=why) as caught:
             _parse_variants(bad, {})
         assert caught.value.field == "--variant"

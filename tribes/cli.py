@@ -667,6 +667,8 @@ def _parse_variants(texts: list[str], overrides: dict) -> dict[str, dict]:
             own = _parse_overrides(pairs)
         except InputError as exc:
             raise InputError(exc.problem, field="--variant") from None
+        if len(own) < len(pairs):
+            raise InputError(f"a parameter is given twice in {text!r}", field="--variant")
         if "seed" in own:
             raise InputError("seed is set with --seed (every model shares it)", field="--variant")
         try:
