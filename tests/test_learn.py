@@ -8,6 +8,7 @@ from tribes.learn import (
     ANSWER_EXPONENTS,
     POPULARITY_FLOORS,
     TRIBE_DIVERSITIES,
+    HeldOut,
     _fit_listwise,
     _held_out_ties,
     snapshot_before,
@@ -15,6 +16,20 @@ from tribes.learn import (
 from tribes.model import TribeModel, snapshot_from
 from tribes.ranking import ENGAGE_WEIGHTS
 from tribes.synth import SynthConfig, generate
+
+#: With :func:`held`: a gain that beats even as the best of three alternatives (7 of 100 users
+#: gained, none lost: 2.43 standard errors need 6), and one that never beats (3: even two
+#: standard errors need 4).
+BAR = 0.07
+NOISE = 0.03
+
+
+def held(recall: float, users: int = 100) -> HeldOut:
+    """A scripted held-out score: ``users`` users with one pair each, the first
+    ``round(recall · users)`` of them hit, so two such scores differ in one direction only."""
+    hits = np.zeros(users)
+    hits[: round(recall * users)] = 1.0
+    return HeldOut(hits=hits, pairs=np.ones(users))
 
 
 def test_snapshot_before_drops_later_follows_and_posts_and_remaps_parents():
@@ -64,7 +79,7 @@ def test_damping_is_the_best_ranking_floor_within_the_exposure_cap():
     from dataclasses import replace
 
     from tribes.evaluation.metrics import top_percent
-    from tribes.learn import _choose_damping, _list_recall, _new_two_way_pairs
+    from tribes.learn import _choose_damping, _list_hits, _new_two_way_pairs
     from tribes.model import _candidates
     from tribes.params import Params
     from tribes.ranking import candidate_pairs, pair_features, rank_people
@@ -83,7 +98,7 @@ def test_damping_is_the_best_ranking_floor_within_the_exposure_cap():
     for floor in POPULARITY_FLOORS:
         items = rank_people(replace(ctx, params=replace(ctx.params, popularity_floor=floor)), cands, feats).items
         listed = items[items >= 0]  # the share computed directly, not through the metrics
-        measured[floor] = (float(np.isin(listed, top).mean()), _list_recall(items, truth, None))
+        measured[floor] = (float(np.isin(listed, top).mean()), _list_hits(items, truth, None).recall)
     for cap in (0.0, min(s for s, _ in measured.values()), 1.0):
         ctx_cap = replace(ctx, params=replace(ctx.params, top_exposure_cap=cap))
         chosen = _choose_damping(ctx_cap, cands, feats, {}, truth)["popularity_floor"]
@@ -237,7 +252,7 @@ def test_optional_features_join_the_blend_only_when_they_beat_it_by_two_standard
 
     follows_only = [e for e in generate(SynthConfig(n_users=300, seed=9)) if e["type"] != "post"]
     snap = snapshot_from(follows_only)  # here the fit with mutual_share gives it weight
-    real_rank, bars = learn.rank_people, []
+    real_rank = learn.rank_people
     state = {"gain": 0.0, "share": False}
 
     def rank(ctx, candidates, feats=None):
@@ -245,18 +260,16 @@ def test_optional_features_join_the_blend_only_when_they_beat_it_by_two_standard
         return real_rank(ctx, candidates, feats)
 
     def scripted(items, truth, query):
-        bars.append(learn._two_standard_errors(0.3, truth, query))
-        return 0.3 + (state["gain"] if state["share"] else 0.0)
+        return held(0.3 + (state["gain"] if state["share"] else 0.0))
 
     monkeypatch.setattr(learn, "rank_people", rank)
-    monkeypatch.setattr(learn, "_list_recall", scripted)
+    monkeypatch.setattr(learn, "_list_hits", scripted)
     chosen = {}
-    for gain in (0.0, 0.01, 0.3):
+    for gain in (0.0, NOISE, 0.3):
         state["gain"] = gain
         weights = learn.learn_engage_weights(snap, Params(seed=1), lambda s, p, q: _candidates(s, p, False, query=q)[:2])
         chosen[gain] = weights["w_mutual_share"]
-    assert 0.01 < bars[0] < 0.3  # the scripted gains fall on either side of the bar
-    assert chosen[0.0] == 0 and chosen[0.01] == 0
+    assert chosen[0.0] == 0 and chosen[NOISE] == 0
     assert chosen[0.3] > 0
 
 
@@ -285,7 +298,7 @@ def test_a_blend_fitted_on_new_ties_only_replaces_the_blend_only_past_two_standa
 
     monkeypatch.setattr(learn, "_fit_listwise", fit)
     monkeypatch.setattr(learn, "rank_people", rank)
-    monkeypatch.setattr(learn, "_list_recall", lambda items, truth, query: 0.3 + (state["gain"] if state["fresh"] else 0.0))
+    monkeypatch.setattr(learn, "_list_hits", lambda items, truth, query: held(0.3 + (state["gain"] if state["fresh"] else 0.0)))
     chosen = {}
     for gain in (0.0, 0.3):
         state["gain"] = gain
@@ -298,16 +311,54 @@ def test_a_blend_fitted_on_new_ties_only_replaces_the_blend_only_past_two_standa
     assert chosen[0.3]["w_topic"] > 0 and chosen[0.3]["w_inbound"] == chosen[0.3]["w_als"] == 0
 
 
-def test_two_standard_errors_of_a_recall_on_the_queried_users():
-    import scipy.sparse as sp
+def test_a_ranking_beats_another_only_past_two_paired_standard_errors_with_users_as_units():
+    def score(hits, pairs):
+        return HeldOut(hits=np.asarray(hits, np.float64), pairs=np.asarray(pairs, np.float64))
 
-    from tribes.learn import _two_standard_errors
+    base = held(0.3)
+    assert not base.beats(held(0.3)) and not held(0.3).beats(base)
+    # Gains in one direction only, one pair per user: 4 users of 100 are past the bar, 3 are not
+    # (2 sqrt(3 · 0.97 · 100/99) / 100 = 0.034 > 0.03; 0.039 < 0.04).
+    assert held(0.34).beats(base) and not held(0.33).beats(base)
+    assert not base.beats(held(0.34))  # a loss never beats
+    # The same lead with losses as well (10 users gained, 6 lost) is noise.
+    mixed = base.hits.copy()
+    mixed[30:40] = 1
+    mixed[:6] = 0
+    assert mixed.sum() - base.hits.sum() == 4 and not score(mixed, base.pairs).beats(base)
+    # Users, not pairs, are the units: 10 more hits spread over 10 users (10 pairs each) beat,
+    # the same 10 in one user's list do not, though both are +0.1 of the 100 pairs.
+    pairs = np.full(10, 10.0)
+    before = np.zeros(10)
+    assert score(before + 1, pairs).beats(score(before, pairs))
+    one = before.copy()
+    one[0] = 10
+    assert not score(one, pairs).beats(score(before, pairs))
+    assert not score([1.0], [1.0]).beats(score([0.0], [1.0]))  # one user: no error to measure
+    # As the best of several alternatives, a lead must pass more standard errors.
+    from tribes.learn import _standard_errors_to_beat
 
-    truth = sp.csr_matrix(np.eye(100, dtype=np.float32))
-    assert np.isclose(_two_standard_errors(0.5, truth, None), 2 * np.sqrt(0.25 / 100))
-    query = np.zeros(100, dtype=bool)
-    query[:25] = True
-    assert np.isclose(_two_standard_errors(0.5, truth, query), 2 * np.sqrt(0.25 / 25))
+    assert _standard_errors_to_beat(1) == 2.0
+    assert np.isclose(_standard_errors_to_beat(2), 2.28, atol=0.005)
+    assert np.isclose(_standard_errors_to_beat(3), 2.43, atol=0.005)
+    assert held(0.35).beats(base) and not held(0.35).beats(base, among=3)  # 2.19 standard errors
+    assert held(0.3 + BAR).beats(base, among=3) and not held(0.3 + NOISE).beats(base)
+
+
+def test_list_hits_counts_each_queried_users_held_out_pairs_in_their_top_20():
+    from tribes.learn import RECALL_AT, _list_hits
+
+    items = np.full((4, 25), -1, dtype=np.int32)
+    items[0, :3] = [1, 2, 3]
+    items[1, RECALL_AT] = 0  # past the top 20: not a hit
+    items[2, :2] = [0, 3]
+    truth = binary_pairs(4, np.array([0, 0, 1, 2, 3]), np.array([2, 3, 0, 1, 0]))
+    got = _list_hits(items, truth, None)
+    assert got.hits.tolist() == [2, 0, 0, 0] and got.pairs.tolist() == [2, 1, 1, 1]
+    assert got.recall == 2 / 5
+    query = np.array([False, True, True, False])
+    got = _list_hits(items, truth, query)
+    assert got.hits.tolist() == [0, 0] and got.pairs.tolist() == [1, 1] and got.recall == 0
 
 
 def test_answer_exponent_changes_only_when_an_alternative_beats_the_configured_one_by_two_standard_errors(
@@ -325,7 +376,6 @@ def test_answer_exponent_changes_only_when_an_alternative_beats_the_configured_o
     ctx, cands, _ = _candidates(snap, Params(seed=1), False)
     feats = pair_features(ctx, cands, candidate_pairs(snap.n_users, cands))
     truth = binary_pairs(snap.n_users, np.arange(0, 100), np.arange(100, 200))  # 100 held-out pairs
-    bar = learn._two_standard_errors(0.3, truth, None)  # ~0.092
     real_rank, seen = learn.rank_people, []
 
     def rank(c, candidates, f=None):
@@ -333,16 +383,16 @@ def test_answer_exponent_changes_only_when_an_alternative_beats_the_configured_o
         return real_rank(c, candidates, f)
 
     def chosen(recalls: dict[float, float], configured: float = 1.0) -> dict[str, float]:
-        monkeypatch.setattr(learn, "_list_recall", lambda items, t, q: recalls[seen[-1]])
+        monkeypatch.setattr(learn, "_list_hits", lambda items, t, q: held(recalls[seen[-1]]))
         c = replace(ctx, params=replace(ctx.params, answer_exponent=configured))
         return learn._choose_answer_exponent(c, cands, feats, {}, truth)
 
     monkeypatch.setattr(learn, "rank_people", rank)
-    assert chosen({1.0: 0.3, 0.5: 0.3 + bar / 2, 0.0: 0.3 + bar - 0.001}) == {}
-    assert chosen({1.0: 0.3, 0.5: 0.3 + bar + 0.01, 0.0: 0.3 + bar + 0.02}) == {
+    assert chosen({1.0: 0.3, 0.5: 0.3 + NOISE, 0.0: 0.3 + NOISE}) == {}
+    assert chosen({1.0: 0.3, 0.5: 0.3 + BAR + 0.01, 0.0: 0.3 + BAR + 0.02}) == {
         "answer_exponent": 0.0
     }
-    assert chosen({1.0: 0.3, 0.5: 0.3 + bar + 0.05, 0.0: 0.3 + bar + 0.02}) == {
+    assert chosen({1.0: 0.3, 0.5: 0.3 + BAR + 0.05, 0.0: 0.3 + BAR + 0.02}) == {
         "answer_exponent": 0.5
     }
     # a configured exponent outside the grid stays unless an alternative clears its bar
@@ -367,7 +417,6 @@ def test_tribe_diversity_changes_only_when_an_alternative_beats_the_configured_o
     ctx, cands, _ = _candidates(snap, Params(seed=1), False)
     feats = pair_features(ctx, cands, candidate_pairs(snap.n_users, cands))
     truth = binary_pairs(snap.n_users, np.arange(0, 100), np.arange(100, 200))  # 100 held-out pairs
-    bar = learn._two_standard_errors(0.3, truth, None)
     real_rank, seen = learn.rank_people, []
 
     def rank(c, candidates, f=None):
@@ -375,14 +424,14 @@ def test_tribe_diversity_changes_only_when_an_alternative_beats_the_configured_o
         return real_rank(c, candidates, f)
 
     def chosen(recalls: dict[float, float]) -> dict[str, float]:
-        monkeypatch.setattr(learn, "_list_recall", lambda items, t, q: recalls[seen[-1][0]])
+        monkeypatch.setattr(learn, "_list_hits", lambda items, t, q: held(recalls[seen[-1][0]]))
         return learn._choose_tribe_diversity(ctx, cands, feats, {"answer_exponent": 0.5}, truth)
 
     monkeypatch.setattr(learn, "rank_people", rank)
     assert ctx.params.tribe_diversity == 0.95
-    assert chosen({0.9: 0.3, 0.95: 0.3, 0.98: 0.3 + bar / 2, 1.0: 0.3 + bar - 0.001}) == {}
-    assert chosen({0.9: 0.3, 0.95: 0.3, 0.98: 0.3 + bar + 0.01, 1.0: 0.3 + bar + 0.02}) == {"tribe_diversity": 1.0}
-    assert chosen({0.9: 0.3 + bar + 0.03, 0.95: 0.3, 0.98: 0.3, 1.0: 0.3 + bar + 0.02}) == {"tribe_diversity": 0.9}
+    assert chosen({0.9: 0.3, 0.95: 0.3, 0.98: 0.3 + NOISE, 1.0: 0.3 + NOISE}) == {}
+    assert chosen({0.9: 0.3, 0.95: 0.3, 0.98: 0.3 + BAR + 0.01, 1.0: 0.3 + BAR + 0.02}) == {"tribe_diversity": 1.0}
+    assert chosen({0.9: 0.3 + BAR + 0.03, 0.95: 0.3, 0.98: 0.3, 1.0: 0.3 + BAR + 0.02}) == {"tribe_diversity": 0.9}
     assert {a for _, a in seen} == {0.5}  # every ranking with what learning chose before
 
 
@@ -489,7 +538,6 @@ def test_thread_scoring_changes_only_when_an_alternative_beats_the_configured_on
     snap = snapshot_from(list(generate(SynthConfig(n_users=300, seed=4))))
     ctx, _, _ = _candidates(snap, Params(seed=1), False)
     joins = binary_pairs(snap.n_users, np.arange(0, 100), np.arange(100, 200))  # 100 held-out joins
-    bar = learn._two_standard_errors(0.3, joins, None)
     real_rank, seen = learn.rank_conversations, []
 
     def rank(c, stats):
@@ -500,25 +548,24 @@ def test_thread_scoring_changes_only_when_an_alternative_beats_the_configured_on
                configured: float = 0.0) -> dict[str, float]:
         seen.clear()
         open_weight = open_weight or {}
-        monkeypatch.setattr(learn, "_list_recall",
-                            lambda items, t, q: momentum[seen[-1][0]] + open_weight.get(seen[-1][1], 0.0))
+        monkeypatch.setattr(learn, "_list_hits",
+                            lambda items, t, q: held(momentum[seen[-1][0]] + open_weight.get(seen[-1][1], 0.0)))
         c = replace(ctx, params=replace(ctx.params, thread_momentum=configured))
         return learn._choose_thread_scoring(c, joins)
 
     monkeypatch.setattr(learn, "rank_conversations", rank)
-    assert chosen({0.0: 0.3, 0.5: 0.3 + bar / 2, 1.0: 0.3 + bar - 0.001}) == {}
-    assert chosen({0.0: 0.3, 0.5: 0.3 + bar + 0.01, 1.0: 0.3 + bar + 0.02}) == {"thread_momentum": 1.0}
-    assert chosen({0.0: 0.3, 0.5: 0.3 + bar + 0.05, 1.0: 0.3 + bar + 0.02}) == {"thread_momentum": 0.5}
+    assert chosen({0.0: 0.3, 0.5: 0.3 + NOISE, 1.0: 0.3 + NOISE}) == {}
+    assert chosen({0.0: 0.3, 0.5: 0.3 + BAR + 0.01, 1.0: 0.3 + BAR + 0.02}) == {"thread_momentum": 1.0}
+    assert chosen({0.0: 0.3, 0.5: 0.3 + BAR + 0.05, 1.0: 0.3 + BAR + 0.02}) == {"thread_momentum": 0.5}
     assert chosen({2.0: 0.3, 0.0: 0.1, 0.5: 0.2, 1.0: 0.3}, configured=2.0) == {}
     # Every momentum and then every open weight, with the momentum just chosen, is ranked
     # once (the incumbent of the second choice is not ranked again).
-    got = chosen({0.0: 0.3, 0.5: 0.3 + bar + 0.05, 1.0: 0.3},
-                 {0.0: 0.0, 0.05: 0.01, 0.1: 0.5 * bar, 0.2: 0.4 * bar})
+    got = chosen({0.0: 0.3, 0.5: 0.3 + BAR + 0.05, 1.0: 0.3},
+                 {0.0: 0.0, 0.05: 0.01, 0.1: NOISE, 0.2: 0.02})
     assert got == {"thread_momentum": 0.5}
     assert seen == [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0), (0.5, 0.05), (0.5, 0.1), (0.5, 0.2)]
-    r = 0.3 + bar + 0.05
-    bar_open = learn._two_standard_errors(r, joins, None)
-    assert chosen({0.0: 0.3, 0.5: r, 1.0: 0.3}, {0.05: bar_open + 0.001, 0.1: bar_open + 0.003}) == {
+    r = 0.3 + BAR + 0.05
+    assert chosen({0.0: 0.3, 0.5: r, 1.0: 0.3}, {0.05: BAR + 0.01, 0.1: BAR + 0.03}) == {
         "thread_momentum": 0.5, "w_thread_open": 0.1}
     assert chosen({0.0: 0.3, 0.5: 0.3, 1.0: 0.3}, {0.2: 0.3}) == {"w_thread_open": 0.2}
     # Too few held-out joins: nothing is measured, the configured values stay.
@@ -572,7 +619,7 @@ def test_learning_counts_mutual_contacts_the_other_way_only_past_two_standard_er
         return real_rank(ctx, candidates, feats)
 
     monkeypatch.setattr(learn, "rank_people", rank)
-    monkeypatch.setattr(learn, "_list_recall", lambda items, truth, query: 0.3 + (state["gain"] if state["other"] else 0.0))
+    monkeypatch.setattr(learn, "_list_hits", lambda items, truth, query: held(0.3 + (state["gain"] if state["other"] else 0.0)))
     chosen = {}
     for gain in (0.0, 0.005, 0.3):
         state["gain"] = gain

@@ -12,7 +12,12 @@ learns which features ordered each user's list so that the pairs that interacted
 user had not exchanged a reply with (where talking again with one's partners is most of what
 follows, a blend fitted on all ties ranks them first and new partners last). Each contender
 after the first stays only when it ranks the held-out pairs better by more than two standard
-errors (more features or a narrower target, more ways to fit noise). The held-out pairs that
+errors (more features or a narrower target, more ways to fit noise). Every such bar in this
+module is the same one (:meth:`HeldOut.beats`): both rankings are scored on the same held-out
+pairs, so it is two standard errors of the *paired* difference of their recalls, with users as
+the independent units — not of one recall, which would be 2–5× wider and hide real gains —
+widened when the best of several alternatives is taken (2.28 standard errors for two, 2.43 for
+three), so that trying more values does not let more noise through. The held-out pairs that
 judge them are, with timestamps, the *new* two-way partners — a reply each way after the cut
 and none either way before, as the evaluation counts them. The learned weights replace ``w_*`` for the
 final ranking, scaled to whichever of ``ENGAGE_TOTALS`` ranks the held-out pairs best (how
@@ -44,12 +49,13 @@ looks at evaluation data: the held-out slice is inside the training snapshot.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
+from scipy.stats import norm
 
 from .candidates import follow_2hop
 from .conversations import rank_conversations, thread_stats
@@ -70,7 +76,8 @@ ENGAGE_TOTALS = (1.0, 2.0, 4.0, 7.0, 12.0)
 #: Candidate ``popularity_floor`` values (damping of the most followed), 1.0 meaning none.
 POPULARITY_FLOORS = (0.1, 0.25, 0.5, 1.0)
 #: Alternatives to the configured ``answer_exponent`` (how much p(answer) weighs): learning
-#: switches to one only when its held-out recall is higher by more than two standard errors.
+#: switches to one only when its held-out recall is higher by more than two standard errors
+#: (of the paired difference, :meth:`HeldOut.beats`).
 ANSWER_EXPONENTS = (0.0, 0.5, 1.0)
 #: Alternatives to the configured ``tribe_diversity`` (score multiplier per earlier item from
 #: the same tribe in a list), chosen the same way: where the held-out ties clearly lie inside
@@ -87,6 +94,42 @@ RECALL_AT = 20
 #: Features the blend uses only when a fit with them ranks the held-out pairs better than the
 #: fit without them (``mutual_share``: the Adamic-Adar sum relative to the user's best candidate).
 OPTIONAL_FEATURES = ("mutual_share",)
+
+
+@dataclass(frozen=True, eq=False)
+class HeldOut:
+    """One ranking's score on learning's held-out pairs, per (queried) user: shapes ``(Q,)``."""
+
+    hits: np.ndarray  # float64 held-out pairs in the user's top RECALL_AT
+    pairs: np.ndarray  # float64 held-out pairs of the user
+
+    @property
+    def recall(self) -> float:
+        """Share of all the users' held-out pairs that their lists hold (pooled over pairs)."""
+        return float(self.hits.sum() / max(self.pairs.sum(), 1.0))
+
+    def beats(self, other: HeldOut, among: int = 1) -> bool:
+        """Whether this recall is higher than ``other``'s (the same users and pairs, another
+        ranking) by more than two standard errors of the difference, paired: the users are the
+        independent units, so the error is that of a ratio of sums over users,
+        ``sqrt(Q/(Q-1) Σ_u (d_u - D n_u)²) / N`` with ``d_u`` the user's hits gained, ``n_u``
+        their pairs, ``N = Σ n_u`` and ``D`` the recall gained. When this is the best of
+        ``among`` alternatives tried, the two grows so that chance alone passes it no more often
+        than it passes two for one (Bonferroni: 2.28 for two, 2.43 for three). O(Q)."""
+        total = self.pairs.sum()
+        gained = self.hits - other.hits
+        lead = gained.sum() / max(total, 1.0)
+        users = int(np.count_nonzero(self.pairs))
+        if lead <= 0 or users < 2:
+            return False
+        spread = np.sum((gained - lead * self.pairs) ** 2) * users / (users - 1)
+        return bool(lead > _standard_errors_to_beat(among) * np.sqrt(spread) / total)
+
+
+def _standard_errors_to_beat(among: int) -> float:
+    """The z a lead must pass as the best of ``among`` tries: 2 for one, and for more the z
+    whose one-sided tail is two's divided among them."""
+    return 2.0 if among <= 1 else float(norm.isf(norm.sf(2.0) / among))
 
 
 def snapshot_before(snap: Snapshot, cut: float) -> Snapshot:
@@ -319,7 +362,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     found = _best_blend(ctx, candidates, future, talked, truth)
     if found is None:
         return None
-    recall, weights, feats, contender, total = found
+    held, weights, feats, contender, total = found
     chosen = dict(weights)
     # The other way of counting shared contacts: the contender that won refitted, at its scale,
     # kept past two standard errors (only the mutual-contact source is recomputed: nothing else
@@ -328,8 +371,8 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     other_ctx = replace(ctx, params=replace(params, mutual_contacts_index=other))
     other_candidates = {**candidates, "follow_2hop": follow_2hop(other_ctx)}
     found = _best_blend(other_ctx, other_candidates, future, talked, truth, only=contender, totals=(total,))
-    if found is not None and found[0] > recall + _two_standard_errors(recall, truth, ctx.query):
-        recall, weights, feats, _, _ = found
+    if found is not None and found[0].beats(held):
+        held, weights, feats, _, _ = found
         ctx, candidates = other_ctx, other_candidates
         chosen = {**weights, "mutual_contacts_index": other}
     chosen |= _choose_answer_exponent(ctx, candidates, feats, weights, truth)
@@ -340,8 +383,8 @@ def learn_engage_weights(snap: Snapshot, params: Params,
 
 def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix, talked: sp.csr_matrix | None,
                 truth: sp.csr_matrix, only: int | None = None, totals: tuple[float, ...] = ENGAGE_TOTALS
-                ) -> tuple[float, dict[str, float], dict[str, np.ndarray], int, float] | None:
-    """``(recall, weights, features, contender, total)``: the engagement blend whose lists rank
+                ) -> tuple[HeldOut, dict[str, float], dict[str, np.ndarray], int, float] | None:
+    """``(held-out score, weights, features, contender, total)``: the engagement blend whose lists rank
     ``truth`` best on these candidates, which contender it is and its scale; None when too few
     held-out pairs are among them.
 
@@ -374,19 +417,19 @@ def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix
         w[used] = _fit_listwise(x[:, used], target, rows, ctx.params.seed)
         if np.isfinite(w).all() and w.sum() > 0:
             fits.append((i, w))
-    best = None
-    best_recall = 0.0  # the best's own held-out recall (best[0] may hold the bar to beat)
-    for n, (i, w) in enumerate(fits):
-        if n >= 1:
-            best = (best_recall + _two_standard_errors(best_recall, truth, ctx.query), *best[1:])
+    best = None  # (held-out score, weights, contender, total)
+    for i, w in fits:
+        scaled = None
         for total in totals:  # how saturating p(engage) is: chosen by held-out recall
             weights = {weight: round(float(v), 4)
                        for (_, weight), v in zip(ENGAGE_WEIGHTS.items(), w * (total / w.sum()), strict=True)}
             ranked = rank_people(replace(ctx, params=replace(ctx.params, **weights)), candidates, feats)
-            recall = _list_recall(ranked.items, truth, ctx.query)
-            if best is None or recall > best[0] + 1e-9:
-                best, best_recall = (recall, weights, i, total), recall
-    return None if best is None else (best_recall, best[1], feats, best[2], best[3])
+            held = _list_hits(ranked.items, truth, ctx.query)
+            if scaled is None or held.recall > scaled[0].recall + 1e-9:
+                scaled = (held, weights, i, total)
+        if best is None or scaled[0].beats(best[0], among=len(fits) - 1):  # later ones must beat it clearly
+            best = scaled
+    return None if best is None else (best[0], best[1], feats, best[2], best[3])
 
 
 def _thread_joins(snap: Snapshot, cut: float) -> sp.csr_matrix:
@@ -422,53 +465,48 @@ def _choose_thread_scoring(ctx, joins: sp.csr_matrix | None) -> dict[str, float]
         return {}
     stats = thread_stats(ctx)  # these parameters only weigh the statistics, they do not change them
     chosen: dict[str, float] = {}
-    measured: dict[tuple[float, float], float] = {}  # (momentum, open weight) -> recall
+    measured: dict[tuple[float, float], HeldOut] = {}  # (momentum, open weight) -> held-out joins
 
-    def measure(params: Params) -> float:
+    def measure(params: Params) -> HeldOut:
         key = (params.thread_momentum, params.w_thread_open)
         if key not in measured:
-            measured[key] = _list_recall(rank_conversations(replace(ctx, params=params), stats).items,
-                                         joins, ctx.query)
+            measured[key] = _list_hits(rank_conversations(replace(ctx, params=params), stats).items,
+                                       joins, ctx.query)
         return measured[key]
 
     for name, alternatives in (("thread_momentum", THREAD_MOMENTA), ("w_thread_open", THREAD_OPEN_WEIGHTS)):
         params = replace(ctx.params, **chosen)
 
-        def recall(value: float, name=name, params=params) -> float:
+        def score(value: float, name=name, params=params) -> HeldOut:
             return measure(replace(params, **{name: value}))
 
-        value = _past_the_bar(recall, getattr(params, name), alternatives, joins, ctx.query)
+        value = _past_the_bar(score, getattr(params, name), alternatives)
         if value is not None:
             chosen[name] = value
     return chosen
 
 
-def _two_standard_errors(recall: float, truth: sp.csr_matrix, query: np.ndarray | None) -> float:
-    """``2 sqrt(r (1 - r) / n)``: two standard errors of a recall ``r`` measured on the ``n``
-    held-out pairs of the (queried) users."""
-    n = truth.nnz if query is None else int(np.diff(truth.tocsr().indptr)[query].sum())
-    return 2.0 * float(np.sqrt(recall * (1.0 - recall) / max(n, 1)))
-
-
-def _past_the_bar(recall: Callable[[float], float], configured: float, alternatives: tuple[float, ...],
-                  truth: sp.csr_matrix, query: np.ndarray | None) -> float | None:
-    """The alternative to ``configured`` with the highest ``recall``, if that beats the
-    configured value's recall by more than two standard errors of it; else None."""
-    incumbent = recall(configured)
-    best, chosen = incumbent + _two_standard_errors(incumbent, truth, query), None
-    for value in alternatives:
-        if value != configured:
-            r = recall(value)
-            if r > best:
-                best, chosen = r, value
+def _past_the_bar(score: Callable[[float], HeldOut], configured: float,
+                  alternatives: tuple[float, ...]) -> float | None:
+    """Of the alternatives to ``configured`` whose held-out ``score`` beats the configured
+    value's by more than two standard errors of the paired difference (:meth:`HeldOut.beats`,
+    widened for the number of alternatives tried), the one with the highest recall; None when
+    none does."""
+    incumbent = score(configured)
+    others = [value for value in alternatives if value != configured]
+    chosen, best = None, None
+    for value in others:
+        held = score(value)
+        if held.beats(incumbent, among=len(others)) and (best is None or held.recall > best.recall):
+            chosen, best = value, held
     return chosen
 
 
 def _choose_answer_exponent(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
                             weights: dict[str, float], truth: sp.csr_matrix) -> dict[str, float]:
     """``{"answer_exponent": e}`` for the one of ``ANSWER_EXPONENTS`` whose lists rank the held-out
-    pairs best, when that beats the configured exponent by more than two standard errors of
-    its recall; ``{}`` (keep the configured one) otherwise. Where answering back is not what
+    pairs best, when that beats the configured exponent by more than two standard errors
+    (:func:`_past_the_bar`); ``{}`` (keep the configured one) otherwise. Where answering back is not what
     the held-out ties follow (on a follow graph the followed-back rate mostly marks the less
     followed), p(answer) would otherwise outweigh the mutual contacts."""
     return _choose_ranking_param(ctx, candidates, feats, weights, truth, "answer_exponent", ANSWER_EXPONENTS)
@@ -478,7 +516,7 @@ def _choose_tribe_diversity(ctx, candidates: dict[str, sp.csr_matrix], feats: di
                             chosen: dict[str, Any], truth: sp.csr_matrix) -> dict[str, float]:
     """``{"tribe_diversity": d}`` for the one of ``TRIBE_DIVERSITIES`` whose lists rank the
     held-out pairs best, when that beats the configured value by more than two standard errors
-    of its recall; ``{}`` otherwise. ``chosen``: what learning has chosen so far (applied)."""
+    (:func:`_past_the_bar`); ``{}`` otherwise. ``chosen``: what learning has chosen so far (applied)."""
     return _choose_ranking_param(ctx, candidates, feats, chosen, truth, "tribe_diversity", TRIBE_DIVERSITIES)
 
 
@@ -487,14 +525,14 @@ def _choose_ranking_param(ctx, candidates: dict[str, sp.csr_matrix], feats: dict
                           alternatives: tuple[float, ...]) -> dict[str, float]:
     """``{name: value}`` for the one of ``alternatives`` whose people lists (ranked with
     ``applied`` on the configuration) rank ``truth`` best, when that beats the configured value
-    by more than two standard errors of its recall (:func:`_past_the_bar`); ``{}`` otherwise."""
+    by more than two standard errors (:func:`_past_the_bar`); ``{}`` otherwise."""
     params = replace(ctx.params, **applied)
 
-    def recall(value: float) -> float:
+    def score(value: float) -> HeldOut:
         ranked = rank_people(replace(ctx, params=replace(params, **{name: value})), candidates, feats)
-        return _list_recall(ranked.items, truth, ctx.query)
+        return _list_hits(ranked.items, truth, ctx.query)
 
-    value = _past_the_bar(recall, getattr(params, name), alternatives, truth, ctx.query)
+    value = _past_the_bar(score, getattr(params, name), alternatives)
     return {} if value is None else {name: value}
 
 
@@ -512,17 +550,18 @@ def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, 
     for floor in POPULARITY_FLOORS:
         items = rank_people(replace(ctx, params=replace(params, popularity_floor=floor)), candidates, feats).items
         share = top_share(exposure(items if ctx.query is None else items[ctx.query], n), top)
-        scored.append((share <= params.top_exposure_cap, _list_recall(items, truth, ctx.query), -share, floor))
+        scored.append((share <= params.top_exposure_cap, _list_hits(items, truth, ctx.query).recall, -share, floor))
     return {"popularity_floor": max(scored)[3]}
 
 
-def _list_recall(items: np.ndarray, future: sp.csr_matrix, query: np.ndarray | None) -> float:
-    """Share of the future pairs of the (queried) users that their top ``RECALL_AT`` items hold."""
+def _list_hits(items: np.ndarray, future: sp.csr_matrix, query: np.ndarray | None) -> HeldOut:
+    """How many of each (queried) user's future pairs their top ``RECALL_AT`` items hold."""
     n = items.shape[0]
     top = items[:, :RECALL_AT]
     rows = np.repeat(np.arange(n), top.shape[1])
     ok = top.ravel() >= 0
     listed = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (rows[ok], top.ravel()[ok])), shape=future.shape)
-    users = np.ones(n, dtype=bool) if query is None else query
-    truth = sp.diags(users.astype(np.float32)) @ binary(future)
-    return float(binary(listed).multiply(truth).sum() / max(truth.sum(), 1.0))
+    users = np.flatnonzero(np.ones(n, dtype=bool) if query is None else query)
+    truth = binary(future).tocsr()[users]
+    hits = np.asarray(binary(listed).tocsr()[users].multiply(truth).sum(axis=1), dtype=np.float64).ravel()
+    return HeldOut(hits=hits, pairs=np.diff(truth.indptr).astype(np.float64))
