@@ -147,6 +147,24 @@ def test_combine_runs_averages_over_every_user_and_keeps_each_cut():
         combine_runs([], [])
 
 
+def test_cli_evaluate_explain_prints_why_learning_chose_what_it_did_per_cut(tmp_path, capsys):
+    events = synthetic_events_file(tmp_path / "events.jsonl", n_users=400, seed=6)
+    assert main(["-q", "evaluate", str(events), "--models", "tribes", "--cut", "0.7,0.8", "--explain"]) == 0
+    out = capsys.readouterr().out
+    for cut in ("0.7", "0.8"):
+        section = out.split(f"why learning chose this (cut {cut}):\n")[1]
+        decisions = [line.split(":")[0].strip() for line in section.splitlines() if line.startswith("  ")]
+        assert decisions[:5] == ["blend", "mutual_contacts_index", "answer_exponent", "tribe_diversity",
+                                 "popularity_floor"]
+    assert "a switch needs +2.43 SE" in out  # tribe_diversity: the best of three alternatives
+    # Without --explain the table stays as it was; the JSON always carries the report, per cut.
+    assert main(["-q", "evaluate", str(events), "--models", "tribes", "--cut", "0.7,0.8"]) == 0
+    assert "why learning" not in capsys.readouterr().out
+    code, result = run_cli_json(["-q", "evaluate", str(events), "--models", "tribes", "--cut", "0.7,0.8", "--json"])
+    assert code == 0 and set(result["learning"]) == {"0.7", "0.8"}
+    assert result["learning"]["0.8"][0]["parameter"] == "blend"
+
+
 def test_cli_evaluate_several_cuts(tmp_path, capsys):
     events = tmp_path / "events.jsonl"
     with open_output(events) as out:

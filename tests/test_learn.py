@@ -124,6 +124,60 @@ def test_fit_learns_weights_and_records_them():
     assert TribeModel(seed=1, learn_weights=0).fit(events).learned_weights_ is None
 
 
+def test_learning_reports_every_decision_and_the_report_agrees_with_what_it_chose():
+    """``learning_report_``: one entry per decision, in order; a value switched to led by more
+    than it needed, a value kept had no alternative past its bar; JSON-ready (no infinities)."""
+    import json
+
+    events = list(generate(SynthConfig(n_users=600, seed=3)))
+    model = TribeModel(seed=1).fit(events)
+    report, learned = model.learning_report_, model.learned_weights_
+    names = [d["parameter"] for d in report]
+    assert names[:5] == ["blend", "mutual_contacts_index", "answer_exponent", "tribe_diversity", "popularity_floor"]
+    assert names[5:] in (["thread_momentum"], ["thread_momentum", "w_thread_open"])
+    for d in report:
+        assert learned.get(d["parameter"], d["chosen"]) == d["chosen"]
+        if "skipped" in d:
+            assert d["chosen"] == d["configured"]
+            continue
+        assert d["pairs"] >= d["users"] > 0 and str(d["configured"]) in d["recall"]
+        if "errors" not in d:  # the damping floor: the best recall among floors within the cap
+            within = [f for f, share in d["top_share"].items() if share <= d["cap"]]
+            assert d["recall"][str(d["chosen"])] == max(d["recall"][f] for f in within)
+            continue
+        leads = [z if z is not None else float("inf") for z in d["errors"].values()]
+        if d["chosen"] == d["configured"]:
+            assert all(z <= d["needed"] for z in leads)
+        else:
+            assert d["errors"][str(d["chosen"])] is None or d["errors"][str(d["chosen"])] > d["needed"]
+    assert json.loads(json.dumps(report, allow_nan=False)) == report
+    assert model.manifest()["learning_report"] == report
+    assert TribeModel(seed=1, learn_weights=0).fit(events).learning_report_ is None
+
+
+def test_format_learning_says_what_was_kept_switched_and_skipped():
+    from tribes.evaluation.report import format_learning
+
+    lines = format_learning([
+        {"parameter": "tribe_diversity", "configured": 0.95, "chosen": 1.0,
+         "recall": {"0.95": 0.408, "0.9": 0.362, "1.0": 0.418}, "errors": {"0.9": -9.04, "1.0": 3.5},
+         "needed": 2.28, "pairs": 1758, "users": 1248},
+        {"parameter": "blend", "configured": "base blend", "chosen": "base blend",
+         "recall": {"base blend": 0.3, "new ties only": 0.31}, "errors": {"new ties only": None},
+         "against": {"new ties only": "base blend"}, "needed": 2.0, "pairs": 40, "users": 30},
+        {"parameter": "popularity_floor", "configured": 0.25, "chosen": 1.0, "recall": {"0.25": 0.4, "1.0": 0.41},
+         "top_share": {"0.25": 0.05, "1.0": 0.12}, "cap": 0.2, "pairs": 40, "users": 30},
+        {"parameter": "thread_momentum", "configured": 0.0, "chosen": 0.0, "pairs": 3, "skipped": "3 joins"},
+    ])
+    assert lines[0] == ("  tribe_diversity: 0.95 → 1 — 0.95 0.408; 0.9 0.362 (-9.0 SE), 1 0.418 (+3.5 SE); "
+                        "a switch needs +2.28 SE (1,758 held-out pairs of 1,248 users)")
+    assert lines[1].startswith("  blend: base blend kept — base blend 0.300; new ties only 0.310 "
+                               "(every user one way over base blend)")
+    assert lines[2] == ("  popularity_floor: 1, the best held-out recall within the top-1% cap 20% — "
+                        "0.25 0.400 (top 1% 5.0%), 1 0.410 (top 1% 12.0%) (40 held-out pairs of 30 users)")
+    assert lines[3] == "  thread_momentum: 0 kept — 3 joins"
+
+
 def test_a_learning_sample_restricts_every_source_to_its_rows_and_changes_nothing_else():
     from tribes.learn import learning_sample
     from tribes.model import _candidates

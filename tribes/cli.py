@@ -208,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(top_exposure_cap, 0.2 unless --set): columns '<model>, capped', the comparison "
                         "among lists that give the top 1%% at most that share of the slots")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    p.add_argument("--explain", action="store_true",
+                   help="after the table, why tribes' learning chose what it did: every value it tried, its "
+                        "held-out recall and lead in paired standard errors, and the lead a switch needed "
+                        "(JSON: always, as 'learning')")
     p.add_argument("--plots", help="folder for metrics.png and tribes.png")
 
     command("params", _cmd_params, "List every model hyperparameter with its default.")
@@ -649,7 +653,7 @@ def _cmd_evaluate(args, settings: Settings) -> int:
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
     else:
-        print(format_table(result))
+        print(format_table(result, explain=args.explain))
     return EXIT_OK
 
 

@@ -108,22 +108,28 @@ class HeldOut:
         """Share of all the users' held-out pairs that their lists hold (pooled over pairs)."""
         return float(self.hits.sum() / max(self.pairs.sum(), 1.0))
 
-    def beats(self, other: HeldOut, among: int = 1) -> bool:
-        """Whether this recall is higher than ``other``'s (the same users and pairs, another
-        ranking) by more than two standard errors of the difference, paired: the users are the
-        independent units, so the error is that of a ratio of sums over users,
-        ``sqrt(Q/(Q-1) Σ_u (d_u - D n_u)²) / N`` with ``d_u`` the user's hits gained, ``n_u``
-        their pairs, ``N = Σ n_u`` and ``D`` the recall gained. When this is the best of
-        ``among`` alternatives tried, the two grows so that chance alone passes it no more often
-        than it passes two for one (Bonferroni: 2.28 for two, 2.43 for three). O(Q)."""
+    def lead_in_errors(self, other: HeldOut) -> float:
+        """How many standard errors this recall is above ``other``'s (the same users and pairs,
+        another ranking), paired: the users are the independent units, so the error is that of
+        a ratio of sums over users, ``sqrt(Q/(Q-1) Σ_u (d_u - D n_u)²) / N`` with ``d_u`` the
+        user's hits gained, ``n_u`` their pairs, ``N = Σ n_u`` and ``D`` the recall gained.
+        0 for the same hits (or fewer than two users with pairs), ±inf for a lead with no
+        spread. O(Q)."""
         total = self.pairs.sum()
         gained = self.hits - other.hits
         lead = gained.sum() / max(total, 1.0)
         users = int(np.count_nonzero(self.pairs))
-        if lead <= 0 or users < 2:
-            return False
-        spread = np.sum((gained - lead * self.pairs) ** 2) * users / (users - 1)
-        return bool(lead > _standard_errors_to_beat(among) * np.sqrt(spread) / total)
+        if lead == 0 or users < 2:
+            return 0.0
+        error = np.sqrt(np.sum((gained - lead * self.pairs) ** 2) * users / (users - 1)) / total
+        return float(lead / error) if error > 0 else float(np.sign(lead) * np.inf)
+
+    def beats(self, other: HeldOut, among: int = 1) -> bool:
+        """Whether this recall is higher than ``other``'s by more than two standard errors of the
+        paired difference (:meth:`lead_in_errors`). When this is the best of ``among``
+        alternatives tried, the two grows so that chance alone passes it no more often than it
+        passes two for one (Bonferroni: 2.28 for two, 2.43 for three)."""
+        return self.lead_in_errors(other) > _standard_errors_to_beat(among)
 
 
 def _standard_errors_to_beat(among: int) -> float:
@@ -322,10 +328,12 @@ def _fit_listwise(x: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: int = 0,
     return result.x
 
 
-def learn_engage_weights(snap: Snapshot, params: Params,
-                         candidates_for: Callable[[Snapshot, Params], tuple]) -> dict[str, float | str] | None:
+def learn_engage_weights(snap: Snapshot, params: Params, candidates_for: Callable[[Snapshot, Params], tuple],
+                         report: list[dict[str, Any]] | None = None) -> dict[str, float | str] | None:
     """Learned ``w_*`` values (and the parameters learning switched), or None when the held-out
-    slice has too few interactions.
+    slice has too few interactions. ``report``, when given, receives one :func:`_choice` per
+    decision, in order: what was tried, each one's held-out recall and lead in paired standard
+    errors, what it needed and what was kept (``TribeModel.learning_report_``).
 
     ``candidates_for(snapshot, params, query)`` runs the pipeline up to the candidates and
     returns ``(ctx, candidates)`` — the caller's own stages, so learning sees exactly what ranking
@@ -359,7 +367,7 @@ def learn_engage_weights(snap: Snapshot, params: Params,
         return None
     ctx, candidates = candidates_for(past, params, learning_sample(past.n_users, params, seeds))
     truth = future if goal is None else goal
-    found = _best_blend(ctx, candidates, future, talked, truth)
+    found = _best_blend(ctx, candidates, future, talked, truth, report=report)
     if found is None:
         return None
     held, weights, feats, contender, total = found
@@ -371,18 +379,54 @@ def learn_engage_weights(snap: Snapshot, params: Params,
     other_ctx = replace(ctx, params=replace(params, mutual_contacts_index=other))
     other_candidates = {**candidates, "follow_2hop": follow_2hop(other_ctx)}
     found = _best_blend(other_ctx, other_candidates, future, talked, truth, only=contender, totals=(total,))
-    if found is not None and found[0].beats(held):
+    configured = params.mutual_contacts_index
+    switch = found is not None and found[0].beats(held)
+    _record(report, "mutual_contacts_index", configured, other if switch else configured,
+            {configured: held} | ({} if found is None else {other: found[0]}))
+    if switch:
         held, weights, feats, _, _ = found
         ctx, candidates = other_ctx, other_candidates
         chosen = {**weights, "mutual_contacts_index": other}
-    chosen |= _choose_answer_exponent(ctx, candidates, feats, weights, truth)
-    chosen |= _choose_tribe_diversity(ctx, candidates, feats, chosen, truth)
-    chosen |= _choose_damping(ctx, candidates, feats, chosen, truth)
-    return chosen | _choose_thread_scoring(ctx, joins)
+    chosen |= _choose_answer_exponent(ctx, candidates, feats, weights, truth, report)
+    chosen |= _choose_tribe_diversity(ctx, candidates, feats, chosen, truth, report)
+    chosen |= _choose_damping(ctx, candidates, feats, chosen, truth, report)
+    return chosen | _choose_thread_scoring(ctx, joins, report)
+
+
+#: How the report names ``_best_blend``'s contenders, in the order they are tried.
+CONTENDERS = ("base blend", "with " + " and ".join(OPTIONAL_FEATURES), "new ties only")
+
+
+def _choice(parameter: str, configured: Any, chosen: Any, tried: dict[Any, HeldOut], among: int = 1,
+            against: dict[Any, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """One decision of learning, JSON-ready: the held-out ``recall`` of each value tried, each
+    alternative's lead in paired standard errors (``errors``, over ``configured`` unless
+    ``against`` names another per value; None for a lead with no spread), the ``needed`` lead
+    (:func:`_standard_errors_to_beat` of ``among``), and the held-out ``pairs`` and ``users``."""
+    base = tried[configured]
+    against = against or {}
+
+    def lead(value: Any) -> float | None:
+        z = tried[value].lead_in_errors(tried[against.get(value, configured)])
+        return round(z, 2) if np.isfinite(z) else None
+
+    return {"parameter": parameter, "configured": configured, "chosen": chosen,
+            "recall": {str(v): round(h.recall, 4) for v, h in tried.items()},
+            "errors": {str(v): lead(v) for v in tried if v != configured},
+            **({"against": {str(v): str(a) for v, a in against.items()}} if against else {}),
+            "needed": round(_standard_errors_to_beat(among), 2),
+            "pairs": int(base.pairs.sum()), "users": int(np.count_nonzero(base.pairs)), **extra}
+
+
+def _record(report: list[dict[str, Any]] | None, *args: Any, **kwargs: Any) -> None:
+    """Append :func:`_choice` (args and kwargs as there) to ``report`` when there is one."""
+    if report is not None:
+        report.append(_choice(*args, **kwargs))
 
 
 def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix, talked: sp.csr_matrix | None,
-                truth: sp.csr_matrix, only: int | None = None, totals: tuple[float, ...] = ENGAGE_TOTALS
+                truth: sp.csr_matrix, only: int | None = None, totals: tuple[float, ...] = ENGAGE_TOTALS,
+                report: list[dict[str, Any]] | None = None,
                 ) -> tuple[HeldOut, dict[str, float], dict[str, np.ndarray], int, float] | None:
     """``(held-out score, weights, features, contender, total)``: the engagement blend whose lists rank
     ``truth`` best on these candidates, which contender it is and its scale; None when too few
@@ -393,6 +437,7 @@ def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix
     ties with people not talked with before; each later one must beat the best so far by more
     than two standard errors (more features or a narrower target, more ways to fit noise). Each
     is scaled to the one of ``totals`` that ranks best. ``only``: fit just that contender.
+    ``report``: the decision among the contenders (:func:`_choice`; named as in ``CONTENDERS``).
     """
     union = candidate_pairs(ctx.snap.n_users, candidates)
     if union.nnz == 0:
@@ -418,6 +463,7 @@ def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix
         if np.isfinite(w).all() and w.sum() > 0:
             fits.append((i, w))
     best = None  # (held-out score, weights, contender, total)
+    tried, against = {}, {}  # for the report: each contender's held-out score, and what it had to beat
     for i, w in fits:
         scaled = None
         for total in totals:  # how saturating p(engage) is: chosen by held-out recall
@@ -427,9 +473,16 @@ def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix
             held = _list_hits(ranked.items, truth, ctx.query)
             if scaled is None or held.recall > scaled[0].recall + 1e-9:
                 scaled = (held, weights, i, total)
+        tried[CONTENDERS[i]] = scaled[0]
+        if best is not None:
+            against[CONTENDERS[i]] = CONTENDERS[best[2]]
         if best is None or scaled[0].beats(best[0], among=len(fits) - 1):  # later ones must beat it clearly
             best = scaled
-    return None if best is None else (best[0], best[1], feats, best[2], best[3])
+    if best is None:
+        return None
+    _record(report, "blend", CONTENDERS[fits[0][0]], CONTENDERS[best[2]], tried, among=max(len(fits) - 1, 1),
+            against=against, engage_total=best[3])
+    return best[0], best[1], feats, best[2], best[3]
 
 
 def _thread_joins(snap: Snapshot, cut: float) -> sp.csr_matrix:
@@ -452,7 +505,8 @@ def _thread_joins(snap: Snapshot, cut: float) -> sp.csr_matrix:
     return out
 
 
-def _choose_thread_scoring(ctx, joins: sp.csr_matrix | None) -> dict[str, float]:
+def _choose_thread_scoring(ctx, joins: sp.csr_matrix | None,
+                           report: list[dict[str, Any]] | None = None) -> dict[str, float]:
     """``thread_momentum`` among ``THREAD_MOMENTA``, then ``w_thread_open`` among
     ``THREAD_OPEN_WEIGHTS`` given it: each the alternative whose conversation lists hold the
     most held-out thread joins, when that beats the configured value by more than two standard
@@ -461,7 +515,13 @@ def _choose_thread_scoring(ctx, joins: sp.csr_matrix | None) -> dict[str, float]
     networks, long reply threads open to anyone), activity and openness predict joins; on a
     Q&A site the quiet question in one's own topics does, and there the configured values stay."""
     users = np.ones(ctx.snap.n_users, dtype=bool) if ctx.query is None else ctx.query
-    if joins is None or int(binary(joins)[users].sum()) < MIN_POSITIVES:
+    found = 0 if joins is None else int(binary(joins)[users].sum())
+    if found < MIN_POSITIVES:
+        if report is not None:
+            report.append({"parameter": "thread_momentum", "configured": ctx.params.thread_momentum,
+                           "chosen": ctx.params.thread_momentum, "pairs": found,
+                           "skipped": "no timestamps" if joins is None
+                           else f"{found} held-out thread joins, fewer than {MIN_POSITIVES}"})
         return {}
     stats = thread_stats(ctx)  # these parameters only weigh the statistics, they do not change them
     chosen: dict[str, float] = {}
@@ -480,49 +540,53 @@ def _choose_thread_scoring(ctx, joins: sp.csr_matrix | None) -> dict[str, float]
         def score(value: float, name=name, params=params) -> HeldOut:
             return measure(replace(params, **{name: value}))
 
-        value = _past_the_bar(score, getattr(params, name), alternatives)
+        value = _past_the_bar(score, getattr(params, name), alternatives, name, report)
         if value is not None:
             chosen[name] = value
     return chosen
 
 
-def _past_the_bar(score: Callable[[float], HeldOut], configured: float,
-                  alternatives: tuple[float, ...]) -> float | None:
+def _past_the_bar(score: Callable[[float], HeldOut], configured: float, alternatives: tuple[float, ...],
+                  name: str = "", report: list[dict[str, Any]] | None = None) -> float | None:
     """Of the alternatives to ``configured`` whose held-out ``score`` beats the configured
     value's by more than two standard errors of the paired difference (:meth:`HeldOut.beats`,
     widened for the number of alternatives tried), the one with the highest recall; None when
-    none does."""
+    none does. ``report``: the decision, as parameter ``name`` (:func:`_choice`)."""
     incumbent = score(configured)
     others = [value for value in alternatives if value != configured]
-    chosen, best = None, None
+    chosen, best, tried = None, None, {configured: incumbent}
     for value in others:
-        held = score(value)
+        held = tried[value] = score(value)
         if held.beats(incumbent, among=len(others)) and (best is None or held.recall > best.recall):
             chosen, best = value, held
+    _record(report, name, configured, configured if chosen is None else chosen, tried, among=len(others))
     return chosen
 
 
 def _choose_answer_exponent(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
-                            weights: dict[str, float], truth: sp.csr_matrix) -> dict[str, float]:
+                            weights: dict[str, float], truth: sp.csr_matrix,
+                            report: list[dict[str, Any]] | None = None) -> dict[str, float]:
     """``{"answer_exponent": e}`` for the one of ``ANSWER_EXPONENTS`` whose lists rank the held-out
     pairs best, when that beats the configured exponent by more than two standard errors
     (:func:`_past_the_bar`); ``{}`` (keep the configured one) otherwise. Where answering back is not what
     the held-out ties follow (on a follow graph the followed-back rate mostly marks the less
     followed), p(answer) would otherwise outweigh the mutual contacts."""
-    return _choose_ranking_param(ctx, candidates, feats, weights, truth, "answer_exponent", ANSWER_EXPONENTS)
+    return _choose_ranking_param(ctx, candidates, feats, weights, truth, "answer_exponent", ANSWER_EXPONENTS, report)
 
 
 def _choose_tribe_diversity(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
-                            chosen: dict[str, Any], truth: sp.csr_matrix) -> dict[str, float]:
+                            chosen: dict[str, Any], truth: sp.csr_matrix,
+                            report: list[dict[str, Any]] | None = None) -> dict[str, float]:
     """``{"tribe_diversity": d}`` for the one of ``TRIBE_DIVERSITIES`` whose lists rank the
     held-out pairs best, when that beats the configured value by more than two standard errors
     (:func:`_past_the_bar`); ``{}`` otherwise. ``chosen``: what learning has chosen so far (applied)."""
-    return _choose_ranking_param(ctx, candidates, feats, chosen, truth, "tribe_diversity", TRIBE_DIVERSITIES)
+    return _choose_ranking_param(ctx, candidates, feats, chosen, truth, "tribe_diversity", TRIBE_DIVERSITIES, report)
 
 
 def _choose_ranking_param(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
                           applied: dict[str, Any], truth: sp.csr_matrix, name: str,
-                          alternatives: tuple[float, ...]) -> dict[str, float]:
+                          alternatives: tuple[float, ...], report: list[dict[str, Any]] | None = None
+                          ) -> dict[str, float]:
     """``{name: value}`` for the one of ``alternatives`` whose people lists (ranked with
     ``applied`` on the configuration) rank ``truth`` best, when that beats the configured value
     by more than two standard errors (:func:`_past_the_bar`); ``{}`` otherwise."""
@@ -532,12 +596,13 @@ def _choose_ranking_param(ctx, candidates: dict[str, sp.csr_matrix], feats: dict
         ranked = rank_people(replace(ctx, params=replace(params, **{name: value})), candidates, feats)
         return _list_hits(ranked.items, truth, ctx.query)
 
-    value = _past_the_bar(score, getattr(params, name), alternatives)
+    value = _past_the_bar(score, getattr(params, name), alternatives, name, report)
     return {} if value is None else {name: value}
 
 
 def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
-                    weights: dict[str, float], truth: sp.csr_matrix) -> dict[str, float]:
+                    weights: dict[str, float], truth: sp.csr_matrix,
+                    report: list[dict[str, Any]] | None = None) -> dict[str, float]:
     """``{"popularity_floor": f}``: of ``POPULARITY_FLOORS``, the weakest damping of the most
     followed whose lists keep the top 1% of accounts (most followed, most replied to:
     :func:`tribes.ranking.top_accounts`) within
@@ -546,12 +611,20 @@ def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, 
     params = replace(ctx.params, **weights)
     n = ctx.snap.n_users
     top = np.flatnonzero(top_accounts(ctx.snap, ctx.behaviour.followers))
-    scored = []
+    scored, held = [], None
     for floor in POPULARITY_FLOORS:
         items = rank_people(replace(ctx, params=replace(params, popularity_floor=floor)), candidates, feats).items
         share = top_share(exposure(items if ctx.query is None else items[ctx.query], n), top)
-        scored.append((share <= params.top_exposure_cap, _list_hits(items, truth, ctx.query).recall, -share, floor))
-    return {"popularity_floor": max(scored)[3]}
+        held = _list_hits(items, truth, ctx.query)
+        scored.append((share <= params.top_exposure_cap, held.recall, -share, floor))
+    chosen = max(scored)[3]
+    if report is not None:  # picked by recall among the floors within the cap: no bar
+        report.append({"parameter": "popularity_floor", "configured": params.popularity_floor, "chosen": chosen,
+                       "recall": {str(f): round(r, 4) for _, r, _, f in scored},
+                       "top_share": {str(f): round(-s, 4) for _, _, s, f in scored},
+                       "cap": params.top_exposure_cap,
+                       "pairs": int(held.pairs.sum()), "users": int(np.count_nonzero(held.pairs))})
+    return {"popularity_floor": chosen}
 
 
 def _list_hits(items: np.ndarray, future: sp.csr_matrix, query: np.ndarray | None) -> HeldOut:

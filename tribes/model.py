@@ -179,6 +179,10 @@ class TribeModel:
     snapshot_ : the fitted :class:`Snapshot`, ``without_text()`` (post texts, tags, post ids and
         interests are released after the graph stage; at 1M users they are ~2.8 GB)
     interaction_ : (U, U) CSR, the interaction graph (replies and mentions, decayed)
+    learned_weights_ : dict or None, what learning chose (``w_*`` and the parameters it switched)
+    learning_report_ : list of dict or None, why: one entry per decision learning made this fit
+        (what it tried, held-out recalls, leads in paired standard errors, what was needed;
+        :func:`tribes.learn.learn_engage_weights`); None when it did not run (off, or reused)
     """
 
     def __init__(self, **params: Any):
@@ -226,7 +230,7 @@ class TribeModel:
             _warm_up()  # before the read; see there
         with stage("snapshot"):
             snap = snapshot_from(data)
-        self.learned_weights_, self.learned_weights_age_ = None, 0
+        self.learned_weights_, self.learned_weights_age_, self.learning_report_ = None, 0, None
         if params.learn_weights:
             reused = _reusable_weights(previous, params.relearn_every)
             if reused is not None:
@@ -235,8 +239,9 @@ class TribeModel:
                 with stage("learn_weights"):
                     from .learn import learn_engage_weights
 
+                    self.learning_report_ = []
                     self.learned_weights_ = learn_engage_weights(
-                        snap, params, lambda s, p, q: _candidates(s, p, False, query=q)[:2])
+                        snap, params, lambda s, p, q: _candidates(s, p, False, query=q)[:2], self.learning_report_)
             if self.learned_weights_:
                 params = replace(params, **self.learned_weights_)
         with stage("graph"):
@@ -360,6 +365,7 @@ class TribeModel:
             "candidates": self.candidate_counts_,
             "learned_weights": self.learned_weights_,
             "learned_weights_age": getattr(self, "learned_weights_age_", 0),
+            "learning_report": getattr(self, "learning_report_", None),
             "data_now": self.built_from_["now"],
             "live_seq": self.built_from_["live_seq"],
         }

@@ -89,7 +89,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     popularity = followers + replied
     results: dict[str, dict[str, float]] = {}
     lists: dict[str, np.ndarray] = {}
-    tribe_labels, tribe_method, learned, learned_variants = None, None, None, {}
+    tribe_labels, tribe_method, learned, learning, learned_variants = None, None, None, None, {}
     recalls: dict[str, dict[str, np.ndarray]] = {}
     def score(name: str, people: np.ndarray, threads: np.ndarray, people_all: np.ndarray,
               seconds: float) -> None:
@@ -125,6 +125,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
             tribe_labels = np.asarray(model.model_.labels_)
             tribe_method = model.model_.tribe_method_
             learned = model.model_.learned_weights_
+            learning = model.model_.learning_report_
         elif capped is not None:
             started = time.perf_counter()
             held = capped_lists(model.recommend_people, pool, k, is_top, capped, seed)
@@ -148,6 +149,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     if tribe_labels is not None:
         # what tribes' learning chose on the training snapshot's own held-out slice (None: kept the configuration)
         out["learned"] = learned
+        out["learning"] = learning  # why: learning's decisions (tribes.learn), None when it did not run
         out["tribes"] = {"method": tribe_method,
                          **_tribe_quality(split, tribe_labels, truth_labels, truth_groups)}
     if variants:
@@ -246,6 +248,7 @@ def combine_runs(runs: Sequence[dict[str, Any]], cuts: Sequence[Any]) -> dict[st
             if key != "method" and all(isinstance(v, int | float) for v in values):
                 out["tribes"][key] = round(float(np.mean(values)), 4)
         out["learned"] = {str(cut): run.get("learned") for cut, run in zip(cuts, runs, strict=True)}
+        out["learning"] = {str(cut): run.get("learning") for cut, run in zip(cuts, runs, strict=True)}
     if all("learned_variants" in run for run in runs):
         out["learned_variants"] = {label: {str(cut): run["learned_variants"][label]
                                            for cut, run in zip(cuts, runs, strict=True)}
@@ -253,8 +256,9 @@ def combine_runs(runs: Sequence[dict[str, Any]], cuts: Sequence[Any]) -> dict[st
     return out
 
 
-def format_table(result: dict[str, Any]) -> str:
-    """One table: a row per metric, a column per model (k in the labels)."""
+def format_table(result: dict[str, Any], explain: bool = False) -> str:
+    """One table: a row per metric, a column per model (k in the labels). ``explain``: then
+    why learning chose what it did, per cut (:func:`format_learning`)."""
     models = list(result["models"])
     k = result["k"]
     width = max(len(label) for _, label in TABLE_ROWS) + 2
@@ -304,7 +308,50 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"{head}: " + (", ".join(f"{k2} {v:g}" if isinstance(v, int | float) else f"{k2} {v}"
                                                   for k2, v in learned.items()) if learned
                                         else "nothing (too little held-out data): the configured parameters"))
+    if explain and "learning" in result:
+        per_cut = result["learning"] if runs else {None: result["learning"]}
+        for cut, report in per_cut.items():
+            lines.append("why learning chose this" + ("" if cut is None else f" (cut {cut})") + ":")
+            lines.extend(format_learning(report) if report else ["  learning did not run (off, reused, or too "
+                                                                 "little held-out data)"])
     return "\n".join(lines)
+
+
+def format_learning(report: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per decision in ``TribeModel.learning_report_``: what was kept or switched to,
+    each value's held-out recall, each alternative's lead in paired standard errors and the
+    lead it needed."""
+    def value(v: Any) -> str:  # a number as short as it goes (keys are strings: "1.0" → "1")
+        try:
+            return f"{float(v):g}"
+        except (TypeError, ValueError):
+            return str(v)
+
+    def lead(z: float | None) -> str:
+        return "every user one way" if z is None else f"{z:+.1f} SE"
+
+    lines = []
+    for d in report:
+        name, configured, chosen = d["parameter"], d["configured"], d["chosen"]
+        verdict = f"{value(configured)} kept" if chosen == configured else f"{value(configured)} → {value(chosen)}"
+        if "skipped" in d:
+            lines.append(f"  {name}: {verdict} — {d['skipped']}")
+            continue
+        where = f" ({d['pairs']:,} held-out pairs of {d['users']:,} users)"
+        recall = d["recall"]
+        if "errors" not in d:  # picked by recall alone (the damping floor, within the exposure cap)
+            shares = d.get("top_share", {})
+            tried = ", ".join(f"{value(v)} {r:.3f}" + (f" (top 1% {shares[v]:.1%})" if v in shares else "")
+                              for v, r in recall.items())
+            cap = f" within the top-1% cap {d['cap']:.0%}" if "cap" in d else ""
+            lines.append(f"  {name}: {value(chosen)}, the best held-out recall{cap} — {tried}{where}")
+            continue
+        against = d.get("against", {})
+        tried = ", ".join(f"{value(v)} {recall[v]:.3f} ({lead(z)}" + (f" over {against[v]})" if v in against else ")")
+                          for v, z in d["errors"].items())
+        lines.append(f"  {name}: {verdict} — {value(configured)} {recall[str(configured)]:.3f}; {tried}; "
+                     f"a switch needs +{d['needed']:g} SE{where}")
+    return lines
 
 
 def _range(interval: list[float] | None, sign: str = "", between: str = "…") -> str:

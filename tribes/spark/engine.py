@@ -237,7 +237,7 @@ def fit_spark(
         if temp is not None:
             temp.cleanup()
 
-    model.learned_weights_ = None
+    model.learned_weights_ = model.learning_report_ = None
     model.tribe_method_ = "cpm"  # CPM local moving, whatever tribe_objective says (see engine_)
     model._set_fitted(
         snap,
