@@ -518,6 +518,28 @@ def test_cold_start_for_a_user_created_after_the_recompute(fresh):
     assert any(root_author(model, t) in members for t in ids(client, new, "conversations"))
 
 
+def test_a_newcomer_the_model_welcomed_gets_cold_start_once_they_act(fresh):
+    """A user registered before the recompute who had done nothing gets the model's newcomer
+    list (the most welcoming people); once they follow someone, cold start answers from that."""
+    client = fresh.client
+    now = int(model_of(fresh).manifest["data_now"])
+    post_events(client, [{"type": "user", "id": "quiet-1", "ts": now}])
+    fresh.recompute()
+    model = model_of(fresh)
+    assert model.is_newcomer(model.index_of("quiet-1"))
+    page = PeoplePage.model_validate(suggestions(client, "quiet-1").json)
+    assert page.cold_start is False and len(page.items) == 20
+    assert all([r.kind for r in item.reasons] == ["answers_newcomers"] for item in page.items)
+    followed = page.items[0].user_id
+    post_events(client, [{"type": "follow", "src": "quiet-1", "dst": followed, "ts": LATER}])
+    page = PeoplePage.model_validate(suggestions(client, "quiet-1").json)
+    assert page.cold_start is True and page.items and followed not in [i.user_id for i in page.items]
+    # Nobody else is answered differently: a user with their own list is no newcomer.
+    rich = rich_users(fresh)[0]
+    assert not model.is_newcomer(model.index_of(rich))
+    assert suggestions(client, rich).json["cold_start"] is False
+
+
 def test_cold_start_with_nothing_to_go_on(fresh):
     client = fresh.client
     post_events(client, [{"type": "user", "id": "blank-slate", "ts": LATER}])

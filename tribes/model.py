@@ -32,6 +32,7 @@ from .candidates import CandidateContext, exclusion_matrix, generate_candidates,
 from .communities import detect_communities, label_tribes, match_tribe_ids, tribe_affinities
 from .conversations import rank_conversations, thread_stats
 from .graph import InterestGraph, build_graph
+from .newcomers import with_newcomers
 from .params import Params
 from .ranking import rank_people
 from .snapshot import Snapshot
@@ -255,7 +256,7 @@ class TribeModel:
         self.tribe_method_ = extras["tribe_method"]  # what found the tribes: cpm, cpm-merged, modularity or infomap
         topics, names, behaviour = extras["topics"], extras["names"], ctx.behaviour
         with stage("rank_people"):
-            people = rank_people(ctx, candidates)
+            people = with_newcomers(rank_people(ctx, candidates), snap, ctx.behaviour, params, ctx.exclusion)
         with stage("conversations"):
             stats = thread_stats(ctx)
             threads = rank_conversations(ctx, stats)
@@ -300,6 +301,10 @@ class TribeModel:
             "people_items": people.items,
             "people_scores": people.scores,
             "people_flags": people.flags,
+            # (U,) bool: the list is the newcomers' one (tribes.newcomers); the service answers
+            # such a user from what they have done since, when they have done anything.
+            "people_newcomer": (np.zeros(len(people.items), dtype=bool) if people.newcomers is None
+                                else people.newcomers),
             "conv_items": threads.items,
             "conv_scores": threads.scores,
             "conv_flags": threads.flags,

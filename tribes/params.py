@@ -114,6 +114,9 @@ class Params:
     exposure_budget_max: int = _p(400, "...and in at most this many lists (so the top 1% of people hold at most "
                                        "~0.01·max/k of all slots: 20% at k=20, whatever the number of users)...")
     exposure_budget_min: int = _p(30, "...but the budget is never below this many lists.")
+    welcome_newcomers: int = _p(1, "1: users ranking has nothing for (registered, no activity yet) get the most "
+                                   "welcoming recently active people (answer rate x activity), within the exposure "
+                                   "budget and the top-1% cap (tribes.newcomers); 0: their lists stay empty.")
     top_exposure_cap: float = _p(0.2, "The top 1% of accounts (most followed, most replied to) fill at most this share "
                                       "of the list slots of every list prefix: ranking moves their weakest appearances "
                                       "down (1: no cap); learning picks the weakest damping that stays within it.")

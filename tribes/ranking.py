@@ -57,6 +57,7 @@ class RankedPeople:
     scores: np.ndarray  # float32
     flags: np.ndarray  # uint8 REASON_FLAGS bits per item
     sources: dict[str, int]  # candidate pairs contributed per source (before ranking)
+    newcomers: np.ndarray | None = None  # (U,) bool: the list is a newcomer's (tribes.newcomers), None: no such lists
 
 
 def _row_dot(x: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -219,7 +219,7 @@ class SuggestionService:
                 raise StaleCursor(version, model.version)
         since = int(model.manifest.get("live_seq", 0))
         listed = model.index_of(user)
-        if listed is not None and model.has_suggestions(listed, kind):
+        if listed is not None and model.has_suggestions(listed, kind) and not self._acted_since(model, listed, user, kind):
             live = self.live(user, since, listed=True)
             if not live.user_exists:  # erased after the recompute
                 raise UnknownUser(f"unknown user {user!r}")
@@ -261,6 +261,16 @@ class SuggestionService:
             "items": items,
             "next_cursor": _encode_cursor(model.version, kind, user, offset + limit) if more else None,
         })
+
+    # --- cold start -------------------------------------------------------------------------
+    def _acted_since(self, model: Recommender, u: int, user: str, kind: str) -> bool:
+        """A newcomer's people list (the most welcoming people, for someone who had done
+        nothing at the recompute) gives way to cold start once they follow, post or state
+        interests: those say more about them than the model could."""
+        if kind != "people" or not model.is_newcomer(u):
+            return False
+        facts = self.store.user_facts(user)
+        return bool(facts and (facts["follows"] or facts["topics"] or facts["threads"]))
 
     # --- cold start -------------------------------------------------------------------------
     def _cold_start(self, model: Recommender, user: str, kind: str) -> list[dict]:

@@ -157,6 +157,12 @@ class Recommender:
         row = self.hidden.row(u)
         return {str(self.user_ids[x]) for x in row.tolist()} if row.size else set()
 
+    def is_newcomer(self, u: int) -> bool:
+        """Whether user index ``u``'s people list is the newcomers' one (:mod:`tribes.newcomers`):
+        they had done nothing when the model was built. False for models saved before it."""
+        marks = self.arrays.get("people_newcomer")
+        return bool(marks is not None and marks[u])
+
     def has_suggestions(self, u: int, kind: str) -> bool:
         """Whether the model holds any precomputed item of ``kind`` for user index ``u``."""
         return bool(self.arrays["people_items" if kind == "people" else "conv_items"][u, 0] >= 0)

@@ -34,6 +34,7 @@ from ..communities import _renumber_by_size, label_tribes, match_tribe_ids
 from ..conversations import rank_conversations, thread_stats
 from ..graph import build_graph
 from ..model import TribeModel, _previous_membership, snapshot_from, stage_timer
+from ..newcomers import with_newcomers
 from ..params import Params
 from ..ranking import RankedPeople, popularity_pivot, top_accounts
 from ..sparse import row_normalize
@@ -219,7 +220,8 @@ def fit_spark(
                 pivot=popularity_pivot(p, behaviour.followers),
                 partitions=parts,
             )
-            people = _people_arrays(lists, n, p.max_people, source_counts)
+            people = with_newcomers(_people_arrays(lists, n, p.max_people, source_counts), snap, behaviour, p,
+                                    exclusion_matrix(snap))
         with stage("conversations"):
             ctx = CandidateContext(
                 snap=snap,

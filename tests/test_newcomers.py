@@ -1,0 +1,112 @@
+"""Lists for users the ranking has nothing for (tribes.newcomers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from tribes.model import TribeModel
+from tribes.newcomers import welcome_newcomers, welcoming_people
+from tribes.ranking import REASON_FLAGS, RankedPeople
+from tribes.synth import SynthConfig, generate
+
+
+def ranked(items: np.ndarray) -> RankedPeople:
+    return RankedPeople(items=items.astype(np.int32), scores=np.where(items >= 0, 0.5, 0).astype(np.float32),
+                        flags=np.zeros(items.shape, dtype=np.uint8), sources={"x": 1})
+
+
+def test_empty_lists_get_the_most_welcoming_people_within_budget_cap_and_filters():
+    n, width = 200, 10
+    rng = np.random.default_rng(0)
+    items = np.full((n, width), -1)
+    items[:40] = rng.choice(np.arange(40, 200), size=(40, width))  # 40 users with lists already
+    welcome = np.zeros(n, dtype=np.float32)
+    welcome[100:160] = np.linspace(0.9, 0.3, 60)  # 60 welcoming people, 100 the most
+    is_top = np.zeros(n, dtype=bool)
+    is_top[[100, 101, 102, 103]] = True  # the four most welcoming are top accounts
+    exclusion = sp.csr_matrix((np.ones(2), ([45, 50], [104, 105])), shape=(n, n))  # 45 blocked 104, 50 105
+    budget, cap = 40, 0.2
+    out = welcome_newcomers(ranked(items), welcome, is_top, exclusion, budget, cap)
+    # Lists that had items are untouched; the 160 empty ones are (nearly) full: a filtered
+    # person, themselves (the welcoming have no lists either here) or the end of the supply
+    # leaves a gap.
+    assert (out.items[:40] == items[:40]).all() and (out.scores[:40] == 0.5).all()
+    new = out.items[40:]
+    length = (new >= 0).sum(axis=1)
+    assert (length >= width - 2).all() and (length == width).mean() > 0.85
+    assert out.newcomers.tolist() == [False] * 40 + [True] * 160
+    # Nobody beyond the budget over all lists; nobody twice in a list; no filtered pair.
+    assert np.bincount(out.items[out.items >= 0], minlength=n).max() <= budget
+    assert all(len(set(row[row >= 0])) == (row >= 0).sum() for row in new)
+    assert 104 not in out.items[45] and 105 not in out.items[50]
+    assert all(u not in out.items[u] for u in range(40, 200))
+    # Every prefix of a newcomer's list holds at most floor(cap × length) top accounts.
+    top = is_top[np.maximum(new, 0)] & (new >= 0)
+    assert (np.cumsum(top, axis=1) <= np.floor(cap * np.arange(1, width + 1) + 1e-9)).all()
+    assert top.any()  # ...and they do get some (positions 5 and 10)
+    # The first slots go to the most welcoming people who are not top accounts; the reason says why.
+    assert new[0, 0] == 104 and welcome[new[:, 0]].min() >= welcome[new[:, -1]].max()
+    assert (out.flags[40:][new >= 0] == REASON_FLAGS["answers_newcomers"]).all()
+    assert (np.diff(out.scores[40:], axis=1) <= 0).all()
+    assert out.sources == {"x": 1, "welcome_newcomers": int(length.sum())}
+
+
+def test_when_the_other_people_run_out_top_accounts_do_not_take_the_list_over():
+    n, width = 50, 10
+    items = np.full((n, width), -1)
+    welcome = np.zeros(n, dtype=np.float32)
+    welcome[[0, 1, 2]] = [0.9, 0.8, 0.7]  # three welcoming people, two of them top accounts
+    is_top = np.zeros(n, dtype=bool)
+    is_top[[0, 1]] = True
+    out = welcome_newcomers(ranked(items), welcome, is_top, sp.csr_matrix((n, n)), budget=100, cap=0.2)
+    lists = out.items[3:]
+    assert (lists[:, 0] == 2).all() and (lists[:, 1:] == -1).all()  # one slot: no top account may come first
+    # Nobody welcoming at all: nothing changes.
+    none = welcome_newcomers(ranked(items), np.zeros(n, np.float32), is_top, sp.csr_matrix((n, n)), 100, 0.2)
+    assert (none.items == -1).all() and none.newcomers is None
+
+
+def test_welcoming_people_are_active_discoverable_and_have_answered_people_who_reached_out():
+    rate = np.array([0.9, 0.9, 0.9, 0.9, 0.9], dtype=np.float32)
+    activity = np.array([1.0, 0.2, 1.0, 1.0, 1.0], dtype=np.float32)
+    reached = np.array([5, 5, 1, 5, 5])
+    answered = np.array([4, 4, 1, 0, 4])
+    discoverable = np.array([True, True, True, True, False])
+    got = welcoming_people(rate, activity, reached, answered, discoverable, activity_floor=0.2)
+    assert got.tolist() == [np.float32(0.9), 0, 0, 0, 0]
+
+
+def test_a_fitted_model_welcomes_registered_users_who_have_done_nothing_yet():
+    events = list(generate(SynthConfig(n_users=300, seed=4)))
+    t = max(e["ts"] for e in events if e["type"] == "user")
+    newcomers = [{"type": "user", "id": f"new{i}", "ts": t} for i in range(5)]  # no posts, follows or interests
+    model = TribeModel(seed=1, learn_weights=0).fit(events + newcomers)
+    rows = [model.user_ids_.tolist().index(f"new{i}") for i in range(5)]
+    assert model.arrays_["people_newcomer"][rows].all() and model.arrays_["people_newcomer"].sum() == 5
+    first = model.recommend_people("new0", k=5)
+    assert len(first) == 5 and all(r["kind"] == "answers_newcomers" for p in first for r in p["reasons"])
+    off = TribeModel(seed=1, learn_weights=0, welcome_newcomers=0).fit(events + newcomers)
+    assert off.recommend_people("new0", k=5) == [] and not off.arrays_["people_newcomer"].any()
+    # Everyone else's lists are the same either way.
+    others = np.ones(len(model.user_ids_), dtype=bool)
+    others[rows] = False
+    assert (model.arrays_["people_items"][others] == off.arrays_["people_items"][others]).all()
+
+
+def test_filling_in_blocks_gives_the_same_lists(monkeypatch):
+    import tribes.newcomers as newcomers
+
+    n, width = 120, 10
+    items = np.full((n, width), -1)
+    items[:20] = np.arange(20, 30)
+    welcome = np.zeros(n, dtype=np.float32)
+    welcome[30:70] = np.linspace(0.9, 0.2, 40)
+    is_top = np.zeros(n, dtype=bool)
+    is_top[[30, 31, 40]] = True
+    exclusion = sp.csr_matrix((np.ones(3), ([25, 60, 90], [32, 33, 34])), shape=(n, n))
+    whole = welcome_newcomers(ranked(items), welcome, is_top, exclusion, 12, 0.2)
+    monkeypatch.setattr(newcomers, "_BLOCK", 7)
+    blocks = welcome_newcomers(ranked(items), welcome, is_top, exclusion, 12, 0.2)
+    assert (whole.items == blocks.items).all() and (whole.scores == blocks.scores).all()
+    assert (whole.newcomers == blocks.newcomers).all() and whole.sources == blocks.sources

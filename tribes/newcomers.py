@@ -1,0 +1,157 @@
+"""People lists for users the ranking has nothing for: the most welcoming people, shared fairly.
+
+A user who has registered but not yet posted, replied or followed anyone has no candidate
+from any source, so ranking leaves their list empty. Every platform has many of them (on the
+quantum-computing Stack Exchange about 2,400 of 2,700 users before a cut), and they are
+exactly the people a newcomer's first conversation depends on. :func:`welcome_newcomers` gives
+each of them the people most likely to answer someone new — recently active, and answering
+most of those who reach out (``answer_rate × activity``, with at least ``min_reached`` people
+having reached out and one answered: a welcome is evidence, not a prior) — under the same
+limits as every other list:
+
+- **The per-person exposure budget**: nobody ends up in more lists than
+  :func:`tribes.ranking.exposure_budget` allows over all listed users, counting the lists
+  they are already in; the most welcoming are used up to it, then the next ones.
+- **The top-1% cap**: in every newcomer list the top accounts (:func:`tribes.ranking.top_accounts`)
+  fill at most ``top_exposure_cap`` of every prefix (with 0.2, positions 5, 10, 15 and 20), so
+  the cap that holds over the other lists still holds over all of them.
+- **Filters**: nobody the user must not see (``exclusion``: self, blocks and mutes either way,
+  dismissals) and nobody non-discoverable.
+
+Slots are dealt position by position across the newcomers (everyone's first slot, then
+everyone's second, …) from the welcoming people in order, each repeated as often as their
+budget allows, so the first positions go to the most welcoming and nobody appears twice in one
+list. O(newcomers × width + U). Both engines call it after ranking; learning does not (its
+held-out users have histories).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .kernels import csr_values
+from .ranking import REASON_FLAGS, RankedPeople
+
+_BLOCK = 65_536  # newcomers filled at a time
+
+__all__ = ["welcome_newcomers", "welcoming_people", "with_newcomers"]
+
+
+def welcoming_people(answer_rate: np.ndarray, activity: np.ndarray, reached_by: np.ndarray,
+                     answered: np.ndarray, discoverable: np.ndarray, activity_floor: float,
+                     min_reached: int = 2) -> np.ndarray:
+    """(U,) float32 welcome, ``answer_rate × activity``, for discoverable people active since
+    their activity floor who were reached by at least ``min_reached`` people and answered one;
+    0 for everyone else."""
+    ok = discoverable & (activity > activity_floor + 1e-6) & (reached_by >= min_reached) & (answered >= 1)
+    return np.where(ok, answer_rate * activity, 0.0).astype(np.float32)
+
+
+def _top_positions(width: int, cap: float) -> np.ndarray:
+    """(width,) bool: the 0-based positions a top account may take so that every prefix holds
+    at most ``floor(cap × length)`` of them — the t-th at position ``ceil(t / cap)``."""
+    allowed = np.zeros(width, dtype=bool)
+    if cap <= 0:
+        return allowed
+    t = np.arange(1, width + 1)
+    spots = np.ceil(t / cap - 1e-9).astype(np.int64) - 1
+    allowed[spots[spots < width]] = True
+    return allowed
+
+
+def _deal(stream: np.ndarray, slots: int, newcomers: int, block: slice) -> np.ndarray:
+    """``(block rows, slots)`` int64: the ``block`` of newcomers' share of ``stream`` (each
+    person repeated once per list they may join, at most once per newcomer) laid out
+    position-major — everyone's first slot, then everyone's second — so a person's copies go
+    to different lists; -1 where it runs out."""
+    at = np.arange(slots)[None, :] * newcomers + np.arange(block.start, block.stop)[:, None]
+    if len(stream) == 0:
+        return np.full(at.shape, -1, dtype=np.int64)
+    return np.where(at < len(stream), stream[np.minimum(at, len(stream) - 1)], -1)
+
+
+def _compact(lists: np.ndarray) -> np.ndarray:
+    """Each row's items (>= 0) moved to its front, in order; -1 after them."""
+    front = np.argsort(lists < 0, axis=1, kind="stable")
+    return np.take_along_axis(lists, front, axis=1)
+
+
+def _within_cap(lists: np.ndarray, is_top: np.ndarray, cap: float) -> np.ndarray:
+    """Compacted ``lists`` without the top accounts that would make a prefix hold more than
+    ``floor(cap × length)`` of them (short lists: where the others ran out, the tops dealt to
+    later positions would otherwise move up). Repeated until nothing moves; each round only
+    removes items. O(rounds × lists)."""
+    while True:
+        top = (lists >= 0) & is_top[np.maximum(lists, 0)]
+        allowed = np.floor(cap * np.arange(1, lists.shape[1] + 1) + 1e-9)
+        over = top & (np.cumsum(top, axis=1) > allowed)
+        if not over.any():
+            return lists
+        lists = _compact(np.where(over, -1, lists))
+
+
+def welcome_newcomers(people: RankedPeople, welcome: np.ndarray, is_top: np.ndarray,
+                      exclusion: sp.csr_matrix, budget: int, cap: float) -> RankedPeople:
+    """``people`` with every empty list filled, in place, from the ``welcome``-ordered people
+    (see the module docstring). ``budget``: lists one person may be in, over all lists;
+    ``cap``: the top accounts' share of every list prefix. Scores are the welcome
+    (non-increasing along each list); the reason is ``answers_newcomers``. Lists with any item
+    are left as they are. Newcomers are filled ``_BLOCK`` at a time: memory O(block × width)."""
+    items = people.items
+    n, width = items.shape
+    newcomers = np.flatnonzero(items[:, 0] < 0)
+    candidates = np.flatnonzero(welcome > 0)
+    if len(newcomers) == 0 or len(candidates) == 0 or width == 0:
+        return people
+    count = len(newcomers)
+    room = np.minimum(np.maximum(budget - np.bincount(items[items >= 0], minlength=n), 0), count)
+    order = candidates[np.lexsort((candidates, -welcome[candidates]))]
+    order = order[room[order] > 0]
+    top_slot = _top_positions(width, cap)
+    tops, others = order[is_top[order]], order[~is_top[order]]
+    other_stream = np.repeat(others, room[others]).astype(np.int64)
+    # Top slots no top account can take go to the other people the other slots left.
+    used = min(len(other_stream), int((~top_slot).sum()) * count)
+    top_stream = np.r_[np.repeat(tops, room[tops]).astype(np.int64), other_stream[used:]]
+    excl = exclusion.tocsr()
+    filled_total, marked = 0, np.zeros(n, dtype=bool)
+    for start in range(0, count, _BLOCK):
+        block = slice(start, min(start + _BLOCK, count))
+        rows = newcomers[block]
+        chosen = np.full((len(rows), width), -1, dtype=np.int64)
+        chosen[:, ~top_slot] = _deal(other_stream, int((~top_slot).sum()), count, block)
+        chosen[:, top_slot] = _deal(top_stream, int(top_slot.sum()), count, block)
+        owner = np.repeat(rows, width)
+        flat = chosen.ravel()
+        ok = (flat >= 0) & (flat != owner)
+        if excl.nnz and ok.any():  # self, blocks and mutes either way, dismissals
+            ok[ok] = csr_values(excl, owner[ok], flat[ok]) == 0
+        # Someone dealt twice to one list (the top slots' share of the others' rest): the first stays.
+        key = np.repeat(np.arange(len(rows), dtype=np.int64), width)[ok] * n + flat[ok]
+        first = np.zeros(int(ok.sum()), dtype=bool)
+        first[np.unique(key, return_index=True)[1]] = True
+        ok[ok] = first
+        picked = _within_cap(_compact(np.where(ok.reshape(chosen.shape), chosen, -1)), is_top, cap)
+        filled = picked >= 0
+        items[rows] = np.where(filled, picked, -1).astype(items.dtype)
+        people.scores[rows] = np.where(filled, np.minimum.accumulate(
+            np.where(filled, welcome[np.maximum(picked, 0)], 0.0), axis=1), 0.0).astype(people.scores.dtype)
+        people.flags[rows] = np.where(filled, REASON_FLAGS["answers_newcomers"], 0).astype(people.flags.dtype)
+        marked[rows[filled.any(axis=1)]] = True
+        filled_total += int(filled.sum())
+    return RankedPeople(items=items, scores=people.scores, flags=people.flags,
+                        sources={**people.sources, "welcome_newcomers": filled_total}, newcomers=marked)
+
+
+def with_newcomers(people: RankedPeople, snap, behaviour, params, exclusion: sp.csr_matrix) -> RankedPeople:
+    """:func:`welcome_newcomers` as both engines call it after ranking (``params.welcome_newcomers``
+    1), with the budget over every user's list and the top accounts of the snapshot."""
+    from .ranking import exposure_budget, top_accounts
+
+    if not params.welcome_newcomers:
+        return people
+    welcome = welcoming_people(behaviour.answer_rate, behaviour.activity, behaviour.reached_by,
+                               behaviour.answered, snap.discoverable, params.activity_floor)
+    return welcome_newcomers(people, welcome, top_accounts(snap, behaviour.followers), exclusion,
+                             exposure_budget(params, snap.n_users), params.top_exposure_cap)
