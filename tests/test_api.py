@@ -530,12 +530,16 @@ def test_a_newcomer_the_model_welcomed_gets_cold_start_once_they_act(fresh):
     page = PeoplePage.model_validate(suggestions(client, "quiet-1").json)
     assert page.cold_start is False and len(page.items) == 20
     assert all([r.kind for r in item.reasons] == ["answers_newcomers"] for item in page.items)
+    threads = suggestions(client, "quiet-1", "conversations").json
+    assert threads["cold_start"] is False and threads["items"]
+    assert all("open_to_all" in [r["kind"] for r in t["reasons"]] for t in threads["items"])
     followed = page.items[0].user_id
     post_events(client, [{"type": "follow", "src": "quiet-1", "dst": followed, "ts": LATER}])
     page = PeoplePage.model_validate(suggestions(client, "quiet-1").json)
     assert page.cold_start is True and page.items and followed not in [i.user_id for i in page.items]
+    assert suggestions(client, "quiet-1", "conversations").json["cold_start"] is True
     # Nobody else is answered differently: a user with their own list is no newcomer.
-    rich = rich_users(fresh)[0]
+    rich = next(u for u in rich_users(fresh) if u != "quiet-1")
     assert not model.is_newcomer(model.index_of(rich))
     assert suggestions(client, rich).json["cold_start"] is False
 

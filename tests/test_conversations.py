@@ -149,21 +149,24 @@ def reference_rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> R
         (~((root >= 0) & ~snap.discoverable[np.maximum(root, 0)])).astype(np.float32)
     )
     shown = [j for j in range(n_live) if visible.diagonal()[j] > 0]
-    open_threads = sorted(sorted(shown, key=lambda j: (-base[j], j))[:width]) if p.w_thread_open > 0 else []
+    offered = p.w_thread_open > 0 or p.welcome_newcomers
+    open_threads = sorted(sorted(shown, key=lambda j: (-base[j], j))[:width]) if offered else []
     rows_all, cols_all, score_all, flag_all = [], [], [], []
     for s in range(0, n, 4_000):
         e = min(n, s + 4_000)
         by_tribe = (ctx.memberships[s:e] @ tribe_threads).tocsr()
         by_contacts = (talk[s:e] @ in_thread).tocsr()
         by_topic = top_k_per_row((user_topics[s:e] @ topic_index).tocsr(), pool)
+        own = binary(binary(by_tribe) + binary(top_k_per_row(by_contacts, pool)) + binary(by_topic))
+        # A newcomer: no candidate of their own (before filters); the open threads are theirs.
+        newcomer = (np.diff(own.indptr) == 0) & bool(p.welcome_newcomers)
+        offered_to = np.arange(e - s) if p.w_thread_open > 0 else np.flatnonzero(newcomer)
         everyone = sp.csr_matrix(
-            (np.ones((e - s) * len(open_threads), np.float32),
-             (np.repeat(np.arange(e - s), len(open_threads)), np.tile(open_threads, e - s))),
+            (np.ones(len(offered_to) * len(open_threads), np.float32),
+             (np.repeat(offered_to, len(open_threads)), np.tile(open_threads, len(offered_to)))),
             shape=(e - s, n_live),
         )
-        pattern = binary(
-            binary(by_tribe) + binary(top_k_per_row(by_contacts, pool)) + binary(by_topic) + everyone
-        )
+        pattern = binary(own + everyone)
         pattern = binary((pattern - pattern.multiply(excluded[s:e])) @ visible)
         pattern.sort_indices()
         if pattern.nnz == 0:
@@ -177,14 +180,15 @@ def reference_rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> R
         tribe = aligned_values(pattern, by_tribe)
         contacts = 1 - np.exp(-aligned_values(pattern, by_contacts))
         z = (p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
-             + p.w_thread_open)
+             + p.w_thread_open + 1.0 * newcomer[rows - s])
         score = ((1 - np.exp(-z)) * base[cols]).astype(np.float32)
         flags = np.full(len(cols), 16, dtype=np.uint8)
         flags |= np.where(topic >= 0.05, 1, 0).astype(np.uint8)
         flags |= np.where(tribe > 0, 2, 0).astype(np.uint8)
         flags |= np.where(contacts > 0, 4, 0).astype(np.uint8)
         flags |= np.where(stats.answered_rate[live][cols] >= 0.5, 8, 0).astype(np.uint8)
-        flags |= np.where(np.isin(cols, open_threads), 32, 0).astype(np.uint8)
+        offered = np.isin(cols, open_threads) & ((p.w_thread_open > 0) | newcomer[rows - s])
+        flags |= np.where(offered, 32, 0).astype(np.uint8)
         keep = score > 0
         rows_all.append(rows[keep])
         cols_all.append(cols[keep])
@@ -335,10 +339,11 @@ def test_momentum_moves_busy_threads_up_and_zero_ignores_activity(network):
                                rtol=1e-5)
 
 
-def test_open_threads_reach_users_with_no_tribe_topic_or_contact_and_only_with_a_weight(network):
+def test_open_threads_reach_users_with_no_tribe_topic_or_contact_and_everyone_only_with_a_weight(network):
     """``w_thread_open`` > 0 offers the most welcoming live threads to everyone, flagged
-    ``open_to_all``: a user with no tribe, no topics and no contacts gets them, best first;
-    with the default 0 that user gets nothing and no thread carries the flag."""
+    ``open_to_all``: a user with no tribe, no topics and no contacts gets them, best first.
+    With the default 0 only such a newcomer gets them (``welcome_newcomers``); with that 0 too
+    they get nothing and no thread carries the flag."""
     ctx = network["ctx"]
     n = ctx.snap.n_users
     lonely = n - 1  # cut off from every source: no membership, topic or interaction
@@ -351,9 +356,14 @@ def test_open_threads_reach_users_with_no_tribe_topic_or_contact_and_only_with_a
                     user_thread=(keep @ ctx.graph.user_thread).tocsr())
     alone = replace(ctx, graph=graph, memberships=(keep @ ctx.memberships).tocsr())
     stats = thread_stats(alone)
-    closed = rank_conversations(alone, stats)
+    closed = rank_conversations(replace(alone, params=replace(alone.params, welcome_newcomers=0)), stats)
     assert (closed.items[lonely] == -1).all()
     assert not (closed.flags & conversations.THREAD_FLAGS["open_to_all"]).any()
+    welcomed = rank_conversations(alone, stats)
+    flagged = (welcomed.flags & conversations.THREAD_FLAGS["open_to_all"]) > 0
+    assert flagged[lonely][welcomed.items[lonely] >= 0].all() and (welcomed.items[lonely] >= 0).sum() > 0
+    assert not flagged[:lonely].any()  # nobody else: they all have threads of their own
+    assert (welcomed.items[:lonely] == closed.items[:lonely]).all()
     opened = rank_conversations(replace(alone, params=replace(alone.params, w_thread_open=0.1)), stats)
     mine = opened.items[lonely][opened.items[lonely] >= 0]
     assert len(mine) == alone.params.max_conversations

@@ -84,13 +84,19 @@ def test_a_fitted_model_welcomes_registered_users_who_have_done_nothing_yet():
     model = TribeModel(seed=1, learn_weights=0).fit(events + newcomers)
     rows = [model.user_ids_.tolist().index(f"new{i}") for i in range(5)]
     assert model.arrays_["people_newcomer"][rows].all() and model.arrays_["people_newcomer"].sum() == 5
+    others = np.ones(len(model.user_ids_), dtype=bool)  # everyone else's lists are the same either way
+    others[rows] = False
     first = model.recommend_people("new0", k=5)
     assert len(first) == 5 and all(r["kind"] == "answers_newcomers" for p in first for r in p["reasons"])
+    # ...and the most welcoming live threads to join, open to them as to no one else here.
+    threads = model.recommend_conversations("new0", k=5)
+    assert len(threads) == 5 and all("open_to_all" in [r["kind"] for r in t["reasons"]] for t in threads)
+    scores = [t["score"] for t in threads]
+    assert scores == sorted(scores, reverse=True)
     off = TribeModel(seed=1, learn_weights=0, welcome_newcomers=0).fit(events + newcomers)
     assert off.recommend_people("new0", k=5) == [] and not off.arrays_["people_newcomer"].any()
-    # Everyone else's lists are the same either way.
-    others = np.ones(len(model.user_ids_), dtype=bool)
-    others[rows] = False
+    assert off.recommend_conversations("new0", k=5) == []
+    assert (model.arrays_["conv_items"][others] == off.arrays_["conv_items"][others]).all()
     assert (model.arrays_["people_items"][others] == off.arrays_["people_items"][others]).all()
 
 

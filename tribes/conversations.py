@@ -14,7 +14,9 @@ window) ** thread_momentum`` (1 by default; learning raises the exponent where h
 follow activity, see :mod:`tribes.learn`). ``w_open`` (``w_thread_open``, 0 by default) is a
 match everyone has: when learning finds that held-out joins go beyond people's tribes, topics and
 contacts, it turns it on and the most welcoming live threads (best by the other factors) become
-candidates for every user. Threads the user already posted in,
+candidates for every user. A user with no candidate at all (no tribe, topics or contacts yet:
+a newcomer) gets those threads too, with match ``1 - exp(-(w_open + 1))``, unless
+``welcome_newcomers`` is 0. Threads the user already posted in,
 dismissed threads and threads started by someone the user blocks or mutes (or who blocks or
 mutes them, or who is not discoverable) are never suggested.
 """
@@ -52,6 +54,7 @@ THREAD_FLAGS = {
     "open_to_all": 32,
 }
 _CHUNK = 4_000
+_NEWCOMER_OPEN = 1.0  # a newcomer's match with the open threads (their only candidates), added to w_open
 _TOPICS_PER_USER = 10
 _TOPICS_PER_THREAD = 8
 _MAX_THREADS_PER_TOPIC = 500
@@ -227,15 +230,16 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
     nonnegative = min(user_topics.data.min(initial=0), thread_topics.data.min(initial=0)) >= 0
     topic_low, topic_high = (0.0 if nonnegative else -1.01), 1.01
 
-    # Open to all (only when ``w_thread_open`` > 0): the best visible live threads by base score.
+    # Open to all (when ``w_thread_open`` > 0; to newcomers unless ``welcome_newcomers`` is 0):
+    # the best visible live threads by base score.
     open_threads = np.zeros(0, dtype=np.int64)
-    if p.w_thread_open > 0:
+    if p.w_thread_open > 0 or p.welcome_newcomers:
         shown = np.flatnonzero(visible)
         open_threads = np.sort(shown[np.argsort(-base[shown], kind="stable")[:width]])
 
-    def scores(topic, tribe, contacts, cols):
+    def scores(topic, tribe, contacts, cols, newcomer):
         z = (p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
-             + p.w_thread_open)
+             + p.w_thread_open + _NEWCOMER_OPEN * newcomer)
         return ((1 - np.exp(-z)) * base[cols]).astype(np.float32)
 
     def rank_chunk(bounds: tuple[int, int]) -> None:
@@ -245,16 +249,13 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         by_contacts = (talk[s:e] @ in_thread).tocsr()
         by_topic = _top_keys((user_topics[s:e] @ topic_index).tocsr(), pool)
         # The candidate pairs as sorted unique keys ``row_in_chunk × T_live + column``.
-        keys = np.sort(
-            np.concatenate(
-                [
-                    _keys(by_tribe),
-                    _top_keys(by_contacts, pool),
-                    by_topic,
-                    (np.arange(e - s, dtype=np.int64)[:, None] * n_live + open_threads).ravel(),
-                ]
-            )
-        )
+        found = np.concatenate([_keys(by_tribe), _top_keys(by_contacts, pool), by_topic])
+        newcomer = np.zeros(e - s, dtype=bool)  # no candidate of their own: the open threads are theirs
+        if p.welcome_newcomers:
+            newcomer[:] = True
+            newcomer[found // n_live] = False
+        open_rows = np.arange(e - s, dtype=np.int64) if p.w_thread_open > 0 else np.flatnonzero(newcomer)
+        keys = np.sort(np.concatenate([found, (open_rows[:, None] * n_live + open_threads).ravel()]))
         keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
         keys = keys[~in_sorted(np.sort(_keys(excluded[s:e])), keys) & visible[keys % n_live]]
         if len(keys) == 0:
@@ -265,13 +266,14 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         # Pruning: a pair whose score with the best possible topic match stays below the
         # user's width-th score without any topic match cannot make the list; the topic cosine
         # (the costly part) is computed for the others only. A 0.1% margin covers rounding.
-        low = scores(np.full(len(rows), topic_low, np.float32), tribe, contacts, cols)
-        high = scores(np.full(len(rows), topic_high, np.float32), tribe, contacts, cols)
+        fresh = newcomer[rows - s]
+        low = scores(np.full(len(rows), topic_low, np.float32), tribe, contacts, cols, fresh)
+        high = scores(np.full(len(rows), topic_high, np.float32), tribe, contacts, cols, fresh)
         threshold = _kth_largest(rows - s, e - s, np.maximum(low, 0), width)
         need = np.flatnonzero(high >= threshold[rows - s] * np.float32(0.999))
         rows, cols, tribe, contacts = rows[need], cols[need], tribe[need], contacts[need]
         topic = pair_dots(user_rows, rows, cols, thread_topics)
-        score = scores(topic, tribe, contacts, cols)
+        score = scores(topic, tribe, contacts, cols, newcomer[rows - s])
         keep = np.flatnonzero(score > 0)
         rows, cols, score = rows[keep], cols[keep], score[keep]
         topic, tribe, contacts = topic[keep], tribe[keep], contacts[keep]
@@ -287,7 +289,8 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         flags |= np.where(live_rate[cols] >= 0.5, THREAD_FLAGS["answers_newcomers"], 0).astype(
             np.uint8
         )
-        flags |= np.where(in_sorted(open_threads, cols), THREAD_FLAGS["open_to_all"], 0).astype(np.uint8)
+        offered = in_sorted(open_threads, cols) & ((p.w_thread_open > 0) | newcomer[rows[take] - s])
+        flags |= np.where(offered, THREAD_FLAGS["open_to_all"], 0).astype(np.uint8)
         slot = rows[take] * width + position[take]
         out.items.reshape(-1)[slot] = live[cols]
         out.scores.reshape(-1)[slot] = score[take]

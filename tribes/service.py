@@ -264,10 +264,10 @@ class SuggestionService:
 
     # --- cold start -------------------------------------------------------------------------
     def _acted_since(self, model: Recommender, u: int, user: str, kind: str) -> bool:
-        """A newcomer's people list (the most welcoming people, for someone who had done
-        nothing at the recompute) gives way to cold start once they follow, post or state
+        """A newcomer's lists (the most welcoming people and live threads, for someone who had
+        done nothing at the recompute) give way to cold start once they follow, post or state
         interests: those say more about them than the model could."""
-        if kind != "people" or not model.is_newcomer(u):
+        if not model.is_newcomer(u):
             return False
         facts = self.store.user_facts(user)
         return bool(facts and (facts["follows"] or facts["topics"] or facts["threads"]))
