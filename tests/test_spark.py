@@ -68,7 +68,10 @@ def world(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("spark")
     url = f"sqlite:///{root / 'tribes.db'}"
     store = Store.open(url)
-    assert ingest_objects(store, generate(config)).committed
+    events = list(generate(config))
+    joined = max(e["ts"] for e in events if e["type"] == "user")
+    newcomers = [{"type": "user", "id": f"zz-new-{i}", "ts": joined} for i in range(3)]  # nothing done yet
+    assert ingest_objects(store, events + newcomers).committed
     first = TribeModel(**PARAMS).fit(store)
     with store.transaction() as w:
         for u in range(0, N_USERS, 25):
@@ -191,6 +194,22 @@ def test_same_model_format_and_it_serves(world, tmp_path):
     assert [p["user_id"] for p in people] == [
         p["user_id"] for p in fitted.recommend_people(user, 5)
     ]
+
+
+def test_both_engines_welcome_the_same_newcomers(world):
+    """Users who had done nothing get the most welcoming people in either engine (the fill runs
+    after ranking, on each engine's lists), marked and with the newcomers' reason."""
+    from tribes.ranking import REASON_FLAGS
+
+    rows = {}
+    for name in ("local", "spark"):
+        model = world[name]
+        marked = np.flatnonzero(model.arrays_["people_newcomer"])
+        assert sorted(model.user_ids_[marked].tolist()) == ["zz-new-0", "zz-new-1", "zz-new-2"]
+        items, flags = model.arrays_["people_items"][marked], model.arrays_["people_flags"][marked]
+        assert (items[:, 0] >= 0).all() and (flags[items >= 0] == REASON_FLAGS["answers_newcomers"]).all()
+        rows[name] = set(items[items >= 0].tolist())
+    assert len(rows["local"] & rows["spark"]) >= 0.5 * len(rows["local"])
 
 
 def test_cli_recompute_with_the_spark_engine_publishes_a_version(world, capsys):
