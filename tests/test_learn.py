@@ -156,7 +156,7 @@ def test_learning_reports_every_decision_and_the_report_agrees_with_what_it_chos
 
 
 def test_format_learning_says_what_was_kept_switched_and_skipped():
-    from tribes.evaluation.report import format_learning
+    from tribes.learn import format_learning
 
     lines = format_learning([
         {"parameter": "tribe_diversity", "configured": 0.95, "chosen": 1.0,
@@ -693,3 +693,17 @@ def test_learning_counts_mutual_contacts_the_other_way_only_past_two_standard_er
     direct = TribeModel(seed=1, learn_weights=0, mutual_contacts_index="resource_allocation",
                         **{k: v for k, v in chosen[0.3].items() if k != "mutual_contacts_index"}).fit(snap)
     assert (model.candidates_["follow_2hop"] != direct.candidates_["follow_2hop"]).nnz == 0
+
+
+def test_learning_summary_names_what_was_switched_from_the_configuration():
+    from tribes.learn import learning_summary
+
+    assert learning_summary(None).startswith("learning did not run")
+    report = [{"parameter": "blend", "configured": "base blend", "chosen": "new ties only"},
+              {"parameter": "tribe_diversity", "configured": 0.95, "chosen": 1.0},
+              {"parameter": "answer_exponent", "configured": 1.0, "chosen": 1.0},
+              {"parameter": "popularity_floor", "configured": 0.25, "chosen": 1.0}]
+    assert learning_summary(report) == "learning: blend: new ties only; tribe_diversity 1.0 (configured 0.95)"
+    assert learning_summary(report[2:]) == ("learning: too little held-out data: the configured parameters; "
+                                            "every other configured value kept")
+

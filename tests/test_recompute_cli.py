@@ -46,6 +46,20 @@ def test_recompute_publishes_a_version_with_a_full_manifest(world):
     assert all("peak_rss_mib" in t for t in manifest["timings"].values())
 
 
+def test_recompute_says_what_learning_chose_and_explain_says_why(world, capsys):
+    _, env = world
+    capsys.readouterr()
+    assert run(env, "recompute", "--explain") == 0
+    err = capsys.readouterr().err
+    assert "recompute: learning: blend: " in err
+    assert "  tribe_diversity: " in err and "a switch needs +2.43 SE" in err
+    assert run(env, "recompute") == 0
+    err = capsys.readouterr().err
+    assert "recompute: learning: " in err and "a switch needs" not in err
+    assert run(env, "recompute", "--set", "learn_weights=0") == 0
+    assert "recompute: learning did not run" in capsys.readouterr().err
+
+
 def test_suggest_prints_one_json_object_per_user(world, capsys):
     _, env = world
     capsys.readouterr()

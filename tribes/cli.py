@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--master", help="Spark master URL for --engine spark (env TRIBES_SPARK_MASTER; default local[*])")
     p.add_argument("--export", help="--engine spark: where the Parquet snapshot goes; shared storage on a "
                                     "cluster (env TRIBES_SPARK_EXPORT; default a temporary folder)")
+    p.add_argument("--explain", action="store_true",
+                   help="after publishing, print every decision learning made (values tried, held-out "
+                        "recalls, leads in paired standard errors; also in the version's manifest)")
 
     command("models", _cmd_models, "List model versions (the current one is marked *).")
     p = command("rollback", _cmd_rollback, "Serve an earlier model version (default: the one before current).")
@@ -479,9 +482,15 @@ def _cmd_recompute(args, settings: Settings) -> int:
             name, model = recompute(store, settings.models, params, keep=args.keep or settings.keep_models,
                                     threads=settings.recompute_threads, on_stage=progress)
     if not args.quiet:
+        from .learn import format_learning, learning_summary
+
         counts = ", ".join(f"{k} {v:,}" for k, v in model.counts_.items())
         print(f"recompute: published {name} as current in {time.perf_counter() - started:.1f} s: "
               f"{len(model.tribes_)} tribes from {counts}", file=sys.stderr)
+        report = getattr(model, "learning_report_", None)
+        print(f"recompute: {learning_summary(report)}", file=sys.stderr)
+        if args.explain and report:
+            print("\n".join(format_learning(report)), file=sys.stderr)
     print(name)
     return EXIT_OK
 

@@ -48,7 +48,7 @@ looks at evaluation data: the held-out slice is inside the training snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -65,7 +65,8 @@ from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features, rank_people
 from .snapshot import Snapshot
 from .sparse import aligned_values, binary, drop_diagonal, entry_rows
 
-__all__ = ["learn_engage_weights", "learning_network", "learning_sample", "snapshot_before"]
+__all__ = ["format_learning", "learn_engage_weights", "learning_network", "learning_sample", "learning_summary",
+           "snapshot_before"]
 
 MIN_POSITIVES = 30
 MAX_PAIRS = 400_000
@@ -638,3 +639,52 @@ def _list_hits(items: np.ndarray, future: sp.csr_matrix, query: np.ndarray | Non
     truth = binary(future).tocsr()[users]
     hits = np.asarray(binary(listed).tocsr()[users].multiply(truth).sum(axis=1), dtype=np.float64).ravel()
     return HeldOut(hits=hits, pairs=np.diff(truth.indptr).astype(np.float64))
+
+
+def format_learning(report: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per decision in ``TribeModel.learning_report_``: what was kept or switched to,
+    each value's held-out recall, each alternative's lead in paired standard errors and the
+    lead it needed."""
+    def value(v: Any) -> str:  # a number as short as it goes (keys are strings: "1.0" → "1")
+        try:
+            return f"{float(v):g}"
+        except (TypeError, ValueError):
+            return str(v)
+
+    def lead(z: float | None) -> str:
+        return "every user one way" if z is None else f"{z:+.1f} SE"
+
+    lines = []
+    for d in report:
+        name, configured, chosen = d["parameter"], d["configured"], d["chosen"]
+        verdict = f"{value(configured)} kept" if chosen == configured else f"{value(configured)} → {value(chosen)}"
+        if "skipped" in d:
+            lines.append(f"  {name}: {verdict} — {d['skipped']}")
+            continue
+        where = f" ({d['pairs']:,} held-out pairs of {d['users']:,} users)"
+        recall = d["recall"]
+        if "errors" not in d:  # picked by recall alone (the damping floor, within the exposure cap)
+            shares = d.get("top_share", {})
+            tried = ", ".join(f"{value(v)} {r:.3f}" + (f" (top 1% {shares[v]:.1%})" if v in shares else "")
+                              for v, r in recall.items())
+            cap = f" within the top-1% cap {d['cap']:.0%}" if "cap" in d else ""
+            lines.append(f"  {name}: {value(chosen)}, the best held-out recall{cap} — {tried}{where}")
+            continue
+        against = d.get("against", {})
+        tried = ", ".join(f"{value(v)} {recall[v]:.3f} ({lead(z)}" + (f" over {against[v]})" if v in against else ")")
+                          for v, z in d["errors"].items())
+        lines.append(f"  {name}: {verdict} — {value(configured)} {recall[str(configured)]:.3f}; {tried}; "
+                     f"a switch needs +{d['needed']:g} SE{where}")
+    return lines
+
+
+def learning_summary(report: Sequence[dict[str, Any]] | None) -> str:
+    """One line: the values learning switched away from the configuration (``report`` as in
+    ``TribeModel.learning_report_``), that it kept them all, or that it did not run."""
+    if report is None:
+        return "learning did not run (off, or reused from the previous model)"
+    switched = [f"{d['parameter']} {d['chosen']} (configured {d['configured']})" for d in report
+                if d["chosen"] != d["configured"] and d["parameter"] not in ("blend", "popularity_floor")]
+    blend = next((d for d in report if d["parameter"] == "blend"), None)
+    parts = [f"blend: {blend['chosen']}"] if blend else ["too little held-out data: the configured parameters"]
+    return "learning: " + "; ".join(parts + (switched or ["every other configured value kept"]))

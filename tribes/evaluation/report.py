@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..learn import format_learning
 from ..ranking import top_accounts
 from . import metrics as M
 from .baselines import BASELINES
@@ -315,43 +316,6 @@ def format_table(result: dict[str, Any], explain: bool = False) -> str:
             lines.extend(format_learning(report) if report else ["  learning did not run (off, reused, or too "
                                                                  "little held-out data)"])
     return "\n".join(lines)
-
-
-def format_learning(report: Sequence[dict[str, Any]]) -> list[str]:
-    """One line per decision in ``TribeModel.learning_report_``: what was kept or switched to,
-    each value's held-out recall, each alternative's lead in paired standard errors and the
-    lead it needed."""
-    def value(v: Any) -> str:  # a number as short as it goes (keys are strings: "1.0" → "1")
-        try:
-            return f"{float(v):g}"
-        except (TypeError, ValueError):
-            return str(v)
-
-    def lead(z: float | None) -> str:
-        return "every user one way" if z is None else f"{z:+.1f} SE"
-
-    lines = []
-    for d in report:
-        name, configured, chosen = d["parameter"], d["configured"], d["chosen"]
-        verdict = f"{value(configured)} kept" if chosen == configured else f"{value(configured)} → {value(chosen)}"
-        if "skipped" in d:
-            lines.append(f"  {name}: {verdict} — {d['skipped']}")
-            continue
-        where = f" ({d['pairs']:,} held-out pairs of {d['users']:,} users)"
-        recall = d["recall"]
-        if "errors" not in d:  # picked by recall alone (the damping floor, within the exposure cap)
-            shares = d.get("top_share", {})
-            tried = ", ".join(f"{value(v)} {r:.3f}" + (f" (top 1% {shares[v]:.1%})" if v in shares else "")
-                              for v, r in recall.items())
-            cap = f" within the top-1% cap {d['cap']:.0%}" if "cap" in d else ""
-            lines.append(f"  {name}: {value(chosen)}, the best held-out recall{cap} — {tried}{where}")
-            continue
-        against = d.get("against", {})
-        tried = ", ".join(f"{value(v)} {recall[v]:.3f} ({lead(z)}" + (f" over {against[v]})" if v in against else ")")
-                          for v, z in d["errors"].items())
-        lines.append(f"  {name}: {verdict} — {value(configured)} {recall[str(configured)]:.3f}; {tried}; "
-                     f"a switch needs +{d['needed']:g} SE{where}")
-    return lines
 
 
 def _range(interval: list[float] | None, sign: str = "", between: str = "…") -> str:
