@@ -219,7 +219,7 @@ class SuggestionService:
                 raise StaleCursor(version, model.version)
         since = int(model.manifest.get("live_seq", 0))
         listed = model.index_of(user)
-        if listed is not None and model.has_suggestions(listed, kind) and not self._acted_since(model, listed, user, kind):
+        if listed is not None and model.has_suggestions(listed, kind) and not self._acted_since(model, listed, user):
             live = self.live(user, since, listed=True)
             if not live.user_exists:  # erased after the recompute
                 raise UnknownUser(f"unknown user {user!r}")
@@ -263,7 +263,7 @@ class SuggestionService:
         })
 
     # --- cold start -------------------------------------------------------------------------
-    def _acted_since(self, model: Recommender, u: int, user: str, kind: str) -> bool:
+    def _acted_since(self, model: Recommender, u: int, user: str) -> bool:
         """A newcomer's lists (the most welcoming people and live threads, for someone who had
         done nothing at the recompute) give way to cold start once they follow, post or state
         interests: those say more about them than the model could."""
@@ -272,7 +272,6 @@ class SuggestionService:
         facts = self.store.user_facts(user)
         return bool(facts and (facts["follows"] or facts["topics"] or facts["threads"]))
 
-    # --- cold start -------------------------------------------------------------------------
     def _cold_start(self, model: Recommender, user: str, kind: str) -> list[dict]:
         facts = self.store.user_facts(user)
         if facts is None:

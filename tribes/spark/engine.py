@@ -220,8 +220,9 @@ def fit_spark(
                 pivot=popularity_pivot(p, behaviour.followers),
                 partitions=parts,
             )
+            exclusion = exclusion_matrix(snap)  # the newcomers' filters, and the conversations' below
             people = with_newcomers(_people_arrays(lists, n, p.max_people, source_counts), snap, behaviour, p,
-                                    exclusion_matrix(snap))
+                                    exclusion)
         with stage("conversations"):
             ctx = CandidateContext(
                 snap=snap,
@@ -231,7 +232,7 @@ def fit_spark(
                 topic_knn=sp.csr_matrix((n, n), dtype=np.float32),
                 behaviour=behaviour,
                 params=p,
-                exclusion=exclusion_matrix(snap),
+                exclusion=exclusion,
             )
             stats = thread_stats(ctx)
             threads = rank_conversations(ctx, stats)
