@@ -422,14 +422,8 @@ def test_answer_exponent_changes_only_when_an_alternative_beats_the_configured_o
     from dataclasses import replace
 
     import tribes.learn as learn
-    from tribes.model import _candidates
-    from tribes.params import Params
-    from tribes.ranking import candidate_pairs, pair_features
 
-    snap = snapshot_from(list(generate(SynthConfig(n_users=300, seed=4))))
-    ctx, cands, _ = _candidates(snap, Params(seed=1), False)
-    feats = pair_features(ctx, cands, candidate_pairs(snap.n_users, cands))
-    truth = binary_pairs(snap.n_users, np.arange(0, 100), np.arange(100, 200))  # 100 held-out pairs
+    ctx, cands, feats, truth = ranking_inputs()
     real_rank, seen = learn.rank_people, []
 
     def rank(c, candidates, f=None):
@@ -463,14 +457,8 @@ def test_tribe_diversity_changes_only_when_an_alternative_beats_the_configured_o
     of what learning chose before it."""
 
     import tribes.learn as learn
-    from tribes.model import _candidates
-    from tribes.params import Params
-    from tribes.ranking import candidate_pairs, pair_features
 
-    snap = snapshot_from(list(generate(SynthConfig(n_users=300, seed=4))))
-    ctx, cands, _ = _candidates(snap, Params(seed=1), False)
-    feats = pair_features(ctx, cands, candidate_pairs(snap.n_users, cands))
-    truth = binary_pairs(snap.n_users, np.arange(0, 100), np.arange(100, 200))  # 100 held-out pairs
+    ctx, cands, feats, truth = ranking_inputs()
     real_rank, seen = learn.rank_people, []
 
     def rank(c, candidates, f=None):
@@ -508,6 +496,19 @@ def binary_pairs(n: int, rows: np.ndarray, cols: np.ndarray):
     import scipy.sparse as sp
 
     return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n))
+
+
+def ranking_inputs():
+    """A real ranking's inputs for the scripted tests of one learned choice: the context,
+    candidates and pair features of a 300-user synthetic network, and 100 held-out pairs."""
+    from tribes.model import _candidates
+    from tribes.params import Params
+    from tribes.ranking import candidate_pairs, pair_features
+
+    snap = snapshot_from(list(generate(SynthConfig(n_users=300, seed=4))))
+    ctx, cands, _ = _candidates(snap, Params(seed=1), False)
+    feats = pair_features(ctx, cands, candidate_pairs(snap.n_users, cands))
+    return ctx, cands, feats, binary_pairs(snap.n_users, np.arange(0, 100), np.arange(100, 200))
 
 
 def test_learning_drops_an_answer_rate_that_does_not_predict_who_ties_up():
