@@ -81,10 +81,13 @@ def test_a_fitted_model_welcomes_registered_users_who_have_done_nothing_yet():
     events = list(generate(SynthConfig(n_users=300, seed=4)))
     t = max(e["ts"] for e in events if e["type"] == "user")
     newcomers = [{"type": "user", "id": f"new{i}", "ts": t} for i in range(5)]  # no posts, follows or interests
-    model = TribeModel(seed=1, learn_weights=0).fit(events + newcomers)
+    # A budget that never binds: the newcomers' lists also widen the base of its share (see the
+    # next test), and everyone else's lists must otherwise be the same either way.
+    roomy = dict(seed=1, learn_weights=0, exposure_budget_min=1000)
+    model = TribeModel(**roomy).fit(events + newcomers)
     rows = [model.user_ids_.tolist().index(f"new{i}") for i in range(5)]
     assert model.arrays_["people_newcomer"][rows].all() and model.arrays_["people_newcomer"].sum() == 5
-    others = np.ones(len(model.user_ids_), dtype=bool)  # everyone else's lists are the same either way
+    others = np.ones(len(model.user_ids_), dtype=bool)
     others[rows] = False
     first = model.recommend_people("new0", k=5)
     assert len(first) == 5 and all(r["kind"] == "answers_newcomers" for p in first for r in p["reasons"])
@@ -93,7 +96,7 @@ def test_a_fitted_model_welcomes_registered_users_who_have_done_nothing_yet():
     assert len(threads) == 5 and all("open_to_all" in [r["kind"] for r in t["reasons"]] for t in threads)
     scores = [t["score"] for t in threads]
     assert scores == sorted(scores, reverse=True)
-    off = TribeModel(seed=1, learn_weights=0, welcome_newcomers=0).fit(events + newcomers)
+    off = TribeModel(**roomy, welcome_newcomers=0).fit(events + newcomers)
     assert off.recommend_people("new0", k=5) == [] and not off.arrays_["people_newcomer"].any()
     assert off.recommend_conversations("new0", k=5) == []
     assert (model.arrays_["conv_items"][others] == off.arrays_["conv_items"][others]).all()
@@ -116,3 +119,25 @@ def test_filling_in_blocks_gives_the_same_lists(monkeypatch):
     blocks = welcome_newcomers(ranked(items), welcome, is_top, exclusion, 12, 0.2)
     assert (whole.items == blocks.items).all() and (whole.scores == blocks.scores).all()
     assert (whole.newcomers == blocks.newcomers).all() and whole.sources == blocks.sources
+
+
+def test_one_budget_share_of_all_the_lists_made_for_ranked_and_newcomer_lists():
+    """A person's exposure budget is a share of every list the recompute makes — the newcomers'
+    too, which are filled from the same budgets — spent first where they rank; without
+    newcomer lists, of the lists ranking makes."""
+    events = list(generate(SynthConfig(n_users=300, seed=4)))
+    t = max(e["ts"] for e in events if e["type"] == "user")
+    events += [{"type": "user", "id": f"new{i}", "ts": t} for i in range(1200)]  # 4 in 5 have done nothing
+    budget = dict(exposure_budget_share=0.05, exposure_budget_min=1, exposure_budget_max=10_000)
+    model = TribeModel(seed=1, learn_weights=0, **budget).fit(events)
+    items, newcomer = model.arrays_["people_items"], model.arrays_["people_newcomer"]
+    n, listed = len(model.user_ids_), int((~newcomer & (items >= 0).any(axis=1)).sum())
+    assert newcomer[[model.user_ids_.tolist().index(f"new{i}") for i in range(1200)]].all() and listed <= 300
+    ranked_shown = np.bincount(items[~newcomer][items[~newcomer] >= 0], minlength=n)
+    all_shown = np.bincount(items[items >= 0], minlength=n)
+    assert all_shown.max() <= np.ceil(0.05 * n)  # one budget over all the lists...
+    assert ranked_shown.max() > np.ceil(0.05 * listed)  # ...not a smaller one for the ranked lists
+    off = TribeModel(seed=1, learn_weights=0, welcome_newcomers=0, **budget).fit(events)
+    off_items = off.arrays_["people_items"]
+    off_listed = int((off_items >= 0).any(axis=1).sum())
+    assert off_listed <= listed and np.bincount(off_items[off_items >= 0]).max() <= np.ceil(0.05 * off_listed)

@@ -180,7 +180,7 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     # Exposure budget: each candidate keeps only the `budget` users it scores best with. Only
     # candidates in more lists than that need sorting. Ties: a seeded hash of the pair.
     # (A compiled pass: 8 bytes per pair of a crowded candidate, hashes only for ties.)
-    budget = exposure_budget(p, int(np.count_nonzero(per_user)))
+    budget = exposure_budget(p, lists_made(p, n, int(np.count_nonzero(per_user))))
     keep, per_user = within_column_budget(starts, cols, score, budget, p.seed)
     starts = np.r_[0, np.cumsum(per_user)]
     # One field at a time, so that only one old and one new field are held at once.
@@ -399,8 +399,17 @@ def reason_flags(feats: dict[str, np.ndarray], same_tribe: np.ndarray, answer_ra
 
 
 def exposure_budget(p, listed: int) -> int:
-    """Lists one person may appear in, given ``listed`` users with any candidate."""
+    """Lists one person may appear in, given ``listed`` users who get a list (:func:`lists_made`)."""
     return max(p.exposure_budget_min, min(p.exposure_budget_max, int(np.ceil(p.exposure_budget_share * listed))))
+
+
+def lists_made(p, n_users: int, with_candidates: int) -> int:
+    """Users who get a people list from this recompute, the base of the budget's share: every
+    user when newcomers are welcomed (``welcome_newcomers``: the lists ranking leaves empty are
+    filled from the same per-person budgets, :mod:`tribes.newcomers`), else the
+    ``with_candidates`` users ranking has anything for. One base for both, so a person's budget
+    is one share of all the lists, spent where they score best first."""
+    return n_users if p.welcome_newcomers else with_candidates
 
 
 def within_exposure_budget(cols: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, budget: int) -> np.ndarray:

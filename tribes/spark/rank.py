@@ -31,6 +31,7 @@ from ..ranking import (
     _row_dot,
     cap_top_exposure,
     exposure_budget,
+    lists_made,
     pair_scores,
     reason_flags,
     split_lists,
@@ -113,7 +114,7 @@ def rank_frames(
     listed = pairs.select("u").distinct().count()
     if listed == 0:
         return pd.DataFrame({"u": [], "position": [], "c": [], "score": [], "flags": []})
-    budget = exposure_budget(p, listed)
+    budget = exposure_budget(p, lists_made(p, len(shared["labels"]), listed))
     bc = spark.sparkContext.broadcast(shared)
 
     def score(batches):
