@@ -110,7 +110,8 @@ class Params:
     popularity_pivot: float = _p(0.99, "Followers at which popularity damping is halfway to its floor: a count, or "
                                        "below 1 a quantile of the network's follower counts (0.99: the top 1%).")
     popularity_floor: float = _p(0.25, "Damping of the most followed accounts: it saturates here, never 0.")
-    exposure_budget_share: float = _p(0.2, "A person appears in at most this share of users' lists per recompute...")
+    exposure_budget_share: float = _p(0.2, "A person appears in at most this share of the lists a recompute makes "
+                                             "(every user's, the newcomers' too)...")
     exposure_budget_max: int = _p(400, "...and in at most this many lists (so the top 1% of people hold at most "
                                        "~0.01·max/k of all slots: 20% at k=20, whatever the number of users)...")
     exposure_budget_min: int = _p(30, "...but the budget is never below this many lists.")
