@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from tribes.model import TribeModel
@@ -128,7 +129,8 @@ def test_one_budget_share_of_all_the_lists_made_for_ranked_and_newcomer_lists():
     events = list(generate(SynthConfig(n_users=300, seed=4)))
     t = max(e["ts"] for e in events if e["type"] == "user")
     events += [{"type": "user", "id": f"new{i}", "ts": t} for i in range(1200)]  # 4 in 5 have done nothing
-    budget = dict(exposure_budget_share=0.05, exposure_budget_min=1, exposure_budget_max=10_000)
+    budget = dict(exposure_budget_share=0.05, exposure_budget_min=1, exposure_budget_max=10_000,
+                  newcomer_slot_weight=1.0)  # every slot counts in full here (the next tests weigh them)
     model = TribeModel(seed=1, learn_weights=0, **budget).fit(events)
     items, newcomer = model.arrays_["people_items"], model.arrays_["people_newcomer"]
     n, listed = len(model.user_ids_), int((~newcomer & (items >= 0).any(axis=1)).sum())
@@ -141,3 +143,55 @@ def test_one_budget_share_of_all_the_lists_made_for_ranked_and_newcomer_lists():
     off_items = off.arrays_["people_items"]
     off_listed = int((off_items >= 0).any(axis=1).sum())
     assert off_listed <= listed and np.bincount(off_items[off_items >= 0]).max() <= np.ceil(0.05 * off_listed)
+
+
+def _dormant_world(n_active: int, n_dormant: int, woke: int) -> list[dict]:
+    """``n_active`` users posting all along (one post a day for 100 days each, in turn) and
+    ``n_dormant`` registered on day 0 who do nothing, but ``woke`` of them post on day 99."""
+    day = 86_400.0
+    events = [{"type": "user", "id": f"a{i}", "ts": 0.0} for i in range(n_active)]
+    events += [{"type": "user", "id": f"d{i}", "ts": 0.0} for i in range(n_dormant)]
+    events += [{"type": "post", "id": f"p{i}-{t}", "author": f"a{i}", "ts": (t + i / n_active) * day, "text": "hi"}
+               for i in range(n_active) for t in range(100)]
+    events += [{"type": "post", "id": f"w{i}", "author": f"d{i}", "ts": 99.5 * day, "text": "hello"} for i in range(woke)]
+    return events
+
+
+def test_a_newcomer_slot_weighs_as_often_as_newcomers_act_against_active_users():
+    from tribes.model import snapshot_from
+    from tribes.newcomers import newcomer_slot_weight
+
+    # Every active user posts again after learning's cut (the last 15% of posts); 2 of 400
+    # dormant users do: (2 + 1) / 402 against (50 + 1) / 52.
+    snap = snapshot_from(_dormant_world(50, 400, woke=2))
+    assert abs(newcomer_slot_weight(snap, 0.15) - (3 / 402) / (51 / 52)) < 1e-9
+    # Nearly as many wake as act again: a slot counts nearly in full.
+    assert abs(newcomer_slot_weight(snapshot_from(_dormant_world(50, 40, woke=40)), 0.15) - (41 / 42) / (51 / 52)) < 1e-9
+    # Too few on one side, or no time to tell: in full.
+    assert newcomer_slot_weight(snapshot_from(_dormant_world(50, 20, woke=0)), 0.15) == 1.0
+    assert newcomer_slot_weight(snapshot_from(_dormant_world(20, 400, woke=0)), 0.15) == 1.0
+    assert newcomer_slot_weight(snap, 0.0) == 1.0
+
+
+def test_weighed_newcomer_slots_let_the_most_welcoming_reach_more_newcomers_within_the_budget():
+    n, width = 300, 5
+    items = np.full((n, width), -1)
+    items[:30] = [20, 31, 32, 33, 34]  # 30 active users' lists; person 20 is in all of them already
+    welcome = np.zeros(n, dtype=np.float32)
+    welcome[20:30] = np.linspace(0.9, 0.5, 10)  # 20..29 welcoming, 20 the most
+    none_top = np.zeros(n, dtype=bool)
+    full = welcome_newcomers(ranked(items.copy()), welcome, none_top, sp.csr_matrix((n, n)), budget=40, cap=0.2)
+    light = welcome_newcomers(ranked(items.copy()), welcome, none_top, sp.csr_matrix((n, n)), budget=40, cap=0.2,
+                              slot_weight=0.1)
+    shown_full = np.bincount(full.items[30:][full.items[30:] >= 0], minlength=n)
+    shown_light = np.bincount(light.items[30:][light.items[30:] >= 0], minlength=n)
+    # In full, person 20 has 40 - 30 = 10 newcomer lists left; at a tenth each, 100 (of 270).
+    assert shown_full[20] == 10 and shown_light[20] == 100
+    # The next ones fill the rest: every newcomer list full either way, nobody in one twice.
+    assert shown_full[21:30].tolist() == [40] * 9 and (full.items[30:] >= 0).sum() == 10 + 9 * 40
+    assert (light.items[30:] >= 0).all() and shown_light.max() == 270
+    assert all(len(set(row)) == width for row in light.items[30:])
+    assert light.newcomer_slot_weight == 0.1 and full.newcomer_slot_weight == 1.0
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="slot_weight"):
+            welcome_newcomers(ranked(items.copy()), welcome, none_top, sp.csr_matrix((n, n)), 40, 0.2, bad)

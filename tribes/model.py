@@ -281,6 +281,7 @@ class TribeModel:
             for k in range(len(tribe_ids))
         ]
         self.candidate_counts_ = people.sources
+        self.newcomer_slot_weight_ = people.newcomer_slot_weight  # None: nobody needed a newcomer list
         self.snapshot_ = snap
         self.counts_ = snap.counts()
         self.built_from_ = {"now": snap.now, "live_seq": snap.live_seq}
@@ -361,6 +362,9 @@ class TribeModel:
                 "users_with_conversations": int(conversations.any(axis=1).sum()),
                 "conversations_per_user": round(float(conversations.sum()) / n, 2),
                 "live_threads": int(self.arrays_["thread_live"].sum()),
+                "newcomers": int(self.arrays_["people_newcomer"].sum()),
+                **({"newcomer_slot_weight": round(weight, 4)}
+                   if (weight := getattr(self, "newcomer_slot_weight_", None)) is not None else {}),
             },
             "counts": self.counts_,
             "tribes": len(self.tribes_),

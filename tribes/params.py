@@ -118,6 +118,10 @@ class Params:
     welcome_newcomers: int = _p(1, "1: users ranking has nothing for (registered, no activity yet) get the most "
                                    "welcoming recently active people (answer rate x activity), within the exposure "
                                    "budget and the top-1% cap (tribes.newcomers); 0: their lists stay empty.")
+    newcomer_slot_weight: float = _p(0.0, "What one slot in a newcomer's list counts against a person's exposure "
+                                          "budget, against a slot in an active user's list (it asks of them only "
+                                          "as often as newcomers act): 0 measures it per recompute (tribes.newcomers."
+                                          "newcomer_slot_weight; 1 where there is too little to tell); else 0 < w <= 1.")
     top_exposure_cap: float = _p(0.2, "The top 1% of accounts (most followed, most replied to) fill at most this share "
                                       "of the list slots of every list prefix: ranking moves their weakest appearances "
                                       "down (1: no cap); learning picks the weakest damping that stays within it.")
@@ -157,6 +161,7 @@ class Params:
             if value < 0:
                 raise ValueError(f"{f.name}: must be >= 0, got {value!r}")
         for name in ("tribe_diversity", "popularity_floor", "top_exposure_cap", "learn_holdout", "exposure_budget_share",
+                     "newcomer_slot_weight",
                      "min_tribe_share", "ppr_alpha",
                      "max_topic_df_share", "stable_id_min_jaccard"):
             if not 0 <= getattr(self, name) <= 1:

@@ -58,6 +58,7 @@ class RankedPeople:
     flags: np.ndarray  # uint8 REASON_FLAGS bits per item
     sources: dict[str, int]  # candidate pairs contributed per source (before ranking)
     newcomers: np.ndarray | None = None  # (U,) bool: the list is a newcomer's (tribes.newcomers), None: no such lists
+    newcomer_slot_weight: float | None = None  # what a newcomer-list slot counted against the budget (tribes.newcomers)
 
 
 def _row_dot(x: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
