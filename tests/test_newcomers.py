@@ -195,3 +195,13 @@ def test_weighed_newcomer_slots_let_the_most_welcoming_reach_more_newcomers_with
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="slot_weight"):
             welcome_newcomers(ranked(items.copy()), welcome, none_top, sp.csr_matrix((n, n)), 40, 0.2, bad)
+
+
+def test_only_the_copies_that_can_be_dealt_are_made():
+    from tribes.newcomers import _copies
+
+    people, copies = np.array([5, 6, 7]), np.array([2, 3, 4])
+    for limit in range(0, 12):
+        assert _copies(people, copies, limit).tolist() == np.repeat(people, copies)[:limit].tolist()
+    # A light newcomer slot: every person may join every list, yet O(limit) copies are made.
+    assert len(_copies(np.arange(50_000), np.full(50_000, 10**9), 1000)) == 1000

@@ -99,6 +99,18 @@ def _top_positions(width: int, cap: float) -> np.ndarray:
     return allowed
 
 
+def _copies(people: np.ndarray, copies: np.ndarray, limit: int) -> np.ndarray:
+    """(<= limit,) int64: each of ``people`` repeated ``copies`` times, in order, cut after
+    ``limit`` entries — memory O(limit), however large the copies (a light newcomer slot lets
+    one person into up to every newcomer's list)."""
+    ends = np.cumsum(copies)
+    needed = int(np.searchsorted(ends, limit)) + 1  # people whose copies reach the limit
+    people, copies = people[:needed], copies[:needed].copy()
+    if len(copies) and ends[len(copies) - 1] > limit:
+        copies[-1] -= ends[len(copies) - 1] - limit
+    return np.repeat(people, copies).astype(np.int64)
+
+
 def _deal(stream: np.ndarray, slots: int, newcomers: int, block: slice) -> np.ndarray:
     """``(block rows, slots)`` int64: the ``block`` of newcomers' share of ``stream`` (each
     person repeated once per list they may join, at most once per newcomer) laid out
@@ -153,10 +165,11 @@ def welcome_newcomers(people: RankedPeople, welcome: np.ndarray, is_top: np.ndar
     order = order[room[order] > 0]
     top_slot = _top_positions(width, cap)
     tops, others = order[is_top[order]], order[~is_top[order]]
-    other_stream = np.repeat(others, room[others]).astype(np.int64)
+    # Only the first width × count copies can be dealt (the tops': top slots × count).
+    other_stream = _copies(others, room[others], width * count)
     # Top slots no top account can take go to the other people the other slots left.
     used = min(len(other_stream), int((~top_slot).sum()) * count)
-    top_stream = np.r_[np.repeat(tops, room[tops]).astype(np.int64), other_stream[used:]]
+    top_stream = np.r_[_copies(tops, room[tops], int(top_slot.sum()) * count), other_stream[used:]]
     excl = exclusion.tocsr()
     filled_total, marked = 0, np.zeros(n, dtype=bool)
     for start in range(0, count, _BLOCK):
