@@ -173,3 +173,19 @@ def test_demo_builds_data_and_model_once(tmp_path, capsys):
     assert run(env, "demo", "--users", "150") == 0  # nothing to do the second time
     assert ModelStore(env["models"]).current() == current
     assert "kept as it is" in capsys.readouterr().err
+
+
+def test_recompute_says_how_many_newcomers_it_welcomed(tmp_path, capsys):
+    events = list(generate(SynthConfig(n_users=300, seed=4)))
+    t = max(e["ts"] for e in events if e["type"] == "user")
+    events += [{"type": "user", "id": f"new{i}", "ts": t} for i in range(40)]  # registered, nothing done
+    path = tmp_path / "events.jsonl"
+    with open_output(path) as out:
+        write_jsonl(events, out)
+    env = {"db": f"sqlite:///{tmp_path / 'tribes.db'}", "models": str(tmp_path / "models")}
+    assert main(["--db", env["db"], "-q", "ingest", str(path)]) == 0
+    capsys.readouterr()
+    assert run(env, "recompute", "--set", "learn_weights=0") == 0
+    err = capsys.readouterr().err
+    assert "recompute: newcomers: 40 users who have done nothing yet" in err
+    assert "counts 1 of one" in err  # too few users on either side to measure: in full
