@@ -231,20 +231,7 @@ class TribeModel:
             _warm_up()  # before the read; see there
         with stage("snapshot"):
             snap = snapshot_from(data)
-        self.learned_weights_, self.learned_weights_age_, self.learning_report_ = None, 0, None
-        if params.learn_weights:
-            reused = _reusable_weights(previous, params.relearn_every)
-            if reused is not None:
-                self.learned_weights_, self.learned_weights_age_ = reused
-            else:
-                with stage("learn_weights"):
-                    from .learn import learn_engage_weights
-
-                    self.learning_report_ = []
-                    self.learned_weights_ = learn_engage_weights(
-                        snap, params, lambda s, p, q: _candidates(s, p, False, query=q)[:2], self.learning_report_)
-            if self.learned_weights_:
-                params = replace(params, **self.learned_weights_)
+        params = self._learn(snap, params, previous, stage)
         with stage("graph"):
             graph = build_graph(snap, params)
         # Only the graph reads the strings; when fit read the snapshot itself, this releases them.
@@ -266,6 +253,27 @@ class TribeModel:
         self._set_fitted(snap, graph, labels, tribe_ids, topics, names, memberships, behaviour, people,
                          stats, threads)
         return self
+
+    def _learn(self, snap: Snapshot, params: Params, previous: Any, stage: Callable) -> Params:
+        """``params`` with what learning chose on ``snap`` (:func:`tribes.learn.learn_engage_weights`,
+        on this engine's candidates), or the previous model's learned weights while younger than
+        ``relearn_every``; sets ``learned_weights_``, ``learned_weights_age_`` and
+        ``learning_report_``. Shared by both engines: the Spark engine learns on the driver this
+        way (learning runs on a sample of ``learn_graph_users`` above that size)."""
+        self.learned_weights_, self.learned_weights_age_, self.learning_report_ = None, 0, None
+        if not params.learn_weights:
+            return params
+        reused = _reusable_weights(previous, params.relearn_every)
+        if reused is not None:
+            self.learned_weights_, self.learned_weights_age_ = reused
+        else:
+            with stage("learn_weights"):
+                from .learn import learn_engage_weights
+
+                self.learning_report_ = []
+                self.learned_weights_ = learn_engage_weights(
+                    snap, params, lambda s, p, q: _candidates(s, p, False, query=q)[:2], self.learning_report_)
+        return replace(params, **self.learned_weights_) if self.learned_weights_ else params
 
     def _set_fitted(self, snap: Snapshot, graph, labels: np.ndarray, tribe_ids: np.ndarray,
                     topics: list, names: list, memberships: sp.csr_matrix, behaviour, people, stats,

@@ -12,10 +12,13 @@ Spark          the interaction graph (DataFrames), topic neighbours and affinity
                PPR in ``mapInPandas``), pair scores, the exposure budget and the lists
 ============== ========================================================================
 
-Not supported here (recorded in the manifest's ``engine``): learning the engagement weights
-per recompute (``learn_weights``): the ``w_*`` parameters are used as given; and a
-``tribe_objective`` other than CPM: tribes are always CPM at ``resolution`` (``auto``'s check
-for fragmented communities and its Infomap and modularity alternatives run only locally).
+Learning (``learn_weights``) runs on the driver with the local engine's code, as a local fit
+runs it (:meth:`tribes.model.TribeModel._learn`: on a connected sample of about
+``learn_graph_users`` users above that size, so its cost does not grow with the network), and
+the Spark stages rank with what it chose. Not supported here (recorded in the manifest's
+``engine``): a ``tribe_objective`` other than CPM: tribes are always CPM at ``resolution``
+(``auto``'s check for fragmented communities and its Infomap and modularity alternatives run
+only locally; learning's own candidates, on its sample, use them).
 """
 
 from __future__ import annotations
@@ -91,14 +94,13 @@ def fit_spark(
 
     model = SparkTribeModel(**dict(params or {}))
     p = Params(**model.get_params()).validate()
-    if p.learn_weights:
-        p = replace(p, learn_weights=0)
     parts = int(partitions or spark.conf.get("spark.sql.shuffle.partitions"))
     model.timings_ = {}
     stage = stage_timer(model.timings_, on_stage)
 
     with stage("snapshot"):
         snap = snapshot_from(data)
+    p = model._learn(snap, p, previous, stage)  # on the driver, as the local engine learns
     n = snap.n_users
     temp = None
     if export_root is None:
@@ -240,7 +242,6 @@ def fit_spark(
         if temp is not None:
             temp.cleanup()
 
-    model.learned_weights_ = model.learning_report_ = None
     model.tribe_method_ = "cpm"  # CPM local moving, whatever tribe_objective says (see engine_)
     model._set_fitted(
         snap,
@@ -260,7 +261,6 @@ def fit_spark(
         "spark_version": spark.version,
         "master": spark.sparkContext.master,
         "shuffle_partitions": parts,
-        "learn_weights": "not supported by this engine: w_* used as given",
         "tribe_objective": "cpm" if p.tribe_objective == "cpm" else f"{p.tribe_objective}: not supported by this engine, cpm used",
     }
     return model
