@@ -120,15 +120,16 @@ def test_combine_runs_averages_over_every_user_and_keeps_each_cut():
     summed counts, averaged tribe quality and what learning chose at each cut are kept."""
     from tribes.evaluation.report import combine_runs
 
-    def run(partners, users, gini, nmi, learned):
+    def run(partners, users, gini, nmi, learned, newcomers=None):
         return {"k": 5, "split": "time", "cut": 1000.0 + users, "users": users, "exposure_users": 50,
                 "counts": {"future_partner_pairs": users * 2},
                 "models": {"tribes": {"partners.recall": partners, "partners.users": users,
                                       "people.exposure_gini": gini, "fit_seconds": 1.0}},
-                "tribes": {"method": "cpm", "tribes": 4, "nmi": nmi}, "learned": learned,
+                "tribes": {"method": "cpm", "tribes": 4, "nmi": nmi}, "learned": learned, "newcomers": newcomers,
                 "ceiling": {"partners": {"recall": 1.0 - 0.01 * users, "users": users}}}
 
-    out = combine_runs([run(0.5, 30, 0.2, 0.8, {"w_tribe": 1.0}), run(0.1, 10, 0.6, 0.6, None)], [0.7, 0.8])
+    out = combine_runs([run(0.5, 30, 0.2, 0.8, {"w_tribe": 1.0}, {"users": 1200, "slot_weight": 0.025}),
+                        run(0.1, 10, 0.6, 0.6, None, {"users": 0, "slot_weight": None})], [0.7, 0.8])
     assert out["ceiling"] == {"partners": {"recall": pytest.approx((0.7 * 30 + 0.9 * 10) / 40), "users": 40}}
     row = out["models"]["tribes"]
     assert row["partners.recall"] == pytest.approx((0.5 * 30 + 0.1 * 10) / 40)
@@ -143,6 +144,9 @@ def test_combine_runs_averages_over_every_user_and_keeps_each_cut():
     assert "min–max over the 2 cuts:" in table and "0.100–0.500" in table
     assert "a perfect list's recall@5 (the ceiling): conversation partners 0.7500" in table
     assert "learned (cut 0.7): w_tribe 1" in table and "learned (cut 0.8): nothing" in table
+    assert out["newcomers"] == {"0.7": {"users": 1200, "slot_weight": 0.025}, "0.8": {"users": 0, "slot_weight": None}}
+    assert ("newcomer lists (tribes): cut 0.7 1,200 users (a slot weighs 0.025 of an active user's against the "
+            "exposure budget)\n") in table
     with pytest.raises(ValueError):
         combine_runs([], [])
 

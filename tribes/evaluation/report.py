@@ -91,6 +91,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     results: dict[str, dict[str, float]] = {}
     lists: dict[str, np.ndarray] = {}
     tribe_labels, tribe_method, learned, learning, learned_variants = None, None, None, None, {}
+    newcomers = None
     recalls: dict[str, dict[str, np.ndarray]] = {}
     def score(name: str, people: np.ndarray, threads: np.ndarray, people_all: np.ndarray,
               seconds: float) -> None:
@@ -127,6 +128,8 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
             tribe_method = model.model_.tribe_method_
             learned = model.model_.learned_weights_
             learning = model.model_.learning_report_
+            newcomers = {"users": int(model.model_.arrays_["people_newcomer"].sum()),
+                         "slot_weight": model.model_.newcomer_slot_weight_}
         elif capped is not None:
             started = time.perf_counter()
             held = capped_lists(model.recommend_people, pool, k, is_top, capped, seed)
@@ -151,6 +154,7 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
         # what tribes' learning chose on the training snapshot's own held-out slice (None: kept the configuration)
         out["learned"] = learned
         out["learning"] = learning  # why: learning's decisions (tribes.learn), None when it did not run
+        out["newcomers"] = newcomers  # lists for users with nothing yet (tribes.newcomers) and their slots' weight
         out["tribes"] = {"method": tribe_method,
                          **_tribe_quality(split, tribe_labels, truth_labels, truth_groups)}
     if variants:
@@ -250,6 +254,7 @@ def combine_runs(runs: Sequence[dict[str, Any]], cuts: Sequence[Any]) -> dict[st
                 out["tribes"][key] = round(float(np.mean(values)), 4)
         out["learned"] = {str(cut): run.get("learned") for cut, run in zip(cuts, runs, strict=True)}
         out["learning"] = {str(cut): run.get("learning") for cut, run in zip(cuts, runs, strict=True)}
+        out["newcomers"] = {str(cut): run.get("newcomers") for cut, run in zip(cuts, runs, strict=True)}
     if all("learned_variants" in run for run in runs):
         out["learned_variants"] = {label: {str(cut): run["learned_variants"][label]
                                            for cut, run in zip(cuts, runs, strict=True)}
@@ -300,6 +305,11 @@ def format_table(result: dict[str, Any], explain: bool = False) -> str:
             f"{names.get(key, key)} {c['recall']:.4f}" for key, c in result["ceiling"].items()))
     if "tribes" in result:
         lines.append("tribes: " + ", ".join(f"{k2} {v}" for k2, v in result["tribes"].items()))
+    welcomed = (result.get("newcomers") or {}) if runs else {None: result.get("newcomers")}
+    if any(w and w["users"] for w in welcomed.values()):  # lists for users with nothing yet
+        lines.append("newcomer lists (tribes): " + "; ".join(
+            ("" if cut is None else f"cut {cut} ") + f"{w['users']:,} users (a slot weighs {w['slot_weight']:.3g} "
+            "of an active user's against the exposure budget)" for cut, w in welcomed.items() if w and w["users"]))
     chosen = {"learned": result["learned"]} if "learned" in result else {}
     chosen |= {f"learned [{label}]": by_cut for label, by_cut in result.get("learned_variants", {}).items()}
     for title, learned_by_cut in chosen.items():
