@@ -69,13 +69,14 @@ def test_when_the_other_people_run_out_top_accounts_do_not_take_the_list_over():
 
 
 def test_welcoming_people_are_active_discoverable_and_have_answered_people_who_reached_out():
-    rate = np.array([0.9, 0.9, 0.9, 0.9, 0.9], dtype=np.float32)
-    activity = np.array([1.0, 0.2, 1.0, 1.0, 1.0], dtype=np.float32)
-    reached = np.array([5, 5, 1, 5, 5])
-    answered = np.array([4, 4, 1, 0, 4])
-    discoverable = np.array([True, True, True, True, False])
-    got = welcoming_people(rate, activity, reached, answered, discoverable, activity_floor=0.2)
-    assert got.tolist() == [np.float32(0.9), 0, 0, 0, 0]
+    activity = np.array([1.0, 0.2, 1.0, 1.0, 1.0, 0.5, 1.0], dtype=np.float32)
+    reached = np.array([5, 5, 1, 5, 5, 400, 2])
+    answered = np.array([4, 4, 1, 0, 4, 100, 2])
+    discoverable = np.array([True, True, True, True, False, True, True])
+    got = welcoming_people(activity, reached, answered, discoverable, activity_floor=0.2)
+    # Inactive, reached by one, answered nobody, not discoverable: 0. Among the others, how many
+    # they answer counts, not the share: 100 of 400 (half as active) before 4 of 5 before 2 of 2.
+    assert got.tolist() == [np.float32(0.08), 0, 0, 0, 0, 1.0, np.float32(0.04)]  # scaled: the most welcoming 1
 
 
 def test_a_fitted_model_welcomes_registered_users_who_have_done_nothing_yet():

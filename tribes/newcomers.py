@@ -5,9 +5,13 @@ from any source, so ranking leaves their list empty. Every platform has many of 
 quantum-computing Stack Exchange about 2,400 of 2,700 users before a cut), and they are
 exactly the people a newcomer's first conversation depends on. :func:`welcome_newcomers` gives
 each of them the people most likely to answer someone new — recently active, and answering
-most of those who reach out (``answer_rate × activity``, with at least ``min_reached`` people
+many of those who reach out (``answered × activity``, with at least ``min_reached`` people
 having reached out and one answered: a welcome is evidence, not a prior) — under the same
-limits as every other list:
+limits as every other list. A newcomer has reached out to nobody yet: their first
+conversation starts when they post and someone answers, so what counts is how many people a
+person answers (and that they still do), not the share of those who reach out to them that
+they answer, which ranks the people one would reach out to (``tribes.candidates.starter_packs``;
+ordering the starter packs by ``answered`` instead cost CollegeMsg 0.110 → 0.096):
 
 - **The per-person exposure budget**: nobody ends up in more lists than
   :func:`tribes.ranking.exposure_budget` allows over all lists, counting the lists they are
@@ -47,14 +51,15 @@ __all__ = ["newcomer_slot_weight", "welcome_newcomers", "welcoming_people", "wit
 MIN_USERS_TO_MEASURE = 30
 
 
-def welcoming_people(answer_rate: np.ndarray, activity: np.ndarray, reached_by: np.ndarray,
-                     answered: np.ndarray, discoverable: np.ndarray, activity_floor: float,
-                     min_reached: int = 2) -> np.ndarray:
-    """(U,) float32 welcome, ``answer_rate × activity``, for discoverable people active since
-    their activity floor who were reached by at least ``min_reached`` people and answered one;
-    0 for everyone else."""
+def welcoming_people(activity: np.ndarray, reached_by: np.ndarray, answered: np.ndarray,
+                     discoverable: np.ndarray, activity_floor: float, min_reached: int = 2) -> np.ndarray:
+    """(U,) float32 welcome in [0, 1], ``answered × activity`` (people answered, discounted by how
+    recently active) scaled so that the most welcoming is 1, for discoverable people active since
+    their activity floor who were reached by at least ``min_reached`` people and answered one; 0
+    for everyone else. (It is the score newcomers' lists carry.)"""
     ok = discoverable & (activity > activity_floor + 1e-6) & (reached_by >= min_reached) & (answered >= 1)
-    return np.where(ok, answer_rate * activity, 0.0).astype(np.float32)
+    welcome = np.where(ok, answered * activity, 0.0)
+    return (welcome / welcome.max() if welcome.size and welcome.max() > 0 else welcome).astype(np.float32)
 
 
 def newcomer_slot_weight(snap, holdout: float) -> float:
@@ -210,8 +215,8 @@ def with_newcomers(people: RankedPeople, snap, behaviour, params, exclusion: sp.
 
     if not params.welcome_newcomers:
         return people
-    welcome = welcoming_people(behaviour.answer_rate, behaviour.activity, behaviour.reached_by,
-                               behaviour.answered, snap.discoverable, params.activity_floor)
+    welcome = welcoming_people(behaviour.activity, behaviour.reached_by, behaviour.answered,
+                               snap.discoverable, params.activity_floor)
     weight = params.newcomer_slot_weight
     if weight == 0:
         weight = newcomer_slot_weight(snap, params.learn_holdout) if (people.items[:, :1] < 0).any() else 1.0

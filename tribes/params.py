@@ -116,7 +116,7 @@ class Params:
                                        "~0.01·max/k of all slots: 20% at k=20, whatever the number of users)...")
     exposure_budget_min: int = _p(30, "...but the budget is never below this many lists.")
     welcome_newcomers: int = _p(1, "1: users ranking has nothing for (registered, no activity yet) get the most "
-                                   "welcoming recently active people (answer rate x activity), within the exposure "
+                                   "welcoming recently active people (people answered x activity), within the exposure "
                                    "budget and the top-1% cap (tribes.newcomers); 0: their lists stay empty.")
     newcomer_slot_weight: float = _p(0.0, "What one slot in a newcomer's list counts against a person's exposure "
                                           "budget, against a slot in an active user's list (it asks of them only "
