@@ -545,10 +545,25 @@ def test_a_newcomer_the_model_welcomed_gets_cold_start_once_they_act(fresh):
 
 
 def test_cold_start_with_nothing_to_go_on(fresh):
+    """A user who arrived after the recompute and has done nothing gets what the recompute gives
+    its newcomers: the most welcoming people (people answered × activity), the top accounts
+    only where every prefix stays within the cap, nobody they blocked."""
     client = fresh.client
+    model = model_of(fresh)
     post_events(client, [{"type": "user", "id": "blank-slate", "ts": LATER}])
-    page = PeoplePage.model_validate(suggestions(client, "blank-slate").json)
-    assert page.cold_start and page.items
+    page = PeoplePage.model_validate(suggestions(client, "blank-slate", limit=100).json)
+    assert page.cold_start and len(page.items) >= 20
+    listed = [item.user_id for item in page.items]
+    assert listed == [str(model.user_ids[c]) for c, _ in model.welcome()][: len(listed)]
+    assert all([r.kind for r in item.reasons] == ["answers_newcomers"] for item in page.items)
+    scores = [item.score for item in page.items]
+    assert all(0 < s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
+    top = np.asarray(model.arrays["top_account"])[[model.index_of(u) for u in listed]]
+    cap = model.manifest["params"]["top_exposure_cap"]
+    assert (np.cumsum(top) <= np.floor(cap * np.arange(1, len(top) + 1) + 1e-9)).all()
+    post_events(client, [{"type": "block", "src": "blank-slate", "dst": listed[0], "ts": LATER + 1}])
+    again = [i["user_id"] for i in suggestions(client, "blank-slate", limit=100).json["items"]]
+    assert listed[0] not in again and again[:3] == listed[1:4]
     tribes = UserTribes.model_validate(client.get("/v1/users/blank-slate/tribes").json)
     assert tribes.cold_start and tribes.tribes
 

@@ -206,3 +206,14 @@ def test_only_the_copies_that_can_be_dealt_are_made():
         assert _copies(people, copies, limit).tolist() == np.repeat(people, copies)[:limit].tolist()
     # A light newcomer slot: every person may join every list, yet O(limit) copies are made.
     assert len(_copies(np.arange(50_000), np.full(50_000, 10**9), 1000)) == 1000
+
+
+def test_one_welcome_list_keeps_top_accounts_to_the_cap_positions():
+    from tribes.newcomers import welcome_list
+
+    tops, others = np.array([100, 101, 102]), np.arange(10)
+    assert welcome_list(tops, others, 0.2, 12).tolist() == [0, 1, 2, 3, 100, 4, 5, 6, 7, 101, 8, 9]
+    # No top account left: others take the top positions; no other left: the list ends there.
+    assert welcome_list(tops[:1], np.arange(20), 0.2, 12).tolist() == [0, 1, 2, 3, 100, *range(4, 11)]
+    assert welcome_list(tops, np.arange(3), 0.2, 12).tolist() == [0, 1, 2]
+    assert welcome_list(np.zeros(0, np.int64), np.zeros(0, np.int64), 0.2, 5).tolist() == []

@@ -44,7 +44,7 @@ from .ranking import REASON_FLAGS, RankedPeople
 
 _BLOCK = 65_536  # newcomers filled at a time
 
-__all__ = ["newcomer_slot_weight", "welcome_newcomers", "welcoming_people", "with_newcomers"]
+__all__ = ["newcomer_slot_weight", "welcome_list", "welcome_newcomers", "welcoming_people", "with_newcomers"]
 
 #: Fewer users than this on either side (had done nothing / had acted by the cut): a newcomer's
 #: slot counts in full.
@@ -114,6 +114,26 @@ def _copies(people: np.ndarray, copies: np.ndarray, limit: int) -> np.ndarray:
     if len(copies) and ends[len(copies) - 1] > limit:
         copies[-1] -= ends[len(copies) - 1] - limit
     return np.repeat(people, copies).astype(np.int64)
+
+
+def welcome_list(tops: np.ndarray, others: np.ndarray, cap: float, size: int) -> np.ndarray:
+    """One newcomer list of up to ``size`` (int64): the ``others`` in order, with the ``tops``
+    (top accounts, in order) at the positions where every prefix keeps them within ``cap``
+    (:func:`_top_positions`, as :func:`welcome_newcomers` deals them); a top position with no
+    top account left takes the next other person, and the list ends where the others run out.
+    For a single user the recompute did not list (the service's cold start). O(size)."""
+    top_slot = _top_positions(size, cap)
+    out, t, o = [], 0, 0
+    for slot in top_slot:
+        if slot and t < len(tops):
+            out.append(tops[t])
+            t += 1
+        elif o < len(others):
+            out.append(others[o])
+            o += 1
+        else:
+            break
+    return np.asarray(out, dtype=np.int64)
 
 
 def _deal(stream: np.ndarray, slots: int, newcomers: int, block: slice) -> np.ndarray:

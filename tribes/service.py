@@ -310,6 +310,9 @@ class SuggestionService:
         return [(k, s, shared.get(k, [])) for k, s in score.most_common(3)]
 
     def _cold_people(self, model, facts, tribes, hidden: set[str]) -> list[dict]:
+        if not facts["follows"] and not facts["topics"]:
+            # Nothing to go on yet: the most welcoming people, as the recompute lists its newcomers.
+            return [self._welcoming(model, c, score) for c, score in model.welcome(hidden)]
         items: dict[str, dict] = {}
         # People those you follow are in touch with.
         counts: Counter = Counter()
@@ -339,6 +342,11 @@ class SuggestionService:
                 items[cid] = {"user_id": cid, "score": round(s / (2.0 + rank), 6), "tribe_id": model.tribe_id(k),
                               "reasons": reasons}
         return sorted(items.values(), key=lambda x: (-x["score"], x["user_id"]))
+
+    @staticmethod
+    def _welcoming(model, c: int, score: float) -> dict:
+        return {"user_id": str(model.user_ids[c]), "score": round(score, 6),
+                "tribe_id": model.tribe_id(int(model.labels[c])), "reasons": [model.answers_newcomers(c)]}
 
     def _cold_threads(self, model, facts, tribes, hidden: set[str], unseen: set[str] = frozenset()) -> list[dict]:
         out = []

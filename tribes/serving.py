@@ -71,6 +71,7 @@ class Recommender:
         # Blocks and mutes either way and dismissals at the recompute (absent in older models).
         self.hidden = _Csr(arrays, "hidden") if "hidden_indptr" in arrays else None
         self._starter: dict[int, np.ndarray] = {}
+        self._welcome: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._started_by: tuple[np.ndarray, np.ndarray] | None = None
         self.rendered = RenderedLists(self)  # items rendered once per version (see rendered.py)
 
@@ -207,15 +208,7 @@ class Recommender:
                 }
             )
         if flags & REASON_FLAGS["answers_newcomers"]:
-            answered, reached = int(self.arrays["answered"][c]), int(self.arrays["reached_by"][c])
-            reasons.append(
-                {
-                    "kind": "answers_newcomers",
-                    "text": f"Answers people who reach out ({answered} of {reached})",
-                    "answered": answered,
-                    "reached_by": reached,
-                }
-            )
+            reasons.append(self.answers_newcomers(c))
         if flags & REASON_FLAGS["talks_with_your_contacts"] and not mutual:
             reasons.append(
                 {"kind": "talks_with_your_contacts", "text": "Talks with people you talk with"}
@@ -410,6 +403,40 @@ class Recommender:
             pack = members[np.lexsort((members, -welcome))][: max(size, 50)]
             self._starter[k] = pack
         return pack[:size]
+
+    def answers_newcomers(self, c: int) -> dict:
+        """The ``answers_newcomers`` reason for person index ``c``: whom they answered, of how many."""
+        answered, reached = int(self.arrays["answered"][c]), int(self.arrays["reached_by"][c])
+        return {"kind": "answers_newcomers", "text": f"Answers people who reach out ({answered} of {reached})",
+                "answered": answered, "reached_by": reached}
+
+    def welcome(self, hidden: Collection[str] = (), size: int = 100) -> list[tuple[int, float]]:
+        """``(user index, welcome)`` for someone with nothing to go on: the most welcoming people
+        (:func:`tribes.newcomers.welcoming_people`: people answered × activity), the top accounts
+        only where every prefix stays within the model's ``top_exposure_cap``, as the recompute
+        lists its newcomers (:func:`tribes.newcomers.welcome_list`); none of ``hidden`` (ids).
+        The order is computed once per version (O(U log U)), each list in O(size + hidden)."""
+        from .newcomers import welcome_list, welcoming_people
+        from .params import Params
+
+        params = {**Params().as_dict(), **self.manifest.get("params", {})}
+        if self._welcome is None:
+            a = self.arrays
+            score = welcoming_people(a["activity"], a["reached_by"], a["answered"], a["discoverable"],
+                                     float(params["activity_floor"]))
+            order = np.flatnonzero(score > 0)
+            order = order[np.lexsort((order, -score[order]))]
+            top = a.get("top_account")  # absent in older models: nobody is held back
+            is_top = np.zeros(len(score), dtype=bool) if top is None else np.asarray(top, dtype=bool)
+            depth = 4 * max(size, 100)  # enough for any page after the hidden are dropped
+            self._welcome = (order[is_top[order]][:depth], order[~is_top[order]][:depth], score)
+        tops, others, score = self._welcome
+        if hidden:
+            tops, others = (np.array([c for c in part if str(self.user_ids[c]) not in hidden], dtype=np.int64)
+                            for part in (tops, others))
+        chosen = welcome_list(tops, others, float(params["top_exposure_cap"]), size)
+        # Non-increasing along the list, as the recompute's newcomer lists (a top account moved down keeps its place's).
+        return list(zip(chosen.tolist(), np.minimum.accumulate(score[chosen]).tolist(), strict=True))
 
     def live_threads(self, k: int, size: int = 10) -> np.ndarray:
         live = np.flatnonzero(
