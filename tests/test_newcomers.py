@@ -8,13 +8,14 @@ import scipy.sparse as sp
 
 from tribes.model import TribeModel
 from tribes.newcomers import welcome_newcomers, welcoming_people
-from tribes.ranking import REASON_FLAGS, RankedPeople
+from tribes.ranking import REASON_FLAGS, RankedPeople, top_accounts
 from tribes.synth import SynthConfig, generate
 
 
 def ranked(items: np.ndarray) -> RankedPeople:
     return RankedPeople(items=items.astype(np.int32), scores=np.where(items >= 0, 0.5, 0).astype(np.float32),
-                        flags=np.zeros(items.shape, dtype=np.uint8), sources={"x": 1})
+                        flags=np.zeros(items.shape, dtype=np.uint8), sources={"x": 1},
+                        top=np.zeros(len(items), dtype=bool))
 
 
 def test_empty_lists_get_the_most_welcoming_people_within_budget_cap_and_filters():
@@ -89,6 +90,8 @@ def test_a_fitted_model_welcomes_registered_users_who_have_done_nothing_yet():
     model = TribeModel(**roomy).fit(events + newcomers)
     rows = [model.user_ids_.tolist().index(f"new{i}") for i in range(5)]
     assert model.arrays_["people_newcomer"][rows].all() and model.arrays_["people_newcomer"].sum() == 5
+    # The accounts the cap held back, as ranking found them, are what the model stores for the service.
+    assert (model.arrays_["top_account"] == top_accounts(model.snapshot_, model.arrays_["followers"])).all()
     others = np.ones(len(model.user_ids_), dtype=bool)
     others[rows] = False
     first = model.recommend_people("new0", k=5)

@@ -326,7 +326,7 @@ def test_the_top_exposure_cap_gives_the_local_engines_lists(world, spark):
         pivot=ranking.popularity_pivot(p, ideal.followers),
         partitions=2,
     )
-    remote = _people_arrays(lists, snap.n_users, p.max_people, {})
+    remote = _people_arrays(lists, snap.n_users, p.max_people, {}, top)
 
     def head_share(items):
         return (top[items[:, 0][items[:, 0] >= 0]]).mean()

@@ -34,7 +34,7 @@ from .conversations import rank_conversations, thread_stats
 from .graph import InterestGraph, build_graph
 from .newcomers import with_newcomers
 from .params import Params
-from .ranking import rank_people, top_accounts
+from .ranking import rank_people
 from .snapshot import Snapshot
 from .sparse import binary
 
@@ -336,7 +336,7 @@ class TribeModel:
             "answer_rate": behaviour.answer_rate,
             "activity": behaviour.activity,
             # (U,) bool: the accounts the top-exposure cap limits (the service's newcomer lists too)
-            "top_account": top_accounts(snap, behaviour.followers),
+            "top_account": people.top,
         }
         self._recommender = None
 

@@ -222,7 +222,7 @@ def welcome_newcomers(people: RankedPeople, welcome: np.ndarray, is_top: np.ndar
         marked[rows[filled.any(axis=1)]] = True
         filled_total += int(filled.sum())
     return RankedPeople(items=items, scores=people.scores, flags=people.flags,
-                        sources={**people.sources, "welcome_newcomers": filled_total}, newcomers=marked,
+                        sources={**people.sources, "welcome_newcomers": filled_total}, top=people.top, newcomers=marked,
                         newcomer_slot_weight=float(slot_weight))
 
 
@@ -230,8 +230,8 @@ def with_newcomers(people: RankedPeople, snap, behaviour, params, exclusion: sp.
     """:func:`welcome_newcomers` as both engines call it after ranking (``params.welcome_newcomers``
     1), with the budget over every user's list, a newcomer's slot weighed by
     ``params.newcomer_slot_weight`` (0: :func:`newcomer_slot_weight` of the snapshot, only when
-    there are newcomers) and the top accounts of the snapshot."""
-    from .ranking import exposure_budget, top_accounts
+    there are newcomers) and the top accounts the ranking capped (``people.top``)."""
+    from .ranking import exposure_budget
 
     if not params.welcome_newcomers:
         return people
@@ -240,5 +240,5 @@ def with_newcomers(people: RankedPeople, snap, behaviour, params, exclusion: sp.
     weight = params.newcomer_slot_weight
     if weight == 0:
         weight = newcomer_slot_weight(snap, params.learn_holdout) if (people.items[:, :1] < 0).any() else 1.0
-    return welcome_newcomers(people, welcome, top_accounts(snap, behaviour.followers), exclusion,
+    return welcome_newcomers(people, welcome, people.top, exclusion,
                              exposure_budget(params, snap.n_users), params.top_exposure_cap, weight)

@@ -57,6 +57,7 @@ class RankedPeople:
     scores: np.ndarray  # float32
     flags: np.ndarray  # uint8 REASON_FLAGS bits per item
     sources: dict[str, int]  # candidate pairs contributed per source (before ranking)
+    top: np.ndarray  # (U,) bool: the accounts the top-exposure cap limits (:func:`top_accounts`)
     newcomers: np.ndarray | None = None  # (U,) bool: the list is a newcomer's (tribes.newcomers), None: no such lists
     newcomer_slot_weight: float | None = None  # what a newcomer-list slot counted against the budget (tribes.newcomers)
 
@@ -167,6 +168,7 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     n = ctx.snap.n_users
     width = p.max_people
     sources = {name: int(m.nnz) for name, m in candidates.items()}
+    top = top_accounts(ctx.snap, ctx.behaviour.followers)
     blocks = [(0, n)] if features is not None else _row_blocks(candidates, n, _SCORE_CHUNK)
     inputs = PairInputs.of(ctx) if features is None else None
     pivot = popularity_pivot(p, ctx.behaviour.followers)
@@ -176,7 +178,7 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     starts = np.r_[0, np.cumsum(per_user)]
     if len(cols) == 0:
         return RankedPeople(np.full((n, width), -1, dtype=np.int32), np.zeros((n, width), dtype=np.float32),
-                            np.zeros((n, width), dtype=np.uint8), sources)
+                            np.zeros((n, width), dtype=np.uint8), sources, top)
 
     # Exposure budget: each candidate keeps only the `budget` users it scores best with. Only
     # candidates in more lists than that need sorting. Ties: a seeded hash of the pair.
@@ -192,7 +194,6 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
 
     # Diversity per user (pairs are grouped by user, in column order), each list split into
     # two queues: the best `width` pairs of top accounts and of the others.
-    top = top_accounts(ctx.snap, ctx.behaviour.followers)
     queues = new_queues(n, width, len(cols))
     map_blocks(partial(_split_block, starts, score, cols, ctx.labels.astype(np.int64), top, p.tribe_diversity,
                        queues), blocks)
@@ -212,7 +213,7 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
         pair = np.take_along_axis(queue_pairs, np.maximum(take[lo:hi], 0), axis=1)[filled]
         items[lo:hi][filled] = cols[pair]
         flag_out[lo:hi][filled] = flags[pair]
-    return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources)
+    return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources, top=top)
 
 
 def _split_block(starts, score, cols, tribe_of, top, diversity, queues, bound: tuple[int, int]) -> None:

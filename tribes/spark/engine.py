@@ -223,8 +223,8 @@ def fit_spark(
                 partitions=parts,
             )
             exclusion = exclusion_matrix(snap)  # the newcomers' filters, and the conversations' below
-            people = with_newcomers(_people_arrays(lists, n, p.max_people, source_counts), snap, behaviour, p,
-                                    exclusion)
+            people = with_newcomers(_people_arrays(lists, n, p.max_people, source_counts, shared["top"]), snap,
+                                    behaviour, p, exclusion)
         with stage("conversations"):
             ctx = CandidateContext(
                 snap=snap,
@@ -266,7 +266,7 @@ def fit_spark(
     return model
 
 
-def _people_arrays(lists, n: int, width: int, sources: dict[str, int]) -> RankedPeople:
+def _people_arrays(lists, n: int, width: int, sources: dict[str, int], top: np.ndarray) -> RankedPeople:
     items = np.full((n, width), -1, dtype=np.int32)
     scores = np.zeros((n, width), dtype=np.float32)
     flags = np.zeros((n, width), dtype=np.uint8)
@@ -275,4 +275,4 @@ def _people_arrays(lists, n: int, width: int, sources: dict[str, int]) -> Ranked
     items[rows, pos] = lists["c"].to_numpy(np.int32)
     scores[rows, pos] = lists["score"].to_numpy(np.float32)
     flags[rows, pos] = lists["flags"].to_numpy(np.uint8)
-    return RankedPeople(items=items, scores=scores, flags=flags, sources=sources)
+    return RankedPeople(items=items, scores=scores, flags=flags, sources=sources, top=top)
