@@ -489,11 +489,11 @@ def _cmd_recompute(args, settings: Settings) -> int:
               f"{len(model.tribes_)} tribes from {counts}", file=sys.stderr)
         report = getattr(model, "learning_report_", None)
         print(f"recompute: {learning_summary(report)}", file=sys.stderr)
-        summary = model.manifest()["summary"]
-        if summary.get("newcomers"):
-            print(f"recompute: newcomers: {summary['newcomers']:,} users who have done nothing yet get the most "
-                  f"welcoming people (a slot in their lists counts {summary['newcomer_slot_weight']:g} of one in "
-                  f"an active user's against the exposure budget)", file=sys.stderr)
+        newcomers = int(model.arrays_["people_newcomer"].sum())
+        if newcomers:
+            print(f"recompute: newcomers: {newcomers:,} users who have done nothing yet get the most welcoming "
+                  f"people (a slot in their lists counts {model.newcomer_slot_weight_:g} of one in an active "
+                  f"user's against the exposure budget)", file=sys.stderr)
         if args.explain and report:
             print("\n".join(format_learning(report)), file=sys.stderr)
     print(name)

@@ -71,7 +71,7 @@ class Recommender:
         # Blocks and mutes either way and dismissals at the recompute (absent in older models).
         self.hidden = _Csr(arrays, "hidden") if "hidden_indptr" in arrays else None
         self._starter: dict[int, np.ndarray] = {}
-        self._welcome: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._welcome: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
         self._started_by: tuple[np.ndarray, np.ndarray] | None = None
         self.rendered = RenderedLists(self)  # items rendered once per version (see rendered.py)
 
@@ -415,12 +415,12 @@ class Recommender:
         (:func:`tribes.newcomers.welcoming_people`: people answered × activity), the top accounts
         only where every prefix stays within the model's ``top_exposure_cap``, as the recompute
         lists its newcomers (:func:`tribes.newcomers.welcome_list`); none of ``hidden`` (ids).
-        The order is computed once per version (O(U log U)), each list in O(size + hidden)."""
+        The order is computed once per version (O(U log U)), each list in O(depth + hidden · log U)."""
         from .newcomers import welcome_list, welcoming_people
         from .params import Params
 
-        params = {**Params().as_dict(), **self.manifest.get("params", {})}
         if self._welcome is None:
+            params = {**Params().as_dict(), **self.manifest.get("params", {})}
             a = self.arrays
             score = welcoming_people(a["activity"], a["reached_by"], a["answered"], a["discoverable"],
                                      float(params["activity_floor"]))
@@ -429,12 +429,13 @@ class Recommender:
             top = a.get("top_account")  # absent in older models: nobody is held back
             is_top = np.zeros(len(score), dtype=bool) if top is None else np.asarray(top, dtype=bool)
             depth = 4 * max(size, 100)  # enough for any page after the hidden are dropped
-            self._welcome = (order[is_top[order]][:depth], order[~is_top[order]][:depth], score)
-        tops, others, score = self._welcome
-        if hidden:
-            tops, others = (np.array([c for c in part if str(self.user_ids[c]) not in hidden], dtype=np.int64)
-                            for part in (tops, others))
-        chosen = welcome_list(tops, others, float(params["top_exposure_cap"]), size)
+            self._welcome = (order[is_top[order]][:depth], order[~is_top[order]][:depth], score,
+                             float(params["top_exposure_cap"]))
+        tops, others, score, cap = self._welcome
+        gone = [i for h in hidden if (i := self.index_of(h)) is not None]
+        if gone:
+            tops, others = tops[~np.isin(tops, gone)], others[~np.isin(others, gone)]
+        chosen = welcome_list(tops, others, cap, size)
         # Non-increasing along the list, as the recompute's newcomer lists (a top account moved down keeps its place's).
         return list(zip(chosen.tolist(), np.minimum.accumulate(score[chosen]).tolist(), strict=True))
 
