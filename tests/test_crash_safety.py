@@ -150,11 +150,12 @@ def test_recompute_killed_at_random_points_loses_nothing(tmp_path_factory):
 
 class _Load:
     """``clients`` threads, each on one keep-alive connection, GETs in a loop; every outcome is
-    recorded as (time, status or exception name)."""
+    recorded as (time, status or exception name, whether the connection had served a request
+    before). A failed connection is replaced at once."""
 
     def __init__(self, port: int, users: list[str], clients: int):
         self.port, self.users, self.clients = port, users, clients
-        self.results: list[list[tuple[float, int | str]]] = [[] for _ in range(clients)]
+        self.results: list[list[tuple[float, int | str, bool]]] = [[] for _ in range(clients)]
         self.stop = threading.Event()
         self.bodies: list[bytes] = []
         self.threads = [
@@ -163,6 +164,7 @@ class _Load:
 
     def _run(self, i: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        served = False
         j = i
         while not self.stop.is_set():
             user = self.users[j % len(self.users)]
@@ -172,13 +174,15 @@ class _Load:
                 conn.request("GET", f"/v1/users/{user}/suggestions/{kind}?limit=10")
                 response = conn.getresponse()
                 data = response.read()
-                self.results[i].append((time.monotonic(), response.status))
+                self.results[i].append((time.monotonic(), response.status, served))
+                served = True
                 if response.status != 200:
                     self.bodies.append(data[:300])
             except (OSError, http.client.HTTPException) as exc:
-                self.results[i].append((time.monotonic(), type(exc).__name__))
+                self.results[i].append((time.monotonic(), type(exc).__name__, served))
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                served = False
         conn.close()
 
     def __enter__(self):
@@ -191,8 +195,8 @@ class _Load:
         for t in self.threads:
             t.join(20)
 
-    def outcomes(self) -> list[tuple[float, int | str]]:
-        return sorted(x for per in self.results for x in per)
+    def per_client(self) -> list[list[tuple[float, int | str, bool]]]:
+        return [list(per) for per in self.results]
 
 
 def test_a_worker_killed_under_load_fails_only_its_in_flight_requests(tmp_path_factory):
@@ -220,25 +224,32 @@ def test_a_worker_killed_under_load_fails_only_its_in_flight_requests(tmp_path_f
             respawned_at = time.monotonic()
             time.sleep(2.0)  # load goes on against the new worker too
         after = server.workers()
-        outcomes = load.outcomes()
+        per_client = load.per_client()
         status, body = server.get("/readyz")
     assert len(after) == 2 and victim not in after and set(after) != set(before), (before, after)
     assert respawned_at - killed_at < 15
     assert status == 200, body
-    statuses = [s for _, s in outcomes if isinstance(s, int)]
-    failures = [(t, s) for t, s in outcomes if not isinstance(s, int)]
+    outcomes = sorted(x for per in per_client for x in per)
+    statuses = [s for _, s, _ in outcomes if isinstance(s, int)]
+    failures = [(t, s, served) for t, s, served in outcomes if not isinstance(s, int)]
     assert len(statuses) >= 200, "the load was too light to mean anything"
     assert all(s == 200 for s in statuses), (sorted(set(statuses)), load.bodies[:3])
-    # At most one failure per client connection (the request it had on the killed worker),
-    # all of them at the kill, none afterwards.
-    assert len(failures) <= clients, failures
-    assert all(killed_at - 0.05 <= t <= killed_at + 5 for t, _ in failures), (killed_at, failures)
+    # Each client loses at most the one request its established connection had on the killed
+    # worker. With SO_REUSEPORT every worker has a listening socket of its own: a client that
+    # reconnects within the instant the kernel takes to tear the dead worker down can land in
+    # that socket's accept queue and be reset with it (a fresh connection that never served).
+    # Both happen at the kill and never afterwards.
+    for per in per_client:
+        lost = [x for x in per if not isinstance(x[1], int) and x[2]]
+        assert len(lost) <= 1, per
+    assert all(killed_at - 0.05 <= t <= killed_at + 1 for t, _, _ in failures), (killed_at, failures)
+    queued = sum(1 for *_, served in failures if not served)
     print(
         f"\nworker SIGKILL under load: {len(outcomes)} requests, {len(failures)} failed "
-        f"(in flight on the killed worker), {sum(s != 200 for s in statuses)} non-200, "
-        f"respawned in {respawned_at - killed_at:.1f} s"
+        f"({len(failures) - queued} in flight on the killed worker, {queued} queued on its socket), "
+        f"{sum(s != 200 for s in statuses)} non-200, respawned in {respawned_at - killed_at:.1f} s"
     )
-    late = [s for t, s in outcomes if t > respawned_at + 0.5]
+    late = [s for t, s, _ in outcomes if t > respawned_at + 0.5]
     assert late and all(s == 200 for s in late)
 
 
