@@ -347,6 +347,21 @@ def test_per_user_recall_matches_a_loop_and_averages_to_recall(seed):
         assert (np.nanmean(got) if (~np.isnan(got)).any() else 0.0) == pytest.approx(expected, abs=1e-12)
 
 
+def test_bootstrap_interval_of_a_rare_truth_resamples_only_the_users_who_have_it():
+    """7 of 1,171 evaluated users joined a thread: a resample of all 1,171 misses all seven about
+    once in a thousand draws, which made the interval [nan, nan]. Users without the truth (NaN
+    in every array) are left out first, so the interval is that of the seven alone."""
+    rng = np.random.default_rng(3)
+    tribes, other = np.full(1171, np.nan), np.full(1171, np.nan)
+    have = np.sort(rng.choice(1171, 7, replace=False))
+    tribes[have], other[have] = rng.random(7), rng.random(7)
+    arrays = {"tribes": tribes, "other": other, "minus": tribes - other}
+    got = M.bootstrap_interval(arrays, 1000, seed=0)
+    alone = M.bootstrap_interval({name: v[have] for name, v in arrays.items()}, 1000, seed=0)
+    assert got == alone
+    assert all(np.isfinite(got[name]).all() for name in arrays)
+
+
 def test_bootstrap_interval_is_paired_seeded_and_near_the_normal_interval():
     rng = np.random.default_rng(5)
     x = (rng.random(2000) < 0.3).astype(float)

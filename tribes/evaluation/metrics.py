@@ -117,9 +117,11 @@ def per_user_recall(recs: np.ndarray, users: np.ndarray, truth: sp.spmatrix | sp
 
 def bootstrap_interval(values: dict[str, np.ndarray], n: int, seed: int = 0, level: float = 0.95
                        ) -> dict[str, list[float]]:
-    """Percentile intervals of the mean of each (B,) array, resampling the same B users for
+    """Percentile intervals of the mean of each (B,) array, resampling the same users for
     every array (paired: the interval of a difference array is that of the paired difference).
-    NaN entries are users the mean leaves out; [nan, nan] when a resample has none.
+    NaN entries are users the mean leaves out. Users NaN in every array are not resampled (a
+    truth few users have, 7 of 1,171, would otherwise draw resamples without any of them);
+    [nan, nan] for an array when a resample still has none of its users.
     O(n × B × arrays) time in blocks of draws (each a (draws, B) count matrix)."""
     if n < 1:
         raise ValueError(f"n: must be >= 1, got {n!r}")
@@ -127,6 +129,7 @@ def bootstrap_interval(values: dict[str, np.ndarray], n: int, seed: int = 0, lev
         raise ValueError(f"level: must be in (0, 1), got {level!r}")
     names = list(values)
     stacked = np.column_stack([np.asarray(values[m], dtype=np.float64) for m in names]) if names else np.zeros((0, 0))
+    stacked = stacked[~np.isnan(stacked).all(axis=1)]
     b = stacked.shape[0]
     if b == 0:
         return {m: [float("nan"), float("nan")] for m in names}
