@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "tribes' paired lead over it: is a change better, or noise? (repeatable)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="95%% intervals of each recall and of tribes' lead over each model, from N paired "
-                        "resamples of the evaluated users (e.g. 1000; default 0: none)")
+                        "resamples of the evaluated users who have that truth (e.g. 1000; default 0: none)")
     p.add_argument("--capped", action="store_true",
                    help="also score each baseline with its people lists held to tribes' top-1%% exposure cap "
                         "(top_exposure_cap, 0.2 unless --set): columns '<model>, capped', the comparison "
