@@ -134,12 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.add_argument("--truth", help="write the planted memberships as JSON Lines here")
-    p.add_argument("--model", choices=["synth", "lfr"], default="synth",
-                   help="synth: tribes' own generator (default); lfr: networkx's LFR benchmark graph")
-    p.add_argument("--mu", type=float, help="lfr: share of each user's edges leaving their community (default 0.3)")
+    p.add_argument("--model", choices=["synth", "lfr", "partition"], default="synth",
+                   help="synth: tribes' own generator (default); lfr: networkx's LFR benchmark graph; "
+                        "partition: a planted partition of small groups (see --community-size)")
+    p.add_argument("--mu", type=float,
+                   help="lfr, partition: share of each user's edges leaving their community (default 0.3)")
     p.add_argument("--kind", choices=["follow", "message"],
-                   help="lfr: edges as follows both ways (default) or as threads of replies over time")
-    p.add_argument("--average-degree", type=float, help="lfr: mean degree (default 10)")
+                   help="lfr, partition: edges as follows both ways (default) or as threads of replies over time")
+    p.add_argument("--average-degree", type=float, help="lfr, partition: mean degree (default 10; partition 8)")
+    p.add_argument("--community-size", metavar="MIN-MAX",
+                   help="partition: group sizes, drawn uniformly in this range (default 6-14)")
 
     p = command("demo", _cmd_demo,
                 "Fill an empty store with the synthetic demo network and recompute if no model exists.")
@@ -348,29 +352,39 @@ def _cmd_generate(args, settings: Settings) -> int:
 
     if args.users < 1:
         raise InputError(f"must be at least 1, got {args.users}", field="--users")
-    lfr_options = {"--mu": args.mu, "--kind": args.kind, "--average-degree": args.average_degree}
+    planted_options = {"--mu": args.mu, "--kind": args.kind, "--average-degree": args.average_degree}
     detail = ""
     started = time.perf_counter()
-    if args.model == "lfr":
-        from .planted import LFRConfig, lfr_events, lfr_graph, lfr_truth
+    if args.community_size is not None and args.model != "partition":
+        raise InputError("applies to --model partition only", field="--community-size")
+    if args.model in ("lfr", "partition"):
+        from . import planted
 
         given = {"mu": args.mu, "kind": args.kind, "average_degree": args.average_degree}
-        config = LFRConfig(n_users=args.users, seed=args.seed, **{k: v for k, v in given.items() if v is not None})
+        if args.model == "partition" and args.community_size is not None:
+            given |= dict(zip(("min_community", "max_community"), _size_range(args.community_size), strict=True))
+        given = {k: v for k, v in given.items() if v is not None}
+        if args.model == "lfr":
+            config, draw = planted.LFRConfig(n_users=args.users, seed=args.seed, **given), planted.lfr_graph
+            to_events, to_truth, name = planted.lfr_events, planted.lfr_truth, "LFR"
+        else:
+            config, draw = planted.PartitionConfig(n_users=args.users, seed=args.seed, **given), planted.partition_graph
+            to_events, to_truth, name = planted.partition_events, planted.partition_truth, "planted partition"
         try:
-            graph = lfr_graph(config)  # bad knobs raise InputError (exit 2) before any output
+            graph = draw(config)  # bad knobs raise InputError (exit 2) before any output
         except InputError as exc:
-            flag = {"n_users": "--users", "seed": "--seed", "mu": "--mu",
-                    "average_degree": "--average-degree"}.get(exc.field or "")
-            if flag is None:
+            flag = {"n_users": "--users", "seed": "--seed", "mu": "--mu", "average_degree": "--average-degree",
+                    "min_community": "--community-size", "max_community": "--community-size"}.get(exc.field or "")
+            if flag is None or (args.model == "lfr" and flag == "--community-size"):
                 raise
             raise InputError(exc.problem, field=flag) from None
-        events, truth = lfr_events(config, graph), lfr_truth(config, graph)
-        detail = (f", LFR mu {config.mu} ({config.kind}): {int(graph.labels.max()) + 1} communities, "
+        events, truth = to_events(config, graph), to_truth(config, graph)
+        detail = (f", {name} mu {config.mu} ({config.kind}): {int(graph.labels.max()) + 1} communities, "
                   f"{len(graph.edges):,} edges, realised mixing {graph.mixing:.3f}")
     else:
-        extra = [name for name, value in lfr_options.items() if value is not None]
+        extra = [name for name, value in planted_options.items() if value is not None]
         if extra:
-            raise InputError("applies to --model lfr only", field=extra[0])
+            raise InputError("applies to --model lfr or partition only", field=extra[0])
         config = SynthConfig(n_users=args.users, seed=args.seed)
         events, truth = generate(config), planted_truth(config)
     with open_output(args.out) as out, _Progress(not args.quiet, "generate", None, unit=" events") as bar:
@@ -387,6 +401,15 @@ def _cmd_generate(args, settings: Settings) -> int:
         print(f"generated {n:,} events for {args.users:,} users (seed {args.seed}{detail}) in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
     return EXIT_OK
+
+
+def _size_range(text: str) -> tuple[int, int]:
+    """``"6-14"`` → ``(6, 14)``; ``"10"`` → ``(10, 10)``."""
+    low, _, high = text.partition("-")
+    try:
+        return int(low), int(high or low)
+    except ValueError:
+        raise InputError(f"expected MIN-MAX (e.g. 6-14), got {text!r}", field="--community-size") from None
 
 
 def _cmd_demo(args, settings: Settings) -> int:

@@ -1,4 +1,5 @@
-"""Planted networks from a generator that is not ours: the LFR benchmark as tribes events.
+"""Planted networks from generators that are not ours: the LFR benchmark and planted partitions
+of small groups, as tribes events.
 
 :mod:`tribes.synth` plants tribes the way this project thinks of them (roles, topics, follows
 and threads); to check the engine in the general case, this module turns an LFR benchmark
@@ -13,6 +14,11 @@ of its edges leaving its community) into events, with the communities as the tru
   two ends, spread over time, as the ``edgelist`` importer models messages).
 - :func:`lfr_truth`: ``{"user_id", "tribes": [community]}`` per user, the planted-truth format
   :func:`tribes.evaluation.truth.load_groups` reads.
+- :func:`partition_graph`, :func:`partition_events`, :func:`partition_truth`: the same for a
+  planted partition (:class:`PartitionConfig`): groups of a few to a few dozen users, each
+  pair inside a group tied with one probability and any other pair with another, set by the
+  mean degree and the mixing ``mu``. Modularity cannot resolve groups this small in a large
+  graph; tribes must keep them apart.
 
 Events carry integer Unix seconds spread over ``days`` before ``end`` and come in time order,
 so both evaluation splits apply (edge hold-out and time split). Nothing is textual: users have
@@ -41,7 +47,8 @@ import numpy as np
 from tribes.errors import InputError
 from tribes.events import EventError, parse_ts
 
-__all__ = ["KINDS", "LFRConfig", "LFRGraph", "lfr_events", "lfr_graph", "lfr_truth", "user_ids"]
+__all__ = ["KINDS", "LFRConfig", "LFRGraph", "PartitionConfig", "lfr_events", "lfr_graph", "lfr_truth",
+           "partition_events", "partition_graph", "partition_truth", "user_ids"]
 
 #: Event shapes :func:`lfr_events` can emit.
 KINDS = ("follow", "message")
@@ -50,11 +57,23 @@ _DAY = 86_400
 _FOLLOW_BACK_GAP = 6 * 3600.0  # mean seconds before the second direction of a friendship
 _REPLY_GAP = 1800.0  # mean seconds between the posts of a thread
 # Random streams of the events, one per stage (the graph uses networkx's own seeded draws).
-_FOLLOWS, _THREADS = 1, 2
+_FOLLOWS, _THREADS, _GROUPS = 1, 2, 3
 
 
 @dataclass(frozen=True)
-class LFRConfig:
+class _EventKnobs:
+    """The knobs of the events, the same for every planted model (see :class:`LFRConfig`)."""
+
+    seed: int = 0
+    kind: str = "follow"
+    threads_per_edge: float = 2.0
+    replies_per_thread: float = 2.0
+    days: int = 56
+    end: str = "2026-11-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class LFRConfig(_EventKnobs):
     """Knobs of the LFR network and of its events.
 
     Parameters
@@ -94,18 +113,12 @@ class LFRConfig:
 
     n_users: int = 1000
     mu: float = 0.3
-    seed: int = 0
-    kind: str = "follow"
     tau1: float = 2.5
     tau2: float = 1.5
     average_degree: float = 10.0
     max_degree: int | None = None
     min_community: int | None = None
     max_community: int | None = None
-    threads_per_edge: float = 2.0
-    replies_per_thread: float = 2.0
-    days: int = 56
-    end: str = "2026-11-01T00:00:00Z"
     attempts: int = 10
 
     def resolved(self) -> dict[str, float | int]:
@@ -127,9 +140,10 @@ class LFRConfig:
 
 @dataclass(frozen=True, eq=False)
 class LFRGraph:
-    """An LFR graph: ``edges`` (E, 2) int64 with ``a < b``, sorted, no self-loops (networkx's
-    generator may draw some; they are dropped); ``labels`` (n,) int64 community per node,
-    numbered by each community's smallest node; ``seed_used`` the seed that succeeded."""
+    """A planted graph (LFR's or a planted partition's): ``edges`` (E, 2) int64 with ``a < b``,
+    sorted, no self-loops (networkx's LFR generator may draw some; they are dropped);
+    ``labels`` (n,) int64 community per node, numbered by each community's smallest node;
+    ``seed_used`` the seed that succeeded."""
 
     edges: np.ndarray
     labels: np.ndarray
@@ -143,14 +157,11 @@ class LFRGraph:
         return float(np.mean(self.labels[self.edges[:, 0]] != self.labels[self.edges[:, 1]]))
 
 
-def _check(c: LFRConfig) -> int:
-    """Validate ``c``; return the end of the window in Unix seconds."""
-    ints = {
-        "n_users": (100, 10**7),
-        "seed": (0, 2**32 - 1),
-        "days": (2, 36_500),
-        "attempts": (1, 1000),
-    }
+def _check_knobs(c: LFRConfig | PartitionConfig, ints: dict[str, tuple[int, int]],
+                 floats: dict[str, tuple[float, float]], open_low: tuple[str, ...] = ()) -> int:
+    """Validate the knobs both models share and those named; return the end of the window in
+    Unix seconds."""
+    ints = {"seed": (0, 2**32 - 1), "days": (2, 36_500), **ints}
     for name, (lo, hi) in ints.items():
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -159,22 +170,29 @@ def _check(c: LFRConfig) -> int:
             raise InputError(f"must be in [{lo}, {hi}], got {value!r}", field=name)
     if c.kind not in KINDS:
         raise InputError(f"expected one of {', '.join(KINDS)}, got {c.kind!r}", field="kind")
-    floats = {
-        "mu": (0.0, 1.0),
-        "tau1": (1.0, 10.0),
-        "tau2": (1.0, 10.0),
-        "threads_per_edge": (1.0, 100.0),
-        "replies_per_thread": (1.0, 100.0),
-    }
+    floats = {**floats, "threads_per_edge": (1.0, 100.0), "replies_per_thread": (1.0, 100.0)}
     for name, (lo, hi) in floats.items():
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
             raise InputError(f"expected a number, got {value!r}", field=name)
-        open_low = name in ("tau1", "tau2")
-        if not (lo < value if open_low else lo <= value) or value > hi:
+        is_open = name in open_low
+        if not (lo < value if is_open else lo <= value) or value > hi:
             raise InputError(
-                f"must be in {'(' if open_low else '['}{lo}, {hi}], got {value!r}", field=name
+                f"must be in {'(' if is_open else '['}{lo}, {hi}], got {value!r}", field=name
             )
+    try:
+        end = int(parse_ts(c.end, "end"))
+    except EventError as exc:
+        raise InputError(exc.problem, field="end") from None
+    if end - c.days * _DAY < 0:
+        raise InputError("must leave the whole window after 1970", field="end")
+    return end
+
+
+def _check(c: LFRConfig) -> int:
+    """Validate ``c``; return the end of the window in Unix seconds."""
+    end = _check_knobs(c, {"n_users": (100, 10**7), "attempts": (1, 1000)},
+                       {"mu": (0.0, 1.0), "tau1": (1.0, 10.0), "tau2": (1.0, 10.0)}, open_low=("tau1", "tau2"))
     r = c.resolved()
     if not 1 <= r["max_degree"] <= c.n_users:
         raise InputError(f"must be in [1, n_users], got {r['max_degree']!r}", field="max_degree")
@@ -189,12 +207,6 @@ def _check(c: LFRConfig) -> int:
             f"({r['max_community']}) <= n_users ({c.n_users})",
             field="max_community",
         )
-    try:
-        end = int(parse_ts(c.end, "end"))
-    except EventError as exc:
-        raise InputError(exc.problem, field="end") from None
-    if end - c.days * _DAY < 0:
-        raise InputError("must leave the whole window after 1970", field="end")
     return end
 
 
@@ -261,7 +273,10 @@ def lfr_events(config: LFRConfig, graph: LFRGraph | None = None) -> Iterator[dic
     edges) memory for the times; events are built one at a time.
     """
     end = _check(config)
-    graph = graph if graph is not None else lfr_graph(config)
+    return _planted_events(config, graph if graph is not None else lfr_graph(config), end)
+
+
+def _planted_events(config: LFRConfig | PartitionConfig, graph: LFRGraph, end: int) -> Iterator[dict]:
     start = end - config.days * _DAY
     ids = user_ids(config.n_users).tolist()
     for uid in ids:
@@ -345,6 +360,118 @@ def _cumsum_within(values: np.ndarray, first: np.ndarray, sizes: np.ndarray) -> 
 
 def lfr_truth(config: LFRConfig, graph: LFRGraph | None = None) -> Iterator[dict]:
     """Yield ``{"user_id", "tribes": [community]}`` for every user, in id order."""
-    graph = graph if graph is not None else lfr_graph(config)
-    for uid, label in zip(user_ids(config.n_users).tolist(), graph.labels.tolist(), strict=True):
+    return _planted_truth(graph if graph is not None else lfr_graph(config))
+
+
+def _planted_truth(graph: LFRGraph) -> Iterator[dict]:
+    for uid, label in zip(user_ids(len(graph.labels)).tolist(), graph.labels.tolist(), strict=True):
         yield {"user_id": uid, "tribes": [label]}
+
+
+@dataclass(frozen=True)
+class PartitionConfig(_EventKnobs):
+    """Knobs of a planted partition and of its events.
+
+    Parameters
+    ----------
+    n_users : int
+        Nodes (users ``n00000`` …), at least 10; default 1000.
+    mu : float
+        Mixing: the expected share of a user's ties that leave their group, in [0, 1]; default
+        0.3 (realised: :attr:`LFRGraph.mixing`).
+    average_degree : float
+        Expected mean degree, > 0; default 8. Each pair inside a group is tied with one
+        probability and each other pair with another, set so that a user has on average
+        ``(1 - mu) * average_degree`` ties inside and ``mu * average_degree`` outside (the inside
+        probability is at most 1: groups too small for the degree asked for get fewer).
+    min_community, max_community : int
+        Group sizes, drawn uniformly in this range (the last users join the smallest groups);
+        defaults 6 and 14.
+    seed, kind, threads_per_edge, replies_per_thread, days, end
+        As :class:`LFRConfig`.
+    """
+
+    n_users: int = 1000
+    mu: float = 0.3
+    average_degree: float = 8.0
+    min_community: int = 6
+    max_community: int = 14
+
+
+def _check_partition(c: PartitionConfig) -> int:
+    end = _check_knobs(c, {"n_users": (10, 10**7), "min_community": (2, 10**6), "max_community": (2, 10**6)},
+                       {"mu": (0.0, 1.0), "average_degree": (0.0, 1000.0)}, open_low=("average_degree",))
+    if not c.min_community <= c.max_community <= c.n_users:
+        raise InputError(
+            f"need min_community ({c.min_community}) <= max_community ({c.max_community}) "
+            f"<= n_users ({c.n_users})",
+            field="max_community",
+        )
+    return end
+
+
+def _group_sizes(c: PartitionConfig, rng: np.random.Generator) -> np.ndarray:
+    """Sizes in [min_community, max_community] summing to ``n_users``: drawn until they cover
+    it; the users left over (fewer than a group) join the smallest groups one each."""
+    mean = (c.min_community + c.max_community) / 2
+    sizes = rng.integers(c.min_community, c.max_community + 1, size=int(c.n_users / mean) + 2)
+    sizes = sizes[: int(np.searchsorted(np.cumsum(sizes), c.n_users, side="right"))]
+    left = c.n_users - int(sizes.sum())
+    if sizes.size == 0:
+        return np.array([c.n_users])
+    if left >= c.min_community:
+        return np.append(sizes, left)
+    extra = np.zeros(sizes.size, dtype=np.int64)
+    np.add.at(extra, np.argsort(sizes, kind="stable")[np.arange(left) % sizes.size], 1)
+    return sizes + extra
+
+
+def partition_graph(config: PartitionConfig) -> LFRGraph:
+    """Draw the planted partition of ``config`` (deterministic for a config). Time and memory
+    O(users + pairs inside groups + edges).
+
+    Raises
+    ------
+    InputError
+        For a knob out of range.
+    """
+    _check_partition(config)
+    rng = _rng(config.seed, _GROUPS)
+    sizes = _group_sizes(config, rng)
+    n = config.n_users
+    pairs_inside = int((sizes * (sizes - 1) // 2).sum())
+    pairs_between = n * (n - 1) // 2 - pairs_inside
+    # Each user's expected ties: (1 - mu) * average_degree inside, mu * average_degree between.
+    p_in = min(1.0, (1 - config.mu) * config.average_degree * n / max(2 * pairs_inside, 1))
+    p_out = min(1.0, config.mu * config.average_degree * n / max(2 * pairs_between, 1))
+    labels = np.repeat(np.arange(sizes.size, dtype=np.int64), sizes)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    inside = []
+    for size in np.unique(sizes).tolist():  # the pairs of every group of one size at once
+        a, b = np.triu_indices(size, 1)
+        starts = first[sizes == size]
+        tied = rng.random((starts.size, a.size)) < p_in
+        group, pair = np.nonzero(tied)
+        inside.append(np.column_stack([starts[group] + a[pair], starts[group] + b[pair]]))
+    wanted = int(rng.binomial(pairs_between, p_out)) if pairs_between else 0
+    between = np.zeros((0, 2), dtype=np.int64)
+    while len(between) < wanted:  # uniform pairs across groups, drawn until enough distinct ones
+        draw = rng.integers(0, n, size=(2 * (wanted - len(between)) + 16, 2))
+        draw = np.sort(draw, axis=1)
+        draw = draw[labels[draw[:, 0]] != labels[draw[:, 1]]]
+        between = np.unique(np.concatenate([between, draw]), axis=0)
+        if len(between) > wanted:
+            between = between[np.sort(rng.choice(len(between), wanted, replace=False))]
+    edges = np.unique(np.concatenate([*inside, between]).astype(np.int64), axis=0)
+    return LFRGraph(edges=edges.reshape(-1, 2), labels=labels, seed_used=config.seed)
+
+
+def partition_events(config: PartitionConfig, graph: LFRGraph | None = None) -> Iterator[dict]:
+    """Yield the events of ``config``'s planted partition, as :func:`lfr_events` does for LFR."""
+    end = _check_partition(config)
+    return _planted_events(config, graph if graph is not None else partition_graph(config), end)
+
+
+def partition_truth(config: PartitionConfig, graph: LFRGraph | None = None) -> Iterator[dict]:
+    """Yield ``{"user_id", "tribes": [group]}`` for every user, in id order."""
+    return _planted_truth(graph if graph is not None else partition_graph(config))
