@@ -256,14 +256,14 @@ def test_planted_partition_events_are_valid_and_the_truth_is_the_groups(kind):
 def test_tribes_recover_a_planted_partition_of_small_groups():
     """200 groups of 6-14 users, 30% of the ties between groups: modularity's proposals lump
     small groups together and tribes keep them apart (the merge step before the planted-partition
-    length took some: `cpm-merged`, 196 tribes, ARI 0.958)."""
+    length took some: `cpm-merged`, 199 tribes, ARI 0.987)."""
     config = PartitionConfig(n_users=2000, mu=0.3, seed=1)
     graph = partition_graph(config)
     model = TribeModel(seed=0, learn_weights=0).fit(partition_events(config, graph))
     index = {u: i for i, u in enumerate(user_ids(config.n_users).tolist())}
     truth = graph.labels[[index[u] for u in model.user_ids_]]
     assert model.tribe_method_ == "cpm"
-    assert M.ari(truth, np.asarray(model.labels_)) > 0.98
+    assert M.ari(truth, np.asarray(model.labels_)) > 0.99
 
 
 @pytest.mark.parametrize(

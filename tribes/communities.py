@@ -629,7 +629,7 @@ def _ln_choose(m, k):
 
 def _partition_length(size: np.ndarray) -> float:
     """Nats to name a partition of ``size.sum()`` users into these block sizes: the number of
-    blocks, their sizes, then who is in which (Peixoto 2017, eq. 15)."""
+    blocks, their sizes, then who is in which (the partition prior of Peixoto 2017)."""
     n, b = int(size.sum()), size.size
     return float(gammaln(n + 1) - gammaln(size + 1).sum() + _ln_choose(n - 1, b - 1) + np.log(n))
 

@@ -412,9 +412,8 @@ def _check_partition(c: PartitionConfig) -> int:
 
 def _group_sizes(c: PartitionConfig, rng: np.random.Generator) -> np.ndarray:
     """Sizes in [min_community, max_community] summing to ``n_users``: drawn until they cover
-    it; the users left over (fewer than a group) join the smallest groups one each."""
-    mean = (c.min_community + c.max_community) / 2
-    sizes = rng.integers(c.min_community, c.max_community + 1, size=int(c.n_users / mean) + 2)
+    it; the users left over (fewer than min_community) join the smallest groups, one each in turn."""
+    sizes = rng.integers(c.min_community, c.max_community + 1, size=c.n_users // c.min_community + 1)  # cover n
     sizes = sizes[: int(np.searchsorted(np.cumsum(sizes), c.n_users, side="right"))]
     left = c.n_users - int(sizes.sum())
     if sizes.size == 0:
