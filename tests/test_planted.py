@@ -241,6 +241,16 @@ def test_planted_partition_is_seeded_with_group_sizes_degree_and_mixing_as_asked
     assert wide.min() >= 20 and wide.max() <= 41
 
 
+def test_planted_partition_sizes_stay_in_range_however_wide():
+    """Group sizes drawn in a wide range (2-200 for 1,000 users): a fixed number of draws could
+    run short of the users, and the remainder became one group above the range (15 of the first
+    200 seeds; seed 6 was the first)."""
+    for seed in range(60):
+        sizes = np.bincount(partition_graph(PartitionConfig(n_users=1000, min_community=2, max_community=200,
+                                                            seed=seed)).labels)
+        assert sizes.sum() == 1000 and sizes.min() >= 2 and sizes.max() <= 201, (seed, sizes)
+
+
 @pytest.mark.parametrize("kind", ["follow", "message"])
 def test_planted_partition_events_are_valid_and_the_truth_is_the_groups(kind):
     config = PartitionConfig(n_users=300, seed=2, kind=kind)
