@@ -1,11 +1,12 @@
-"""Planted networks from generators that are not ours: the LFR benchmark and planted partitions
-of small groups, as tribes events.
+"""Planted networks from standard models rather than tribes' own idea of a tribe: the LFR
+benchmark and the planted partition model (small groups), as tribes events.
 
 :mod:`tribes.synth` plants tribes the way this project thinks of them (roles, topics, follows
 and threads); to check the engine in the general case, this module turns an LFR benchmark
 graph (Lancichinetti, Fortunato & Radicchi 2008, as built by networkx's
 ``LFR_benchmark_graph``: power-law degrees and community sizes, each node with a share ``mu``
-of its edges leaving its community) into events, with the communities as the truth.
+of its edges leaving its community) or a planted partition (groups of similar size, ties
+inside and between them drawn uniformly) into events, with the communities as the truth.
 
 - :func:`lfr_graph`: the graph as an (E, 2) edge array and a community label per node.
 - :func:`lfr_events`: JSON-ready events (valid per :func:`tribes.events.validate`): a ``user``
