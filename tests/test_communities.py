@@ -380,10 +380,27 @@ def test_auto_objective_keeps_cpm_when_infomap_finds_no_better_communities():
     assert np.array_equal(detect_communities(a, objective="auto", resolution=0.05, seed=0, min_size=1), cpm)
 
 
+def _partition_by_hand(sizes: list[int]) -> float:
+    """Nats to name a partition into blocks of these sizes: how many, their sizes, who is where."""
+    from math import comb, factorial, log
+
+    n, b = sum(sizes), len(sizes)
+    return log(factorial(n)) - sum(log(factorial(x)) for x in sizes) + log(comb(n - 1, b - 1)) + log(n)
+
+
+def _reference_graph(rng: np.random.Generator) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Three planted blocks with random weights (ignored), two users without ties, and random
+    labels with -1 (blocks of one): what the term-by-term references are checked on."""
+    a, _ = _planted([12, 9, 7], 0.5, 0.08, seed=5)
+    a = sp.csr_matrix(a.multiply(rng.uniform(0.2, 3.0, a.shape)))
+    a = sp.csr_matrix(sp.block_diag([a, sp.csr_matrix((2, 2))]))
+    return a, rng.integers(-1, 4, a.shape[0])
+
+
 def _description_length_by_hand(a: sp.csr_matrix, labels: np.ndarray) -> float:
     """The DC-SBM description length term by term with Python loops (math.lgamma)."""
     from collections import Counter
-    from math import comb, factorial, lgamma, log
+    from math import comb, lgamma, log
 
     a = a.tocoo()
     ties = {(min(i, j), max(i, j)) for i, j, w in zip(a.row, a.col, a.data, strict=True) if w > 0 and i != j}
@@ -394,7 +411,7 @@ def _description_length_by_hand(a: sp.csr_matrix, labels: np.ndarray) -> float:
     block = {}
     for u in sorted(degree):  # unlabelled users are blocks of their own
         block[u] = int(labels[u]) if labels[u] >= 0 else ("alone", u)
-    n, e = len(degree), len(ties)
+    e = len(ties)
     blocks = set(block.values())
     b = len(blocks)
     e_rs = Counter()
@@ -409,18 +426,13 @@ def _description_length_by_hand(a: sp.csr_matrix, labels: np.ndarray) -> float:
         s -= m * log(2) + lgamma(m + 1) if len(pair) == 1 else lgamma(m + 1)  # e_rr!! = 2^m m!
     s += sum(log(comb(n_r[r] + e_r[r] - 1, e_r[r])) for r in blocks)
     s += log(comb(b * (b + 1) // 2 + e - 1, e))
-    s += log(factorial(n)) - sum(log(factorial(x)) for x in n_r.values()) + log(comb(n - 1, b - 1)) + log(n)
-    return s
+    return s + _partition_by_hand(list(n_r.values()))
 
 
 def test_description_length_matches_a_term_by_term_reference():
     from tribes.communities import description_length
 
-    rng = np.random.default_rng(4)
-    a, _ = _planted([12, 9, 7], 0.5, 0.08, seed=5)
-    a = sp.csr_matrix(a.multiply(rng.uniform(0.2, 3.0, a.shape)))  # weights are ignored
-    a = sp.csr_matrix(sp.block_diag([a, sp.csr_matrix((2, 2))]))  # two users without ties
-    labels = rng.integers(-1, 4, a.shape[0])
+    a, labels = _reference_graph(np.random.default_rng(4))
     assert description_length(a, labels) == pytest.approx(_description_length_by_hand(a, labels), rel=1e-9)
     assert description_length(sp.csr_matrix((4, 4)), np.zeros(4, int)) == 0.0
 
@@ -440,7 +452,7 @@ def test_description_length_is_shortest_for_the_planted_blocks():
 def _planted_partition_length_by_hand(a: sp.csr_matrix, labels: np.ndarray) -> float:
     """The planted-partition length term by term with Python loops over every pair of blocks."""
     from itertools import combinations_with_replacement
-    from math import comb, factorial, lgamma, log
+    from math import comb, lgamma, log
 
     a = a.tocoo()
     ties = {(min(i, j), max(i, j)) for i, j, w in zip(a.row, a.col, a.data, strict=True) if w > 0 and i != j}
@@ -459,23 +471,18 @@ def _planted_partition_length_by_hand(a: sp.csr_matrix, labels: np.ndarray) -> f
             e_in += m
         else:
             between.append(m)
-    n, b = len(tied), len(names)
+    b = len(names)
     if b > 1:
         e_out = sum(between)
         s += (log(len(ties) + 1) + log(comb(b + e_in - 1, e_in)) + e_out * log(comb(b, 2))
               - lgamma(e_out + 1) + sum(lgamma(m + 1) for m in between))
-    s += log(factorial(n)) - sum(log(factorial(len(x))) for x in members.values()) + log(comb(n - 1, b - 1)) + log(n)
-    return s
+    return s + _partition_by_hand([len(x) for x in members.values()])
 
 
 def test_planted_partition_length_matches_a_term_by_term_reference():
     from tribes.communities import planted_partition_length
 
-    rng = np.random.default_rng(7)
-    a, _ = _planted([12, 9, 7], 0.5, 0.08, seed=5)
-    a = sp.csr_matrix(a.multiply(rng.uniform(0.2, 3.0, a.shape)))  # weights are ignored
-    a = sp.csr_matrix(sp.block_diag([a, sp.csr_matrix((2, 2))]))  # two users without ties
-    labels = rng.integers(-1, 4, a.shape[0])
+    a, labels = _reference_graph(np.random.default_rng(7))
     assert planted_partition_length(a, labels) == pytest.approx(_planted_partition_length_by_hand(a, labels), rel=1e-9)
     one = np.zeros(a.shape[0], int)
     assert planted_partition_length(a, one) == pytest.approx(_planted_partition_length_by_hand(a, one), rel=1e-9)

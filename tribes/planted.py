@@ -416,9 +416,7 @@ def _group_sizes(c: PartitionConfig, rng: np.random.Generator) -> np.ndarray:
     it; the users left over (fewer than min_community) join the smallest groups, one each in turn."""
     sizes = rng.integers(c.min_community, c.max_community + 1, size=c.n_users // c.min_community + 1)  # cover n
     sizes = sizes[: int(np.searchsorted(np.cumsum(sizes), c.n_users, side="right"))]
-    left = c.n_users - int(sizes.sum())
-    if sizes.size == 0:
-        return np.array([c.n_users])
+    left = c.n_users - int(sizes.sum())  # the first size fits: max_community <= n_users
     if left >= c.min_community:
         return np.append(sizes, left)
     extra = np.zeros(sizes.size, dtype=np.int64)
