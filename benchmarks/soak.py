@@ -204,22 +204,23 @@ def run_soak(
     def request_for(k: int) -> tuple[str, str, bytes | None]:
         if events_every and k % events_every == events_every - 1:
             prefix = f"soak-{stamp}-{k}"
+            now = int(time.time())  # events as a client sends them: dated now (ingest rejects the future)
             batch = []
             for i in range(2):
                 user = f"{prefix}-{i}"
                 batch += [
-                    {"type": "user", "id": user, "ts": 1_850_000_000 + k, "interests": ["#soak"]},
+                    {"type": "user", "id": user, "ts": now, "interests": ["#soak"]},
                     {
                         "type": "follow",
                         "src": user,
                         "dst": users[(k + i) % len(users)],
-                        "ts": 1_850_000_000 + k,
+                        "ts": now,
                     },
                     {
                         "type": "post",
                         "id": f"{user}-p",
                         "author": user,
-                        "ts": 1_850_000_000 + k,
+                        "ts": now,
                         "text": f"soak post {k} #soak",
                     },
                 ]

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from tribes.config import Settings
+from tribes.events import parse_ts
 from tribes.ingest import ingest_objects
 from tribes.recompute import recompute
 from tribes.service import SuggestionService
@@ -27,6 +28,11 @@ N_USERS = 360
 SEED = 21
 
 _templates: dict[tuple[int, int], Path] = {}
+
+#: A time after every event of the synthetic worlds (they end at ``SynthConfig.end``) and before
+#: the server's clock (ingest rejects later ones: ``TRIBES_MAX_FUTURE_SECONDS``): events posted
+#: at it win "latest ts" over the stored ones.
+LATER = int(parse_ts(SynthConfig().end)) + 86_400
 
 
 def _template(factory: pytest.TempPathFactory, n_users: int = N_USERS, seed: int = SEED) -> Path:

@@ -33,7 +33,7 @@ from api.schemas import (
     TribesPage,
     UserTribes,
 )
-from tests.api_fixtures import World, empty_root, make_app, make_world, settings_for
+from tests.api_fixtures import LATER, World, empty_root, make_app, make_world, settings_for
 from tests.conftest import dump_tables
 from tribes.artifacts import ModelStore
 from tribes.rendered import RenderedLists
@@ -41,7 +41,6 @@ from tribes.service import SuggestionService, tracking_id
 from tribes.serving import STARTER_PACK_SIZE
 from tribes.store import LiveFilters
 
-LATER = 1_900_000_000  # after every synthetic event: these changes win "latest ts"
 PROBLEM = "application/problem+json"
 KINDS = ("people", "conversations")
 ITEM_KEY = {"people": "user_id", "conversations": "thread_id"}
@@ -704,6 +703,8 @@ def test_events_as_ndjson(fresh):
         ({"type": "teleport", "id": "x", "ts": 1}, "type"),
         ({"id": "x", "ts": 1}, "type"),
         ({"type": "user", "id": " padded ", "ts": 1}, "id"),
+        # a client clock eighty years ahead (would age everything else: TRIBES_MAX_FUTURE_SECONDS)
+        ({"type": "post", "id": "x", "author": "ev-user-1", "ts": "2106-10-31T12:00:00Z", "text": "t"}, "ts"),
     ],
 )
 @pytest.mark.parametrize("as_ndjson", [False, True])

@@ -105,7 +105,7 @@ GOOD = [
     ),
     ("GET", "/v1/tribes", {"query": {"limit": 2}}),
     ("GET", "/v1/tribes/{tribe_id}", {"path_parameters": {"tribe_id": 0}}),
-    ("POST", "/v1/events", {"body": [{"type": "user", "id": "fuzz-known", "ts": 1_800_000_000}]}),
+    ("POST", "/v1/events", {"body": [{"type": "user", "id": "fuzz-known", "ts": 1_790_000_000}]}),
     ("GET", "/v1/model", {}),
     ("GET", "/livez", {}),
     ("GET", "/readyz", {}),

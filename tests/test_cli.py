@@ -58,6 +58,20 @@ def test_bad_file_names_file_and_line_exits_2_and_stores_nothing(tmp_path, db_ur
         assert dump_tables(s) == before
 
 
+def test_events_from_the_future_are_bad_input_unless_the_leeway_allows(tmp_path, db_url, capsys, monkeypatch):
+    late = {"type": "post", "id": "p9", "author": "a", "ts": "2106-10-31T12:00:00Z", "text": "from a wrong clock"}
+    f = write(tmp_path / "late.jsonl", GOOD[0], late)
+    assert main(["--db", db_url, "-q", "ingest", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}:2: ts: 2106-10-31T12:00:00Z is in the future" in err and "TRIBES_MAX_FUTURE_SECONDS" in err
+    with Store.open(db_url) as s:
+        assert s.table_counts()["users"] == 0
+    monkeypatch.setenv("TRIBES_MAX_FUTURE_SECONDS", str(100 * 365 * 86_400))  # a backfill that means it
+    assert main(["--db", db_url, "-q", "ingest", str(f)]) == 0
+    with Store.open(db_url) as s:
+        assert s.table_counts()["posts"] == 1
+
+
 def test_skip_invalid_flag(tmp_path, db_url):
     bad = write(tmp_path / "bad.jsonl", GOOD[0], b"not json")
     assert main(["--db", db_url, "-q", "ingest", "--skip-invalid", str(bad)]) == 2

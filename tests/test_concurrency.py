@@ -22,12 +22,12 @@ import pytest
 import sqlalchemy as sa
 
 from benchmarks.common import THREAD_CAPS
-from tests.api_fixtures import make_world
+from tests.api_fixtures import LATER, make_world
 from tribes.service import ModelHolder
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # real subprocesses
-TS = 1_850_000_000
+TS = LATER  # after the synthetic world, before the server's clock
 
 
 def _batch(prefix: str, n_users: int, existing: list[str]) -> list[dict]:

@@ -25,7 +25,7 @@ from urllib.parse import quote
 import orjson
 import pytest
 
-from tests.api_fixtures import make_world
+from tests.api_fixtures import LATER, make_world
 from tests.conftest import dump_tables
 from tribes.cli import main
 
@@ -400,9 +400,9 @@ ODD_IDS = [
 def test_odd_but_valid_ids_are_stored_verbatim_and_served(world):
     client = world.client
     events = [
-        {"type": "user", "id": i, "ts": 1_800_000_000, "interests": ["#odd"]} for i in ODD_IDS
+        {"type": "user", "id": i, "ts": LATER, "interests": ["#odd"]} for i in ODD_IDS
     ]
-    events.append({"type": "follow", "src": ODD_IDS[0], "dst": ODD_IDS[3], "ts": 1_800_000_001})
+    events.append({"type": "follow", "src": ODD_IDS[0], "dst": ODD_IDS[3], "ts": LATER + 1})
     response = client.post("/v1/events", json=events)
     assert response.status_code == 200, response.json
     assert client.post("/v1/events", json=events).status_code == 200  # replay: idempotent

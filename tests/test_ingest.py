@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tribes.events import validate
-from tribes.ingest import ingest_lines, ingest_objects
+from tribes.ingest import ingest_lines, ingest_objects, latest_allowed
 from tribes.store import Store
 from tribes.store.reads import read_snapshot
 
@@ -273,6 +273,30 @@ def test_skip_invalid_stores_the_valid_lines(store):
     )
     assert report.committed and report.rejected == 1 and report.accepted == 2
     assert store.table_counts()["edges"] == 1
+
+
+def test_events_dated_after_not_after_are_problems_and_store_nothing(store):
+    ingest(store, *SAMPLE)
+    before = dump_tables(store)
+    limit = 1_790_001_000.0  # 2026-09-21T14:30:00Z
+    on_time = {"type": "user", "id": "new", "ts": limit}
+    late = {"type": "follow", "src": "new", "dst": "ann", "ts": "2106-10-31T12:00:00Z"}
+    report = ingest(store, on_time, late, not_after=limit)
+    assert not report.committed and report.rejected == 1
+    assert str(report.problems[0]) == (
+        "f.jsonl:2: ts: 2106-10-31T12:00:00Z is in the future: after 2026-09-21T14:30:00Z, "
+        "the server's clock plus TRIBES_MAX_FUTURE_SECONDS"
+    )
+    assert dump_tables(store) == before
+    # The same rule for decoded values (the API), and skip_invalid keeps the event on time.
+    kept = ingest_objects(store, [on_time, late], not_after=limit, skip_invalid=True)
+    assert kept.committed and kept.accepted == 1 and kept.problems[0].line == 2
+    # Without a limit (offline data: its newest event is its own "now") the date is stored.
+    assert ingest(store, late).committed
+
+
+def test_latest_allowed_is_the_clock_plus_the_leeway():
+    assert latest_allowed(86_400, clock=lambda: 1_790_000_000.0) == 1_790_086_400.0
 
 
 def test_blank_lines_are_skipped_and_numbering_counts_them(store):

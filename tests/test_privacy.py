@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.api_fixtures import World, make_world
+from tests.api_fixtures import LATER, World, make_world
 
-LATER = 1_900_000_000
 PER_VIEWER = ("block_out", "block_in", "mute_out", "mute_in", "dismissed")
 GLOBAL = ("non_discoverable", "deleted")
 

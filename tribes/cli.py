@@ -237,7 +237,7 @@ def _open_store(settings: Settings):
 
 
 def _cmd_ingest(args, settings: Settings) -> int:
-    from .ingest import ingest_lines
+    from .ingest import ingest_lines, latest_allowed
     from .jsonl import open_input
 
     for name in args.files:
@@ -251,7 +251,7 @@ def _cmd_ingest(args, settings: Settings) -> int:
                 report = ingest_lines(
                     store, fh, source=name, skip_invalid=args.skip_invalid,
                     batch_size=settings.batch_size, max_problems=settings.max_problems,
-                    on_progress=bar,
+                    on_progress=bar, not_after=latest_allowed(settings.max_future_seconds),
                 )
             for problem in report.problems:
                 print(problem, file=sys.stderr)

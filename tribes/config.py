@@ -41,6 +41,9 @@ class Settings:
     rate_limit_per_minute: int = _setting(0, "Requests per minute per API key (0: no limit); 429 beyond.")
     batch_size: int = _setting(2000, "Events written per statement batch during ingest.")
     max_problems: int = _setting(20, "Problems listed per ingest before the rest are only counted.")
+    max_future_seconds: int = _setting(86_400, "Ingest (CLI and API) rejects events dated more than this many seconds "
+                                               "after the server's clock: the newest event is the recompute's now, so "
+                                               "one wrong client clock would age everything else.")
     engine: str = _setting("local", "Recompute engine: `local` (numpy/scipy in one process) or `spark` (pyspark; the `spark` extra and Java 17+).")
     spark_master: str = _setting("local[*]", "Spark master URL for `--engine spark`: local[N] or a cluster (spark://host:7077, yarn, k8s://...).")
     spark_export: str = _setting("", "Where the Spark engine writes the Parquet snapshot; empty: a temporary local folder. A cluster needs shared storage every executor reads (path or hdfs://, s3a:// URL).")

@@ -4,6 +4,11 @@ Memory is bounded by the batch size (``Settings.batch_size`` events) and the use
 writer remembers (capped, see ``tribes.store.writer``), not by the file size.
 Every problem is reported as ``FILE:LINE: field: problem`` (up to ``max_problems``; the rest
 are counted). Without ``skip_invalid`` a single problem rolls the whole source back.
+
+``not_after`` (Unix seconds; the service passes :func:`latest_allowed`, its clock plus
+``TRIBES_MAX_FUTURE_SECONDS``) rejects events dated later: the newest timestamp in the store is
+the recompute's "now", so one event from a client whose clock says 2106 would otherwise age
+every thread, post and follow by eighty years and empty everyone's conversation suggestions.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .events import Event, EventError, parse_line, validate
 from .store import Store, Writer
 
-__all__ = ["IngestReport", "Problem", "ingest_lines", "ingest_objects"]
+__all__ = ["IngestReport", "Problem", "ingest_lines", "ingest_objects", "latest_allowed"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ def ingest_lines(
     batch_size: int = 2000,
     max_problems: int = 20,
     on_progress: Callable[[int], None] | None = None,
+    not_after: float | None = None,
 ) -> IngestReport:
     """Validate and store JSON Lines (blank lines are skipped; numbering starts at 1).
 
@@ -92,6 +99,8 @@ def ingest_lines(
         Name used in problems (the file name, ``-`` for stdin, ``request``).
     on_progress : callable, optional
         Called with the number of bytes consumed since the last call.
+    not_after : float, optional
+        Events with a later ``ts`` (Unix seconds) are problems (:func:`latest_allowed`).
     """
 
     consumed = 0
@@ -110,9 +119,33 @@ def ingest_lines(
             consumed = 0
 
     return _ingest(
-        store, _batches(numbered(), parse_line, batch_size, progress), source=source,
+        store, _batches(numbered(), _dated_until(parse_line, not_after), batch_size, progress), source=source,
         skip_invalid=skip_invalid, max_problems=max_problems,
     )
+
+
+def latest_allowed(max_future_seconds: float, clock: Callable[[], float] = time.time) -> float:
+    """The latest event time an ingest accepts: the clock (Unix seconds) plus the leeway."""
+    return clock() + max_future_seconds
+
+
+def _dated_until(parse: Callable[[Any], Event], not_after: float | None) -> Callable[[Any], Event]:
+    """``parse``, with events dated after ``not_after`` raised as an :class:`EventError` on ``ts``."""
+    if not_after is None:
+        return parse
+
+    def checked(item: Any) -> Event:
+        event = parse(item)
+        if event.ts > not_after:
+            raise EventError("ts", f"{_iso(event.ts)} is in the future: after {_iso(not_after)}, the server's "
+                                   "clock plus TRIBES_MAX_FUTURE_SECONDS")
+        return event
+
+    return checked
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _batches(numbered: Iterable[tuple[int, Any]], parse: Callable[[Any], Any], batch_size: int,
@@ -148,10 +181,12 @@ def ingest_objects(
     skip_invalid: bool = False,
     batch_size: int = 2000,
     max_problems: int = 20,
+    not_after: float | None = None,
 ) -> IngestReport:
-    """Validate and store already-decoded JSON values (the API's request bodies)."""
+    """Validate and store already-decoded JSON values (the API's request bodies); ``not_after``
+    as for :func:`ingest_lines`."""
     return _ingest(
-        store, _batches(enumerate(objects, 1), validate, batch_size), source=source,
+        store, _batches(enumerate(objects, 1), _dated_until(validate, not_after), batch_size), source=source,
         skip_invalid=skip_invalid, max_problems=max_problems,
     )
 

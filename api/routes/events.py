@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import orjson
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
-from tribes.ingest import ingest_lines, ingest_objects
+from tribes.ingest import ingest_lines, ingest_objects, latest_allowed
 
 from ..http import json_response, service
 from ..metrics import EVENTS
@@ -28,8 +28,9 @@ def post_events():
     mimetype = request.mimetype
     raw = request.get_data(cache=False)
     store = service().store
+    not_after = latest_allowed(current_app.config["TRIBES_SETTINGS"].max_future_seconds)
     if mimetype in ("application/x-ndjson", "application/jsonl", "application/json-seq"):
-        report = ingest_lines(store, raw.splitlines(), source="request")
+        report = ingest_lines(store, raw.splitlines(), source="request", not_after=not_after)
     elif mimetype == "application/json":
         try:
             body = orjson.loads(raw)
@@ -39,7 +40,7 @@ def post_events():
         if not isinstance(body, list):
             raise Problem(400, "invalid-body", "Invalid body",
                           f"expected a JSON array of events, got {type(body).__name__}")
-        report = ingest_objects(store, body, source="request")
+        report = ingest_objects(store, body, source="request", not_after=not_after)
     else:
         raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
                       "send application/json (an array) or application/x-ndjson")
