@@ -193,6 +193,31 @@ def test_cli_generates_lfr_and_rejects_bad_input(tmp_path, capsys):
     assert "--mu: applies to --model lfr or partition only" in capsys.readouterr().err
 
 
+def test_cli_sets_every_lfr_knob_and_names_the_flag_of_a_bad_one(tmp_path, capsys):
+    # The benchmark as the literature runs it (Lancichinetti et al. 2008, with networkx's exponents).
+    out, truth = tmp_path / "lfr.jsonl", tmp_path / "truth.jsonl"
+    argv = ["generate", "--model", "lfr", "--users", "1000", "--seed", "3", "--mu", "0.3", "--average-degree", "20",
+            "--max-degree", "50", "--community-size", "20-50", "--degree-exponent", "3", "--size-exponent", "1.5"]
+    assert main([*argv, "--out", str(out), "--truth", str(truth), "-q"]) == 0
+    config = LFRConfig(n_users=1000, seed=3, mu=0.3, average_degree=20, max_degree=50, min_community=20,
+                       max_community=50, tau1=3.0, tau2=1.5)
+    assert [orjson.loads(x) for x in out.read_bytes().splitlines()] == list(lfr_events(config))
+    graph = lfr_graph(config)
+    sizes = np.bincount(graph.labels)
+    degrees = np.bincount(graph.edges.ravel(), minlength=1000)
+    assert sizes.min() >= 20 and sizes.max() <= 50
+    assert np.mean(degrees > 50) < 0.01  # networkx's rewiring for the mixing may push a few past it
+    capsys.readouterr()
+    for bad, model, flag in ((["--max-degree", "50"], "partition", "--max-degree: applies to --model lfr only"),
+                             (["--degree-exponent", "1"], "lfr", "--degree-exponent"),
+                             (["--size-exponent", "0.5"], "lfr", "--size-exponent"),
+                             (["--max-degree", "5000"], "lfr", "--max-degree")):
+        target = tmp_path / "bad.jsonl"
+        assert main(["generate", "--model", model, *bad, "--out", str(target), "-q"]) == 2
+        assert flag in capsys.readouterr().err
+        assert not target.exists()
+
+
 def test_evaluate_through_the_cli_reads_the_truth_and_tribes_beat_random(tmp_path, capsys):
     events, truth = tmp_path / "lfr.jsonl", tmp_path / "truth.jsonl"
     argv = ["generate", "--model", "lfr", "--mu", "0.1", "--users", "300", "--seed", "1"]
@@ -295,7 +320,7 @@ def test_cli_generates_a_planted_partition_and_rejects_bad_sizes(tmp_path, capsy
     assert [orjson.loads(x) for x in truth.read_bytes().splitlines()] == list(partition_truth(config))
     capsys.readouterr()
     for bad, model in ((["--community-size", "6-x"], "partition"), (["--community-size", "20-10"], "partition"),
-                       (["--community-size", "6-14"], "lfr"), (["--users", "5"], "partition")):
+                       (["--community-size", "6-14"], "synth"), (["--users", "5"], "partition")):
         target = tmp_path / "bad.jsonl"
         assert main(["generate", "--model", model, *bad, "--out", str(target), "-q"]) == 2
         assert ("--users" if "--users" in bad else "--community-size") in capsys.readouterr().err

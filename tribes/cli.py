@@ -143,7 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lfr, partition: edges as follows both ways (default) or as threads of replies over time")
     p.add_argument("--average-degree", type=float, help="lfr, partition: mean degree (default 10; partition 8)")
     p.add_argument("--community-size", metavar="MIN-MAX",
-                   help="partition: group sizes, drawn uniformly in this range (default 6-14)")
+                   help="lfr: community sizes (default 20 to max(50, users/10)); partition: group sizes, "
+                        "drawn uniformly in this range (default 6-14)")
+    p.add_argument("--max-degree", type=int, help="lfr: largest degree (default min(100, users/8))")
+    p.add_argument("--degree-exponent", type=float,
+                   help="lfr: power-law exponent of the degrees, LFR's tau1 (default 2.5; > 1)")
+    p.add_argument("--size-exponent", type=float,
+                   help="lfr: power-law exponent of the community sizes, LFR's tau2 (default 1.5; > 1)")
 
     p = command("demo", _cmd_demo,
                 "Fill an empty store with the synthetic demo network and recompute if no model exists.")
@@ -352,17 +358,23 @@ def _cmd_generate(args, settings: Settings) -> int:
 
     if args.users < 1:
         raise InputError(f"must be at least 1, got {args.users}", field="--users")
-    planted_options = {"--mu": args.mu, "--kind": args.kind, "--average-degree": args.average_degree}
+    planted_options = {"--mu": args.mu, "--kind": args.kind, "--average-degree": args.average_degree,
+                       "--community-size": args.community_size}
+    lfr_options = {"--max-degree": ("max_degree", args.max_degree),
+                   "--degree-exponent": ("tau1", args.degree_exponent),
+                   "--size-exponent": ("tau2", args.size_exponent)}
     detail = ""
     started = time.perf_counter()
-    if args.community_size is not None and args.model != "partition":
-        raise InputError("applies to --model partition only", field="--community-size")
+    for flag, (_, value) in lfr_options.items():
+        if value is not None and args.model != "lfr":
+            raise InputError("applies to --model lfr only", field=flag)
     if args.model in ("lfr", "partition"):
         from . import planted
 
         given = {"mu": args.mu, "kind": args.kind, "average_degree": args.average_degree}
-        if args.model == "partition" and args.community_size is not None:
+        if args.community_size is not None:
             given |= dict(zip(("min_community", "max_community"), _size_range(args.community_size), strict=True))
+        given |= {name: value for name, value in lfr_options.values()}
         given = {k: v for k, v in given.items() if v is not None}
         if args.model == "lfr":
             config, draw = planted.LFRConfig(n_users=args.users, seed=args.seed, **given), planted.lfr_graph
@@ -374,8 +386,9 @@ def _cmd_generate(args, settings: Settings) -> int:
             graph = draw(config)  # bad knobs raise InputError (exit 2) before any output
         except InputError as exc:
             flag = {"n_users": "--users", "seed": "--seed", "mu": "--mu", "average_degree": "--average-degree",
-                    "min_community": "--community-size", "max_community": "--community-size"}.get(exc.field or "")
-            if flag is None or (args.model == "lfr" and flag == "--community-size"):
+                    "min_community": "--community-size", "max_community": "--community-size",
+                    **{name: flag for flag, (name, _) in lfr_options.items()}}.get(exc.field or "")
+            if flag is None:
                 raise
             raise InputError(exc.problem, field=flag) from None
         events, truth = to_events(config, graph), to_truth(config, graph)
