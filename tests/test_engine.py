@@ -269,3 +269,29 @@ def replace_params(ctx, **changes):
     from dataclasses import replace
 
     return replace(ctx, params=replace(ctx.params, **changes))
+
+
+def test_someone_with_only_declared_interests_is_shown_the_tribe_that_shares_them():
+    # Sign-up with interests and nothing else yet: the profile is the only evidence, and it
+    # should lead to the people and conversations of the tribe that talks about those topics.
+    config = SynthConfig(n_users=400, seed=3)
+    events = list(generate(config))
+    truth = {t["user_id"]: set(t["tribes"]) for t in planted_truth(config)}
+    tribe = Counter(t for tribes in truth.values() for t in tribes).most_common(1)[0][0]
+    members = {u for u, tribes in truth.items() if tribes == {tribe}}
+    shared = Counter(tag for e in events if e["type"] == "user" and e["id"] in members for tag in e.get("interests", []))
+    interests = [tag for tag, _ in shared.most_common(3)]
+    joined = "2026-10-31T12:00:00Z"  # inside the data's last days: its threads are still live
+    events += [{"type": "user", "id": "newbie", "ts": joined, "interests": interests},
+               {"type": "user", "id": "blank", "ts": joined}]
+    model = TribeModel(seed=0).fit(events)
+
+    people = model.recommend_people("newbie", k=10)
+    assert len(people) == 10
+    assert sum(tribe in truth[p["user_id"]] for p in people) >= 8
+    assert "shared_topics" in {r["kind"] for r in people[0]["reasons"]}
+    threads = model.recommend_conversations("newbie", k=5)
+    assert threads and all({r["kind"] for r in t["reasons"]} & {"shared_topics", "same_tribe"} for t in threads)
+    # Someone with no interests at all gets the most welcoming people instead: not that tribe.
+    blank = model.recommend_people("blank", k=10)
+    assert sum(tribe in truth[p["user_id"]] for p in blank) <= 4
