@@ -10,6 +10,7 @@ from tribes.events import (
     EventError,
     PostEvent,
     UserEvent,
+    format_ts,
     hashtags,
     parse_line,
     parse_ts,
@@ -44,6 +45,12 @@ def test_user_event_normalises_ids_tags_and_time():
 )
 def test_timestamps_rfc3339_or_unix_seconds(raw, expected):
     assert parse_ts(raw) == expected
+    assert format_ts(expected) == "2026-01-01T00:00:00Z"  # and back, in UTC
+
+
+def test_format_ts_keeps_whole_seconds_in_utc():
+    assert format_ts(1767225600.9) == "2026-01-01T00:00:00Z"
+    assert parse_ts(format_ts(1_793_491_199.5)) == 1_793_491_199.0
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ __all__ = [
     "PostEvent",
     "UserDeleteEvent",
     "UserEvent",
+    "format_ts",
     "hashtags",
     "parse_line",
     "parse_ts",
@@ -144,6 +145,11 @@ def parse_ts(value: object, field: str = "ts") -> float:
     if not 0.0 <= seconds < MAX_TS:  # also False for NaN
         raise EventError(field, f"{value!r} is out of range (Unix seconds 0 .. {MAX_TS:.0f})")
     return seconds
+
+
+def format_ts(ts: float) -> str:
+    """Unix seconds → RFC 3339 in UTC to the second (``2026-11-01T09:00:00Z``)."""
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_any_ts(value: object, field: str) -> float:

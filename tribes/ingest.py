@@ -17,10 +17,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from .events import Event, EventError, parse_line, validate
+from .events import Event, EventError, format_ts, parse_line, validate
 from .store import Store, Writer
 
 __all__ = ["IngestReport", "Problem", "ingest_lines", "ingest_objects", "latest_allowed"]
@@ -137,15 +136,11 @@ def _dated_until(parse: Callable[[Any], Event], not_after: float | None) -> Call
     def checked(item: Any) -> Event:
         event = parse(item)
         if event.ts > not_after:
-            raise EventError("ts", f"{_iso(event.ts)} is in the future: after {_iso(not_after)}, the server's "
+            raise EventError("ts", f"{format_ts(event.ts)} is in the future: after {format_ts(not_after)}, the server's "
                                    "clock plus TRIBES_MAX_FUTURE_SECONDS")
         return event
 
     return checked
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _batches(numbered: Iterable[tuple[int, Any]], parse: Callable[[Any], Any], batch_size: int,

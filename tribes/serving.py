@@ -9,23 +9,19 @@ recompute) are passed in as ``exclude`` sets by the caller that knows the store.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .conversations import THREAD_FLAGS
+from .events import format_ts
 from .ranking import REASON_FLAGS
 from .rendered import RenderedLists
 
 __all__ = ["Recommender"]
 
 STARTER_PACK_SIZE = 10
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Csr:
@@ -347,8 +343,8 @@ class Recommender:
         reasons.append(
             {
                 "kind": "active_thread",
-                "text": f"Active {_iso(last)} with {len(participants)} people",
-                "last_activity": _iso(last),
+                "text": f"Active {format_ts(last)} with {len(participants)} people",
+                "last_activity": format_ts(last),
                 "participants": len(participants),
             }
         )
@@ -358,7 +354,7 @@ class Recommender:
             "tribe_id": self.tribe_id(k),
             "topics": topics,
             "participants": [str(self.user_ids[x]) for x in participants[:20]],
-            "last_activity": _iso(last),
+            "last_activity": format_ts(last),
             "reasons": reasons,
         }
 
