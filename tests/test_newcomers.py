@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from tribes.model import TribeModel
 from tribes.newcomers import welcome_newcomers, welcoming_people
+from tribes.planted import PartitionConfig, partition_events
 from tribes.ranking import REASON_FLAGS, RankedPeople, top_accounts
 from tribes.synth import SynthConfig, generate
 
@@ -106,6 +107,32 @@ def test_a_fitted_model_welcomes_registered_users_who_have_done_nothing_yet():
     assert off.recommend_conversations("new0", k=5) == []
     assert (model.arrays_["conv_items"][others] == off.arrays_["conv_items"][others]).all()
     assert (model.arrays_["people_items"][others] == off.arrays_["people_items"][others]).all()
+
+
+def test_where_nobody_posts_the_people_answered_decide_alone():
+    # A friendship graph has no posts, so everyone's activity is the floor: it cannot tell
+    # anyone apart, and requiring it left every newcomer there without a list.
+    floor = np.full(5, 0.2, dtype=np.float32)
+    reached, answered = np.array([5, 5, 1, 5, 9]), np.array([4, 2, 1, 0, 3])
+    got = welcoming_people(floor, reached, answered, np.ones(5, dtype=bool), activity_floor=0.2)
+    assert got.tolist() == [1.0, 0.5, 0, 0, 0.75]  # reached by 2+, answered 1+; by people answered
+    # One active person is enough for activity to count again: the others drop out.
+    one_active = floor.copy()
+    one_active[1] = 1.0
+    assert welcoming_people(one_active, reached, answered, np.ones(5, dtype=bool), 0.2).tolist() == [0, 1.0, 0, 0, 0]
+
+
+def test_a_newcomer_to_a_network_of_follows_alone_is_welcomed():
+    config = PartitionConfig(n_users=300, seed=2)
+    events = [*partition_events(config), {"type": "user", "id": "newbie", "ts": config.end}]
+    model = TribeModel(seed=0).fit(events)
+    first = model.recommend_people("newbie", k=10)
+    assert len(first) == 10 and all(r["kind"] == "answers_newcomers" for p in first for r in p["reasons"])
+    answered = model.arrays_["answered"][[model.user_ids_.tolist().index(p["user_id"]) for p in first]]
+    assert answered.min() >= np.median(model.arrays_["answered"])  # those who follow back the most
+    # The service's cold start for someone who registers after the recompute: the same people.
+    served = [str(model.user_ids_[u]) for u, _ in model.recommender().welcome(size=10)][:10]
+    assert served == [p["user_id"] for p in first]
 
 
 def test_filling_in_blocks_gives_the_same_lists(monkeypatch):

@@ -56,8 +56,14 @@ def welcoming_people(activity: np.ndarray, reached_by: np.ndarray, answered: np.
     """(U,) float32 welcome in [0, 1], ``answered × activity`` (people answered, discounted by how
     recently active) scaled so that the most welcoming is 1, for discoverable people active since
     their activity floor who were reached by at least ``min_reached`` people and answered one; 0
-    for everyone else. (It is the score newcomers' lists carry.)"""
-    ok = discoverable & (activity > activity_floor + 1e-6) & (reached_by >= min_reached) & (answered >= 1)
+    for everyone else. (It is the score newcomers' lists carry.) Where nobody is above the floor
+    (activity is measured in posts: a network of follows alone has none, and a quiet one none
+    lately), activity cannot tell anyone apart and the people answered decide alone; else every
+    newcomer of a friendship graph would be left with an empty list."""
+    active = activity > activity_floor + 1e-6
+    if not active.any():
+        active, activity = np.ones_like(active), np.ones_like(activity)
+    ok = discoverable & active & (reached_by >= min_reached) & (answered >= 1)
     welcome = np.where(ok, answered * activity, 0.0)
     return (welcome / welcome.max() if welcome.size and welcome.max() > 0 else welcome).astype(np.float32)
 
