@@ -115,6 +115,25 @@ def test_cli_evaluate_bad_input(tmp_path, capsys):
     assert "cannot split" in capsys.readouterr().err
 
 
+def test_cli_evaluate_refuses_a_split_that_leaves_nothing_to_test(tmp_path, capsys):
+    # A table of zeros over no evaluated user looked like a result (exit 0).
+    users = [{"type": "user", "id": u, "ts": 1_790_000_000} for u in "abcdef"]
+    ring = [{"type": "follow", "src": a, "dst": b, "ts": 1_790_000_000} for a, b in zip("abcdef", "bcdefa", strict=True)]
+    graph = tmp_path / "graph.jsonl"  # follows all at one time, as an imported graph file has them
+    graph.write_bytes(b"\n".join(orjson.dumps(e) for e in users + ring))
+    assert main(["-q", "evaluate", str(graph), "--models", "popularity", "--split", "time"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to test after --cut 0.8" in err and "every interaction is dated 2026-09-21T14:13:20Z" in err
+    assert "--split edges" in err
+    messages = tmp_path / "messages.jsonl"  # replies only: no follow to hold out
+    posts = [{"type": "post", "id": f"p{i}", "author": "abcdef"[i % 6], "ts": 1_790_000_000 + i, "text": "hi",
+              **({"reply_to": f"p{i - 1}"} if i else {})} for i in range(12)]
+    messages.write_bytes(b"\n".join(orjson.dumps(e) for e in users + posts))
+    assert main(["-q", "evaluate", str(messages), "--models", "popularity", "--split", "edges"]) == 2
+    assert "nothing to hold out: --split edges holds out follows and the data has none (12 posts)" in capsys.readouterr().err
+    assert main(["-q", "evaluate", str(messages), "--models", "popularity", "--split", "time", "--cut", "0.5"]) == 0
+
+
 def test_combine_runs_averages_over_every_user_and_keeps_each_cut():
     """Two cuts: user-averaged metrics weigh each cut by its users, others plainly; ranges,
     summed counts, averaged tribe quality and what learning chose at each cut are kept."""

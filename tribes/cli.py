@@ -675,6 +675,7 @@ def _cmd_evaluate(args, settings: Settings) -> int:
             split = make_split()
         except ValueError as exc:  # the data cannot be split this way (e.g. no timestamps)
             raise InputError(f"cannot split with --split {args.split} --cut {text}: {exc}", path=args.events) from None
+        _check_something_to_test(args, split, text)
         if args.labels:
             truth_labels, truth_groups = load_groups(args.labels, split.train.user_ids, args.labels_format)
             if not truth_groups and (truth_labels is None or not (truth_labels >= 0).any()):
@@ -743,6 +744,30 @@ def _cut_value(text: str) -> float | str:
         return float(text)
     except ValueError:
         return text
+
+
+def _check_something_to_test(args, split, text: str) -> None:
+    """:class:`InputError` (exit 2) when the split leaves nothing to test: a table of zeros
+    over no evaluated user would look like a result."""
+    import numpy as np
+
+    from .events import format_ts
+
+    counts = split.counts()
+    if any(counts[key] for key in ("future_partner_pairs", "future_reply_pairs", "future_follows",
+                                   "future_thread_joins")):
+        return
+    train = split.train
+    if args.split == "edges":
+        raise InputError(f"nothing to hold out: --split edges holds out follows and the data has none "
+                         f"({train.n_posts:,} posts); evaluate messages and posts with --split time",
+                         path=args.events)
+    times = np.concatenate([train.post_ts, train.follow_ts])
+    same = len(times) > 0 and np.ptp(times) == 0
+    raise InputError(f"nothing to test after --cut {text}: no follow, reply or thread join comes after it"
+                     + (f" (every interaction is dated {format_ts(times[0])}: data without time, such as an "
+                        "imported graph, is evaluated with --split edges)" if same else ""),
+                     path=args.events)
 
 
 def _evaluation_split(args, events, text: str):
