@@ -25,6 +25,8 @@ def test_every_setting_is_documented():
     rows = describe_settings()
     assert {r[0] for r in rows} >= {"TRIBES_DB", "TRIBES_MODELS"}
     assert all(doc for _, _, doc in rows)
+    docs = {variable: doc for variable, _, doc in rows}
+    assert docs["TRIBES_KEEP_MODELS"].endswith("(at least 1)") and "at least" not in docs["TRIBES_DB"]
 
 
 @pytest.mark.parametrize(("variable", "value", "minimum"), [

@@ -90,5 +90,6 @@ def describe_settings() -> list[tuple[str, Any, str]]:
     out = []
     for f in fields(Settings):
         default = f.default if f.default is not MISSING else None
-        out.append((f"TRIBES_{f.name.upper()}", default, f.metadata.get("doc", "")))
+        doc, low = f.metadata.get("doc", ""), f.metadata.get("minimum")
+        out.append((f"TRIBES_{f.name.upper()}", default, doc if low is None else f"{doc} (at least {low})"))
     return out
