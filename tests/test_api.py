@@ -7,6 +7,7 @@ events, feedback or recompute get a private copy (``fresh``), so their order nev
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import logging
 import os
@@ -1261,6 +1262,26 @@ def test_rendered_lists_stay_within_their_byte_budget(world):
         )
         assert lists.nbytes <= 60_000 or len(lists) == 1
     assert len(lists) < len(users)  # the oldest lists were dropped
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_cached_list_costs_the_garbage_collector_one_object_whatever_its_length(world, kind):
+    """A full collection stops a worker's threads while it walks every tracked container: a
+    cached list's ids, scores, flags and the names of each item must not stay tracked."""
+    model = model_of(world)
+    lists = RenderedLists(model)
+    for user in rich_users(world)[:4]:
+        lists.page(kind, model.index_of(user), 50, tracking=lambda item, p: f"{item}@{p}")
+    gc.collect()  # tuples of strings, bytes and numbers leave the collector's view on their first
+    gc.collect()  # pass, a tuple of such tuples (the names of each item) on the next
+    cached = list(lists._lists.values())
+    assert sum(p is not None for lst in cached for p in lst.parts) >= 20  # rendered items
+    for lst in cached:
+        held = (lst.ids, lst.scores, lst.flags, lst.parts, lst.tids, lst.refs, *lst.refs)
+        assert not any(gc.is_tracked(x) for x in held)
+        assert [x for x in gc.get_referents(lst) if gc.is_tracked(x)] == [type(lst)]
+    if kind == "conversations":  # threads name their participants: the refs are filled
+        assert any(refs for lst in cached for refs in lst.refs)
 
 
 def test_the_live_reader_agrees_with_the_store(fresh):

@@ -3,6 +3,7 @@ server on a taken port refused instead of silently sharing its traffic."""
 
 from __future__ import annotations
 
+import gc
 import runpy
 import subprocess
 import sys
@@ -76,3 +77,13 @@ def test_each_worker_listens_and_a_second_server_on_the_port_is_refused(tmp_path
         assert f"127.0.0.1:{server.port} is already in use" in second.stderr
         status, _ = server.get("/readyz")
         assert status == 200
+
+
+def test_each_worker_freezes_what_it_made_at_start_out_of_the_collectors_walks(monkeypatch, tmp_path):
+    settings = _settings(monkeypatch, tmp_path)
+    before = gc.get_freeze_count()
+    try:
+        settings["post_worker_init"](None)
+        assert gc.get_freeze_count() > before  # this test process's modules and objects
+    finally:
+        gc.unfreeze()

@@ -14,6 +14,14 @@ afresh for that request instead of served from the cache.
 
 Memory is bounded: least recently used lists are dropped once their bytes (an estimate
 counting the JSON, the ids and the names each item mentions) exceed ``max_bytes``.
+
+The cache is kept light for Python's cyclic garbage collector, whose full collections stop
+every thread of a worker for as long as they take to walk the tracked containers: a list's ids,
+scores and flags, each item's JSON and tracking id and the names it mentions are all tuples of
+strings, bytes and numbers, which the collector stops tracking after it first sees them, so a
+cached list costs it one object whatever its length (with frozensets and lists a full
+collection over a 1M-user model's warm cache took ~200 ms; ``benchmarks/RESULTS.md``,
+*Garbage-collector pauses*).
 """
 
 from __future__ import annotations
@@ -39,15 +47,16 @@ class _List:
 
     __slots__ = ("flags", "ids", "nbytes", "parts", "refs", "scores", "tids")
 
-    def __init__(self, ids: list[str], scores: list[float], flags: list[int]):
+    def __init__(self, ids: tuple[str, ...], scores: tuple[float, ...], flags: tuple[int, ...]):
         self.ids = ids
         self.scores = scores
         self.flags = flags
         n = len(ids)
         # parts[j]: the item's JSON object without its closing brace (tracking_id goes there).
-        self.parts: list[bytes | None] = [None] * n
-        self.refs: list[frozenset[str]] = [frozenset()] * n
-        self.tids: list[bytes | None] = [None] * n  # tracking id when shown at position j
+        # All tuples, replaced whole when a page renders more (RenderedLists._keep).
+        self.parts: tuple[bytes | None, ...] = (None,) * n
+        self.refs: tuple[tuple[str, ...], ...] = ((),) * n  # the ids of the people item j names
+        self.tids: tuple[bytes | None, ...] = (None,) * n  # tracking id when shown at position j
         self.nbytes = 200 + n * _ID_BYTES
 
 
@@ -80,9 +89,9 @@ class RenderedLists:
         row = m.arrays[f"{prefix}_items"][u]
         n = int((row >= 0).sum())
         made = _List(
-            [str(x) for x in ids[row[:n]]],
-            m.arrays[f"{prefix}_scores"][u][:n].tolist(),
-            m.arrays[f"{prefix}_flags"][u][:n].tolist(),
+            tuple(str(x) for x in ids[row[:n]]),
+            tuple(m.arrays[f"{prefix}_scores"][u][:n].tolist()),
+            tuple(m.arrays[f"{prefix}_flags"][u][:n].tolist()),
         )
         with self._lock:
             found = self._lists.get(key)
@@ -100,17 +109,17 @@ class RenderedLists:
 
     def _render(
         self, kind: str, u: int, lst: _List, j: int, unseen: Collection[str]
-    ) -> tuple[bytes, frozenset]:
+    ) -> tuple[bytes, tuple[str, ...]]:
         """The item's JSON without its closing brace, and the ids of the people it names."""
         m = self.model
         if kind == "people":
             c = int(m.index_of(lst.ids[j]))
             item = m._person(u, c, lst.scores[j], lst.flags[j], unseen)
-            refs = frozenset(str(m.user_ids[x]) for x in m.mutual_contacts(u, c))
+            refs = tuple(str(m.user_ids[x]) for x in m.mutual_contacts(u, c))
         else:
             t = int(m.thread_index_of(lst.ids[j]))
             item = m._thread(u, t, lst.scores[j], lst.flags[j], unseen)
-            refs = frozenset(str(m.user_ids[x]) for x in m.thread_users.row(t).tolist())
+            refs = tuple(str(m.user_ids[x]) for x in m.thread_users.row(t).tolist())
         return orjson.dumps(item)[:-1], refs
 
     def page(
@@ -142,7 +151,12 @@ class RenderedLists:
             if None not in parts and None not in tids:  # all rendered, shown at their places
                 return list(zip(parts, tids, strict=True)), end < len(lst.ids)
         static = self.model.hidden_from(u)
+        if unseen and not isinstance(unseen, set | frozenset):
+            unseen = set(unseen)
         out: list[tuple[bytes, bytes]] = []
+        rendered: dict[int, tuple[bytes, tuple[str, ...]]] = {}  # items rendered now: kept below
+        tails: dict[int, bytes] = {}
+        more = False
         skipped = 0
         ids, parts, refs, tids = lst.ids, lst.parts, lst.refs, lst.tids
         for j in range(len(ids)):
@@ -152,28 +166,48 @@ class RenderedLists:
                 skipped += 1
                 continue
             if len(out) >= k:
-                return out, True
-            part = parts[j]
+                more = True
+                break
+            part, found = parts[j], refs[j]
             if part is None:
-                part, found = self._render(kind, u, lst, j, static)
-                if parts[j] is None:
-                    parts[j], refs[j] = part, found
-                    grown = len(part) + _ID_BYTES * (len(found) + 1)
-                    with self._lock:
-                        lst.nbytes += grown
-                        if self._lists.get((kind, u)) is lst:  # not evicted meanwhile
-                            self.nbytes += grown
-                            self._evict()
-            if unseen and not refs[j].isdisjoint(
-                unseen
-            ):  # names someone hidden since the recompute
+                part, found = rendered[j] = self._render(kind, u, lst, j, static)
+            # An item naming someone hidden since the recompute is rendered afresh, without them.
+            if unseen and not unseen.isdisjoint(found):
                 part, _ = self._render(kind, u, lst, j, {*static, *unseen})
             position = offset + len(out)
             if position == j:
                 tail = tids[j]
                 if tail is None:
-                    tail = tids[j] = b',"tracking_id":' + orjson.dumps(tracking(ids[j], j)) + b"}"
+                    tail = tails[j] = b',"tracking_id":' + orjson.dumps(tracking(ids[j], j)) + b"}"
             else:
                 tail = b',"tracking_id":' + orjson.dumps(tracking(ids[j], position)) + b"}"
             out.append((part, tail))
-        return out, False
+        if rendered or tails:
+            self._keep(kind, u, lst, rendered, tails)
+        return out, more
+
+    def _keep(
+        self,
+        kind: str,
+        u: int,
+        lst: _List,
+        rendered: dict[int, tuple[bytes, tuple[str, ...]]],
+        tails: dict[int, bytes],
+    ) -> None:
+        """Store what a page rendered in ``lst``: its tuples are replaced whole, under the lock
+        (a reader sees the old tuple or the new one), and the byte estimate grows."""
+        with self._lock:
+            parts, refs, tids = list(lst.parts), list(lst.refs), list(lst.tids)
+            grown = 0
+            for j, (part, found) in rendered.items():
+                if parts[j] is None:  # (another thread may have stored it meanwhile)
+                    parts[j], refs[j] = part, found
+                    grown += len(part) + _ID_BYTES * (len(found) + 1)
+            for j, tail in tails.items():
+                if tids[j] is None:
+                    tids[j] = tail
+            lst.parts, lst.refs, lst.tids = tuple(parts), tuple(refs), tuple(tids)
+            lst.nbytes += grown
+            if self._lists.get((kind, u)) is lst:  # not evicted meanwhile
+                self.nbytes += grown
+                self._evict()
