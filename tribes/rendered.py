@@ -21,7 +21,7 @@ scores and flags, each item's JSON and tracking id and the names it mentions are
 strings, bytes and numbers, which the collector stops tracking after it first sees them, so a
 cached list costs it one object whatever its length (with frozensets and lists a full
 collection over a 1M-user model's warm cache took ~200 ms; ``benchmarks/RESULTS.md``,
-*Garbage-collector pauses*).
+*The API over a 1,000,000-user model, and garbage-collector pauses*).
 """
 
 from __future__ import annotations
