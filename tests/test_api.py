@@ -1264,6 +1264,19 @@ def test_rendered_lists_stay_within_their_byte_budget(world):
     assert len(lists) < len(users)  # the oldest lists were dropped
 
 
+def test_the_rendered_cache_is_as_large_as_the_setting_says(world, tmp_path):
+    small = make_app(world.root, render_cache_mb=1).test_client()
+    users = rich_users(world)
+    for user in users:
+        for kind in KINDS:
+            assert suggestions(small, user, kind, limit=100).status_code == 200
+    model = small.application.extensions["tribes"].holder.get()
+    assert model.rendered.max_bytes == 2**20
+    assert model.rendered.nbytes <= 2**20
+    assert 1 < len(model.rendered) < 2 * len(users)  # the oldest lists were dropped
+    assert model_of(world).rendered.max_bytes == 128 * 2**20  # the default
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_cached_list_costs_the_garbage_collector_one_object_whatever_its_length(world, kind):
     """A full collection stops a worker's threads while it walks every tracked container: a

@@ -234,9 +234,9 @@ def test_a_fresh_worker_never_answers_no_model_while_its_first_load_runs(
 
     real_open = service.Recommender.open
 
-    def slow_open(path):
+    def slow_open(path, *args):
         time.sleep(0.3)
-        return real_open(path)
+        return real_open(path, *args)
 
     monkeypatch.setattr(service.Recommender, "open", staticmethod(slow_open))
     holder = ModelHolder(world.models, check_interval=2.0)

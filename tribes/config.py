@@ -38,6 +38,10 @@ class Settings:
     api_keys: str = _setting("", "Comma-separated API keys; when set (or api_keys_file), /v1/* needs `Authorization: Bearer <key>`.")
     api_keys_file: str = _setting("", "File of API keys, one per line (or `sha256:<hex>` digests).")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "Largest POST body the API accepts (413 beyond).", minimum=1)
+    render_cache_mb: int = _setting(128, "Rendered suggestion items each API worker keeps per model version (MiB, "
+                                         "least recently used lists dropped beyond): a request for a kept list "
+                                         "renders nothing. Raise it when many more distinct users ask than fit.",
+                                    minimum=1)
     model_check_seconds: int = _setting(2, "How often each API worker looks for a new current model.", minimum=0)
     rate_limit_per_minute: int = _setting(0, "Requests per minute per API key (0: no limit); 429 beyond.", minimum=0)
     batch_size: int = _setting(2000, "Events written per statement batch during ingest.", minimum=1)

@@ -24,6 +24,7 @@ import orjson
 
 from .artifacts import ModelStore
 from .errors import TribesError
+from .rendered import DEFAULT_MAX_BYTES
 from .serving import Recommender
 from .store import LiveFilters, Store
 
@@ -64,9 +65,11 @@ class ModelHolder:
     that fails to open is logged and the old one keeps serving.
     """
 
-    def __init__(self, models_root: str | Path, check_interval: float = 2.0):
+    def __init__(self, models_root: str | Path, check_interval: float = 2.0,
+                 render_cache_bytes: int = DEFAULT_MAX_BYTES):
         self.models = ModelStore(models_root)
         self.check_interval = check_interval
+        self.render_cache_bytes = render_cache_bytes
         self._lock = threading.Lock()
         self._model: Recommender | None = None
         self._stamp: tuple | None = None
@@ -96,7 +99,7 @@ class ModelHolder:
                 self._stamp = stamp
                 return
             try:
-                model = Recommender.open(path)
+                model = Recommender.open(path, self.render_cache_bytes)
             except Exception as exc:  # keep serving the old model; report on /readyz
                 self.load_error = f"{path.name}: {type(exc).__name__}: {exc}"
                 return

@@ -17,7 +17,7 @@ import numpy as np
 from .conversations import THREAD_FLAGS
 from .events import format_ts
 from .ranking import REASON_FLAGS
-from .rendered import RenderedLists
+from .rendered import DEFAULT_MAX_BYTES, RenderedLists
 
 __all__ = ["Recommender"]
 
@@ -43,7 +43,11 @@ class Recommender:
     """Suggestions from one model version. Cheap to create; thread-safe for reads."""
 
     def __init__(
-        self, arrays: dict[str, np.ndarray], manifest: dict, tribes: list[dict] | None = None
+        self,
+        arrays: dict[str, np.ndarray],
+        manifest: dict,
+        tribes: list[dict] | None = None,
+        render_cache_bytes: int = DEFAULT_MAX_BYTES,
     ):
         # Plain ndarray views of memory-mapped arrays: same shared pages, without np.memmap's
         # per-access Python overhead (it dominated request time).
@@ -69,18 +73,19 @@ class Recommender:
         self._starter: dict[int, np.ndarray] = {}
         self._welcome: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
         self._started_by: tuple[np.ndarray, np.ndarray] | None = None
-        self.rendered = RenderedLists(self)  # items rendered once per version (see rendered.py)
+        # Items rendered once per version (see rendered.py), at most ``render_cache_bytes`` of them.
+        self.rendered = RenderedLists(self, max_bytes=render_cache_bytes)
 
     @classmethod
-    def open(cls, path: Path) -> Recommender:
-        """Memory-map a saved model folder."""
+    def open(cls, path: Path, render_cache_bytes: int = DEFAULT_MAX_BYTES) -> Recommender:
+        """Memory-map a saved model folder; ``render_cache_bytes`` bounds its rendered items."""
         from .artifacts import load_arrays, load_json
 
         manifest = load_json(path, "manifest")
         tribes = load_json(path, "tribes")
         if isinstance(tribes, dict):  # older layout
             tribes = tribes.get("tribes", [])
-        return cls(load_arrays(path), manifest, tribes)
+        return cls(load_arrays(path), manifest, tribes, render_cache_bytes)
 
     # --- lookups ----------------------------------------------------------------------------
     def index_of(self, user_id: str) -> int | None:
