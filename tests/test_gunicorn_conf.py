@@ -7,6 +7,7 @@ import gc
 import runpy
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -79,11 +80,20 @@ def test_each_worker_listens_and_a_second_server_on_the_port_is_refused(tmp_path
         assert status == 200
 
 
+class _Cycle:
+    me: object = None
+
+
 def test_each_worker_freezes_what_it_made_at_start_out_of_the_collectors_walks(monkeypatch, tmp_path):
     settings = _settings(monkeypatch, tmp_path)
     before = gc.get_freeze_count()
     try:
+        garbage = _Cycle()
+        garbage.me = garbage  # start-up garbage only the cyclic collector frees
+        gone = weakref.ref(garbage)
+        del garbage
         settings["post_worker_init"](None)
         assert gc.get_freeze_count() > before  # this test process's modules and objects
+        assert gone() is None  # collected first, not frozen for good
     finally:
         gc.unfreeze()
