@@ -27,6 +27,7 @@ collection over a 1M-user model's warm cache took ~200 ms; ``benchmarks/RESULTS.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
@@ -68,11 +69,21 @@ class RenderedLists:
     """
 
     def __init__(self, model: Recommender, max_bytes: int = DEFAULT_MAX_BYTES):
-        self.model = model
+        # A weak reference: the model holds this cache, and a cycle between them would keep a
+        # swapped-out model (its mapped arrays, its cache) alive until a full collection.
+        self._model = weakref.ref(model)
         self.max_bytes = max_bytes
         self.nbytes = 0
         self._lists: OrderedDict[tuple[str, int], _List] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Recommender:
+        """The model these items belong to (alive while anyone asks it for a page)."""
+        model = self._model()
+        if model is None:
+            raise RuntimeError("the model of these rendered items is gone")
+        return model
 
     def __len__(self) -> int:
         return len(self._lists)
