@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .candidates import CandidateContext, hidden_matrix
+from .flags import THREAD_FLAGS
 from .graph import decay
 from .kernels import pair_dots
 from .parallel import map_blocks
@@ -45,14 +46,6 @@ from .sparse import (
 
 __all__ = ["THREAD_FLAGS", "RankedThreads", "ThreadStats", "rank_conversations", "thread_stats"]
 
-THREAD_FLAGS = {
-    "shared_topics": 1,
-    "same_tribe": 2,
-    "contacts_there": 4,
-    "answers_newcomers": 8,
-    "active_thread": 16,
-    "open_to_all": 32,
-}
 _CHUNK = 4_000
 _NEWCOMER_OPEN = 1.0  # a newcomer's match with the open threads (their only candidates), added to w_open
 _TOPICS_PER_USER = 10

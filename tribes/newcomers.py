@@ -36,11 +36,15 @@ held-out users have histories).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
 
-from .kernels import csr_values
-from .ranking import REASON_FLAGS, RankedPeople
+from .flags import REASON_FLAGS
+
+if TYPE_CHECKING:
+    from .ranking import RankedPeople
 
 _BLOCK = 65_536  # newcomers filled at a time
 
@@ -181,6 +185,10 @@ def welcome_newcomers(people: RankedPeople, welcome: np.ndarray, is_top: np.ndar
     ``cap``: the top accounts' share of every list prefix. Scores are the welcome
     (non-increasing along each list); the reason is ``answers_newcomers``. Lists with any item
     are left as they are. Newcomers are filled ``_BLOCK`` at a time: memory O(block × width)."""
+    # numba and the ranking pipeline are the recompute's: the API imports this module without them
+    from .kernels import csr_values
+    from .ranking import RankedPeople
+
     items = people.items
     n, width = items.shape
     newcomers = np.flatnonzero(items[:, 0] < 0)

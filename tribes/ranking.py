@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from .candidates import CandidateContext
 from .evaluation.metrics import top_percent
+from .flags import REASON_FLAGS
 from .kernels import pair_dots, pair_hashes, within_column_budget, within_group_budget
 from .kernels_rank import new_queues, split_diversified_lists
 from .parallel import map_blocks, ranges_by_work
@@ -36,15 +37,6 @@ __all__ = ["REASON_FLAGS", "PairInputs", "RankedPeople", "cap_top_exposure", "pa
            "top_accounts"]
 
 #: Bits of ``RankedPeople.flags``: which evidence is strong enough to be told as a reason.
-REASON_FLAGS = {
-    "talks_with_your_contacts": 1,
-    "mutual_contacts": 2,
-    "shared_topics": 4,
-    "same_tribe": 8,
-    "answers_newcomers": 16,
-    "reached_out": 32,
-    "similar_people": 64,
-}
 _SCORE_CHUNK = 4_000_000  # candidate entries scored per block of users (~0.5 GB of features)
 _GATHER_ROWS = 65_536  # users per block when the capped lists are turned into candidates
 

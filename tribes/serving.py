@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .conversations import THREAD_FLAGS
 from .events import format_ts
-from .ranking import REASON_FLAGS
+from .flags import REASON_FLAGS, THREAD_FLAGS
 from .rendered import DEFAULT_MAX_BYTES, RenderedLists
 
 __all__ = ["Recommender"]
