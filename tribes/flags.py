@@ -4,7 +4,8 @@ the ranking pipeline (igraph, numba and the rest)."""
 
 __all__ = ["REASON_FLAGS", "THREAD_FLAGS"]
 
-#: Why a person is suggested: bits of ``people_flags``.
+#: Why a person is suggested: bits of ``people_flags`` (``RankedPeople.flags``), the evidence
+#: strong enough to be told as a reason.
 REASON_FLAGS = {
     "talks_with_your_contacts": 1,
     "mutual_contacts": 2,

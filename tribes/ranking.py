@@ -36,7 +36,6 @@ from .sparse import aligned_values, binary, entry_rows, rank_within, row_normali
 __all__ = ["REASON_FLAGS", "PairInputs", "RankedPeople", "cap_top_exposure", "pair_features", "rank_people",
            "top_accounts"]
 
-#: Bits of ``RankedPeople.flags``: which evidence is strong enough to be told as a reason.
 _SCORE_CHUNK = 4_000_000  # candidate entries scored per block of users (~0.5 GB of features)
 _GATHER_ROWS = 65_536  # users per block when the capped lists are turned into candidates
 
