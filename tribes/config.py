@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from .rendered import DEFAULT_MAX_BYTES
+
 __all__ = ["Settings", "describe_settings"]
 
 
@@ -38,7 +40,7 @@ class Settings:
     api_keys: str = _setting("", "Comma-separated API keys; when set (or api_keys_file), /v1/* needs `Authorization: Bearer <key>`.")
     api_keys_file: str = _setting("", "File of API keys, one per line (or `sha256:<hex>` digests).")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "Largest POST body the API accepts (413 beyond).", minimum=1)
-    render_cache_mb: int = _setting(128, "Rendered suggestion items each API worker keeps per model version (MiB, "
+    render_cache_mb: int = _setting(DEFAULT_MAX_BYTES // 2**20, "Rendered suggestion items each API worker keeps per model version (MiB, "
                                          "least recently used lists dropped beyond): a request for a kept list "
                                          "renders nothing. Raise it when many more distinct users ask than fit.",
                                     minimum=1)
