@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import tarfile
 from pathlib import Path
@@ -371,10 +372,10 @@ def test_edgelist_follows(edges_file: Path):
 def test_edgelist_messages(edges_file: Path):
     events = collect(IMPORTERS["edgelist"](edges_file, kind="message", ts=0))
     post = {"type": "post"}
-    assert events == [
+    assert events == [  # in time order: the line without a time (ts=0) comes first
+        {**post, "id": "m7", "author": "1", "ts": 0, "text": "@3"},
         {**post, "id": "m4", "author": "1", "ts": 100, "text": "@2"},
         {**post, "id": "m5", "author": "2", "ts": 200, "text": "", "reply_to": "m4"},
-        {**post, "id": "m7", "author": "1", "ts": 0, "text": "@3"},
         {
             **post,
             "id": "m8",
@@ -384,6 +385,43 @@ def test_edgelist_messages(edges_file: Path):
             "reply_to": "m4",
         },
     ]
+
+
+@pytest.mark.parametrize("from_stdin", [False, True])
+def test_edgelist_messages_out_of_time_order_are_threaded_in_time_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, from_stdin: bool
+):
+    # Grouped by sender, not by time: 2's answer (line 1) is dated after 1's message (line 3).
+    lines = "2 1 300\n2 3 100\n1 2 200\n3 2 150\n"
+    path = tmp_path / "by_sender.txt"
+    path.write_text(lines)
+    if from_stdin:  # read once: held and sorted
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(lines.encode())))
+    events = collect(IMPORTERS["edgelist"]("-" if from_stdin else path, kind="message"))
+    assert [(e["id"], e["ts"], e.get("reply_to")) for e in events] == [
+        ("m2", 100, None),
+        ("m4", 150, "m2"),
+        ("m3", 200, None),
+        ("m1", 300, "m3"),
+    ]
+    by_id = {e["id"]: e["ts"] for e in events}
+    assert all(by_id[e["reply_to"]] <= e["ts"] for e in events if "reply_to" in e)
+    sorted_file = tmp_path / "sorted.txt"
+    sorted_file.write_text("2 3 100\n3 2 150\n1 2 200\n2 1 300\n")
+    again = collect(IMPORTERS["edgelist"](sorted_file, kind="message"))  # streamed: already in order
+    assert [(e["author"], e["ts"], "reply_to" in e) for e in again] == [
+        (e["author"], e["ts"], "reply_to" in e) for e in events
+    ]
+
+
+def test_edgelist_csv_fields_follow_csv_quoting_and_a_bom_is_not_part_of_the_first_id(tmp_path: Path):
+    path = tmp_path / "people.csv"
+    path.write_bytes('\ufeffsource,target\n"smith, jo",ann\n"say ""hi""",ann\nann , bo\n'.encode())
+    events = collect(IMPORTERS["edgelist"](path, header=True))
+    assert [(e["src"], e["dst"]) for e in events] == [("smith, jo", "ann"), ('say "hi"', "ann"), ("ann", "bo")]
+    headless = tmp_path / "plain.csv"
+    headless.write_bytes("\ufeffa,b\n".encode())
+    assert [(e["src"], e["dst"]) for e in collect(IMPORTERS["edgelist"](headless))] == [("a", "b")]
 
 
 def test_edgelist_gzip(tmp_path: Path, edges_file: Path):

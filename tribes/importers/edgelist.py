@@ -11,6 +11,7 @@ told otherwise). ``.gz`` files and ``-`` (stdin) are read transparently.
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,8 @@ __all__ = ["KINDS", "iter_events"]
 KINDS = ("follow", "message")
 #: Names a ``columns`` spec may use; ``-`` marks a column to ignore (a weight, a sign, a label).
 COLUMN_NAMES = ("src", "dst", "ts", "-")
+#: UTF-8 byte order mark, which spreadsheet programs put before a CSV's first field.
+_BOM = b"\xef\xbb\xbf"
 
 
 def parse_columns(spec: str | None) -> tuple[int, int, int | None, int] | None:
@@ -77,7 +80,9 @@ def iter_events(
         number in the file). The schema has no direct messages, so a message a → b is modelled
         as a reply to the most recent earlier message b → a when there is one (a two-way
         exchange becomes a thread; the reply's text is ``""``), otherwise as a root post whose
-        text is ``"@b"``. This gives evaluations real reply/conversation signal.
+        text is ``"@b"``. This gives evaluations real reply/conversation signal. "Earlier" is by
+        time: the messages are threaded, and yielded, in time order (equal times in line
+        order), however the file is sorted.
     ts
         Timestamp for lines without a third column (RFC 3339 or Unix seconds).
     undirected
@@ -106,7 +111,10 @@ def iter_events(
 
     Notes
     -----
-    Memory is constant for ``kind="follow"`` and O(distinct directed pairs) for ``"message"``.
+    Memory is constant for ``kind="follow"``, and O(distinct directed pairs) for ``"message"``
+    when the file is in time order (it is read twice: once to check); O(lines) when it is not,
+    or is stdin. Fields separated by ``sep`` are read as CSV: a quoted field may hold the
+    separator. A UTF-8 byte order mark before the first line is ignored.
     A self-loop line (SRC == DST) is skipped and counted. Users are not emitted: the store
     creates them implicitly from the follows and posts.
     """
@@ -114,7 +122,7 @@ def iter_events(
         raise InputError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}", field="kind")
     if undirected and kind != "follow":
         raise InputError("undirected applies to kind='follow' only", field="undirected")
-    check_ts(ts)
+    default_seconds = check_ts(ts)
     layout = parse_columns(columns)
     name = str(src)
     if sep is None and name.lower().endswith((".csv", ".csv.gz")):
@@ -124,11 +132,34 @@ def iter_events(
         raise InputError(f"sep must be one character such as ',' or a tab, got {sep!r}", field="sep")
     split = _splitter(sep)
     counts: Counter = Counter(lines=0, comments=0, self_loops=0, events=0)
-    threads = MessageThreads()
+
+    def rows(tally: Counter) -> Iterator[tuple[int, str, str, object, float]]:
+        return _rows(src, name, header, (ts, default_seconds), split, layout, tally)
+
+    if kind == "follow":
+        for _, a, b, when, _ in rows(counts):
+            yield {"type": "follow", "src": a, "dst": b, "ts": when}
+            counts["events"] += 1
+            if undirected:
+                yield {"type": "follow", "src": b, "dst": a, "ts": when}
+                counts["events"] += 1
+    else:
+        threads = MessageThreads()
+        for lineno, a, b, when, _ in _in_time_order(rows, name == "-", counts):
+            yield threads.post(f"m{lineno}", a, b, when, counts)
+            counts["events"] += 1
+    finish_stats("edgelist", counts, stats)
+
+
+def _rows(src: str | Path, name: str, header: bool, default_ts: tuple[str | float, float],
+          split: Callable[[str], list[str]], layout: tuple[int, int, int | None, int] | None,
+          counts: Counter) -> Iterator[tuple[int, str, str, object, float]]:
+    """``(line number, src id, dst id, event ts, Unix seconds)`` of each edge line of ``src``,
+    skipping (and counting) comments, blank lines, the header and self-loops."""
     with open_input(src) as fh:
         for lineno, raw in enumerate(fh, 1):
             counts["lines"] += 1
-            stripped = raw.strip()
+            stripped = (raw.removeprefix(_BOM) if lineno == 1 else raw).strip()
             if not stripped or stripped[:1] in (b"#", b"%"):
                 counts["comments"] += 1
                 continue
@@ -136,30 +167,45 @@ def iter_events(
                 header = False
                 counts["header"] = 1
                 continue
-            a, b, when = _parse(stripped, name, lineno, ts, split, layout)
-            if a == b:
+            row = _parse(stripped, name, lineno, default_ts, split, layout)
+            if row[1] == row[2]:
                 counts["self_loops"] += 1
                 continue
-            if kind == "follow":
-                yield {"type": "follow", "src": a, "dst": b, "ts": when}
-                if undirected:
-                    yield {"type": "follow", "src": b, "dst": a, "ts": when}
-                    counts["events"] += 1
-            else:
-                yield threads.post(f"m{lineno}", a, b, when, counts)
-            counts["events"] += 1
-    finish_stats("edgelist", counts, stats)
+            yield row
+
+
+def _in_time_order(rows: Callable[[Counter], Iterator[tuple]], once: bool,
+                   counts: Counter) -> Iterator[tuple]:
+    """``rows(counts)`` in time order (ties in line order), which threading messages needs.
+
+    A file is read twice: a first pass checks the order (and every line), and one already in
+    time order (SNAP's temporal networks) is then streamed, in O(1) memory; otherwise, or when
+    it can be read only once (stdin), its rows are held and sorted, O(lines) memory."""
+    if not once:
+        latest = float("-inf")
+        for *_, seconds in rows(Counter()):
+            if seconds < latest:
+                break
+            latest = seconds
+        else:
+            yield from rows(counts)
+            return
+    held = list(rows(counts))
+    held.sort(key=lambda row: row[4])  # stable: equal times keep their line order
+    yield from held
 
 
 def _splitter(sep: str | None) -> Callable[[str], list[str]]:
+    """Runs of whitespace; or, with ``sep``, CSV fields (quoted ones may hold the separator,
+    ``""`` is a quote), each stripped of spaces."""
     if sep is None:
         return str.split
-    return lambda text: [field.strip() for field in text.split(sep)]
+    return lambda text: [field.strip() for field in next(csv.reader([text], delimiter=sep))]
 
 
-def _parse(line: bytes, name: str, lineno: int, default_ts: str | float,
+def _parse(line: bytes, name: str, lineno: int, default_ts: tuple[str | float, float],
            split: Callable[[str], list[str]],
-           layout: tuple[int, int, int | None, int] | None) -> tuple[str, str, object]:
+           layout: tuple[int, int, int | None, int] | None) -> tuple[int, str, str, object, float]:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -184,5 +230,6 @@ def _parse(line: bytes, name: str, lineno: int, default_ts: str | float,
     a = check_id(parts[at_src], field="src", path=name, line=lineno)
     b = check_id(parts[at_dst], field="dst", path=name, line=lineno)
     if at_ts is None:
-        return a, b, default_ts
-    return a, b, time_value(parts[at_ts], path=name, line=lineno)[0]  # Unix seconds or RFC 3339
+        return lineno, a, b, *default_ts
+    when, seconds = time_value(parts[at_ts], path=name, line=lineno)  # Unix seconds or RFC 3339
+    return lineno, a, b, when, seconds
