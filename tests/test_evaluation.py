@@ -132,6 +132,16 @@ def test_cli_evaluate_refuses_a_split_that_leaves_nothing_to_test(tmp_path, caps
     assert main(["-q", "evaluate", str(messages), "--models", "popularity", "--split", "edges"]) == 2
     assert "nothing to hold out: --split edges holds out follows and the data has none (12 posts)" in capsys.readouterr().err
     assert main(["-q", "evaluate", str(messages), "--models", "popularity", "--split", "time", "--cut", "0.5"]) == 0
+    # A number of 1 or more is a time: say which, and where fractions are.
+    assert main(["-q", "evaluate", str(messages), "--models", "popularity", "--cut", "1.5"]) == 2
+    assert ("is read as the time 1970-01-01T00:00:01Z, and the data has none before it; a fraction of the data's "
+            "time span is between 0 and 1") in capsys.readouterr().err
+    # A graph file given as labels: point to the importer that reads its node attribute.
+    graphml = tmp_path / "planted.graphml"
+    graphml.write_text('<?xml version="1.0"?>\n<graphml>\n  <graph edgedefault="undirected">\n')
+    assert main(["-q", "evaluate", str(messages), "--models", "popularity", "--cut", "0.5",
+                 "--labels", str(graphml)]) == 2
+    assert "tribes import graph FILE --truth OUT" in capsys.readouterr().err
 
 
 def test_combine_runs_averages_over_every_user_and_keeps_each_cut():

@@ -157,6 +157,33 @@ def test_cli_imports_a_planted_graph_and_evaluates_against_its_blocks(tmp_path, 
     assert "--time-attr: applies to the graph format only" in capsys.readouterr().err
 
 
+def test_a_failed_import_writes_neither_file_and_the_truth_attribute_is_named(tmp_path, capsys):
+    g = _planted()
+    g.add_edge(0, 1, ts=5)  # one edge with a time: every edge then needs one
+    path = _write(g, tmp_path / "half_timed.graphml")
+    events, truth = tmp_path / "e.jsonl", tmp_path / "t.jsonl"
+    assert main(["import", "graph", str(path), "--out", str(events), "--truth", str(truth)]) == 2
+    assert "has no 'ts'" in capsys.readouterr().err
+    assert not events.exists() and not truth.exists()  # the truth, read first, is not left behind
+    g = _planted()
+    g.add_node(61)  # no block
+    path = _write(g, tmp_path / "planted.graphml")
+    assert main(["import", "graph", str(path), "--out", str(events), "--truth", str(truth)]) == 0
+    assert "wrote 61 ground-truth records (node attribute 'block'; 1 nodes have none" in capsys.readouterr().err
+    assert events.exists() and len(truth.read_text().splitlines()) == 61
+
+
+def test_nodes_that_would_be_one_user_are_an_input_error(tmp_path):
+    path = tmp_path / "ids.json"
+    path.write_text(json.dumps({"nodes": [{"id": 1, "club": "a"}, {"id": "1", "club": "b"}, {"id": 2, "club": "a"}],
+                                "links": [{"source": 1, "target": 2}, {"source": "1", "target": 2}]}))
+    with pytest.raises(InputError, match="nodes 1 and '1' would both be user '1'") as caught:
+        list(IMPORTERS["graph"](path))
+    assert caught.value.path == str(path)
+    with pytest.raises(InputError, match="would both be user"):
+        list(TRUTH_READERS["graph"](path))
+
+
 def test_the_module_examples_run():
     import doctest
 

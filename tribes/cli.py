@@ -8,6 +8,7 @@ Global options (``--db``, ``--models``, ``--quiet``) work before or after the su
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -336,15 +337,21 @@ def _cmd_import(args, settings: Settings) -> int:
         if value is not None and args.format != "graph":
             raise InputError("applies to the graph format only", field=flag)
     started = time.perf_counter()
-    if args.truth:  # first: a graph without the truth attribute stops before any events are written
-        truth_options = ({"limit_egos": args.limit_egos} if args.format == "snap-ego"
-                         else {"attr": args.truth_attr} if args.format == "graph" else {})
-        with open_output(args.truth) as out:
-            groups = write_jsonl(TRUTH_READERS[args.format](args.src, **truth_options), out)
-        if not args.quiet:
-            print(f"wrote {groups:,} ground-truth records to {args.truth}", file=sys.stderr)
-    with open_output(args.out) as out:
-        n = write_jsonl(IMPORTERS[args.format](args.src, **options), out)
+    with contextlib.ExitStack() as outputs:  # both files are renamed into place only when both are written
+        if args.truth:  # first: a graph without the truth attribute stops before any events are written
+            truth_stats: dict = {}
+            truth_options = ({"limit_egos": args.limit_egos} if args.format == "snap-ego"
+                             else {"attr": args.truth_attr, "stats": truth_stats} if args.format == "graph" else {})
+            groups = write_jsonl(TRUTH_READERS[args.format](args.src, **truth_options),
+                                 outputs.enter_context(open_output(args.truth)))
+        n = write_jsonl(IMPORTERS[args.format](args.src, **options), outputs.enter_context(open_output(args.out)))
+    if args.truth and not args.quiet:
+        source = ""
+        if "attribute" in truth_stats:
+            missing = truth_stats["nodes_without"]
+            source = f" (node attribute {truth_stats['attribute']!r}" + (
+                f"; {missing:,} nodes have none, --truth-attr names another)" if missing else ")")
+        print(f"wrote {groups:,} ground-truth records{source} to {args.truth}", file=sys.stderr)
     if not args.quiet:
         details = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in stats.items())
         print(f"imported {n:,} events from {args.src} in {time.perf_counter() - started:.1f} s"
@@ -762,11 +769,18 @@ def _check_something_to_test(args, split, text: str) -> None:
         raise InputError(f"nothing to hold out: --split edges holds out follows and the data has none "
                          f"({train.n_posts:,} posts); evaluate messages and posts with --split time",
                          path=args.events)
+    from .events import parse_ts
+
     times = np.concatenate([train.post_ts, train.follow_ts])
     same = len(times) > 0 and np.ptp(times) == 0
+    value = _cut_value(text)
+    as_time = "" if isinstance(value, float) and 0 < value < 1 else (
+        f" (--cut {text} is read as the time {format_ts(parse_ts(text, '--cut'))}, and the data has "
+        + (f"{len(times):,} interactions before it" if len(times) else "none before it")
+        + "; a fraction of the data's time span is between 0 and 1)")
     raise InputError(f"nothing to test after --cut {text}: no follow, reply or thread join comes after it"
                      + (f" (every interaction is dated {format_ts(times[0])}: data without time, such as an "
-                        "imported graph, is evaluated with --split edges)" if same else ""),
+                        "imported graph, is evaluated with --split edges)" if same else as_time),
                      path=args.events)
 
 

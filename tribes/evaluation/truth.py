@@ -35,6 +35,11 @@ __all__ = ["LABEL_FORMATS", "load_groups"]
 LABEL_FORMATS = ("auto", "jsonl", "node-groups", "groups")
 
 
+#: Graph file names (``tribes import graph`` reads them), which are not labels files themselves.
+_GRAPH_SUFFIXES = tuple(f"{ext}{z}" for ext in (".graphml", ".gml", ".gexf", ".net", ".xml")
+                        for z in ("", ".gz", ".bz2"))
+
+
 def load_groups(path: str | Path, user_ids: np.ndarray, fmt: str = "auto"
                 ) -> tuple[np.ndarray | None, list[np.ndarray]]:
     """(primary group per user, -1 for none; or None when the file gives none) and the groups
@@ -60,7 +65,9 @@ def load_groups(path: str | Path, user_ids: np.ndarray, fmt: str = "auto"
             try:
                 user, memberships, members = _parse(line, fmt)
             except (ValueError, UnicodeDecodeError) as exc:  # orjson's decode error is a ValueError
-                raise InputError(f"{fmt}: {exc}", path=str(path), line=line_number) from None
+                hint = ("; a graph file's node attribute becomes labels with `tribes import graph FILE --truth OUT`"
+                        if Path(str(path)).name.lower().endswith(_GRAPH_SUFFIXES) else "")
+                raise InputError(f"{fmt}: {exc}{hint}", path=str(path), line=line_number) from None
             if members is not None:  # a whole group on this line
                 key = members[0] or f"line {line_number}"
                 groups.setdefault(key, []).extend(index[m] for m in members[1:] if m in index)

@@ -124,8 +124,18 @@ def _pick(names: set[str], wanted: str | None, known: tuple[str, ...], what: str
     return next((lower[k] for k in known if k in lower), None)
 
 
-def _user_id(node: object) -> str:
-    return check_id(str(node), field="node")
+def _user_ids(graph: nx.Graph) -> dict[object, str]:
+    """Each node's user id, its ``str``; :class:`InputError` when two nodes get the same one
+    (``1`` and ``"1"`` in a node-link file), which would silently merge two people."""
+    ids: dict[object, str] = {}
+    seen: dict[str, object] = {}
+    for node in graph.nodes:
+        user = ids[node] = check_id(str(node), field="node")
+        if user in seen:
+            raise InputError(f"nodes {seen[user]!r} and {node!r} would both be user {user!r}; "
+                             "give the nodes distinct names", field="node")
+        seen[user] = node
+    return ids
 
 
 def events_from_networkx(graph: nx.Graph, *, kind: str = "follow", ts: str | float = DEFAULT_TS,
@@ -152,6 +162,7 @@ def events_from_networkx(graph: nx.Graph, *, kind: str = "follow", ts: str | flo
     if kind == "message" and attr is None:
         raise InputError("kind='message' needs the time of each edge (an edge attribute such as "
                          f"{', '.join(TIME_ATTRS)}; name it with the time attribute option)", field="kind")
+    ids = _user_ids(graph)
     edges = []
     counts: Counter = Counter(nodes=graph.number_of_nodes(), edges=0, self_loops=0, events=0)
     for u, v, attrs in graph.edges(data=True):
@@ -164,12 +175,12 @@ def events_from_networkx(graph: nx.Graph, *, kind: str = "follow", ts: str | flo
                              field="edge time")
         when, seconds = (time_value(attrs[attr], field=f"time of edge {u!r} -> {v!r}") if attr is not None
                          else (ts, default_seconds))
-        edges.append((seconds, len(edges), _user_id(u), _user_id(v), when))
+        edges.append((seconds, len(edges), ids[u], ids[v], when))
     edges.sort()
     start = edges[0][4] if edges else ts
     for node in graph.nodes:
         counts["events"] += 1
-        yield {"type": "user", "id": _user_id(node), "ts": start}
+        yield {"type": "user", "id": ids[node], "ts": start}
     threads = MessageThreads()
     for _, number, a, b, when in edges:
         if kind == "message":
@@ -193,19 +204,28 @@ def _groups(node: object, value: object, graph: nx.Graph) -> list[str]:
     return [str(value)]
 
 
-def truth_from_networkx(graph: nx.Graph, attr: str | None = None) -> Iterator[dict]:
+def truth_from_networkx(graph: nx.Graph, attr: str | None = None,
+                        stats: dict | None = None) -> Iterator[dict]:
     """Yield ``{"user_id", "tribes": [group, …]}`` for every node with the truth attribute
     ``attr`` (default: the first of :data:`TRUTH_ATTRS` any node has; :class:`InputError`
-    when none has one), the planted-truth JSON Lines ``tribes evaluate --labels`` reads."""
+    when none has one), the planted-truth JSON Lines ``tribes evaluate --labels`` reads.
+    ``stats``, when given, receives ``attribute`` (the one used) and ``nodes_without`` (nodes
+    that have no value for it, so no record)."""
     names = {key for _, attrs in graph.nodes(data=True) for key in attrs}
     chosen = _pick(names, attr, TRUTH_ATTRS, "truth")
     if chosen is None:
         have = ", ".join(sorted(names)) or "none"
         raise InputError(f"no node attribute to take as ground truth (looked for {', '.join(TRUTH_ATTRS)}; "
                          f"the nodes have: {have}); name one with the truth attribute option", field="truth")
+    ids = _user_ids(graph)
+    without = 0
     for node, attrs in graph.nodes(data=True):
-        if attrs.get(chosen) is not None:
-            yield {"user_id": _user_id(node), "tribes": _groups(node, attrs[chosen], graph)}
+        if attrs.get(chosen) is None:
+            without += 1
+            continue
+        yield {"user_id": ids[node], "tribes": _groups(node, attrs[chosen], graph)}
+    if stats is not None:
+        stats.update(attribute=chosen, nodes_without=without)
 
 
 def iter_events(src: str | Path, *, kind: str = "follow", ts: str | float = DEFAULT_TS,
@@ -217,9 +237,9 @@ def iter_events(src: str | Path, *, kind: str = "follow", ts: str | float = DEFA
         graph, kind=kind, ts=ts, time_attr=time_attr, undirected=undirected, stats=stats))
 
 
-def iter_truth(src: str | Path, *, attr: str | None = None) -> Iterator[dict]:
+def iter_truth(src: str | Path, *, attr: str | None = None, stats: dict | None = None) -> Iterator[dict]:
     """Yield the ground truth of the graph file ``src`` (:func:`truth_from_networkx`)."""
-    return _in_file(src, lambda graph: truth_from_networkx(graph, attr))
+    return _in_file(src, lambda graph: truth_from_networkx(graph, attr, stats))
 
 
 def _in_file(src: str | Path, rows: Callable[[nx.Graph], Iterator[dict]]) -> Iterator[dict]:
