@@ -363,7 +363,8 @@ def test_edgelist_follows(edges_file: Path):
         {**follow, "src": "1", "dst": "3", "ts": DEFAULT_TS},
         {**follow, "src": "2", "dst": "1", "ts": "2004-04-15T00:00:00Z"},
     ]
-    assert stats == {"lines": 8, "comments": 3, "self_loops": 1, "events": 4}
+    assert stats == {"lines": 8, "comments": 3, "self_loops": 1, "events": 4,
+                     "times": "1970-01-01T00:01:40Z … 2012-01-01T00:00:00Z"}  # a line without one: DEFAULT_TS
     both = collect(IMPORTERS["edgelist"](edges_file, undirected=True))
     assert [(e["src"], e["dst"]) for e in both][:2] == [("1", "2"), ("2", "1")]
     assert len(both) == 8

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tribes.errors import InputError
+from tribes.events import format_ts
 from tribes.importers._common import (
     DEFAULT_TS,
     MessageThreads,
@@ -155,7 +156,9 @@ def _rows(src: str | Path, name: str, header: bool, default_ts: tuple[str | floa
           split: Callable[[str], list[str]], layout: tuple[int, int, int | None, int] | None,
           counts: Counter) -> Iterator[tuple[int, str, str, object, float]]:
     """``(line number, src id, dst id, event ts, Unix seconds)`` of each edge line of ``src``,
-    skipping (and counting) comments, blank lines, the header and self-loops."""
+    skipping (and counting) comments, blank lines, the header and self-loops; when exhausted,
+    ``counts["times"]`` is the first and last time read."""
+    span = [float("inf"), float("-inf")]
     with open_input(src) as fh:
         for lineno, raw in enumerate(fh, 1):
             counts["lines"] += 1
@@ -171,7 +174,10 @@ def _rows(src: str | Path, name: str, header: bool, default_ts: tuple[str | floa
             if row[1] == row[2]:
                 counts["self_loops"] += 1
                 continue
+            span[0], span[1] = min(span[0], row[4]), max(span[1], row[4])
             yield row
+    if span[0] <= span[1]:  # the times read, to see at once that a layout took the wrong column as time
+        counts["times"] = f"{format_ts(span[0])} … {format_ts(span[1])}"
 
 
 def _in_time_order(rows: Callable[[Counter], Iterator[tuple]], once: bool,
