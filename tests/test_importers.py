@@ -415,6 +415,26 @@ def test_edgelist_messages_out_of_time_order_are_threaded_in_time_order(
     ]
 
 
+def test_edgelist_messages_from_a_pipe_are_read_once(tmp_path: Path):
+    # `tribes import edgelist <(zcat messages.gz) --kind message`: a second read would find nothing.
+    import os
+    import threading
+
+    fifo = tmp_path / "messages.pipe"
+    os.mkfifo(fifo)
+    result: dict = {}
+    reader = threading.Thread(target=lambda: result.update(events=collect(IMPORTERS["edgelist"](fifo, kind="message"))),
+                              daemon=True)
+    reader.start()
+    fifo.write_text("1 2 100\n2 1 200\n")  # (opening blocks until the reader opens its end)
+    reader.join(10)
+    if reader.is_alive():  # a second read waits for another writer: give it one, empty, and fail
+        fifo.write_text("")
+        reader.join(10)
+        pytest.fail(f"the pipe was opened twice; the second read gave {result.get('events')}")
+    assert [(e["id"], e.get("reply_to")) for e in result["events"]] == [("m1", None), ("m2", "m1")]
+
+
 def test_edgelist_csv_fields_follow_csv_quoting_and_a_bom_is_not_part_of_the_first_id(tmp_path: Path):
     path = tmp_path / "people.csv"
     path.write_bytes('\ufeffsource,target\n"smith, jo",ann\n"say ""hi""",ann\nann , bo\n'.encode())

@@ -146,7 +146,8 @@ def iter_events(
                 counts["events"] += 1
     else:
         threads = MessageThreads()
-        for lineno, a, b, when, _ in _in_time_order(rows, name == "-", counts):
+        once = name == "-" or not Path(name).is_file()  # stdin, a pipe (`<(zcat …)`): one read only
+        for lineno, a, b, when, _ in _in_time_order(rows, once, counts):
             yield threads.post(f"m{lineno}", a, b, when, counts)
             counts["events"] += 1
     finish_stats("edgelist", counts, stats)
@@ -186,7 +187,7 @@ def _in_time_order(rows: Callable[[Counter], Iterator[tuple]], once: bool,
 
     A file is read twice: a first pass checks the order (and every line), and one already in
     time order (SNAP's temporal networks) is then streamed, in O(1) memory; otherwise, or when
-    it can be read only once (stdin), its rows are held and sorted, O(lines) memory."""
+    it can be read only ``once`` (stdin, a pipe), its rows are held and sorted, O(lines) memory."""
     if not once:
         latest = float("-inf")
         for *_, seconds in rows(Counter()):
