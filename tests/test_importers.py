@@ -392,8 +392,8 @@ def test_edgelist_messages(edges_file: Path):
 def test_edgelist_messages_out_of_time_order_are_threaded_in_time_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, from_stdin: bool
 ):
-    # Grouped by sender, not by time: 2's answer (line 1) is dated after 1's message (line 3).
-    lines = "2 1 300\n2 3 100\n1 2 200\n3 2 150\n"
+    # Grouped by sender, not by time: 1's answer (line 3) is dated after 2's message (line 1).
+    lines = "2 1 300\n2 3 100\n1 2 2024-01-01T00:00:00Z\n3 2 150.5\n"  # int, float and RFC 3339 times
     path = tmp_path / "by_sender.txt"
     path.write_text(lines)
     if from_stdin:  # read once: held and sorted
@@ -401,14 +401,13 @@ def test_edgelist_messages_out_of_time_order_are_threaded_in_time_order(
     events = collect(IMPORTERS["edgelist"]("-" if from_stdin else path, kind="message"))
     assert [(e["id"], e["ts"], e.get("reply_to")) for e in events] == [
         ("m2", 100, None),
-        ("m4", 150, "m2"),
-        ("m3", 200, None),
-        ("m1", 300, "m3"),
+        ("m4", 150.5, "m2"),
+        ("m1", 300, None),
+        ("m3", "2024-01-01T00:00:00Z", "m1"),
     ]
-    by_id = {e["id"]: e["ts"] for e in events}
-    assert all(by_id[e["reply_to"]] <= e["ts"] for e in events if "reply_to" in e)
+    assert [type(e["ts"]) for e in events] == [int, float, int, str]  # each time as written
     sorted_file = tmp_path / "sorted.txt"
-    sorted_file.write_text("2 3 100\n3 2 150\n1 2 200\n2 1 300\n")
+    sorted_file.write_text("2 3 100\n3 2 150.5\n2 1 300\n1 2 2024-01-01T00:00:00Z\n")
     again = collect(IMPORTERS["edgelist"](sorted_file, kind="message"))  # streamed: already in order
     assert [(e["author"], e["ts"], "reply_to" in e) for e in again] == [
         (e["author"], e["ts"], "reply_to" in e) for e in events
