@@ -434,6 +434,18 @@ def test_edgelist_messages_from_a_pipe_are_read_once(tmp_path: Path):
     assert [(e["id"], e.get("reply_to")) for e in result["events"]] == [("m1", None), ("m2", "m1")]
 
 
+def test_cli_imports_an_edge_list_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    from tribes.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"2 1 200\n1 2 100\n")))
+    out = tmp_path / "m.jsonl"
+    assert main(["import", "edgelist", "-", "--kind", "message", "--out", str(out)]) == 0
+    assert [line.count('"reply_to"') for line in out.read_text().splitlines()] == [0, 1]
+    assert "order held and sorted by time (read once)" in capsys.readouterr().err
+    assert main(["import", "graph", "-", "--out", str(out)]) == 2  # only an edge list is read from stdin
+    assert "no such file or folder" in capsys.readouterr().err
+
+
 def test_edgelist_csv_fields_follow_csv_quoting_and_a_bom_is_not_part_of_the_first_id(tmp_path: Path):
     path = tmp_path / "people.csv"
     path.write_bytes('\ufeffsource,target\n"smith, jo",ann\n"say ""hi""",ann\nann , bo\n'.encode())

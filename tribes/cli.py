@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("import", _cmd_import, "Convert a public dump into tribes events (JSON Lines).")
     p.add_argument("format", choices=["stackexchange", "snap-ego", "edgelist", "graph"],
                    help="dump format (graph: a GraphML, GML, GEXF, Pajek or node-link JSON file)")
-    p.add_argument("src", help="the dump: a folder, a .tar.gz or a file")
+    p.add_argument("src", help="the dump: a folder, a .tar.gz or a file (edgelist: - reads stdin)")
     p.add_argument("--out", default="-", help="output JSON Lines file (default: stdout)")
     p.add_argument("--truth", help="write ground-truth groups (snap-ego circles, graph: a node attribute) "
                                    "as JSON Lines here")
@@ -316,7 +316,7 @@ def _cmd_import(args, settings: Settings) -> int:
     from .importers import IMPORTERS, TRUTH_READERS
     from .jsonl import open_output, write_jsonl
 
-    if not Path(args.src).exists():
+    if not (Path(args.src).exists() or (args.src == "-" and args.format == "edgelist")):  # edgelist: - is stdin
         raise InputError("no such file or folder", path=args.src)
     stats: dict = {}
     options: dict = {"stats": stats}

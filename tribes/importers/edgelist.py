@@ -201,6 +201,7 @@ def _in_time_order(rows: Callable[[Counter], Iterator[tuple]], once: bool,
             yield from rows(counts)
             return
     yield from _sorted_compactly(rows(counts))
+    counts["order"] = "threaded after sorting by time" if not once else "held and sorted by time (read once)"
 
 
 def _sorted_compactly(rows: Iterator[tuple[int, str, str, object, float]]) -> Iterator[tuple]:
