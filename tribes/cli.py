@@ -753,6 +753,12 @@ def _cut_value(text: str) -> float | str:
         return text
 
 
+def _is_fraction(text: str) -> bool:
+    """Whether a time split's ``--cut`` is a fraction of the time span (else it is a time)."""
+    value = _cut_value(text)
+    return isinstance(value, float) and 0 < value < 1
+
+
 def _check_something_to_test(args, split, text: str) -> None:
     """:class:`InputError` (exit 2) when the split leaves nothing to test: a table of zeros
     over no evaluated user would look like a result."""
@@ -769,13 +775,10 @@ def _check_something_to_test(args, split, text: str) -> None:
         raise InputError(f"nothing to hold out: --split edges holds out follows and the data has none "
                          f"({train.n_posts:,} posts); evaluate messages and posts with --split time",
                          path=args.events)
-    from .events import parse_ts
-
     times = np.concatenate([train.post_ts, train.follow_ts])
     same = len(times) > 0 and np.ptp(times) == 0
-    value = _cut_value(text)
-    as_time = "" if isinstance(value, float) and 0 < value < 1 else (
-        f" (--cut {text} is read as the time {format_ts(parse_ts(text, '--cut'))}, and the data has "
+    as_time = "" if _is_fraction(text) else (
+        f" (--cut {text} is read as the time {format_ts(split.cut)}, and the data has "
         + (f"{len(times):,} interactions before it" if len(times) else "none before it")
         + "; a fraction of the data's time span is between 0 and 1)")
     raise InputError(f"nothing to test after --cut {text}: no follow, reply or thread join comes after it"
@@ -796,7 +799,7 @@ def _evaluation_split(args, events, text: str):
         if not 0 < share < 1:
             raise InputError(f"edges split: expected a share between 0 and 1, got {text!r}", field="--cut")
         return partial(edge_holdout_split, events, fraction=share, seed=args.seed)
-    if isinstance(cut_value, float) and 0 < cut_value < 1:
+    if _is_fraction(text):
         return partial(time_split, events, fraction=cut_value)
     try:
         cut_ts = parse_ts(text, "--cut")

@@ -117,8 +117,9 @@ def iter_events(
     -----
     Memory is constant for ``kind="follow"``, and O(distinct directed pairs) for ``"message"``
     when the file is in time order (it is read twice: once to check); plus about 25 bytes a
-    line when it is not, or is stdin or a pipe (the lines are held and sorted). Fields separated by ``sep`` are read as CSV: a quoted field may hold the
-    separator. A UTF-8 byte order mark before the first line is ignored.
+    line when it is not, or is stdin or a pipe (the lines are held and sorted). Fields
+    separated by ``sep`` are read as CSV: a quoted field may hold the separator. A UTF-8 byte
+    order mark before the first line is ignored.
     A self-loop line (SRC == DST) is skipped and counted. Users are not emitted: the store
     creates them implicitly from the follows and posts.
     """
@@ -209,17 +210,13 @@ def _sorted_compactly(rows: Iterator[tuple[int, str, str, object, float]]) -> It
     as numbers, a time written as a number kept only as its seconds) rather than ~250 as
     tuples: 60 million unsorted lines take about 1.5 GB (3 million random messages: 815 MB
     peak for the whole import, most of it the threading's pairs, as for a sorted file)."""
-    ids: dict[str, int] = {}
-    names: list[str] = []
+    ids: dict[str, int] = {}  # id → number, in order of first appearance
     line, src, dst = array("q"), array("i"), array("i")
     seconds, kind = array("d"), array("b")  # kind: 0 an int time, 1 a float time, 2 as written (in `written`)
     written: list[object] = []
     for lineno, a, b, when, at in rows:
-        for user, column in ((a, src), (b, dst)):
-            number = ids.setdefault(user, len(ids))
-            if number == len(names):
-                names.append(user)
-            column.append(number)
+        src.append(ids.setdefault(a, len(ids)))
+        dst.append(ids.setdefault(b, len(ids)))
         line.append(lineno)
         seconds.append(at)
         if type(when) is int and when == at:
@@ -229,9 +226,9 @@ def _sorted_compactly(rows: Iterator[tuple[int, str, str, object, float]]) -> It
         else:
             kind.append(2)
             written.append(when)
-    kinds = np.frombuffer(kind, dtype=np.int8) if len(kind) else np.zeros(0, np.int8)
-    where = np.cumsum(kinds == 2) - 1  # the row's index in `written`, for kind 2
-    for i in np.argsort(np.frombuffer(seconds, dtype=np.float64) if len(seconds) else np.zeros(0), kind="stable"):
+    names = list(ids)
+    where = np.cumsum(np.frombuffer(kind, dtype=np.int8) == 2) - 1  # the row's index in `written`, for kind 2
+    for i in np.argsort(np.frombuffer(seconds, dtype=np.float64), kind="stable"):
         at = seconds[i]
         when = int(at) if kind[i] == 0 else at if kind[i] == 1 else written[where[i]]
         yield line[i], names[src[i]], names[dst[i]], when, at
