@@ -35,11 +35,6 @@ __all__ = ["LABEL_FORMATS", "load_groups"]
 LABEL_FORMATS = ("auto", "jsonl", "node-groups", "groups")
 
 
-#: Graph file names (``tribes import graph`` reads them), which are not labels files themselves.
-_GRAPH_SUFFIXES = tuple(f"{ext}{z}" for ext in (".graphml", ".gml", ".gexf", ".net", ".xml")
-                        for z in ("", ".gz", ".bz2"))
-
-
 def load_groups(path: str | Path, user_ids: np.ndarray, fmt: str = "auto"
                 ) -> tuple[np.ndarray | None, list[np.ndarray]]:
     """(primary group per user, -1 for none; or None when the file gives none) and the groups
@@ -66,7 +61,7 @@ def load_groups(path: str | Path, user_ids: np.ndarray, fmt: str = "auto"
                 user, memberships, members = _parse(line, fmt)
             except (ValueError, UnicodeDecodeError) as exc:  # orjson's decode error is a ValueError
                 hint = ("; a graph file's node attribute becomes labels with `tribes import graph FILE --truth OUT`"
-                        if Path(str(path)).name.lower().endswith(_GRAPH_SUFFIXES) else "")
+                        if _is_graph_file(path) else "")
                 raise InputError(f"{fmt}: {exc}{hint}", path=str(path), line=line_number) from None
             if members is not None:  # a whole group on this line
                 key = members[0] or f"line {line_number}"
@@ -128,3 +123,11 @@ def _partition(groups: list[list[int]], n: int) -> np.ndarray | None:
             return None
         primary[members] = k
     return primary
+
+
+def _is_graph_file(path: str | Path) -> bool:
+    """Whether ``path`` is named as a file ``tribes import graph`` reads (:data:`FORMATS`)."""
+    from tribes.importers.graph import FORMATS  # (networkx: only on this error's path)
+
+    name = Path(str(path)).name.lower().removesuffix(".gz").removesuffix(".bz2")
+    return name.endswith(tuple(FORMATS))
