@@ -1279,7 +1279,7 @@ def test_the_api_imports_none_of_the_recompute_pipeline():
     assert out.stdout.strip() == "[]"
 
 
-def test_the_rendered_cache_is_as_large_as_the_setting_says(world, tmp_path):
+def test_the_rendered_cache_is_as_large_as_the_setting_says(world):
     small = make_app(world.root, render_cache_mb=1).test_client()
     users = rich_users(world)
     for user in users:
