@@ -18,7 +18,24 @@ from pathlib import Path
 
 from .common import REPO, Context, bench_env, display_path, free_port
 
-__all__ = ["Gunicorn", "request"]
+__all__ = ["Gunicorn", "request", "socket_inodes"]
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets process ``pid`` holds (Linux /proc; empty if it is gone).
+
+    A process still starting opens and closes files while we look: those are skipped."""
+    inodes = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return inodes
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    return inodes
 
 
 def request(
@@ -159,14 +176,7 @@ class Gunicorn:
         owner: dict[str, int] = {}
         workers = self.workers()
         for pid in workers:
-            try:
-                for fd in Path(f"/proc/{pid}/fd").iterdir():
-                    with contextlib.suppress(OSError):
-                        link = os.readlink(fd)
-                        if link.startswith("socket:["):
-                            owner[link[8:-1]] = pid
-            except OSError:
-                continue
+            owner.update(dict.fromkeys(socket_inodes(pid), pid))
         if not workers:
             return None
         counts = dict.fromkeys(workers, 0)

@@ -4,16 +4,19 @@ server on a taken port refused instead of silently sharing its traffic."""
 from __future__ import annotations
 
 import gc
+import os
 import runpy
+import socket
 import subprocess
 import sys
+import time
 import weakref
 from pathlib import Path
 
 import pytest
 
 from benchmarks.common import Context, bench_env
-from benchmarks.server import Gunicorn
+from benchmarks.server import Gunicorn, socket_inodes
 from tests.api_fixtures import make_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,8 +53,21 @@ def _listeners(pid: int, port: int) -> int:
         fields = line.split()
         if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
             inodes.add(fields[9])
-    fds = Path(f"/proc/{pid}/fd")
-    return sum(1 for fd in fds.iterdir() if fd.readlink().name.strip("socket:[]") in inodes)
+    return len(inodes & socket_inodes(pid))
+
+
+def _settled_listeners(pids: list[int], port: int, timeout: float = 30.0) -> list[int]:
+    """``_listeners`` of each pid, read again until two reads agree (or ``timeout`` seconds pass):
+    the server answers once one worker is ready, while the other may still be starting."""
+    deadline = time.monotonic() + timeout
+    last = [_listeners(pid, port) for pid in pids]
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = [_listeners(pid, port) for pid in pids]
+        if now == last and all(now):
+            break
+        last = now
+    return last
 
 
 @pytest.mark.slow
@@ -64,7 +80,7 @@ def test_each_worker_listens_and_a_second_server_on_the_port_is_refused(tmp_path
         workers = server.workers()
         assert len(workers) == 2
         # Each worker holds its own listener; the master none (it would take no connections).
-        assert [_listeners(pid, server.port) for pid in workers] == [1, 1]
+        assert _settled_listeners(workers, server.port) == [1, 1]
         assert _listeners(server.proc.pid, server.port) == 0
         second = subprocess.run(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
@@ -78,6 +94,22 @@ def test_each_worker_listens_and_a_second_server_on_the_port_is_refused(tmp_path
         assert f"127.0.0.1:{server.port} is already in use" in second.stderr
         status, _ = server.get("/readyz")
         assert status == 200
+
+
+def test_socket_inodes_skips_descriptors_closed_while_it_looks(monkeypatch):
+    with socket.socket() as sock:
+        inode = str(os.fstat(sock.fileno()).st_ino)
+        assert inode in socket_inodes(os.getpid())
+        real = os.readlink
+
+        def closing_meanwhile(path):
+            if Path(path).name == "0":
+                raise FileNotFoundError(path)  # as when a starting worker closes a file mid-walk
+            return real(path)
+
+        monkeypatch.setattr(os, "readlink", closing_meanwhile)
+        assert inode in socket_inodes(os.getpid())
+    assert socket_inodes(2**22 + 1) == set()  # no such process
 
 
 class _Cycle:
