@@ -132,6 +132,36 @@ def test_every_item_has_a_reason(network):
                 assert reason["kind"] and reason["text"]
 
 
+def test_shared_topic_reasons_name_the_telling_topics_and_older_models_agree(network):
+    from tribes.serving import Recommender
+    from tribes.text import shared_topics, term_specificity
+
+    model = network["model"]
+    rec = model.recommender()
+    user_topic = sp.csr_matrix(
+        (model.arrays_["user_topic_data"], model.arrays_["user_topic_indices"], model.arrays_["user_topic_indptr"]),
+        shape=(len(model.user_ids_), len(model.arrays_["vocabulary"])),
+    )
+    specificity = term_specificity(user_topic)
+    np.testing.assert_array_equal(rec.topic_specificity, specificity)
+    # A model saved before the array existed computes the same weights when it is opened.
+    older = Recommender({k: v for k, v in model.arrays_.items() if k != "topic_specificity"}, model.manifest(),
+                        model.tribes_)
+    vocab = model.arrays_["vocabulary"]
+    seen = reordered = 0
+    for u in range(0, len(model.user_ids_), 15):
+        mine = model.recommend_people(str(model.user_ids_[u]), 10)
+        assert older.people(str(model.user_ids_[u]), 10) == mine
+        for item in mine:
+            c = rec.index_of(item["user_id"])
+            topics = [r["topics"] for r in item["reasons"] if r["kind"] == "shared_topics"]
+            expected = shared_topics(user_topic[u], user_topic[c], vocab, specificity=specificity)
+            assert topics == ([expected] if expected else [])
+            seen += bool(expected)
+            reordered += bool(expected) and expected != shared_topics(user_topic[u], user_topic[c], vocab)
+    assert seen > 100 and reordered > 10  # the weighting changes what many reasons say
+
+
 def test_open_threads_say_so_in_their_reasons(network):
     """With ``w_thread_open`` on, the threads offered to everyone carry the ``open_to_all``
     reason, and only they: the flag is what the reason is read from."""

@@ -17,6 +17,7 @@ from tribes.text import (
     build_topic_matrix,
     mentions,
     shared_topics,
+    term_specificity,
     tokenize,
     top_terms,
 )
@@ -42,6 +43,10 @@ from tribes.text import (
         ("don't won't it's people's", ["people"]),
         ("thanks for the question, would like an answer", []),
         ("ab abc " + "x" * 51, ["abc"]),
+        # TeX math markup is not a topic: commands and environment names go, words stay.
+        (r"state $\frac{1}{\sqrt{2}}(|0\rangle+|1\rangle)$ of a qubit", ["state", "qubit"]),
+        (r"$$\begin{bmatrix} \alpha \\ \beta \end{bmatrix}$$ amplitudes", ["amplitudes"]),
+        (r"\Psi-function and \ket{psi} kets", ["function", "psi", "kets"]),
         ("", []),
     ],
 )
@@ -51,7 +56,7 @@ def test_tokenize(text, expected):
 
 def test_fast_path_agrees_with_full_scan():
     rng = np.random.default_rng(9)
-    alphabet = list("abcdefgh  -_'.,!?0123456789éΩ日")
+    alphabet = list("abcdefgh  -_'.,!?0123456789éΩ日\\{}")
     for _ in range(300):
         text = "".join(rng.choice(alphabet, 60))
         full = [
@@ -90,6 +95,10 @@ def test_batched_terms_equal_tokenize_on_adversarial_text(monkeypatch):
         "ÜBER",
         "ǅ",
         "İ",
+        "\\frac",
+        "\\begin{bmatrix}",
+        "\\end{",
+        "\\",
     ]
     docs = ["".join(rng.choice(pieces, rng.integers(0, 30))) for _ in range(400)]
     docs += ["", " ", "END", "<i>kayak river", "kayak river</i> END kayak"]
@@ -311,6 +320,24 @@ def test_shared_topics_order():
         "bee",
     ]
     assert shared_topics(a, np.zeros(5), vocab) == []
+
+
+def test_term_specificity_counts_users_with_topics():
+    # 4 users, the last without any topic: U = 3. "ant" used by all three, "bee" by one.
+    users = sp.csr_matrix(np.array([[0.5, 0.2, 0.0], [0.1, 0.0, 0.0], [0.9, 0.0, 0.0], [0, 0, 0]]))
+    got = term_specificity(users)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, np.log([4 / 4, 4 / 2, 4 / 1]), rtol=1e-6)
+
+
+def test_shared_topics_weighted_by_specificity():
+    vocab = np.array(["quantum", "grover", "sorry"])
+    a = np.array([0.9, 0.2, 0.0])
+    b = np.array([0.8, 0.3, 0.1])
+    assert shared_topics(a, b, vocab) == ["quantum", "grover"]
+    # A word the whole forum uses (specificity 0) is no reason; a rarer shared one comes first.
+    assert shared_topics(a, b, vocab, specificity=np.array([0.0, 2.0, 3.0])) == ["grover"]
+    assert shared_topics(a, b, vocab, specificity=np.array([0.2, 2.0, 3.0])) == ["grover", "quantum"]
 
 
 def test_pipeline_posts_to_users_explains_a_match():

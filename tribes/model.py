@@ -37,6 +37,7 @@ from .params import Params
 from .ranking import rank_people
 from .snapshot import Snapshot
 from .sparse import binary
+from .text import term_specificity
 
 __all__ = ["TribeModel", "snapshot_from"]
 
@@ -327,6 +328,8 @@ class TribeModel:
             **_csr("user_topic", graph.user_topic),
             **_csr("thread_topic", graph.thread_topic),
             "vocabulary": graph.vocabulary.astype(str) if len(graph.vocabulary) else np.zeros(0, dtype="U1"),
+            # (V,) how little of everyone uses each topic: reasons name the telling shared topics
+            "topic_specificity": term_specificity(graph.user_topic),
             **_csr("contacts_out", contacts, data=False),
             **_csr("contacts_in", contacts.T.tocsr(), data=False),
             **_csr("hidden", hidden, data=False),

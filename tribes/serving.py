@@ -9,6 +9,7 @@ recompute) are passed in as ``exclude`` sets by the caller that knows the store.
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -229,15 +230,31 @@ class Recommender:
         mine = set(self.contacts_out.row(u).tolist())
         return [x for x in self.contacts_in.row(c).tolist() if x in mine]
 
+    @cached_property
+    def topic_specificity(self) -> np.ndarray:
+        """(V,) :func:`tribes.text.term_specificity`; computed here for models saved without it."""
+        saved = self.arrays.get("topic_specificity")
+        if saved is not None:
+            return saved
+        import scipy.sparse as sp
+
+        from .text import term_specificity
+
+        m = self.user_topic
+        shape = (len(m.indptr) - 1, len(self.vocabulary))
+        return term_specificity(sp.csr_matrix((m.data, m.indices, m.indptr), shape=shape))
+
     def shared_topics(self, a: _Csr, i: int, b: _Csr, j: int, k: int = 3) -> list[str]:
-        """Topics both rows weigh, strongest shared weight first (ties: vocabulary order).
+        """Topics both rows weigh, most telling first: ``min(a, b)`` times the topic's
+        specificity, so a word nearly everyone uses is not the reason (ties: vocabulary order).
         Python sets: on rows of tens of entries they beat numpy's per-call overhead."""
         wa = dict(zip(a.row(i).tolist(), a.row_data(i).tolist(), strict=True))
-        common = [
-            (min(wa[t], w), t)
-            for t, w in zip(b.row(j).tolist(), b.row_data(j).tolist(), strict=True)
-            if t in wa
-        ]
+        ts = [t for t in b.row(j).tolist() if t in wa]
+        if not ts:
+            return []
+        wb = dict(zip(b.row(j).tolist(), b.row_data(j).tolist(), strict=True))
+        spec = self.topic_specificity[ts].tolist()
+        common = [(min(wa[t], wb[t]) * s, t) for t, s in zip(ts, spec, strict=True) if s > 0]
         if not common:
             return []
         common.sort(key=lambda x: (-x[0], x[1]))

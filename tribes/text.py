@@ -32,6 +32,7 @@ __all__ = [
     "build_topic_matrix",
     "mentions",
     "shared_topics",
+    "term_specificity",
     "tokenize",
     "top_terms",
 ]
@@ -81,9 +82,11 @@ _TOKEN = re.compile(
     r"|#\w[\w-]*"  # #hashtags: tags come separately
     r"|&#?\w+;"  # HTML entities
     r"|</?[a-z][a-z0-9]*(?:\s[^<>]*)?/?>"  # HTML tags
+    r"|\\(?:begin|end)\{[^{}\s]*\}"  # TeX environments: \begin{bmatrix}
+    r"|\\[a-z]+"  # TeX commands: \frac, \rangle, \alpha (math markup, not topics)
     rf"|{_NUMBER}|{_WORD}"
 )
-_PLAIN = re.compile(f"{_NUMBER}|{_WORD}")  # for text without any of "@#&<", "://", "www."
+_PLAIN = re.compile(f"{_NUMBER}|{_WORD}")  # for text without any of "@#&<\\", "://", "www."
 _MENTION = re.compile(r"(?<![\w@.+-])@([A-Za-z0-9_:.-]+)")
 
 
@@ -92,12 +95,14 @@ def tokenize(text: str) -> list[str]:
 
     Words are runs of unicode letters and digits (with inner ``-`` and ``_``) of 3 to 50
     characters that contain a letter; URLs, e-mail addresses, @mentions, #hashtags, HTML
-    entities and tags, and :data:`STOP_WORDS` are dropped. Apostrophes split words
-    (``"don't"`` → ``"don"``, a stop word). O(len(text)).
+    entities and tags, TeX commands (``\\frac``, ``\\begin{bmatrix}``) and :data:`STOP_WORDS`
+    are dropped. Apostrophes split words (``"don't"`` → ``"don"``, a stop word). O(len(text)).
     """
     low = text.lower()
     # Most posts have none of the characters the skipped forms need: scan them 30% faster.
-    special = "@" in low or "#" in low or "&" in low or "<" in low or "://" in low or "www." in low
+    special = (
+        "@" in low or "#" in low or "&" in low or "<" in low or "\\" in low or "://" in low or "www." in low
+    )
     found = (_TOKEN if special else _PLAIN).findall(low)
     return [t for t in found if _MIN_LEN <= len(t) <= _MAX_LEN and t not in STOP_WORDS]
 
@@ -430,13 +435,30 @@ def top_terms(
     return [str(s) for s in vocabulary[idx[order]]]
 
 
+def term_specificity(user_topic: sp.spmatrix | sp.sparray) -> np.ndarray:
+    """(V,) float32 ``ln((1 + U) / (1 + df))``: ``U`` the users with any topic, ``df`` those
+    who weigh the term.
+
+    A word nearly everyone uses (``quantum`` on a quantum-computing forum) says little about
+    why two people match; a reason weighs shared topics by this. O(nnz + V)."""
+    m = sp.csr_matrix(user_topic, copy=True)
+    m.eliminate_zeros()
+    m.data[m.data < 0] = 0
+    m.eliminate_zeros()
+    n_users = int(np.count_nonzero(np.diff(m.indptr)))
+    df = np.bincount(m.indices, minlength=m.shape[1])
+    return np.log((1.0 + n_users) / (1.0 + df)).astype(np.float32)
+
+
 def shared_topics(
     a_row: sp.spmatrix | sp.sparray | np.ndarray,
     b_row: sp.spmatrix | sp.sparray | np.ndarray,
     vocabulary: np.ndarray,
     k: int = 3,
+    specificity: np.ndarray | None = None,
 ) -> list[str]:
-    """Up to ``k`` topics both rows weigh (> 0), by ``min(a, b)`` descending.
+    """Up to ``k`` topics both rows weigh (> 0), by ``min(a, b)`` (times ``specificity``, a
+    ``(V,)`` weight such as :func:`term_specificity`, when given) descending.
 
     Ties are broken by vocabulary order; use it to explain a match ("you both talk about
     ..."). O(nnz log nnz).
@@ -445,5 +467,9 @@ def shared_topics(
     ib, vb = _row_items(b_row)
     common, pa, pb = np.intersect1d(ia, ib, assume_unique=True, return_indices=True)
     both = np.minimum(va[pa], vb[pb])
+    if specificity is not None:
+        both = both * np.asarray(specificity)[common]
+    keep = both > 0
+    common, both = common[keep], both[keep]
     order = np.lexsort((common, -both))[: max(k, 0)]
     return [str(s) for s in vocabulary[common[order]]]
