@@ -138,10 +138,16 @@ def test_missing_attributes_are_input_errors(tmp_path):
         list(events_from_networkx(g))
 
 
-def test_cli_imports_a_planted_graph_and_evaluates_against_its_blocks(tmp_path, capsys):
+def test_cli_imports_a_planted_graph_and_evaluates_against_its_blocks(tmp_path, capsys, monkeypatch):
+    import tribes.importers.graph as graph_importer
+
     path = _write(_planted(), tmp_path / "planted.graphml")
     events, truth = tmp_path / "e.jsonl", tmp_path / "t.jsonl"
+    reads = []
+    monkeypatch.setattr(graph_importer, "read_graph", lambda src: reads.append(src) or read_graph(src))
     assert main(["-q", "import", "graph", str(path), "--out", str(events), "--truth", str(truth)]) == 0
+    assert reads == [str(path)]  # one parse serves the truth and the events
+    monkeypatch.undo()
     assert main(["-q", "evaluate", str(events), "--split", "edges", "--models", "tribes", "-k", "5", "--json",
                  "--labels", str(truth)]) == 0
     quality = orjson.loads(capsys.readouterr().out)["tribes"]

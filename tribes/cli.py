@@ -314,6 +314,7 @@ def _progress(args, label: str, total: int | None) -> _Progress:
 
 def _cmd_import(args, settings: Settings) -> int:
     from .importers import IMPORTERS, TRUTH_READERS
+    from .importers.graph import read_graph
     from .jsonl import open_output, write_jsonl
 
     if not (Path(args.src).exists() or (args.src == "-" and args.format == "edgelist")):  # edgelist: - is stdin
@@ -340,8 +341,13 @@ def _cmd_import(args, settings: Settings) -> int:
     with contextlib.ExitStack() as outputs:  # both files are renamed into place only when both are written
         if args.truth:  # first: a graph without the truth attribute stops before any events are written
             truth_stats: dict = {}
-            truth_options = ({"limit_egos": args.limit_egos} if args.format == "snap-ego"
-                             else {"attr": args.truth_attr, "stats": truth_stats} if args.format == "graph" else {})
+            truth_options: dict = {}
+            if args.format == "snap-ego":
+                truth_options = {"limit_egos": args.limit_egos}
+            elif args.format == "graph":  # the file is parsed once, for the truth and the events
+                graph = read_graph(args.src)
+                truth_options = {"attr": args.truth_attr, "stats": truth_stats, "graph": graph}
+                options["graph"] = graph
             groups = write_jsonl(TRUTH_READERS[args.format](args.src, **truth_options),
                                  outputs.enter_context(open_output(args.truth)))
         n = write_jsonl(IMPORTERS[args.format](args.src, **options), outputs.enter_context(open_output(args.out)))

@@ -230,21 +230,27 @@ def truth_from_networkx(graph: nx.Graph, attr: str | None = None,
 
 def iter_events(src: str | Path, *, kind: str = "follow", ts: str | float = DEFAULT_TS,
                 time_attr: str | None = None, undirected: bool | None = None,
-                stats: dict | None = None) -> Iterator[dict]:
+                stats: dict | None = None, graph: nx.Graph | None = None) -> Iterator[dict]:
     """Yield the events of the graph file ``src`` (:func:`read_graph`, then
-    :func:`events_from_networkx` with these options). The whole graph is read first."""
-    return _in_file(src, lambda graph: events_from_networkx(
-        graph, kind=kind, ts=ts, time_attr=time_attr, undirected=undirected, stats=stats))
+    :func:`events_from_networkx` with these options). The whole graph is read first;
+    ``graph``, the result of ``read_graph(src)`` already at hand, saves reading it again."""
+    return _in_file(src, lambda g: events_from_networkx(
+        g, kind=kind, ts=ts, time_attr=time_attr, undirected=undirected, stats=stats), graph)
 
 
-def iter_truth(src: str | Path, *, attr: str | None = None, stats: dict | None = None) -> Iterator[dict]:
-    """Yield the ground truth of the graph file ``src`` (:func:`truth_from_networkx`)."""
-    return _in_file(src, lambda graph: truth_from_networkx(graph, attr, stats))
+def iter_truth(src: str | Path, *, attr: str | None = None, stats: dict | None = None,
+               graph: nx.Graph | None = None) -> Iterator[dict]:
+    """Yield the ground truth of the graph file ``src`` (:func:`truth_from_networkx`);
+    ``graph`` as for :func:`iter_events`."""
+    return _in_file(src, lambda g: truth_from_networkx(g, attr, stats), graph)
 
 
-def _in_file(src: str | Path, rows: Callable[[nx.Graph], Iterator[dict]]) -> Iterator[dict]:
-    """``rows(read_graph(src))``, with input errors that name no file naming ``src``."""
-    graph = read_graph(src)
+def _in_file(src: str | Path, rows: Callable[[nx.Graph], Iterator[dict]],
+             graph: nx.Graph | None = None) -> Iterator[dict]:
+    """``rows(read_graph(src))`` (or ``rows(graph)``), with input errors that name no file
+    naming ``src``."""
+    if graph is None:
+        graph = read_graph(src)
     try:
         yield from rows(graph)
     except InputError as exc:
