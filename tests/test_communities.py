@@ -227,6 +227,20 @@ def test_labels_pick_each_groups_own_words_over_a_common_one():
     assert names[0] in ("quantum · qubits", "qubits · quantum")
 
 
+def test_a_tribe_with_most_of_the_weight_is_named_after_what_sets_it_apart():
+    # Tribe 0: 16 of 20 users, so 80% of the weight and lifts of at most 1.25 < min_lift 1.5.
+    # "circuits" is almost only theirs (lift 1.23); "quantum", everyone's word, stays out.
+    vocab = np.array(["quantum", "circuits", "annealing"])
+    labels = np.repeat([0, 1], [16, 4])
+    x = np.zeros((20, 3))
+    x[:, 0] = 1.0
+    x[:16, 1] = 1.0
+    x[15, 2] = x[16:, 2] = 1.0
+    topics, names = label_tribes(labels, sp.csr_matrix(x), vocab, n_topics=3)
+    assert topics == [["circuits"], ["annealing"]]
+    assert names == ["circuits", "annealing"]
+
+
 def test_tribe_without_topics_is_named_after_its_id():
     labels = np.array([0, 0, 1, 1, -1])
     x = sp.csr_matrix(np.array([[1, 0], [1, 0], [0, 0], [0, 0], [0, 1.0]]))

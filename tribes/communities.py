@@ -423,7 +423,9 @@ def label_tribes(
     share of the tribe's topic weight on ``v`` over the share of everyone's, and ``support``
     the number of members with ``v``. Topics with ``support < min_support`` or ``lift <
     min_lift`` (not much more common in the tribe than overall: a word everyone uses) are
-    ignored. A tribe holding a share ``s`` of all topic weight has lifts of at most ``1 / s``.
+    ignored. A tribe holding a share ``s`` of all topic weight has lifts of at most ``1 / s``;
+    where that is below ``2 * min_lift - 1`` (a tribe with most of the weight), it needs
+    ``1 + (1/s - 1) / 2``, half of the most it could reach.
 
     Parameters
     ----------
@@ -469,8 +471,14 @@ def label_tribes(
     pair, inverse, support = np.unique(key, return_inverse=True, return_counts=True)
     mass = np.bincount(inverse, weights=weight[inside], minlength=pair.size)
     t, v = pair // n_vocab, pair % n_vocab
-    lift = mass / np.bincount(t, weights=mass, minlength=k)[t] / overall[v]
-    ok = (support >= min_support) & (lift >= min_lift)
+    tribe_mass = np.bincount(t, weights=mass, minlength=k)
+    lift = mass / tribe_mass[t] / overall[v]
+    # A tribe holding a share s > 1/2 of all topic weight cannot reach a lift of 1 / s: it
+    # needs half of what it could reach (1 + (1/s - 1) / 2), or the largest tribe has no name.
+    share = tribe_mass / (weight.sum() or 1.0)
+    with np.errstate(divide="ignore"):
+        needed = np.minimum(min_lift, 1.0 + (1.0 / share - 1.0) / 2.0)
+    ok = (support >= min_support) & (lift >= needed[t])
     t, v, score = t[ok], v[ok], lift[ok] * np.log1p(support[ok])
     order, rank = _rank_in_group(t, -score, v)
     best = order[rank < n_topics]
