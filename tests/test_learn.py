@@ -94,13 +94,17 @@ def test_damping_is_the_best_ranking_floor_within_the_exposure_cap():
     followers = ctx.behaviour.followers
     top = np.union1d(top_percent(followers)[followers[top_percent(followers)] > 0],
                      top_percent(replied)[replied[top_percent(replied)] > 0])
-    measured = {}
+    shares = []
     for floor in POPULARITY_FLOORS:
         items = rank_people(replace(ctx, params=replace(ctx.params, popularity_floor=floor)), cands, feats).items
-        listed = items[items >= 0]  # the share computed directly, not through the metrics
-        measured[floor] = (float(np.isin(listed, top).mean()), _list_hits(items, truth, None).recall)
-    for cap in (0.0, min(s for s, _ in measured.values()), 1.0):
+        shares.append(float(np.isin(items[items >= 0], top).mean()))
+    for cap in (0.0, min(shares), 1.0):
         ctx_cap = replace(ctx, params=replace(ctx.params, top_exposure_cap=cap))
+        measured = {}  # under this cap, which ranking enforces too; the share computed directly
+        for floor in POPULARITY_FLOORS:
+            items = rank_people(replace(ctx_cap, params=replace(ctx_cap.params, popularity_floor=floor)), cands,
+                                feats).items
+            measured[floor] = (float(np.isin(items[items >= 0], top).mean()), _list_hits(items, truth, None).recall)
         chosen = _choose_damping(ctx_cap, cands, feats, {}, truth)["popularity_floor"]
         allowed = [f for f, (s, _) in measured.items() if s <= cap]
         if allowed:
@@ -108,6 +112,41 @@ def test_damping_is_the_best_ranking_floor_within_the_exposure_cap():
             assert measured[chosen][1] == max(measured[f][1] for f in allowed)
         else:  # nothing within the cap: the floor that concentrates least
             assert measured[chosen][0] == min(s for s, _ in measured.values())
+
+
+def test_damping_with_no_floor_within_the_cap_takes_the_least_concentrated(monkeypatch):
+    from dataclasses import dataclass, field
+    from types import SimpleNamespace
+
+    import scipy.sparse as sp
+
+    import tribes.learn as learn
+    from tribes.params import Params
+
+    # Account 2 is the top account. The weaker dampings hold the held-out pair (0, 3) but show
+    # the top account in half the slots, the stronger in a third: with a cap of 10% that no
+    # floor meets, the least concentrated wins; with 50%, the best recall.
+    lists = {0.1: [[3, 2], [2, 3]], 0.25: [[3, 2], [2, 3]], 0.5: [[2, 1], [3, -1]], 1.0: [[2, 1], [3, -1]]}
+
+    def ranked(ctx, candidates, feats):
+        return SimpleNamespace(items=np.array(lists[ctx.params.popularity_floor] + [[-1, -1]] * 2))
+
+    @dataclass
+    class Ctx:  # the fields _choose_damping reads of a CandidateContext
+        params: Params
+        snap: object = field(default_factory=lambda: SimpleNamespace(n_users=4))
+        query: None = None
+        behaviour: object = field(default_factory=lambda: SimpleNamespace(followers=None))
+
+    monkeypatch.setattr(learn, "rank_people", ranked)
+    monkeypatch.setattr(learn, "top_accounts", lambda snap, followers: np.array([False, False, True, False]))
+    truth = sp.csr_matrix(([1.0], ([0], [3])), shape=(4, 4))
+    report = []
+    assert learn._choose_damping(Ctx(Params(top_exposure_cap=0.1)), {}, {}, {}, truth, report) == {
+        "popularity_floor": 1.0}
+    assert report[0]["top_share"] == {"0.1": 0.5, "0.25": 0.5, "0.5": 0.3333, "1.0": 0.3333}
+    # With 50% every floor is within: the best recall (ties: the weaker damping).
+    assert learn._choose_damping(Ctx(Params(top_exposure_cap=0.5)), {}, {}, {}, truth) == {"popularity_floor": 0.25}
 
 
 def test_fit_learns_weights_and_records_them():

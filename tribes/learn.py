@@ -632,7 +632,9 @@ def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, 
         share = top_share(exposure(items if ctx.query is None else items[ctx.query], n), top)
         held = _list_hits(items, truth, ctx.query)
         scored.append((share <= params.top_exposure_cap, held.recall, -share, floor))
-    chosen = max(scored)[3]
+    within = [x for x in scored if x[0]]
+    # Within the cap: the best recall. Nothing within it: the floor that concentrates least.
+    chosen = max(within)[3] if within else max(scored, key=lambda x: (x[2], x[1], x[3]))[3]
     if report is not None:  # picked by recall among the floors within the cap: no bar
         report.append({"parameter": "popularity_floor", "configured": params.popularity_floor, "chosen": chosen,
                        "recall": {str(f): round(r, 4) for _, r, _, f in scored},
