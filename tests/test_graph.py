@@ -216,3 +216,12 @@ def test_reached_and_answered_count_replies_mentions_and_follows(snap: Snapshot)
     np.testing.assert_array_equal(b.reached_by, np.asarray(reached.sum(axis=0)).ravel())
     np.testing.assert_array_equal(b.answered, np.asarray(answered.sum(axis=1)).ravel())
     assert b.answered.sum() > 0
+
+
+def test_user_topics_weigh_posts_by_their_length(snap: Snapshot) -> None:
+    plain = build_graph(snap, Params(topic_length_exponent=0.0)).user_topic
+    weighed = build_graph(snap, Params()).user_topic
+    # The same topics in the same places; only the weights differ, by the post lengths
+    # (tests/test_text.py checks the weights themselves).
+    assert (plain != 0).toarray().tolist() == (weighed != 0).toarray().tolist()
+    assert not np.allclose(plain.toarray(), weighed.toarray())

@@ -222,6 +222,25 @@ def test_max_vocabulary_keeps_the_most_frequent_ties_alphabetical():
     assert m.shape == (4, 2) and m[3].nnz == 0
 
 
+def test_length_exponent_weighs_docs_by_their_text_length():
+    # Text terms per doc: 1, 4, 9 (median 4); the last doc has tags only.
+    text = ["kiwi", "kiwi mango plum lime", " ".join(["kiwi"] * 5 + ["mango", "plum", "lime", "fig"]), ""]
+    tags = [[], [], [], ["kiwi"]]
+    kw = {"min_df": 1, "max_df_share": 1.0}
+    plain, vocab = build_topic_matrix(tags, text, **kw)
+    weighted, same_vocab = build_topic_matrix(tags, text, np.array([1.0, 1.0, 2.0, 1.0]), length_exponent=0.5, **kw)
+    assert same_vocab.tolist() == vocab.tolist()
+    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    assert norms == pytest.approx([0.5, 1.0, 2.0 * 1.5, 1.0], rel=1e-6)  # (n / 4) ** 0.5, times doc_weight
+    # Each row keeps its direction: only its weight in the sums (a user's topics) changes.
+    unit = weighted.multiply(1 / norms[:, None]).toarray()
+    np.testing.assert_allclose(unit, plain.toarray(), rtol=1e-6)
+    zero, _ = build_topic_matrix(tags, text, length_exponent=0.0, **kw)
+    assert (zero != plain).nnz == 0
+    with pytest.raises(ValueError, match="length_exponent"):
+        build_topic_matrix(tags, text, length_exponent=-1, **kw)
+
+
 def test_doc_weight_scales_normalised_rows():
     tags, text = [["x1"], ["x1"], ["x1"]], ["kiwi mango", "kiwi", "mango kiwi kiwi"]
     kw = {"min_df": 1, "max_df_share": 1.0}

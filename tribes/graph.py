@@ -268,6 +268,7 @@ def build_graph(snap: Snapshot, params: Params) -> InterestGraph:
         doc_weight,
         min_df=params.min_topic_df,
         max_df_share=params.max_topic_df_share,
+        length_exponent=params.topic_length_exponent,
     )
     owners = np.concatenate([snap.post_author, np.arange(n, dtype=np.int32)])
     user_topic = aggregate(owners, docs, n)

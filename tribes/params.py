@@ -34,6 +34,8 @@ class Params:
     interest_weight: float = _p(1.0, "Weight of profile interests relative to one post's topics.")
     min_topic_df: int = _p(2, "A topic must be used in at least this many posts or profiles.")
     max_topic_df_share: float = _p(0.3, "Text terms used by more than this share of documents are ignored.")
+    topic_length_exponent: float = _p(0.5, "A post weighs (its words / the median post's) ** this in its "
+                                      "author's topics: a long answer says more than a one-line comment.")
     # --- tribes -----------------------------------------------------------------------------
     conversation_affinity: float = _p(3.0, "Affinity weight of reciprocal conversation (highest).")
     oneway_reply_affinity: float = _p(0.5, "Affinity weight of one-way replies.")

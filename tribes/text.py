@@ -268,6 +268,7 @@ def build_topic_matrix(
     min_df: int = 2,
     max_df_share: float = 0.3,
     max_vocabulary: int = 50_000,
+    length_exponent: float = 0.0,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """TF-IDF topic matrix of ``D`` docs: their tags plus their most salient text terms.
 
@@ -286,12 +287,16 @@ def build_topic_matrix(
         idf is low anyway). Frequent words that are never tags are noise and go.
     max_vocabulary : keep at most this many topics, the highest document frequency first
         (ties alphabetical).
+    length_exponent : a doc with text is also weighed ``(n / median n) ** length_exponent``,
+        ``n`` its text terms (after stop words) and the median over docs with text: a long
+        answer says more about its author than a one-line comment. 0 (the default): every
+        doc alike. Docs without text (tags or interests only) keep 1.
 
     Returns
     -------
     matrix : (D, V) float32 CSR, sorted indices
         ``w[d, t] = (tf[d, t] + tag_weight * is_tag[d, t]) * idf[t]``, rows L2-normalised,
-        then times ``doc_weight``; ``tf`` counts the term in the text if it is one of the
+        then times ``doc_weight`` and the length weight; ``tf`` counts the term in the text if it is one of the
         doc's salient terms (else 0), ``idf = ln((1 + D) / (1 + df)) + 1`` with ``df`` the
         number of docs with the topic as tag or term. Docs without topics are empty rows.
     vocabulary : (V,) ``str`` array, sorted; column ``j`` is topic ``vocabulary[j]``.
@@ -323,6 +328,8 @@ def build_topic_matrix(
     ):
         if not value >= low:
             raise ValueError(f"{name} must be >= {low}, got {value}")
+    if not length_exponent >= 0:
+        raise ValueError(f"length_exponent must be >= 0, got {length_exponent}")
     if not 0.0 < max_df_share <= 1.0:
         raise ValueError(f"max_df_share must be in (0, 1], got {max_df_share}")
     if doc_weight is not None:
@@ -362,6 +369,10 @@ def build_topic_matrix(
     scale = np.divide(1.0, norms, out=np.zeros(n_docs), where=norms > 0)
     if doc_weight is not None:
         scale *= doc_weight
+    if length_exponent and (term_len > 0).any():
+        has_text = term_len > 0
+        median = float(np.median(term_len[has_text]))
+        scale[has_text] *= (term_len[has_text] / median) ** length_exponent
     out.data *= scale[rows]
     out.eliminate_zeros()  # rows whose doc_weight is 0
     return out.astype(np.float32), vocabulary

@@ -290,8 +290,10 @@ class FriendsOfFriends(_Baseline):
 
 
 class Content(_Baseline):
-    """TF-IDF topic cosine. Documents are posts (decayed with ``half_life_days``, 0 = none)
-    and profiles (their tags, weight ``interest_weight``); a user's topics sum their
+    """TF-IDF topic cosine. Documents are posts (decayed with ``half_life_days``, 0 = none;
+    every post alike unless ``length_exponent`` > 0, as in tribes' own topics: classic TF-IDF
+    was the stronger content baseline on se-quantumcomputing) and profiles (their tags, weight
+    ``interest_weight``); a user's topics sum their
     documents, a thread's its posts (:func:`tribes.text.aggregate`); rows L2-normalised.
     A topic only leads to its ``max_per_topic`` heaviest users and threads (0: all), so a
     cosine sums the shared topics in which the item is among the topic's heaviest: exact
@@ -299,12 +301,14 @@ class Content(_Baseline):
 
     name = "content"
     defaults: ClassVar[dict] = dict(
-        half_life_days=60.0, interest_weight=1.0, min_df=2, max_df_share=0.3, max_per_topic=300
+        half_life_days=60.0, interest_weight=1.0, min_df=2, max_df_share=0.3, length_exponent=0.0,
+        max_per_topic=300,
     )
 
     def _validate(self) -> None:
         self._check("half_life_days", self.half_life_days >= 0, ">= 0")
         self._positive("interest_weight")
+        self._check("length_exponent", self.length_exponent >= 0, ">= 0")
         cap = self.max_per_topic
         self._check("max_per_topic", isinstance(cap, Integral) and cap >= 0, "an integer >= 0")
 
@@ -314,7 +318,8 @@ class Content(_Baseline):
         post_weight = decay(snap.post_ts, snap.now, self.half_life_days)
         weight = np.concatenate([post_weight, np.full(n, self.interest_weight, np.float32)])
         docs, self.vocabulary_ = build_topic_matrix(
-            tags, text, weight, min_df=self.min_df, max_df_share=self.max_df_share
+            tags, text, weight, min_df=self.min_df, max_df_share=self.max_df_share,
+            length_exponent=self.length_exponent,
         )
         owners = np.concatenate([snap.post_author, np.arange(n, dtype=np.int32)])
         self.user_topic_ = row_normalize(aggregate(owners, docs, n), "l2").tocsr()
