@@ -244,17 +244,23 @@ class Recommender:
         shape = (len(m.indptr) - 1, len(self.vocabulary))
         return term_specificity(sp.csr_matrix((m.data, m.indices, m.indptr), shape=shape))
 
+    @cached_property
+    def _specificity_list(self) -> list[float]:
+        """``topic_specificity`` as a list: indexing it per topic is 10x cheaper than numpy's
+        (at most 50,000 topics: about 1 MB)."""
+        return self.topic_specificity.tolist()
+
     def shared_topics(self, a: _Csr, i: int, b: _Csr, j: int, k: int = 3) -> list[str]:
         """Topics both rows weigh, most telling first: ``min(a, b)`` times the topic's
         specificity, so a word nearly everyone uses is not the reason (ties: vocabulary order).
         Python sets: on rows of tens of entries they beat numpy's per-call overhead."""
         wa = dict(zip(a.row(i).tolist(), a.row_data(i).tolist(), strict=True))
-        ts = [t for t in b.row(j).tolist() if t in wa]
-        if not ts:
-            return []
-        wb = dict(zip(b.row(j).tolist(), b.row_data(j).tolist(), strict=True))
-        spec = self.topic_specificity[ts].tolist()
-        common = [(min(wa[t], wb[t]) * s, t) for t, s in zip(ts, spec, strict=True) if s > 0]
+        spec = self._specificity_list
+        common = [
+            (min(wa[t], w) * spec[t], t)
+            for t, w in zip(b.row(j).tolist(), b.row_data(j).tolist(), strict=True)
+            if t in wa and spec[t] > 0
+        ]
         if not common:
             return []
         common.sort(key=lambda x: (-x[0], x[1]))
