@@ -45,8 +45,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["AUTH_ENABLED"] = bool(keys)
     service = app.config.get("SERVICE") or SuggestionService(
         Store.open(settings.db),
-        ModelHolder(settings.models, check_interval=settings.model_check_seconds,
-                    render_cache_bytes=settings.render_cache_mb * 2**20),
+        ModelHolder(
+            settings.models,
+            check_interval=settings.model_check_seconds,
+            render_cache_bytes=settings.render_cache_mb * 2**20,
+        ),
     )
     app.extensions["tribes"] = service
     configure_logging()

@@ -17,9 +17,15 @@ from prometheus_client import (
     multiprocess,
 )
 
-REQUESTS = Counter("tribes_requests_total", "HTTP requests answered", ["endpoint", "method", "status"])
-LATENCY = Histogram("tribes_request_seconds", "Time to answer a request", ["endpoint"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+REQUESTS = Counter(
+    "tribes_requests_total", "HTTP requests answered", ["endpoint", "method", "status"]
+)
+LATENCY = Histogram(
+    "tribes_request_seconds",
+    "Time to answer a request",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 EVENTS = Counter("tribes_events_ingested_total", "Events stored through the API", ["type"])
 
 
@@ -32,7 +38,10 @@ def request_metrics(endpoint: str, method: str, status: int) -> tuple:
     key = (endpoint, method, status)
     found = _children.get(key)
     if found is None:
-        found = _children[key] = (REQUESTS.labels(endpoint, method, str(status)), LATENCY.labels(endpoint))
+        found = _children[key] = (
+            REQUESTS.labels(endpoint, method, str(status)),
+            LATENCY.labels(endpoint),
+        )
     return found
 
 

@@ -96,8 +96,11 @@ class Feedback(BaseModel):
     model_config = ConfigDict(extra="forbid")
     target_kind: Literal["user", "thread"]
     # As ids in events: no control characters, no surrounding spaces.
-    target_id: str = Field(min_length=1, max_length=256,
-                           pattern=r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$")
+    target_id: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$",
+    )
     action: Literal["dismiss", "accept", "report"]
     tracking_id: str | None = Field(default=None, max_length=64)
 

@@ -42,9 +42,17 @@ def operation(**kwargs: Any) -> Operation:
     return op
 
 
-_REASONS = {400: "Bad request", 401: "Missing or wrong API key", 404: "Not found", 410: "Stale cursor",
-            413: "Body too large", 415: "Unsupported media type", 422: "Invalid events", 429: "Too many requests",
-            503: "Not ready"}
+_REASONS = {
+    400: "Bad request",
+    401: "Missing or wrong API key",
+    404: "Not found",
+    410: "Stale cursor",
+    413: "Body too large",
+    415: "Unsupported media type",
+    422: "Invalid events",
+    429: "Too many requests",
+    503: "Not ready",
+}
 
 
 def build_spec(title: str, version: str, *, secured: bool) -> dict:
@@ -56,47 +64,90 @@ def build_spec(title: str, version: str, *, secured: bool) -> dict:
         if isinstance(op.body, type):
             models.add(op.body)
     ordered = sorted(models, key=lambda m: m.__name__)
-    _, defs = models_json_schema([(m, "serialization") for m in ordered],
-                                 ref_template="#/components/schemas/{model}")
+    _, defs = models_json_schema(
+        [(m, "serialization") for m in ordered], ref_template="#/components/schemas/{model}"
+    )
     schemas = defs.get("$defs", {})
     paths: dict[str, dict] = {}
     for op in REGISTRY:
-        entry: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "operationId": _op_id(op),
-                                 "responses": {}}
+        entry: dict[str, Any] = {
+            "summary": op.summary,
+            "tags": [op.tag],
+            "operationId": _op_id(op),
+            "responses": {},
+        }
         if op.params:
             entry["parameters"] = [
-                {"name": p.name, "in": p.where, "required": p.required or p.where == "path",
-                 "description": p.description, "schema": p.schema} for p in op.params]
+                {
+                    "name": p.name,
+                    "in": p.where,
+                    "required": p.required or p.where == "path",
+                    "description": p.description,
+                    "schema": p.schema,
+                }
+                for p in op.params
+            ]
         if op.body is not None:
-            body_schema = ({"$ref": f"#/components/schemas/{op.body.__name__}"}
-                           if isinstance(op.body, type) else op.body)
-            entry["requestBody"] = {"required": True, "description": op.body_description,
-                                    "content": {"application/json": {"schema": body_schema}}}
+            body_schema = (
+                {"$ref": f"#/components/schemas/{op.body.__name__}"}
+                if isinstance(op.body, type)
+                else op.body
+            )
+            entry["requestBody"] = {
+                "required": True,
+                "description": op.body_description,
+                "content": {"application/json": {"schema": body_schema}},
+            }
         for status, model in op.responses.items():
             if isinstance(model, type):
-                content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
-                entry["responses"][str(status)] = {"description": model.__doc__ or "OK", "content": content}
+                content = {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
+                    }
+                }
+                entry["responses"][str(status)] = {
+                    "description": model.__doc__ or "OK",
+                    "content": content,
+                }
             elif model == "text":
-                entry["responses"][str(status)] = {"description": "OK",
-                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}
+                entry["responses"][str(status)] = {
+                    "description": "OK",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
             elif model == "html":
-                entry["responses"][str(status)] = {"description": "OK",
-                                                   "content": {"text/html": {"schema": {"type": "string"}}}}
+                entry["responses"][str(status)] = {
+                    "description": "OK",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
             else:
                 entry["responses"][str(status)] = {"description": "OK"}
-        problems = {400, 404, 500} | ({401, 429} if op.secured and secured else set()) | {
-            s for s in op.responses if s >= 400}
+        problems = (
+            {400, 404, 500}
+            | ({401, 429} if op.secured and secured else set())
+            | {s for s in op.responses if s >= 400}
+        )
         for status in sorted(problems):
-            entry["responses"].setdefault(str(status), {
-                "description": _REASONS.get(status, "Error"),
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}})
+            entry["responses"].setdefault(
+                str(status),
+                {
+                    "description": _REASONS.get(status, "Error"),
+                    "content": {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/ProblemDetail"}
+                        }
+                    },
+                },
+            )
         if op.secured and secured:
             entry["security"] = [{"bearer": []}]
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     spec: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version,
-                 "description": "Conversation-first tribe matching: people to talk with and conversations to join."},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Conversation-first tribe matching: people to talk with and conversations to join.",
+        },
         "paths": paths,
         "components": {"schemas": schemas},
     }

@@ -538,7 +538,9 @@ def test_a_newcomer_the_model_welcomed_gets_cold_start_once_they_act(fresh):
     followed = page.items[0].user_id
     post_events(client, [{"type": "follow", "src": "quiet-1", "dst": followed, "ts": LATER}])
     page = PeoplePage.model_validate(suggestions(client, "quiet-1").json)
-    assert page.cold_start is True and page.items and followed not in [i.user_id for i in page.items]
+    assert (
+        page.cold_start is True and page.items and followed not in [i.user_id for i in page.items]
+    )
     assert suggestions(client, "quiet-1", "conversations").json["cold_start"] is True
     # Nobody else is answered differently: a user with their own list is no newcomer.
     rich = next(u for u in rich_users(fresh) if u != "quiet-1")
@@ -563,7 +565,9 @@ def test_cold_start_with_nothing_to_go_on(fresh):
     top = np.asarray(model.arrays["top_account"])[[model.index_of(u) for u in listed]]
     cap = model.manifest["params"]["top_exposure_cap"]
     assert (np.cumsum(top) <= np.floor(cap * np.arange(1, len(top) + 1) + 1e-9)).all()
-    post_events(client, [{"type": "block", "src": "blank-slate", "dst": listed[0], "ts": LATER + 1}])
+    post_events(
+        client, [{"type": "block", "src": "blank-slate", "dst": listed[0], "ts": LATER + 1}]
+    )
     again = [i["user_id"] for i in suggestions(client, "blank-slate", limit=100).json["items"]]
     assert listed[0] not in again and again[:3] == listed[1:4]
     tribes = UserTribes.model_validate(client.get("/v1/users/blank-slate/tribes").json)
@@ -707,7 +711,16 @@ def test_events_as_ndjson(fresh):
         ({"id": "x", "ts": 1}, "type"),
         ({"type": "user", "id": " padded ", "ts": 1}, "id"),
         # a client clock eighty years ahead (would age everything else: TRIBES_MAX_FUTURE_SECONDS)
-        ({"type": "post", "id": "x", "author": "ev-user-1", "ts": "2106-10-31T12:00:00Z", "text": "t"}, "ts"),
+        (
+            {
+                "type": "post",
+                "id": "x",
+                "author": "ev-user-1",
+                "ts": "2106-10-31T12:00:00Z",
+                "text": "t",
+            },
+            "ts",
+        ),
     ],
 )
 @pytest.mark.parametrize("as_ndjson", [False, True])

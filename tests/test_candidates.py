@@ -19,17 +19,30 @@ T0 = 1_790_000_000
 
 def _follows(*pairs: tuple[str, str]) -> list[dict]:
     users = sorted({u for pair in pairs for u in pair})
-    return ([{"type": "user", "id": u, "ts": T0} for u in users]
-            + [{"type": "follow", "src": s, "dst": d, "ts": T0 + i + 1} for i, (s, d) in enumerate(pairs)])
+    return [{"type": "user", "id": u, "ts": T0} for u in users] + [
+        {"type": "follow", "src": s, "dst": d, "ts": T0 + i + 1} for i, (s, d) in enumerate(pairs)
+    ]
 
 
 def test_mutual_contacts_are_adamic_adar_over_contacts_either_way_and_skip_hubs():
     # a and c share m1 (a→m1, m1→c) and m2 (a→m2, c→m2), each with 2 contacts, and the hub h
     # (4 contacts), which a hub cap of 3 leaves out.
-    snap = snapshot_from(_follows(("a", "m1"), ("m1", "c"), ("a", "m2"), ("c", "m2"),
-                                  ("a", "h"), ("c", "h"), ("x", "h"), ("y", "h")))
+    snap = snapshot_from(
+        _follows(
+            ("a", "m1"),
+            ("m1", "c"),
+            ("a", "m2"),
+            ("c", "m2"),
+            ("a", "h"),
+            ("c", "h"),
+            ("x", "h"),
+            ("y", "h"),
+        )
+    )
     index = snap.user_index()
-    _, candidates, _ = _candidates(snap, Params(mutual_contacts_hub_degree=3, learn_weights=0), False)
+    _, candidates, _ = _candidates(
+        snap, Params(mutual_contacts_hub_degree=3, learn_weights=0), False
+    )
     mutual = candidates["follow_2hop"].tocsr()
     a, c = index["a"], index["c"]
     assert math.isclose(mutual[a, c], 2 / math.log(2), rel_tol=1e-5)
@@ -37,13 +50,25 @@ def test_mutual_contacts_are_adamic_adar_over_contacts_either_way_and_skip_hubs(
     # x and y share only the hub with a and c: skipped, so no mutual-contact candidates.
     assert mutual[index["x"]].nnz == 0
     _, with_hub, _ = _candidates(snap, Params(learn_weights=0), False)
-    assert math.isclose(with_hub["follow_2hop"].tocsr()[a, c], 2 / math.log(2) + 1 / math.log(4), rel_tol=1e-5)
+    assert math.isclose(
+        with_hub["follow_2hop"].tocsr()[a, c], 2 / math.log(2) + 1 / math.log(4), rel_tol=1e-5
+    )
 
 
 def test_mutual_contacts_by_resource_allocation_count_each_contact_as_one_over_its_contacts():
     # The same network: m1 and m2 have 2 contacts, h has 4. Resource allocation: 1/2 + 1/2 + 1/4.
-    snap = snapshot_from(_follows(("a", "m1"), ("m1", "c"), ("a", "m2"), ("c", "m2"),
-                                  ("a", "h"), ("c", "h"), ("x", "h"), ("y", "h")))
+    snap = snapshot_from(
+        _follows(
+            ("a", "m1"),
+            ("m1", "c"),
+            ("a", "m2"),
+            ("c", "m2"),
+            ("a", "h"),
+            ("c", "h"),
+            ("x", "h"),
+            ("y", "h"),
+        )
+    )
     index = snap.user_index()
     params = Params(mutual_contacts_index="resource_allocation", learn_weights=0)
     _, candidates, _ = _candidates(snap, params, False)
@@ -52,7 +77,9 @@ def test_mutual_contacts_by_resource_allocation_count_each_contact_as_one_over_i
     assert math.isclose(mutual[index["x"], index["y"]], 1 / 4, rel_tol=1e-5)
     # A well-connected contact counts for less than under Adamic-Adar (1/4 < 1/log 4).
     _, adamic_adar, _ = _candidates(snap, Params(learn_weights=0), False)
-    assert math.isclose(adamic_adar["follow_2hop"].tocsr()[index["x"], index["y"]], 1 / math.log(4), rel_tol=1e-5)
+    assert math.isclose(
+        adamic_adar["follow_2hop"].tocsr()[index["x"], index["y"]], 1 / math.log(4), rel_tol=1e-5
+    )
     with pytest.raises(ValueError, match="mutual_contacts_index"):
         Params(mutual_contacts_index="jaccard").validate()
 
@@ -86,8 +113,12 @@ def test_approximate_als_searching_every_cell_finds_the_exact_candidates():
     snap = snapshot_from(list(generate(SynthConfig(n_users=3000, seed=11))))
     ctx, _, _ = _candidates(snap, Params(seed=2, learn_weights=0), False)
     exact = als(ctx).tocsr()
-    every_cell = als(replace(ctx, params=replace(ctx.params, als_exact_max_users=0, als_ann_probe=10**6))).tocsr()
-    few_cells = als(replace(ctx, params=replace(ctx.params, als_exact_max_users=0, als_ann_probe=1))).tocsr()
+    every_cell = als(
+        replace(ctx, params=replace(ctx.params, als_exact_max_users=0, als_ann_probe=10**6))
+    ).tocsr()
+    few_cells = als(
+        replace(ctx, params=replace(ctx.params, als_exact_max_users=0, als_ann_probe=1))
+    ).tocsr()
     assert exact.nnz > 1000
     both = binary(exact).multiply(binary(every_cell)).sum()
     assert both >= 0.98 * exact.nnz and abs(every_cell.nnz - exact.nnz) <= 0.02 * exact.nnz
@@ -117,7 +148,9 @@ def test_approximate_als_finds_the_best_people_when_factor_norms_are_heavy_taile
     items = rng.standard_normal((n, 8)).astype(np.float32) * np.float32(0.01)
     items[rng.choice(n, 4, replace=False)] *= 3000  # a few huge norms
     model = SimpleNamespace(user_factors=users, item_factors=items)
-    liked = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), (np.arange(n) + 1) % n)), shape=(n, n))
+    liked = sp.csr_matrix(
+        (np.ones(n, np.float32), (np.arange(n), (np.arange(n) + 1) % n)), shape=(n, n)
+    )
     active = np.arange(n)
     params = Params(als_ann_probe=8)
 

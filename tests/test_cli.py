@@ -23,7 +23,9 @@ GOOD = [
 
 
 def write(path: Path, *rows) -> Path:
-    path.write_bytes(b"".join((orjson.dumps(r) if isinstance(r, dict) else r) + b"\n" for r in rows))
+    path.write_bytes(
+        b"".join((orjson.dumps(r) if isinstance(r, dict) else r) + b"\n" for r in rows)
+    )
     return path
 
 
@@ -48,7 +50,12 @@ def test_bad_file_names_file_and_line_exits_2_and_stores_nothing(tmp_path, db_ur
     main(["--db", db_url, "-q", "ingest", str(good)])
     with Store.open(db_url) as s:
         before = dump_tables(s)
-    bad = write(tmp_path / "bad.jsonl", GOOD[0], b'{"type":"follow","src":"a","dst":"a","ts":1}', b"not json")
+    bad = write(
+        tmp_path / "bad.jsonl",
+        GOOD[0],
+        b'{"type":"follow","src":"a","dst":"a","ts":1}',
+        b"not json",
+    )
     assert main(["--db", db_url, "ingest", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: dst: a user cannot follow themself ('a')" in err
@@ -58,15 +65,28 @@ def test_bad_file_names_file_and_line_exits_2_and_stores_nothing(tmp_path, db_ur
         assert dump_tables(s) == before
 
 
-def test_events_from_the_future_are_bad_input_unless_the_leeway_allows(tmp_path, db_url, capsys, monkeypatch):
-    late = {"type": "post", "id": "p9", "author": "a", "ts": "2106-10-31T12:00:00Z", "text": "from a wrong clock"}
+def test_events_from_the_future_are_bad_input_unless_the_leeway_allows(
+    tmp_path, db_url, capsys, monkeypatch
+):
+    late = {
+        "type": "post",
+        "id": "p9",
+        "author": "a",
+        "ts": "2106-10-31T12:00:00Z",
+        "text": "from a wrong clock",
+    }
     f = write(tmp_path / "late.jsonl", GOOD[0], late)
     assert main(["--db", db_url, "-q", "ingest", str(f)]) == 2
     err = capsys.readouterr().err
-    assert f"{f}:2: ts: 2106-10-31T12:00:00Z is in the future" in err and "TRIBES_MAX_FUTURE_SECONDS" in err
+    assert (
+        f"{f}:2: ts: 2106-10-31T12:00:00Z is in the future" in err
+        and "TRIBES_MAX_FUTURE_SECONDS" in err
+    )
     with Store.open(db_url) as s:
         assert s.table_counts()["users"] == 0
-    monkeypatch.setenv("TRIBES_MAX_FUTURE_SECONDS", str(100 * 365 * 86_400))  # a backfill that means it
+    monkeypatch.setenv(
+        "TRIBES_MAX_FUTURE_SECONDS", str(100 * 365 * 86_400)
+    )  # a backfill that means it
     assert main(["--db", db_url, "-q", "ingest", str(f)]) == 0
     with Store.open(db_url) as s:
         assert s.table_counts()["posts"] == 1
@@ -122,8 +142,13 @@ def test_stdin_through_python_dash_m(tmp_path):
     url = f"sqlite:///{tmp_path / 't.db'}"
     data = b"".join(orjson.dumps(r) + b"\n" for r in GOOD)
     env = {**os.environ, "TRIBES_DB": url}
-    done = subprocess.run([sys.executable, "-m", "tribes", "ingest", "-"], input=data,
-                          capture_output=True, env=env, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "tribes", "ingest", "-"],
+        input=data,
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert b"-: stored: 3 events" in done.stderr
 

@@ -391,7 +391,9 @@ def test_auto_objective_keeps_cpm_when_infomap_finds_no_better_communities():
     cpm = detect_communities(a, objective="cpm", resolution=0.05, seed=0, min_size=1)
     infomap = detect_communities(a, objective="infomap", seed=0, min_size=1)
     assert weak_community_share(a, cpm) < 0.5 and weak_community_share(a, infomap) < 0.5
-    assert np.array_equal(detect_communities(a, objective="auto", resolution=0.05, seed=0, min_size=1), cpm)
+    assert np.array_equal(
+        detect_communities(a, objective="auto", resolution=0.05, seed=0, min_size=1), cpm
+    )
 
 
 def _partition_by_hand(sizes: list[int]) -> float:
@@ -399,7 +401,9 @@ def _partition_by_hand(sizes: list[int]) -> float:
     from math import comb, factorial, log
 
     n, b = sum(sizes), len(sizes)
-    return log(factorial(n)) - sum(log(factorial(x)) for x in sizes) + log(comb(n - 1, b - 1)) + log(n)
+    return (
+        log(factorial(n)) - sum(log(factorial(x)) for x in sizes) + log(comb(n - 1, b - 1)) + log(n)
+    )
 
 
 def _reference_graph(rng: np.random.Generator) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -417,7 +421,11 @@ def _description_length_by_hand(a: sp.csr_matrix, labels: np.ndarray) -> float:
     from math import comb, lgamma, log
 
     a = a.tocoo()
-    ties = {(min(i, j), max(i, j)) for i, j, w in zip(a.row, a.col, a.data, strict=True) if w > 0 and i != j}
+    ties = {
+        (min(i, j), max(i, j))
+        for i, j, w in zip(a.row, a.col, a.data, strict=True)
+        if w > 0 and i != j
+    }
     degree = Counter()
     for i, j in ties:
         degree[i] += 1
@@ -447,7 +455,9 @@ def test_description_length_matches_a_term_by_term_reference():
     from tribes.communities import description_length
 
     a, labels = _reference_graph(np.random.default_rng(4))
-    assert description_length(a, labels) == pytest.approx(_description_length_by_hand(a, labels), rel=1e-9)
+    assert description_length(a, labels) == pytest.approx(
+        _description_length_by_hand(a, labels), rel=1e-9
+    )
     assert description_length(sp.csr_matrix((4, 4)), np.zeros(4, int)) == 0.0
 
 
@@ -459,7 +469,9 @@ def test_description_length_is_shortest_for_the_planted_blocks():
     rng = np.random.default_rng(0)
     assert planted_dl < description_length(a, np.zeros_like(blocks))  # one block
     assert planted_dl < description_length(a, rng.permutation(blocks))  # same sizes, random members
-    assert planted_dl < description_length(a, blocks * 2 + (np.arange(blocks.size) % 2))  # each split in two
+    assert planted_dl < description_length(
+        a, blocks * 2 + (np.arange(blocks.size) % 2)
+    )  # each split in two
     assert planted_dl < description_length(a, np.arange(blocks.size))  # everyone alone
 
 
@@ -469,7 +481,11 @@ def _planted_partition_length_by_hand(a: sp.csr_matrix, labels: np.ndarray) -> f
     from math import comb, lgamma, log
 
     a = a.tocoo()
-    ties = {(min(i, j), max(i, j)) for i, j, w in zip(a.row, a.col, a.data, strict=True) if w > 0 and i != j}
+    ties = {
+        (min(i, j), max(i, j))
+        for i, j, w in zip(a.row, a.col, a.data, strict=True)
+        if w > 0 and i != j
+    }
     tied = sorted({u for tie in ties for u in tie})
     block = {u: int(labels[u]) if labels[u] >= 0 else ("alone", u) for u in tied}
     members = {}
@@ -488,8 +504,13 @@ def _planted_partition_length_by_hand(a: sp.csr_matrix, labels: np.ndarray) -> f
     b = len(names)
     if b > 1:
         e_out = sum(between)
-        s += (log(len(ties) + 1) + log(comb(b + e_in - 1, e_in)) + e_out * log(comb(b, 2))
-              - lgamma(e_out + 1) + sum(lgamma(m + 1) for m in between))
+        s += (
+            log(len(ties) + 1)
+            + log(comb(b + e_in - 1, e_in))
+            + e_out * log(comb(b, 2))
+            - lgamma(e_out + 1)
+            + sum(lgamma(m + 1) for m in between)
+        )
     return s + _partition_by_hand([len(x) for x in members.values()])
 
 
@@ -497,9 +518,13 @@ def test_planted_partition_length_matches_a_term_by_term_reference():
     from tribes.communities import planted_partition_length
 
     a, labels = _reference_graph(np.random.default_rng(7))
-    assert planted_partition_length(a, labels) == pytest.approx(_planted_partition_length_by_hand(a, labels), rel=1e-9)
+    assert planted_partition_length(a, labels) == pytest.approx(
+        _planted_partition_length_by_hand(a, labels), rel=1e-9
+    )
     one = np.zeros(a.shape[0], int)
-    assert planted_partition_length(a, one) == pytest.approx(_planted_partition_length_by_hand(a, one), rel=1e-9)
+    assert planted_partition_length(a, one) == pytest.approx(
+        _planted_partition_length_by_hand(a, one), rel=1e-9
+    )
     assert planted_partition_length(sp.csr_matrix((4, 4)), np.zeros(4, int)) == 0.0
 
 
@@ -519,7 +544,9 @@ def test_planted_partition_length_tells_small_dense_groups_apart_and_a_sparse_gr
     # One sparse group (density 0.15) cut into three arbitrary pieces: one group.
     sparse, _ = _planted([60], 0.15, 0.0, seed=3)
     pieces = np.arange(60) % 3
-    assert planted_partition_length(sparse, np.zeros(60, int)) < planted_partition_length(sparse, pieces)
+    assert planted_partition_length(sparse, np.zeros(60, int)) < planted_partition_length(
+        sparse, pieces
+    )
 
 
 def test_auto_keeps_small_dense_tribes_apart():
@@ -532,7 +559,9 @@ def test_auto_keeps_small_dense_tribes_apart():
     g = nx.random_partition_graph(sizes, 0.5, 0.002, seed=0)
     a = sp.csr_matrix(nx.to_scipy_sparse_array(g, format="csr", dtype=np.float64))
     truth = np.repeat(np.arange(60), sizes)
-    labels, method = detect_communities(a, objective="auto", resolution=0.05, seed=0, return_method=True)
+    labels, method = detect_communities(
+        a, objective="auto", resolution=0.05, seed=0, return_method=True
+    )
     assert method == "cpm" and labels.max() + 1 >= 58 and ari(truth, labels) > 0.95
 
 
@@ -542,7 +571,12 @@ def test_infomap_needs_no_resolution():
     from tribes.evaluation.metrics import nmi
 
     n_cliques, size = 24, 5
-    edges = [(c * size + i, c * size + j) for c in range(n_cliques) for i in range(size) for j in range(i + 1, size)]
+    edges = [
+        (c * size + i, c * size + j)
+        for c in range(n_cliques)
+        for i in range(size)
+        for j in range(i + 1, size)
+    ]
     edges += [(c * size, ((c + 1) % n_cliques) * size + 1) for c in range(n_cliques)]
     a = symmetric(*zip(*edges, strict=True), np.ones(len(edges)), n_cliques * size)
     truth = np.repeat(np.arange(n_cliques), size)
@@ -568,11 +602,21 @@ def test_infomap_is_seeded_and_leaves_global_random_alone():
 def test_the_method_that_found_the_tribes_is_reported():
     dense, _ = _planted([30, 30, 30, 30], 0.5, 0.01, seed=1)
     sparse, _ = _planted([150, 150, 150, 150], 0.04, 0.0008, seed=2)
-    labels, method = detect_communities(dense, objective="auto", resolution=0.05, seed=0, return_method=True)
-    assert method == "cpm" and np.array_equal(labels, detect_communities(dense, objective="auto", resolution=0.05))
-    assert detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True)[1] == "infomap-merged"
+    labels, method = detect_communities(
+        dense, objective="auto", resolution=0.05, seed=0, return_method=True
+    )
+    assert method == "cpm" and np.array_equal(
+        labels, detect_communities(dense, objective="auto", resolution=0.05)
+    )
+    assert (
+        detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True)[1]
+        == "infomap-merged"
+    )
     for objective in ("cpm", "modularity", "infomap"):
-        assert detect_communities(dense, objective=objective, seed=0, return_method=True)[1] == objective
+        assert (
+            detect_communities(dense, objective=objective, seed=0, return_method=True)[1]
+            == objective
+        )
     empty = detect_communities(sp.csr_matrix((4, 4)), objective="auto", return_method=True)
     assert empty[1] == "cpm" and np.all(empty[0] == -1)
 
@@ -584,14 +628,17 @@ def test_a_model_asked_for_modularity_uses_modularitys_own_resolution():
     from tribes.importers.graph import events_from_networkx
     from tribes.model import TribeModel
 
-    g = nx.stochastic_block_model([40, 40, 40, 40], [[0.3 if i == j else 0.01 for j in range(4)] for i in range(4)],
-                                  seed=4)
+    g = nx.stochastic_block_model(
+        [40, 40, 40, 40], [[0.3 if i == j else 0.01 for j in range(4)] for i in range(4)], seed=4
+    )
     events = list(events_from_networkx(g))
     model = TribeModel(tribe_objective="modularity", learn_weights=0).fit(events)
     assert model.tribe_method_ == "modularity"
     block = np.array([g.nodes[int(u)]["block"] for u in model.user_ids_])
     assert np.asarray(model.labels_).max() + 1 == 4 and nmi(block, np.asarray(model.labels_)) > 0.95
-    finer = TribeModel(tribe_objective="modularity", modularity_resolution=4.0, learn_weights=0).fit(events)
+    finer = TribeModel(
+        tribe_objective="modularity", modularity_resolution=4.0, learn_weights=0
+    ).fit(events)
     assert np.asarray(finer.labels_).max() + 1 > 4
     with pytest.raises(ValueError, match="modularity_resolution: must be > 0"):
         TribeModel(modularity_resolution=0.0).fit(events)
@@ -608,17 +655,31 @@ def test_auto_merges_the_pieces_cpm_cuts_sparse_communities_into():
     sparse, truth = _planted([100] * 10, 0.06, 0.001, seed=1)
     cpm = detect_communities(sparse, objective="cpm", resolution=0.05, seed=0)
     assert cpm.max() + 1 > 30 and weak_community_share(sparse, cpm) >= 0.5
-    auto, method = detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True)
+    auto, method = detect_communities(
+        sparse, objective="auto", resolution=0.05, seed=0, return_method=True
+    )
     assert method == "cpm-merged" and auto.max() + 1 == 10 and nmi(truth, auto) > 0.95
     dense, truth = _planted([12] * 20, 0.7, 0.01, seed=2)
-    kept, method = detect_communities(dense, objective="auto", resolution=0.05, seed=0, return_method=True)
+    kept, method = detect_communities(
+        dense, objective="auto", resolution=0.05, seed=0, return_method=True
+    )
     assert method == "cpm" and nmi(truth, kept) > 0.95
     # Above merge_max_users the step does not run (its Leiden run costs ~30 s at a million users).
-    found, method = detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True,
-                                       merge_max_users=999)
+    found, method = detect_communities(
+        sparse, objective="auto", resolution=0.05, seed=0, return_method=True, merge_max_users=999
+    )
     assert method == "cpm" and np.array_equal(found, cpm)
-    assert detect_communities(sparse, objective="auto", resolution=0.05, seed=0, return_method=True,
-                              merge_max_users=1000)[1] == "cpm-merged"
+    assert (
+        detect_communities(
+            sparse,
+            objective="auto",
+            resolution=0.05,
+            seed=0,
+            return_method=True,
+            merge_max_users=1000,
+        )[1]
+        == "cpm-merged"
+    )
 
 
 def test_auto_does_not_merge_small_tribes_that_modularity_cannot_resolve():
@@ -632,7 +693,11 @@ def test_auto_does_not_merge_small_tribes_that_modularity_cannot_resolve():
     a = sp.csr_matrix(a)
     modular = detect_communities(a, objective="modularity", seed=0, min_size=1)
     cliques = np.repeat(np.arange(30), 5)
-    assert modular.max() + 1 < 30 and description_length(a, modular) < description_length(a, cliques)
-    labels, method = detect_communities(a, objective="auto", resolution=0.05, seed=0, return_method=True)
+    assert modular.max() + 1 < 30 and description_length(a, modular) < description_length(
+        a, cliques
+    )
+    labels, method = detect_communities(
+        a, objective="auto", resolution=0.05, seed=0, return_method=True
+    )
     assert method == "cpm" and labels.max() + 1 == 30
     assert np.all(np.bincount(labels) == 5)

@@ -74,8 +74,13 @@ def reference_thread_stats(ctx: CandidateContext) -> ThreadStats:
     for thread, ts in zip(snap.post_thread.tolist(), snap.post_ts.tolist(), strict=True):
         if ts >= snap.now - p.live_window_days * 86_400.0:
             recent_posts[thread] += 1
-    return ThreadStats(live=live, participants=participants, answered_rate=rate, tribe=tribe,
-                       recent_posts=recent_posts)
+    return ThreadStats(
+        live=live,
+        participants=participants,
+        answered_rate=rate,
+        tribe=tribe,
+        recent_posts=recent_posts,
+    )
 
 
 def reference_exclusions(ctx: CandidateContext, live_threads: np.ndarray) -> sp.csr_matrix:
@@ -162,8 +167,10 @@ def reference_rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> R
         newcomer = (np.diff(own.indptr) == 0) & bool(p.welcome_newcomers)
         offered_to = np.arange(e - s) if p.w_thread_open > 0 else np.flatnonzero(newcomer)
         everyone = sp.csr_matrix(
-            (np.ones(len(offered_to) * len(open_threads), np.float32),
-             (np.repeat(offered_to, len(open_threads)), np.tile(open_threads, len(offered_to)))),
+            (
+                np.ones(len(offered_to) * len(open_threads), np.float32),
+                (np.repeat(offered_to, len(open_threads)), np.tile(open_threads, len(offered_to))),
+            ),
             shape=(e - s, n_live),
         )
         pattern = binary(own + everyone)
@@ -179,8 +186,13 @@ def reference_rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> R
         )
         tribe = aligned_values(pattern, by_tribe)
         contacts = 1 - np.exp(-aligned_values(pattern, by_contacts))
-        z = (p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
-             + p.w_thread_open + 1.0 * newcomer[rows - s])
+        z = (
+            p.w_thread_topic * topic
+            + p.w_thread_tribe * tribe
+            + p.w_thread_contacts * contacts
+            + p.w_thread_open
+            + 1.0 * newcomer[rows - s]
+        )
         score = ((1 - np.exp(-z)) * base[cols]).astype(np.float32)
         flags = np.full(len(cols), 16, dtype=np.uint8)
         flags |= np.where(topic >= 0.05, 1, 0).astype(np.uint8)
@@ -305,12 +317,20 @@ def test_thread_stats_match_the_reference(network):
 
 
 @pytest.mark.parametrize(("chunk", "threads"), [(4_000, 1), (97, 1), (97, 2)])
-@pytest.mark.parametrize(("width", "momentum", "open_weight"),
-                         [(30, 0.0, 0.0), (4, 0.0, 0.0), (30, 1.0, 0.0), (30, 0.5, 0.1), (4, 0.0, 0.2)])
-def test_ranking_matches_the_reference(network, monkeypatch, chunk, threads, width, momentum, open_weight):
+@pytest.mark.parametrize(
+    ("width", "momentum", "open_weight"),
+    [(30, 0.0, 0.0), (4, 0.0, 0.0), (30, 1.0, 0.0), (30, 0.5, 0.1), (4, 0.0, 0.2)],
+)
+def test_ranking_matches_the_reference(
+    network, monkeypatch, chunk, threads, width, momentum, open_weight
+):
     monkeypatch.setattr(conversations, "_CHUNK", chunk)
-    params = replace(network["params"], max_conversations=width, thread_momentum=momentum,
-                     w_thread_open=open_weight)
+    params = replace(
+        network["params"],
+        max_conversations=width,
+        thread_momentum=momentum,
+        w_thread_open=open_weight,
+    )
     ctx = replace(network["ctx"], params=params)
     stats = thread_stats(ctx)
     with workers(threads):
@@ -335,11 +355,14 @@ def test_momentum_moves_busy_threads_up_and_zero_ignores_activity(network):
     u, j = np.nonzero(busy.items >= 0)
     same = quiet.items[u, j] == busy.items[u, j]
     t = busy.items[u, j][same]
-    np.testing.assert_allclose(busy.scores[u, j][same], quiet.scores[u, j][same] * (1.0 + stats.recent_posts[t]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        busy.scores[u, j][same], quiet.scores[u, j][same] * (1.0 + stats.recent_posts[t]), rtol=1e-5
+    )
 
 
-def test_open_threads_reach_users_with_no_tribe_topic_or_contact_and_everyone_only_with_a_weight(network):
+def test_open_threads_reach_users_with_no_tribe_topic_or_contact_and_everyone_only_with_a_weight(
+    network,
+):
     """``w_thread_open`` > 0 offers the most welcoming live threads to everyone, flagged
     ``open_to_all``: a user with no tribe, no topics and no contacts gets them, best first.
     With the default 0 only such a newcomer gets them (``welcome_newcomers``); with that 0 too
@@ -350,26 +373,38 @@ def test_open_threads_reach_users_with_no_tribe_topic_or_contact_and_everyone_on
     keep = sp.diags((np.arange(n) != lonely).astype(np.float32))
     users = ctx.graph.users
     row = np.repeat(np.arange(n), np.diff(users.indptr))
-    strength = np.where((row == lonely) | (users.indices == lonely), 0, users.strength).astype(np.float32)
-    graph = replace(ctx.graph, users=replace(users, strength=strength),
-                    user_topic=(keep @ ctx.graph.user_topic).tocsr(),
-                    user_thread=(keep @ ctx.graph.user_thread).tocsr())
+    strength = np.where((row == lonely) | (users.indices == lonely), 0, users.strength).astype(
+        np.float32
+    )
+    graph = replace(
+        ctx.graph,
+        users=replace(users, strength=strength),
+        user_topic=(keep @ ctx.graph.user_topic).tocsr(),
+        user_thread=(keep @ ctx.graph.user_thread).tocsr(),
+    )
     alone = replace(ctx, graph=graph, memberships=(keep @ ctx.memberships).tocsr())
     stats = thread_stats(alone)
-    closed = rank_conversations(replace(alone, params=replace(alone.params, welcome_newcomers=0)), stats)
+    closed = rank_conversations(
+        replace(alone, params=replace(alone.params, welcome_newcomers=0)), stats
+    )
     assert (closed.items[lonely] == -1).all()
     assert not (closed.flags & conversations.THREAD_FLAGS["open_to_all"]).any()
     welcomed = rank_conversations(alone, stats)
     flagged = (welcomed.flags & conversations.THREAD_FLAGS["open_to_all"]) > 0
-    assert flagged[lonely][welcomed.items[lonely] >= 0].all() and (welcomed.items[lonely] >= 0).sum() > 0
+    assert (
+        flagged[lonely][welcomed.items[lonely] >= 0].all()
+        and (welcomed.items[lonely] >= 0).sum() > 0
+    )
     assert not flagged[:lonely].any()  # nobody else: they all have threads of their own
     assert (welcomed.items[:lonely] == closed.items[:lonely]).all()
-    opened = rank_conversations(replace(alone, params=replace(alone.params, w_thread_open=0.1)), stats)
+    opened = rank_conversations(
+        replace(alone, params=replace(alone.params, w_thread_open=0.1)), stats
+    )
     mine = opened.items[lonely][opened.items[lonely] >= 0]
     assert len(mine) == alone.params.max_conversations
     assert (opened.flags[lonely, : len(mine)] & conversations.THREAD_FLAGS["open_to_all"]).all()
     assert (np.diff(opened.scores[lonely, : len(mine)]) <= 0).all()
-    others = opened.items[: lonely][opened.items[: lonely] >= 0]
+    others = opened.items[:lonely][opened.items[:lonely] >= 0]
     assert np.isin(mine, others).all()  # the same open threads are everyone's candidates
 
 

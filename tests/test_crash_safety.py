@@ -242,7 +242,10 @@ def test_a_worker_killed_under_load_fails_only_its_in_flight_requests(tmp_path_f
     for per in per_client:
         lost = [x for x in per if not isinstance(x[1], int) and x[2]]
         assert len(lost) <= 1, per
-    assert all(killed_at - 0.05 <= t <= killed_at + 1 for t, _, _ in failures), (killed_at, failures)
+    assert all(killed_at - 0.05 <= t <= killed_at + 1 for t, _, _ in failures), (
+        killed_at,
+        failures,
+    )
     queued = sum(1 for *_, served in failures if not served)
     print(
         f"\nworker SIGKILL under load: {len(outcomes)} requests, {len(failures)} failed "

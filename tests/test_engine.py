@@ -49,8 +49,14 @@ def network(tmp_path_factory):
                 dismissed_threads.append((user, threads[0]["thread_id"]))
     model = TribeModel(seed=1).fit(store, previous=first)
     truth = {t["user_id"]: t for t in planted_truth(config)}
-    yield {"store": store, "first": first, "model": model, "truth": truth,
-           "dismissed_people": dismissed_people, "dismissed_threads": dismissed_threads}
+    yield {
+        "store": store,
+        "first": first,
+        "model": model,
+        "truth": truth,
+        "dismissed_people": dismissed_people,
+        "dismissed_threads": dismissed_threads,
+    }
     store.close()
 
 
@@ -67,8 +73,22 @@ def _forbidden_pairs(model) -> sp.csr_matrix:
     snap = model.snapshot_
     n = snap.n_users
     index = snap.user_index()
-    rows = [np.arange(n), snap.follow_src, snap.block_src, snap.block_dst, snap.mute_src, snap.mute_dst]
-    cols = [np.arange(n), snap.follow_dst, snap.block_dst, snap.block_src, snap.mute_dst, snap.mute_src]
+    rows = [
+        np.arange(n),
+        snap.follow_src,
+        snap.block_src,
+        snap.block_dst,
+        snap.mute_src,
+        snap.mute_dst,
+    ]
+    cols = [
+        np.arange(n),
+        snap.follow_dst,
+        snap.block_dst,
+        snap.block_src,
+        snap.mute_dst,
+        snap.mute_src,
+    ]
     d = [(u, index[t]) for u, kind, t in snap.dismissed if kind == "user" and t in index]
     rows.append(np.array([x for x, _ in d], dtype=np.int64))
     cols.append(np.array([y for _, y in d], dtype=np.int64))
@@ -87,7 +107,9 @@ def test_every_source_and_the_ranking_respect_the_filters(network, source):
     if source == "final ranking":
         items = model.arrays_["people_items"]
         rows, slots = np.nonzero(items >= 0)
-        proposed = sp.csr_matrix((np.ones(len(rows)), (rows, items[rows, slots])), shape=forbidden.shape)
+        proposed = sp.csr_matrix(
+            (np.ones(len(rows)), (rows, items[rows, slots])), shape=forbidden.shape
+        )
     else:
         proposed = model.candidates_[source]
         assert proposed.nnz > 0, f"{source} proposed nobody"
@@ -139,14 +161,21 @@ def test_shared_topic_reasons_name_the_telling_topics_and_older_models_agree(net
     model = network["model"]
     rec = model.recommender()
     user_topic = sp.csr_matrix(
-        (model.arrays_["user_topic_data"], model.arrays_["user_topic_indices"], model.arrays_["user_topic_indptr"]),
+        (
+            model.arrays_["user_topic_data"],
+            model.arrays_["user_topic_indices"],
+            model.arrays_["user_topic_indptr"],
+        ),
         shape=(len(model.user_ids_), len(model.arrays_["vocabulary"])),
     )
     specificity = term_specificity(user_topic)
     np.testing.assert_array_equal(rec.topic_specificity, specificity)
     # A model saved before the array existed computes the same weights when it is opened.
-    older = Recommender({k: v for k, v in model.arrays_.items() if k != "topic_specificity"}, model.manifest(),
-                        model.tribes_)
+    older = Recommender(
+        {k: v for k, v in model.arrays_.items() if k != "topic_specificity"},
+        model.manifest(),
+        model.tribes_,
+    )
     vocab = model.arrays_["vocabulary"]
     seen = reordered = 0
     for u in range(0, len(model.user_ids_), 15):
@@ -158,7 +187,9 @@ def test_shared_topic_reasons_name_the_telling_topics_and_older_models_agree(net
             expected = shared_topics(user_topic[u], user_topic[c], vocab, specificity=specificity)
             assert topics == ([expected] if expected else [])
             seen += bool(expected)
-            reordered += bool(expected) and expected != shared_topics(user_topic[u], user_topic[c], vocab)
+            reordered += bool(expected) and expected != shared_topics(
+                user_topic[u], user_topic[c], vocab
+            )
     assert seen > 100 and reordered > 10  # the weighting changes what many reasons say
 
 
@@ -186,7 +217,9 @@ def test_broadcasters_do_not_dominate_people_suggestions(network):
     model, truth = network["model"], network["truth"]
     items = model.arrays_["people_items"][:, :20]
     shown = np.bincount(items[items >= 0], minlength=len(model.user_ids_))
-    broadcasters = [i for i, u in enumerate(model.user_ids_) if truth.get(u, {}).get("role") == "broadcaster"]
+    broadcasters = [
+        i for i, u in enumerate(model.user_ids_) if truth.get(u, {}).get("role") == "broadcaster"
+    ]
     assert broadcasters
     share = shown[broadcasters].sum() / shown.sum()
     population_share = len(broadcasters) / len(model.user_ids_)
@@ -201,15 +234,19 @@ def test_exposure_budget_caps_each_person(network):
     shown = np.bincount(items[items >= 0])
     listed = int((items >= 0).any(axis=1).sum())
     params = model.get_params()
-    budget = max(params["exposure_budget_min"],
-                 min(params["exposure_budget_max"], int(np.ceil(params["exposure_budget_share"] * listed))))
+    budget = max(
+        params["exposure_budget_min"],
+        min(params["exposure_budget_max"], int(np.ceil(params["exposure_budget_share"] * listed))),
+    )
     assert shown.max() <= budget
 
 
 def test_most_users_get_suggestions(network):
     manifest = network["model"].manifest()
     summary = manifest["summary"]
-    assert manifest["tribe_method"] == network["model"].tribe_method_ in ("cpm", "cpm-merged")  # CPM-based
+    assert (
+        manifest["tribe_method"] == network["model"].tribe_method_ in ("cpm", "cpm-merged")
+    )  # CPM-based
     assert summary["users_with_people"] >= 0.8 * N_USERS
     assert summary["users_with_conversations"] >= 0.5 * N_USERS
 
@@ -217,8 +254,15 @@ def test_most_users_get_suggestions(network):
 def test_tribe_ids_are_stable_across_recomputes_of_slightly_changed_data(network):
     store, model = network["store"], network["model"]
     # A few more follows and a new user, then recompute against the previous model.
-    events = [{"type": "follow", "src": str(model.user_ids_[i]), "dst": str(model.user_ids_[i + 7]), "ts": 1.8e9}
-              for i in range(0, 300, 10)] + [{"type": "user", "id": "late-arrival", "ts": 1.8e9}]
+    events = [
+        {
+            "type": "follow",
+            "src": str(model.user_ids_[i]),
+            "dst": str(model.user_ids_[i + 7]),
+            "ts": 1.8e9,
+        }
+        for i in range(0, 300, 10)
+    ] + [{"type": "user", "id": "late-arrival", "ts": 1.8e9}]
     assert ingest_objects(store, events).committed
     again = TribeModel(seed=2).fit(store, previous=model)
     old = dict(zip(model.user_ids_, model.tribe_ids_[model.labels_], strict=True))
@@ -268,9 +312,13 @@ def test_conversations_hide_threads_of_hidden_blocked_or_muted_authors(network):
     blocked = set(zip(snap.block_src.tolist(), snap.block_dst.tolist(), strict=True))
     blocked |= set(zip(snap.mute_src.tolist(), snap.mute_dst.tolist(), strict=True))
     blocked |= {(b, a) for a, b in blocked}
-    assert not any((int(u), int(a)) in blocked for u, a in zip(rows[has], authors[has], strict=True))
-    assert (~snap.discoverable).any() and any(root[t] >= 0 and not snap.discoverable[root[t]]
-                                               for t in np.flatnonzero(model.arrays_["thread_live"]))
+    assert not any(
+        (int(u), int(a)) in blocked for u, a in zip(rows[has], authors[has], strict=True)
+    )
+    assert (~snap.discoverable).any() and any(
+        root[t] >= 0 and not snap.discoverable[root[t]]
+        for t in np.flatnonzero(model.arrays_["thread_live"])
+    )
 
 
 def test_ranking_in_user_blocks_gives_the_same_lists_as_one_block(network, monkeypatch):
@@ -309,11 +357,18 @@ def test_someone_with_only_declared_interests_is_shown_the_tribe_that_shares_the
     truth = {t["user_id"]: set(t["tribes"]) for t in planted_truth(config)}
     tribe = Counter(t for tribes in truth.values() for t in tribes).most_common(1)[0][0]
     members = {u for u, tribes in truth.items() if tribes == {tribe}}
-    shared = Counter(tag for e in events if e["type"] == "user" and e["id"] in members for tag in e.get("interests", []))
+    shared = Counter(
+        tag
+        for e in events
+        if e["type"] == "user" and e["id"] in members
+        for tag in e.get("interests", [])
+    )
     interests = [tag for tag, _ in shared.most_common(3)]
     joined = "2026-10-31T12:00:00Z"  # inside the data's last days: its threads are still live
-    events += [{"type": "user", "id": "newbie", "ts": joined, "interests": interests},
-               {"type": "user", "id": "blank", "ts": joined}]
+    events += [
+        {"type": "user", "id": "newbie", "ts": joined, "interests": interests},
+        {"type": "user", "id": "blank", "ts": joined},
+    ]
     model = TribeModel(seed=0).fit(events)
 
     people = model.recommend_people("newbie", k=10)
@@ -321,7 +376,9 @@ def test_someone_with_only_declared_interests_is_shown_the_tribe_that_shares_the
     assert sum(tribe in truth[p["user_id"]] for p in people) >= 8
     assert "shared_topics" in {r["kind"] for r in people[0]["reasons"]}
     threads = model.recommend_conversations("newbie", k=5)
-    assert threads and all({r["kind"] for r in t["reasons"]} & {"shared_topics", "same_tribe"} for t in threads)
+    assert threads and all(
+        {r["kind"] for r in t["reasons"]} & {"shared_topics", "same_tribe"} for t in threads
+    )
     # Someone with no interests at all gets the most welcoming people instead: not that tribe.
     blank = model.recommend_people("blank", k=10)
     assert sum(tribe in truth[p["user_id"]] for p in blank) <= 4

@@ -258,16 +258,22 @@ def test_content_length_exponent_lets_a_long_post_outweigh_short_comments():
 
     long = "kayak paddle river rapids eddy " * 4
     events = [user(u) for u in "abc"] + [
-        text_post("p1", "a", long), text_post("p2", "a", "oops typo"), text_post("p3", "a", "oops typo"),
+        text_post("p1", "a", long),
+        text_post("p2", "a", "oops typo"),
+        text_post("p3", "a", "oops typo"),
         text_post("p4", "b", long),
-        text_post("p5", "c", "oops typo"), text_post("p6", "c", "oops typo"),
+        text_post("p5", "c", "oops typo"),
+        text_post("p6", "c", "oops typo"),
     ]
     snap = snapshot_from(events)
     kw = {"min_df": 2, "max_df_share": 1.0, "half_life_days": 0}
     # Every post alike: two one-line comments make "a" closer to "c", who only writes those.
     assert people(BASELINES["content"](**kw).fit(snap), snap, "a") == ["c", "b"]
     # Weighed by length (20 terms against the median 2): the kayak post is what "a" is about.
-    assert people(BASELINES["content"](length_exponent=0.5, **kw).fit(snap), snap, "a") == ["b", "c"]
+    assert people(BASELINES["content"](length_exponent=0.5, **kw).fit(snap), snap, "a") == [
+        "b",
+        "c",
+    ]
     with pytest.raises(ValueError, match="length_exponent"):
         BASELINES["content"](length_exponent=-1).fit(snap)
 

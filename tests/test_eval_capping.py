@@ -15,20 +15,26 @@ from tribes.synth import SynthConfig, generate
 
 def _ranker(order: np.ndarray, calls: list | None = None):
     """recommend(users, width) from a full ranking per user, (n, m) -1 padded."""
+
     def recommend(users, width):
         if calls is not None:
             calls.append((len(users), width))
         out = np.full((len(users), width), -1, dtype=np.int32)
         got = order[users, :width]
-        out[:, :got.shape[1]] = got
+        out[:, : got.shape[1]] = got
         return out
+
     return recommend
 
 
 def _random_rankings(n: int, m: int, seed: int, short: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     order = np.stack([rng.permutation(m) for _ in range(n)]).astype(np.int32)
-    order[:short, :3] = [m - 3, m - 2, m - 1]  # a few users with only 3 people to suggest, none a top account
+    order[:short, :3] = [
+        m - 3,
+        m - 2,
+        m - 1,
+    ]  # a few users with only 3 people to suggest, none a top account
     order[:short, 3:] = -1
     return order
 
@@ -60,7 +66,7 @@ def test_capped_lists_hold_the_cap_and_keep_each_models_order(cap):
         assert len(mine) == min(k, len(ranked))
         for kind in (is_top, ~is_top):
             got = [x for x in mine if kind[x]]
-            assert got == [x for x in ranked if kind[x]][:len(got)]
+            assert got == [x for x in ranked if kind[x]][: len(got)]
 
 
 def test_lists_the_cap_does_not_bind_come_back_unchanged():
@@ -96,7 +102,9 @@ def test_lists_led_by_every_top_account_are_fetched_deeper():
     lists = capped_lists(_ranker(order, calls), np.arange(n), k, is_top, 0.2)
     assert calls[0] == (n, 10) and len(calls) > 1 and calls[-1][1] <= k + 30
     assert _prefix_ok(lists, is_top, 0.2)
-    for row in lists:  # one top account each (20% of 5), the best; then the model's next other people
+    for (
+        row
+    ) in lists:  # one top account each (20% of 5), the best; then the model's next other people
         assert [x for x in row if is_top[x]] == [0]
         assert [x for x in row if not is_top[x]] == [30, 31, 32, 33]
 
@@ -112,9 +120,17 @@ def split():
 
 
 def test_evaluate_scores_each_baseline_again_under_the_cap(split):
-    result = evaluate(split, ["tribes", "popularity", "random"], k=10, seed=1, capped=0.2, per_user=True)
+    result = evaluate(
+        split, ["tribes", "popularity", "random"], k=10, seed=1, capped=0.2, per_user=True
+    )
     models = result["models"]
-    assert list(models) == ["tribes", "popularity", "popularity, capped", "random", "random, capped"]
+    assert list(models) == [
+        "tribes",
+        "popularity",
+        "popularity, capped",
+        "random",
+        "random, capped",
+    ]
     popular, held = models["popularity"], models["popularity, capped"]
     assert popular["people.top1_followed_share"] > 0.2  # popularity alone breaks the cap
     for row in (held, models["random, capped"]):
@@ -130,11 +146,37 @@ def test_evaluate_scores_each_baseline_again_under_the_cap(split):
 
 def test_cli_evaluate_capped_uses_tribes_cap(tmp_path, capsys):
     events = synthetic_events_file(tmp_path / "events.jsonl")
-    code, result = run_cli_json(["-q", "evaluate", str(events), "--models", "popularity", "-k", "5", "--json",
-                                 "--capped", "--set", "top_exposure_cap=0.1"])
+    code, result = run_cli_json(
+        [
+            "-q",
+            "evaluate",
+            str(events),
+            "--models",
+            "popularity",
+            "-k",
+            "5",
+            "--json",
+            "--capped",
+            "--set",
+            "top_exposure_cap=0.1",
+        ]
+    )
     assert code == 0
     assert set(result["models"]) == {"popularity", "popularity, capped"}
     assert result["models"]["popularity, capped"]["people.top1_followed_share"] <= 0.1 + 1e-9
-    assert main(["-q", "evaluate", str(events), "--models", "popularity", "--capped",
-                 "--set", "top_exposure_cap=2"]) == 2
+    assert (
+        main(
+            [
+                "-q",
+                "evaluate",
+                str(events),
+                "--models",
+                "popularity",
+                "--capped",
+                "--set",
+                "top_exposure_cap=2",
+            ]
+        )
+        == 2
+    )
     assert "top_exposure_cap" in capsys.readouterr().err

@@ -344,7 +344,9 @@ def test_per_user_recall_matches_a_loop_and_averages_to_recall(seed):
             else:
                 assert np.isnan(got[row])
         expected = M.ranking_metrics(recs, users, truth, k)["recall"]
-        assert (np.nanmean(got) if (~np.isnan(got)).any() else 0.0) == pytest.approx(expected, abs=1e-12)
+        assert (np.nanmean(got) if (~np.isnan(got)).any() else 0.0) == pytest.approx(
+            expected, abs=1e-12
+        )
 
 
 def test_bootstrap_interval_of_a_rare_truth_resamples_only_the_users_who_have_it():
@@ -367,14 +369,20 @@ def test_bootstrap_interval_is_paired_seeded_and_near_the_normal_interval():
     x = (rng.random(2000) < 0.3).astype(float)
     x[rng.random(2000) < 0.1] = np.nan  # users the mean leaves out
     y = x.copy()
-    got = M.bootstrap_interval({"x": x, "y": y, "x-y": x - y, "constant": np.full(2000, 0.25)}, 400, seed=1)
-    assert got == M.bootstrap_interval({"x": x, "y": y, "x-y": x - y, "constant": np.full(2000, 0.25)}, 400, seed=1)
+    got = M.bootstrap_interval(
+        {"x": x, "y": y, "x-y": x - y, "constant": np.full(2000, 0.25)}, 400, seed=1
+    )
+    assert got == M.bootstrap_interval(
+        {"x": x, "y": y, "x-y": x - y, "constant": np.full(2000, 0.25)}, 400, seed=1
+    )
     assert got["x"] == got["y"] and got["x-y"] == [0.0, 0.0] and got["constant"] == [0.25, 0.25]
     known = x[~np.isnan(x)]
     half = 1.96 * known.std() / np.sqrt(len(known))
     assert got["x"][0] == pytest.approx(known.mean() - half, abs=0.006)
     assert got["x"][1] == pytest.approx(known.mean() + half, abs=0.006)
-    assert np.isnan(M.bootstrap_interval({"empty": np.full(5, np.nan)}, 10)["empty"]).all()  # no users
+    assert np.isnan(
+        M.bootstrap_interval({"empty": np.full(5, np.nan)}, 10)["empty"]
+    ).all()  # no users
     with pytest.raises(ValueError):
         M.bootstrap_interval({"x": x}, 0)
     with pytest.raises(ValueError):
@@ -391,7 +399,7 @@ def test_recall_ceiling_is_what_a_perfect_list_reaches():
     perfect = np.full((30, k), -1)
     for u in users:
         items = truth[u].indices[:k]
-        perfect[u, :len(items)] = items
+        perfect[u, : len(items)] = items
     ceiling, n = M.recall_ceiling(users, truth, k)
     assert n == int((np.diff(truth.indptr) > 0).sum())
     assert ceiling == pytest.approx(M.ranking_metrics(perfect, users, truth, k)["recall"])

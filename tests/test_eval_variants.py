@@ -27,7 +27,9 @@ def test_a_variant_with_the_same_configuration_scores_the_same(split):
     result = evaluate(split, ["tribes"], k=10, seed=1, per_user=True, variants={"same": {}})
     assert list(result["models"]) == ["tribes", "same"]
     mine, same = result["models"]["tribes"], result["models"]["same"]
-    assert {k: v for k, v in mine.items() if k != "fit_seconds"} == {k: v for k, v in same.items() if k != "fit_seconds"}
+    assert {k: v for k, v in mine.items() if k != "fit_seconds"} == {
+        k: v for k, v in same.items() if k != "fit_seconds"
+    }
     assert result["learned_variants"] == {"same": result["learned"]}
     lead = recall_intervals(result["per_user"], n=200)["partners"]["tribes_minus"]["same"]
     assert lead == [0.0, 0.0]  # paired: identical lists, no lead either way
@@ -35,16 +37,45 @@ def test_a_variant_with_the_same_configuration_scores_the_same(split):
 
 def test_a_variant_is_another_tribes_fitted_on_the_same_users(split):
     # Without learning and with only shared topics weighted, the lists must differ from tribes'.
-    topics_only = {"learn_weights": 0, **{w: 0.0 for w in ("w_conversation_2hop", "w_follow_2hop", "w_tribe",
-                                                             "w_als", "w_ppr", "w_inbound")}, "w_topic": 1.0}
-    result = evaluate(split, ["tribes", "random"], k=10, seed=1, per_user=True, variants={"topics only": topics_only},
-                      capped=0.2)
+    topics_only = {
+        "learn_weights": 0,
+        **{
+            w: 0.0
+            for w in (
+                "w_conversation_2hop",
+                "w_follow_2hop",
+                "w_tribe",
+                "w_als",
+                "w_ppr",
+                "w_inbound",
+            )
+        },
+        "w_topic": 1.0,
+    }
+    result = evaluate(
+        split,
+        ["tribes", "random"],
+        k=10,
+        seed=1,
+        per_user=True,
+        variants={"topics only": topics_only},
+        capped=0.2,
+    )
     models = result["models"]
     assert result["tribes"]["tribes"] >= 1  # tribes' own quality line is still there
-    assert list(models) == ["tribes", "random", "random, capped", "topics only"]  # a variant is never re-capped
-    assert models["topics only"]["partners.users"] == models["tribes"]["partners.users"]  # the same users
+    assert list(models) == [
+        "tribes",
+        "random",
+        "random, capped",
+        "topics only",
+    ]  # a variant is never re-capped
+    assert (
+        models["topics only"]["partners.users"] == models["tribes"]["partners.users"]
+    )  # the same users
     assert models["topics only"]["partners.recall"] != models["tribes"]["partners.recall"]
-    assert result["learned_variants"] == {"topics only": None}  # learning off: the configured weights
+    assert result["learned_variants"] == {
+        "topics only": None
+    }  # learning off: the configured weights
     per_user = result["per_user"]["partners"]
     assert set(per_user) == set(models) and len(per_user["topics only"]) == len(per_user["tribes"])
     table = format_table(result)
@@ -53,8 +84,16 @@ def test_a_variant_is_another_tribes_fitted_on_the_same_users(split):
 
 
 def test_variants_survive_several_cuts(events):
-    runs = [evaluate(time_split(events, fraction=cut), ["tribes"], k=5, seed=1, variants={"v": {"tribe_diversity": 0.5}})
-            for cut in (0.7, 0.8)]
+    runs = [
+        evaluate(
+            time_split(events, fraction=cut),
+            ["tribes"],
+            k=5,
+            seed=1,
+            variants={"v": {"tribe_diversity": 0.5}},
+        )
+        for cut in (0.7, 0.8)
+    ]
     combined = combine_runs(runs, [0.7, 0.8])
     assert set(combined["models"]) == {"tribes", "v"}
     assert set(combined["learned_variants"]["v"]) == {"0.7", "0.8"}
@@ -67,18 +106,31 @@ def test_a_variant_label_may_not_hide_a_model(split):
 
 
 def test_parse_variants_adds_the_set_overrides_and_names_the_column():
-    got = _parse_variants(["tribe_diversity=1, top_exposure_cap=0.1", "mutual-contacts-index=resource_allocation"],
-                          {"top_exposure_cap": 0.3, "max_people": 40})
+    got = _parse_variants(
+        ["tribe_diversity=1, top_exposure_cap=0.1", "mutual-contacts-index=resource_allocation"],
+        {"top_exposure_cap": 0.3, "max_people": 40},
+    )
     assert got == {
-        "tribes, tribe_diversity=1, top_exposure_cap=0.1": {"top_exposure_cap": 0.1, "max_people": 40,
-                                                            "tribe_diversity": 1.0},
-        "tribes, mutual_contacts_index=resource_allocation": {"top_exposure_cap": 0.3, "max_people": 40,
-                                                              "mutual_contacts_index": "resource_allocation"},
+        "tribes, tribe_diversity=1, top_exposure_cap=0.1": {
+            "top_exposure_cap": 0.1,
+            "max_people": 40,
+            "tribe_diversity": 1.0,
+        },
+        "tribes, mutual_contacts_index=resource_allocation": {
+            "top_exposure_cap": 0.3,
+            "max_people": 40,
+            "mutual_contacts_index": "resource_allocation",
+        },
     }
-    for bad, why in ((["nope=1"], "known parameter"), (["tribe_diversity=2"], "between 0 and 1"),
-                     ([" , "], "empty variant"), (["seed=3"], "--seed"),
-                     (["tribe_diversity=1", "tribe_diversity=1"], "twice"), (["max_people=x"], "expected int"),
-                     (["tribe_diversity=1,tribe-diversity=0.9"], "given twice in")):
+    for bad, why in (
+        (["nope=1"], "known parameter"),
+        (["tribe_diversity=2"], "between 0 and 1"),
+        ([" , "], "empty variant"),
+        (["seed=3"], "--seed"),
+        (["tribe_diversity=1", "tribe_diversity=1"], "twice"),
+        (["max_people=x"], "expected int"),
+        (["tribe_diversity=1,tribe-diversity=0.9"], "given twice in"),
+    ):
         with pytest.raises(InputError, match=why) as caught:
             _parse_variants(bad, {})
         assert caught.value.field == "--variant"
@@ -86,8 +138,22 @@ def test_parse_variants_adds_the_set_overrides_and_names_the_column():
 
 def test_cli_evaluate_variant(tmp_path, capsys):
     path = synthetic_events_file(tmp_path / "events.jsonl")
-    code, result = run_cli_json(["-q", "evaluate", str(path), "--models", "tribes", "-k", "5", "--json",
-                                 "--bootstrap", "50", "--variant", "tribe_diversity=0.5"])
+    code, result = run_cli_json(
+        [
+            "-q",
+            "evaluate",
+            str(path),
+            "--models",
+            "tribes",
+            "-k",
+            "5",
+            "--json",
+            "--bootstrap",
+            "50",
+            "--variant",
+            "tribe_diversity=0.5",
+        ]
+    )
     assert code == 0
     assert list(result["models"]) == ["tribes", "tribes, tribe_diversity=0.5"]
     lead = result["intervals"]["partners"]["tribes_minus"]["tribes, tribe_diversity=0.5"]

@@ -36,13 +36,18 @@ def _settings(monkeypatch, tmp_path, **env: str) -> dict:
     [
         ({}, True),  # gthread by default
         ({"TRIBES_BIND": "0.0.0.0:8080"}, True),
-        ({"TRIBES_WORKER_CLASS": "sync"}, False),  # a connection per request: one shared queue is better
+        (
+            {"TRIBES_WORKER_CLASS": "sync"},
+            False,
+        ),  # a connection per request: one shared queue is better
         ({"TRIBES_WORKER_CLASS": "sync", "TRIBES_REUSE_PORT": "1"}, True),
         ({"TRIBES_REUSE_PORT": "0"}, False),
         ({"TRIBES_BIND": "unix:/tmp/tribes.sock"}, False),
     ],
 )
-def test_reuse_port_is_on_for_keep_alive_workers_on_tcp_unless_set(monkeypatch, tmp_path, env, expected):
+def test_reuse_port_is_on_for_keep_alive_workers_on_tcp_unless_set(
+    monkeypatch, tmp_path, env, expected
+):
     assert _settings(monkeypatch, tmp_path, **env)["reuse_port"] is expected
 
 
@@ -116,7 +121,9 @@ class _Cycle:
     me: object = None
 
 
-def test_each_worker_freezes_what_it_made_at_start_out_of_the_collectors_walks(monkeypatch, tmp_path):
+def test_each_worker_freezes_what_it_made_at_start_out_of_the_collectors_walks(
+    monkeypatch, tmp_path
+):
     settings = _settings(monkeypatch, tmp_path)
     before = gc.get_freeze_count()
     try:

@@ -205,9 +205,14 @@ def _dumps(tmp: Path) -> list[tuple[list[str], str]]:
         (["edgelist", str(tmp / "edges.txt")], f"{tmp / 'edges.txt'}:2:"),
         (["edgelist", str(tmp / "edges-ts.txt")], f"{tmp / 'edges-ts.txt'}:1:"),
         (["edgelist", str(tmp / "binary.txt")], f"{tmp / 'binary.txt'}:1:"),
-        (["edgelist", str(tmp / "ratings.csv"), "--columns", "src,dst,-,ts"], f"{tmp / 'ratings.csv'}:1:"),
-        (["edgelist", str(tmp / "ratings.csv"), "--columns", "src,dst,-,ts", "--header"],
-         f"{tmp / 'ratings.csv'}:3:"),
+        (
+            ["edgelist", str(tmp / "ratings.csv"), "--columns", "src,dst,-,ts"],
+            f"{tmp / 'ratings.csv'}:1:",
+        ),
+        (
+            ["edgelist", str(tmp / "ratings.csv"), "--columns", "src,dst,-,ts", "--header"],
+            f"{tmp / 'ratings.csv'}:3:",
+        ),
         (["edgelist", str(tmp / "ratings.csv"), "--columns", "src,dst,rating"], "columns"),
         (["stackexchange", str(tmp / "se")], "Posts.xml:1:"),
         (["stackexchange", str(tmp / "se-entity")], "Posts.xml"),
@@ -399,9 +404,7 @@ ODD_IDS = [
 
 def test_odd_but_valid_ids_are_stored_verbatim_and_served(world):
     client = world.client
-    events = [
-        {"type": "user", "id": i, "ts": LATER, "interests": ["#odd"]} for i in ODD_IDS
-    ]
+    events = [{"type": "user", "id": i, "ts": LATER, "interests": ["#odd"]} for i in ODD_IDS]
     events.append({"type": "follow", "src": ODD_IDS[0], "dst": ODD_IDS[3], "ts": LATER + 1})
     response = client.post("/v1/events", json=events)
     assert response.status_code == 200, response.json

@@ -22,8 +22,9 @@ from .test_importers import collect
 
 def _planted(seed: int = 3) -> nx.Graph:
     """Three blocks of 20 (networkx's SBM writes each node's ``block``) and one isolated node."""
-    g = nx.stochastic_block_model([20, 20, 20], [[0.4, 0.02, 0.02], [0.02, 0.4, 0.02], [0.02, 0.02, 0.4]],
-                                  seed=seed)
+    g = nx.stochastic_block_model(
+        [20, 20, 20], [[0.4, 0.02, 0.02], [0.02, 0.4, 0.02], [0.02, 0.02, 0.4]], seed=seed
+    )
     g.graph.clear()  # the partition (a list of sets): GraphML and GEXF cannot write it
     g.add_node(60, block=2)
     return g
@@ -59,19 +60,31 @@ def test_every_format_gives_the_same_events_and_truth(tmp_path, name):
     assert stats["nodes"] == 61 and stats["edges"] == g.number_of_edges()
     assert all(e["ts"] == DEFAULT_TS for e in events)
     truth = list(TRUTH_READERS["graph"](path))
-    assert {row["user_id"]: row["tribes"] for row in truth} == {str(n): [str(b)] for n, b in g.nodes(data="block")}
+    assert {row["user_id"]: row["tribes"] for row in truth} == {
+        str(n): [str(b)] for n, b in g.nodes(data="block")
+    }
 
 
-def test_directed_edges_with_times_are_follows_or_threaded_messages_as_an_edge_list_gives_them(tmp_path):
+def test_directed_edges_with_times_are_follows_or_threaded_messages_as_an_edge_list_gives_them(
+    tmp_path,
+):
     g = nx.MultiDiGraph()
-    for i, (a, b) in enumerate([("x", "y"), ("y", "x"), ("x", "z"), ("z", "x"), ("y", "z"), ("y", "x")]):
+    for i, (a, b) in enumerate(
+        [("x", "y"), ("y", "x"), ("x", "z"), ("z", "x"), ("y", "z"), ("y", "x")]
+    ):
         g.add_edge(a, b, time=1_700_000_000 + 3600 * (5 - i))  # stored latest first
     g.add_edge("z", "z", time=1_700_000_000)
     path = tmp_path / "m.graphml"
     nx.write_graphml(g, path)
     follows = collect(IMPORTERS["graph"](path))
     assert [(e["src"], e["dst"]) for e in follows if e["type"] == "follow"] == [
-        ("y", "x"), ("y", "z"), ("z", "x"), ("x", "z"), ("y", "x"), ("x", "y")]  # time order, one way each
+        ("y", "x"),
+        ("y", "z"),
+        ("z", "x"),
+        ("x", "z"),
+        ("y", "x"),
+        ("x", "y"),
+    ]  # time order, one way each
     assert {e["ts"] for e in follows if e["type"] == "user"} == {1_700_000_000}
     stats: dict = {}
     messages = collect(IMPORTERS["graph"](path, kind="message", stats=stats))
@@ -95,7 +108,9 @@ def test_lfr_communities_in_memory_are_named_by_their_smallest_member():
     truth = {row["user_id"]: row["tribes"] for row in truth_from_networkx(g)}
     for node, community in g.nodes(data="community"):
         assert truth[str(node)] == [str(min(community, key=str))]
-    assert len({t[0] for t in truth.values()}) == len({frozenset(c) for _, c in g.nodes(data="community")})
+    assert len({t[0] for t in truth.values()}) == len(
+        {frozenset(c) for _, c in g.nodes(data="community")}
+    )
     events = list(events_from_networkx(g))
     assert len(_follows(events)) == 2 * g.number_of_edges() - 2 * nx.number_of_selfloops(g)
 
@@ -104,16 +119,21 @@ def test_node_attributes_lists_and_a_named_attribute():
     g = nx.Graph([("a", "b")])
     g.nodes["a"]["Department"], g.nodes["b"]["Department"] = "d1", "d2"
     g.nodes["a"]["groups"] = ["g1", "g2"]
-    assert list(truth_from_networkx(g)) == [{"user_id": "a", "tribes": ["g1", "g2"]}]  # 'groups' comes first
+    assert list(truth_from_networkx(g)) == [
+        {"user_id": "a", "tribes": ["g1", "g2"]}
+    ]  # 'groups' comes first
     assert [row["tribes"] for row in truth_from_networkx(g, "Department")] == [["d1"], ["d2"]]
 
 
-@pytest.mark.parametrize("content, name, problem", [
-    ("1 2\n", "g.txt", "unknown graph format"),
-    ("<graphml><graph", "g.graphml", "not a readable graphml file"),
-    ("graph [ node [ id 0 ] node [ id 0 ] ]", "g.gml", "not a readable gml file"),
-    ('{"edges": []}', "g.json", "not a readable node-link file"),
-])
+@pytest.mark.parametrize(
+    "content, name, problem",
+    [
+        ("1 2\n", "g.txt", "unknown graph format"),
+        ("<graphml><graph", "g.graphml", "not a readable graphml file"),
+        ("graph [ node [ id 0 ] node [ id 0 ] ]", "g.gml", "not a readable gml file"),
+        ('{"edges": []}', "g.json", "not a readable node-link file"),
+    ],
+)
 def test_unreadable_files_are_input_errors_naming_the_file(tmp_path, content, name, problem):
     path = tmp_path / name
     path.write_text(content)
@@ -138,23 +158,61 @@ def test_missing_attributes_are_input_errors(tmp_path):
         list(events_from_networkx(g))
 
 
-def test_cli_imports_a_planted_graph_and_evaluates_against_its_blocks(tmp_path, capsys, monkeypatch):
+def test_cli_imports_a_planted_graph_and_evaluates_against_its_blocks(
+    tmp_path, capsys, monkeypatch
+):
     import tribes.importers.graph as graph_importer
 
     path = _write(_planted(), tmp_path / "planted.graphml")
     events, truth = tmp_path / "e.jsonl", tmp_path / "t.jsonl"
     reads = []
-    monkeypatch.setattr(graph_importer, "read_graph", lambda src: reads.append(src) or read_graph(src))
-    assert main(["-q", "import", "graph", str(path), "--out", str(events), "--truth", str(truth)]) == 0
+    monkeypatch.setattr(
+        graph_importer, "read_graph", lambda src: reads.append(src) or read_graph(src)
+    )
+    assert (
+        main(["-q", "import", "graph", str(path), "--out", str(events), "--truth", str(truth)]) == 0
+    )
     assert reads == [str(path)]  # one parse serves the truth and the events
     monkeypatch.undo()
-    assert main(["-q", "evaluate", str(events), "--split", "edges", "--models", "tribes", "-k", "5", "--json",
-                 "--labels", str(truth)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "evaluate",
+                str(events),
+                "--split",
+                "edges",
+                "--models",
+                "tribes",
+                "-k",
+                "5",
+                "--json",
+                "--labels",
+                str(truth),
+            ]
+        )
+        == 0
+    )
     quality = orjson.loads(capsys.readouterr().out)["tribes"]
     assert quality["nmi"] > 0.8  # three dense blocks, found
     # A missing truth attribute stops before any events are written; a flag of another format is refused.
-    assert main(["-q", "import", "graph", str(path), "--out", str(tmp_path / "x.jsonl"), "--truth",
-                 str(tmp_path / "y.jsonl"), "--truth-attr", "club"]) == 2
+    assert (
+        main(
+            [
+                "-q",
+                "import",
+                "graph",
+                str(path),
+                "--out",
+                str(tmp_path / "x.jsonl"),
+                "--truth",
+                str(tmp_path / "y.jsonl"),
+                "--truth-attr",
+                "club",
+            ]
+        )
+        == 2
+    )
     assert "no truth attribute 'club'; the graph has: block" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "y.jsonl").exists()
     edges = tmp_path / "edges.txt"
@@ -175,14 +233,23 @@ def test_a_failed_import_writes_neither_file_and_the_truth_attribute_is_named(tm
     g.add_node(61)  # no block
     path = _write(g, tmp_path / "planted.graphml")
     assert main(["import", "graph", str(path), "--out", str(events), "--truth", str(truth)]) == 0
-    assert "wrote 61 ground-truth records (node attribute 'block'; 1 nodes have none" in capsys.readouterr().err
+    assert (
+        "wrote 61 ground-truth records (node attribute 'block'; 1 nodes have none"
+        in capsys.readouterr().err
+    )
     assert events.exists() and len(truth.read_text().splitlines()) == 61
 
 
 def test_nodes_that_would_be_one_user_are_an_input_error(tmp_path):
     path = tmp_path / "ids.json"
-    path.write_text(json.dumps({"nodes": [{"id": 1, "club": "a"}, {"id": "1", "club": "b"}, {"id": 2, "club": "a"}],
-                                "links": [{"source": 1, "target": 2}, {"source": "1", "target": 2}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "nodes": [{"id": 1, "club": "a"}, {"id": "1", "club": "b"}, {"id": 2, "club": "a"}],
+                "links": [{"source": 1, "target": 2}, {"source": "1", "target": 2}],
+            }
+        )
+    )
     with pytest.raises(InputError, match="nodes 1 and '1' would both be user '1'") as caught:
         list(IMPORTERS["graph"](path))
     assert caught.value.path == str(path)

@@ -363,8 +363,13 @@ def test_edgelist_follows(edges_file: Path):
         {**follow, "src": "1", "dst": "3", "ts": DEFAULT_TS},
         {**follow, "src": "2", "dst": "1", "ts": "2004-04-15T00:00:00Z"},
     ]
-    assert stats == {"lines": 8, "comments": 3, "self_loops": 1, "events": 4,
-                     "times": "1970-01-01T00:01:40Z … 2012-01-01T00:00:00Z"}  # a line without one: DEFAULT_TS
+    assert stats == {
+        "lines": 8,
+        "comments": 3,
+        "self_loops": 1,
+        "events": 4,
+        "times": "1970-01-01T00:01:40Z … 2012-01-01T00:00:00Z",
+    }  # a line without one: DEFAULT_TS
     both = collect(IMPORTERS["edgelist"](edges_file, undirected=True))
     assert [(e["src"], e["dst"]) for e in both][:2] == [("1", "2"), ("2", "1")]
     assert len(both) == 8
@@ -393,7 +398,9 @@ def test_edgelist_messages_out_of_time_order_are_threaded_in_time_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, from_stdin: bool
 ):
     # Grouped by sender, not by time: 1's answer (line 3) is dated after 2's message (line 1).
-    lines = "2 1 300\n2 3 100\n1 2 2024-01-01T00:00:00Z\n3 2 150.5\n"  # int, float and RFC 3339 times
+    lines = (
+        "2 1 300\n2 3 100\n1 2 2024-01-01T00:00:00Z\n3 2 150.5\n"  # int, float and RFC 3339 times
+    )
     path = tmp_path / "by_sender.txt"
     path.write_text(lines)
     if from_stdin:  # read once: held and sorted
@@ -408,7 +415,9 @@ def test_edgelist_messages_out_of_time_order_are_threaded_in_time_order(
     assert [type(e["ts"]) for e in events] == [int, float, int, str]  # each time as written
     sorted_file = tmp_path / "sorted.txt"
     sorted_file.write_text("2 3 100\n3 2 150.5\n2 1 300\n1 2 2024-01-01T00:00:00Z\n")
-    again = collect(IMPORTERS["edgelist"](sorted_file, kind="message"))  # streamed: already in order
+    again = collect(
+        IMPORTERS["edgelist"](sorted_file, kind="message")
+    )  # streamed: already in order
     assert [(e["author"], e["ts"], "reply_to" in e) for e in again] == [
         (e["author"], e["ts"], "reply_to" in e) for e in events
     ]
@@ -422,8 +431,10 @@ def test_edgelist_messages_from_a_pipe_are_read_once(tmp_path: Path):
     fifo = tmp_path / "messages.pipe"
     os.mkfifo(fifo)
     result: dict = {}
-    reader = threading.Thread(target=lambda: result.update(events=collect(IMPORTERS["edgelist"](fifo, kind="message"))),
-                              daemon=True)
+    reader = threading.Thread(
+        target=lambda: result.update(events=collect(IMPORTERS["edgelist"](fifo, kind="message"))),
+        daemon=True,
+    )
     reader.start()
     fifo.write_text("1 2 100\n2 1 200\n")  # (opening blocks until the reader opens its end)
     reader.join(10)
@@ -434,7 +445,9 @@ def test_edgelist_messages_from_a_pipe_are_read_once(tmp_path: Path):
     assert [(e["id"], e.get("reply_to")) for e in result["events"]] == [("m1", None), ("m2", "m1")]
 
 
-def test_cli_imports_an_edge_list_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+def test_cli_imports_an_edge_list_from_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
     from tribes.cli import main
 
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"2 1 200\n1 2 100\n")))
@@ -442,15 +455,23 @@ def test_cli_imports_an_edge_list_from_stdin(tmp_path: Path, monkeypatch: pytest
     assert main(["import", "edgelist", "-", "--kind", "message", "--out", str(out)]) == 0
     assert [line.count('"reply_to"') for line in out.read_text().splitlines()] == [0, 1]
     assert "order held and sorted by time (read once)" in capsys.readouterr().err
-    assert main(["import", "graph", "-", "--out", str(out)]) == 2  # only an edge list is read from stdin
+    assert (
+        main(["import", "graph", "-", "--out", str(out)]) == 2
+    )  # only an edge list is read from stdin
     assert "no such file or folder" in capsys.readouterr().err
 
 
-def test_edgelist_csv_fields_follow_csv_quoting_and_a_bom_is_not_part_of_the_first_id(tmp_path: Path):
+def test_edgelist_csv_fields_follow_csv_quoting_and_a_bom_is_not_part_of_the_first_id(
+    tmp_path: Path,
+):
     path = tmp_path / "people.csv"
     path.write_bytes('\ufeffsource,target\n"smith, jo",ann\n"say ""hi""",ann\nann , bo\n'.encode())
     events = collect(IMPORTERS["edgelist"](path, header=True))
-    assert [(e["src"], e["dst"]) for e in events] == [("smith, jo", "ann"), ('say "hi"', "ann"), ("ann", "bo")]
+    assert [(e["src"], e["dst"]) for e in events] == [
+        ("smith, jo", "ann"),
+        ('say "hi"', "ann"),
+        ("ann", "bo"),
+    ]
     headless = tmp_path / "plain.csv"
     headless.write_bytes("\ufeffa,b\n".encode())
     assert [(e["src"], e["dst"]) for e in collect(IMPORTERS["edgelist"](headless))] == [("a", "b")]
@@ -482,7 +503,9 @@ def test_edgelist_malformed_line(tmp_path: Path, line: str, problem: str):
 def test_edgelist_konect_layout_takes_the_named_columns(tmp_path: Path):
     # KONECT: "% sym ..." comments, then SRC DST WEIGHT TS; the weight is ignored.
     path = tmp_path / "out.reply"
-    path.write_text("% asym unweighted\n% 3 3 3\n1 2 1 1148000000\n2 1 5 1148000060\n2 3 1 1148000120 x\n")
+    path.write_text(
+        "% asym unweighted\n% 3 3 3\n1 2 1 1148000000\n2 1 5 1148000060\n2 3 1 1148000120 x\n"
+    )
     events = collect(IMPORTERS["edgelist"](path, kind="message", columns="src,dst,-,ts"))
     assert [(e["author"], e["ts"], e.get("reply_to")) for e in events] == [
         ("1", 1148000000, None),

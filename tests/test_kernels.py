@@ -21,8 +21,13 @@ from tribes.sparse import top_k_per_row
 def _random_csr(rng, shape, density, dtype, values=None):
     n = int(shape[0] * shape[1] * density)
     v = values if values is not None else rng.random(n)
-    return sp.csr_matrix((np.asarray(v, dtype=dtype)[:n], (rng.integers(0, shape[0], n), rng.integers(0, shape[1], n))),
-                         shape=shape)
+    return sp.csr_matrix(
+        (
+            np.asarray(v, dtype=dtype)[:n],
+            (rng.integers(0, shape[0], n), rng.integers(0, shape[1], n)),
+        ),
+        shape=shape,
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -38,7 +43,9 @@ def test_two_hop_top_k_equals_the_filtered_top_k_of_the_product(dtype):
         kernel = TwoHopTopK(left, right, exclusion, shown, k)
         for start, stop in ((0, n), (13, 200), (399, 400), (50, 50)):
             got = kernel.rows(start, stop)
-            want = top_k_per_row(apply_filters((left[start:stop] @ right).tocsr(), exclusion[start:stop], shown), k)
+            want = top_k_per_row(
+                apply_filters((left[start:stop] @ right).tocsr(), exclusion[start:stop], shown), k
+            )
             assert got.shape == want.shape and got.dtype == want.dtype
             assert np.array_equal(got.indptr, want.indptr), (k, start)
             assert np.array_equal(got.indices, want.indices), (k, start)
@@ -56,18 +63,32 @@ def test_pair_dots_are_the_row_dot_products(dtype):
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     if dtype == np.float32 and np.diff(x.indptr).max() <= 8:
-        assert np.array_equal(got, want.astype(np.float32))  # bit for bit while rows share <= 8 columns
+        assert np.array_equal(
+            got, want.astype(np.float32)
+        )  # bit for bit while rows share <= 8 columns
     dense = x.toarray()
-    assert np.allclose(got[:50], [dense[r] @ dense[c] for r, c in zip(rows[:50], cols[:50], strict=True)], rtol=1e-5)
+    assert np.allclose(
+        got[:50],
+        [dense[r] @ dense[c] for r, c in zip(rows[:50], cols[:50], strict=True)],
+        rtol=1e-5,
+    )
     assert len(pair_dots(x, rows[:0], cols[:0])) == 0
 
 
-def _best_fetched_reference(batch, ids, distance, query_norms, lift2, heavy, heavy_scores, liked, k):
+def _best_fetched_reference(
+    batch, ids, distance, query_norms, lift2, heavy, heavy_scores, liked, k
+):
     """Every fetched and heavy person of each user, filtered, sorted by (score down, column up), cut to k."""
     rows, cols, vals = [], [], []
     for i, u in enumerate(batch):
-        found = [(int(c), np.float32((query_norms[u] + np.float32(lift2) - distance[i, j]) / np.float32(2)))
-                 for j, c in enumerate(ids[i]) if c >= 0]
+        found = [
+            (
+                int(c),
+                np.float32((query_norms[u] + np.float32(lift2) - distance[i, j]) / np.float32(2)),
+            )
+            for j, c in enumerate(ids[i])
+            if c >= 0
+        ]
         found += [(int(c), heavy_scores[i, h]) for h, c in enumerate(heavy)]
         own = set(liked[u].indices.tolist())
         ok = [(c, v) for c, v in found if c != u and np.isfinite(v) and v > 0 and c not in own]
@@ -82,7 +103,9 @@ def test_best_fetched_keeps_each_users_k_best_fetched_or_heavy_people(k):
     n, b, fetch, h = 300, 60, 12, 9
     batch = np.sort(rng.choice(n, b, replace=False))
     heavy = rng.choice(n, h, replace=False)
-    light = np.setdiff1d(np.arange(n), heavy)  # an index holds the light people only, each once per result
+    light = np.setdiff1d(
+        np.arange(n), heavy
+    )  # an index holds the light people only, each once per result
     ids = np.stack([rng.choice(light, fetch, replace=False) for _ in range(b)])
     ids[:, -2:] = -1  # short results are padded
     ids[0, 0] = batch[0]  # the user themself
@@ -94,7 +117,9 @@ def test_best_fetched_keeps_each_users_k_best_fetched_or_heavy_people(k):
     liked = _random_csr(rng, (n, n), 0.05, np.float32)
     liked.sort_indices()
     got = best_fetched(batch, ids, distance, query_norms, 1.5, heavy, heavy_scores, liked, k)
-    want = _best_fetched_reference(batch, ids, distance, query_norms, 1.5, heavy, heavy_scores, liked, k)
+    want = _best_fetched_reference(
+        batch, ids, distance, query_norms, 1.5, heavy, heavy_scores, liked, k
+    )
     assert len(want[0]) > b * min(k, 2) * 0.9  # the data is not trivial
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
@@ -146,5 +171,7 @@ def test_within_column_budget_matches_the_group_budget_with_pair_hashes(budget):
     other, _ = within_column_budget(starts, cols, score, budget, 8)
     if 0 < budget < 1000:
         assert not np.array_equal(other, keep)
-    empty_keep, empty_kept = within_column_budget(np.zeros(4, np.int64), cols[:0], score[:0], budget, 7)
+    empty_keep, empty_kept = within_column_budget(
+        np.zeros(4, np.int64), cols[:0], score[:0], budget, 7
+    )
     assert empty_keep.shape == (0,) and empty_kept.tolist() == [0, 0, 0]

@@ -68,7 +68,10 @@ def test_held_out_ties_keep_both_follows_of_a_pair_together():
     n = 300
     src, dst = rng.integers(0, n, 4000), rng.integers(0, n, 4000)
     keep = src != dst
-    src, dst = np.concatenate([src[keep], dst[keep]]), np.concatenate([dst[keep], src[keep]])  # all mutual
+    src, dst = (
+        np.concatenate([src[keep], dst[keep]]),
+        np.concatenate([dst[keep], src[keep]]),
+    )  # all mutual
     held = _held_out_ties(src, dst, n, 0.2, seed=3)
     pairs = dict(zip(zip(src.tolist(), dst.tolist(), strict=True), held.tolist(), strict=True))
     assert all(pairs[(b, a)] == h for (a, b), h in pairs.items())
@@ -92,19 +95,29 @@ def test_damping_is_the_best_ranking_floor_within_the_exposure_cap():
     reply = ctx.snap.post_parent >= 0
     replied = np.bincount(ctx.snap.post_author[ctx.snap.post_parent[reply]], minlength=snap.n_users)
     followers = ctx.behaviour.followers
-    top = np.union1d(top_percent(followers)[followers[top_percent(followers)] > 0],
-                     top_percent(replied)[replied[top_percent(replied)] > 0])
+    top = np.union1d(
+        top_percent(followers)[followers[top_percent(followers)] > 0],
+        top_percent(replied)[replied[top_percent(replied)] > 0],
+    )
     shares = []
     for floor in POPULARITY_FLOORS:
-        items = rank_people(replace(ctx, params=replace(ctx.params, popularity_floor=floor)), cands, feats).items
+        items = rank_people(
+            replace(ctx, params=replace(ctx.params, popularity_floor=floor)), cands, feats
+        ).items
         shares.append(float(np.isin(items[items >= 0], top).mean()))
     for cap in (0.0, min(shares), 1.0):
         ctx_cap = replace(ctx, params=replace(ctx.params, top_exposure_cap=cap))
         measured = {}  # under this cap, which ranking enforces too; the share computed directly
         for floor in POPULARITY_FLOORS:
-            items = rank_people(replace(ctx_cap, params=replace(ctx_cap.params, popularity_floor=floor)), cands,
-                                feats).items
-            measured[floor] = (float(np.isin(items[items >= 0], top).mean()), _list_hits(items, truth, None).recall)
+            items = rank_people(
+                replace(ctx_cap, params=replace(ctx_cap.params, popularity_floor=floor)),
+                cands,
+                feats,
+            ).items
+            measured[floor] = (
+                float(np.isin(items[items >= 0], top).mean()),
+                _list_hits(items, truth, None).recall,
+            )
         chosen = _choose_damping(ctx_cap, cands, feats, {}, truth)["popularity_floor"]
         allowed = [f for f, (s, _) in measured.items() if s <= cap]
         if allowed:
@@ -126,7 +139,12 @@ def test_damping_with_no_floor_within_the_cap_takes_the_least_concentrated(monke
     # Account 2 is the top account. The weaker dampings hold the held-out pair (0, 3) but show
     # the top account in half the slots, the stronger in a third: with a cap of 10% that no
     # floor meets, the least concentrated wins; with 50%, the best recall.
-    lists = {0.1: [[3, 2], [2, 3]], 0.25: [[3, 2], [2, 3]], 0.5: [[2, 1], [3, -1]], 1.0: [[2, 1], [3, -1]]}
+    lists = {
+        0.1: [[3, 2], [2, 3]],
+        0.25: [[3, 2], [2, 3]],
+        0.5: [[2, 1], [3, -1]],
+        1.0: [[2, 1], [3, -1]],
+    }
 
     def ranked(ctx, candidates, feats):
         return SimpleNamespace(items=np.array(lists[ctx.params.popularity_floor] + [[-1, -1]] * 2))
@@ -139,14 +157,19 @@ def test_damping_with_no_floor_within_the_cap_takes_the_least_concentrated(monke
         behaviour: object = field(default_factory=lambda: SimpleNamespace(followers=None))
 
     monkeypatch.setattr(learn, "rank_people", ranked)
-    monkeypatch.setattr(learn, "top_accounts", lambda snap, followers: np.array([False, False, True, False]))
+    monkeypatch.setattr(
+        learn, "top_accounts", lambda snap, followers: np.array([False, False, True, False])
+    )
     truth = sp.csr_matrix(([1.0], ([0], [3])), shape=(4, 4))
     report = []
     assert learn._choose_damping(Ctx(Params(top_exposure_cap=0.1)), {}, {}, {}, truth, report) == {
-        "popularity_floor": 1.0}
+        "popularity_floor": 1.0
+    }
     assert report[0]["top_share"] == {"0.1": 0.5, "0.25": 0.5, "0.5": 0.3333, "1.0": 0.3333}
     # With 50% every floor is within: the best recall (ties: the weaker damping).
-    assert learn._choose_damping(Ctx(Params(top_exposure_cap=0.5)), {}, {}, {}, truth) == {"popularity_floor": 0.25}
+    assert learn._choose_damping(Ctx(Params(top_exposure_cap=0.5)), {}, {}, {}, truth) == {
+        "popularity_floor": 0.25
+    }
 
 
 def test_fit_learns_weights_and_records_them():
@@ -154,7 +177,12 @@ def test_fit_learns_weights_and_records_them():
     model = TribeModel(seed=1).fit(events)
     learned = model.manifest()["learned_weights"]
     assert {*ENGAGE_WEIGHTS.values(), "popularity_floor"} <= set(learned)
-    assert set(learned) <= {*ENGAGE_WEIGHTS.values(), "popularity_floor", "answer_exponent", "tribe_diversity"}
+    assert set(learned) <= {
+        *ENGAGE_WEIGHTS.values(),
+        "popularity_floor",
+        "answer_exponent",
+        "tribe_diversity",
+    }
     assert learned["popularity_floor"] in POPULARITY_FLOORS
     assert learned.get("answer_exponent", 1.0) in ANSWER_EXPONENTS
     assert learned.get("tribe_diversity", 0.95) in TRIBE_DIVERSITIES
@@ -168,11 +196,19 @@ def test_learning_reports_every_decision_and_the_report_agrees_with_what_it_chos
     than it needed, a value kept had no alternative past its bar; JSON-ready (no infinities)."""
     import json
 
-    events = list(generate(SynthConfig(n_users=800, seed=3)))  # (at 600, 25 held-out hits: too few to choose)
+    events = list(
+        generate(SynthConfig(n_users=800, seed=3))
+    )  # (at 600, 25 held-out hits: too few to choose)
     model = TribeModel(seed=1).fit(events)
     report, learned = model.learning_report_, model.learned_weights_
     names = [d["parameter"] for d in report]
-    assert names[:5] == ["blend", "mutual_contacts_index", "answer_exponent", "tribe_diversity", "popularity_floor"]
+    assert names[:5] == [
+        "blend",
+        "mutual_contacts_index",
+        "answer_exponent",
+        "tribe_diversity",
+        "popularity_floor",
+    ]
     assert names[5:] in (["thread_momentum"], ["thread_momentum", "w_thread_open"])
     for d in report:
         assert learned.get(d["parameter"], d["chosen"]) == d["chosen"]
@@ -188,7 +224,9 @@ def test_learning_reports_every_decision_and_the_report_agrees_with_what_it_chos
         if d["chosen"] == d["configured"]:
             assert all(z <= d["needed"] for z in leads)
         else:
-            assert d["errors"][str(d["chosen"])] is None or d["errors"][str(d["chosen"])] > d["needed"]
+            assert (
+                d["errors"][str(d["chosen"])] is None or d["errors"][str(d["chosen"])] > d["needed"]
+            )
     assert json.loads(json.dumps(report, allow_nan=False)) == report
     assert model.manifest()["learning_report"] == report
     assert TribeModel(seed=1, learn_weights=0).fit(events).learning_report_ is None
@@ -197,23 +235,60 @@ def test_learning_reports_every_decision_and_the_report_agrees_with_what_it_chos
 def test_format_learning_says_what_was_kept_switched_and_skipped():
     from tribes.learn import format_learning
 
-    lines = format_learning([
-        {"parameter": "tribe_diversity", "configured": 0.95, "chosen": 1.0,
-         "recall": {"0.95": 0.408, "0.9": 0.362, "1.0": 0.418}, "errors": {"0.9": -9.04, "1.0": 3.5},
-         "needed": 2.28, "pairs": 1758, "users": 1248},
-        {"parameter": "blend", "configured": "base blend", "chosen": "base blend",
-         "recall": {"base blend": 0.3, "new ties only": 0.31}, "errors": {"new ties only": None},
-         "against": {"new ties only": "base blend"}, "needed": 2.0, "pairs": 40, "users": 30},
-        {"parameter": "popularity_floor", "configured": 0.25, "chosen": 1.0, "recall": {"0.25": 0.4, "1.0": 0.41},
-         "top_share": {"0.25": 0.05, "1.0": 0.12}, "cap": 0.2, "pairs": 40, "users": 30},
-        {"parameter": "thread_momentum", "configured": 0.0, "chosen": 0.0, "pairs": 3, "skipped": "3 joins"},
-    ])
-    assert lines[0] == ("  tribe_diversity: 0.95 → 1 — 0.95 0.408; 0.9 0.362 (-9.0 SE), 1 0.418 (+3.5 SE); "
-                        "a switch needs +2.28 SE (1,758 held-out pairs of 1,248 users)")
-    assert lines[1].startswith("  blend: base blend kept — base blend 0.300; new ties only 0.310 "
-                               "(every user one way over base blend)")
-    assert lines[2] == ("  popularity_floor: 1, the best held-out recall within the top-1% cap 20% — "
-                        "0.25 0.400 (top 1% 5.0%), 1 0.410 (top 1% 12.0%) (40 held-out pairs of 30 users)")
+    lines = format_learning(
+        [
+            {
+                "parameter": "tribe_diversity",
+                "configured": 0.95,
+                "chosen": 1.0,
+                "recall": {"0.95": 0.408, "0.9": 0.362, "1.0": 0.418},
+                "errors": {"0.9": -9.04, "1.0": 3.5},
+                "needed": 2.28,
+                "pairs": 1758,
+                "users": 1248,
+            },
+            {
+                "parameter": "blend",
+                "configured": "base blend",
+                "chosen": "base blend",
+                "recall": {"base blend": 0.3, "new ties only": 0.31},
+                "errors": {"new ties only": None},
+                "against": {"new ties only": "base blend"},
+                "needed": 2.0,
+                "pairs": 40,
+                "users": 30,
+            },
+            {
+                "parameter": "popularity_floor",
+                "configured": 0.25,
+                "chosen": 1.0,
+                "recall": {"0.25": 0.4, "1.0": 0.41},
+                "top_share": {"0.25": 0.05, "1.0": 0.12},
+                "cap": 0.2,
+                "pairs": 40,
+                "users": 30,
+            },
+            {
+                "parameter": "thread_momentum",
+                "configured": 0.0,
+                "chosen": 0.0,
+                "pairs": 3,
+                "skipped": "3 joins",
+            },
+        ]
+    )
+    assert lines[0] == (
+        "  tribe_diversity: 0.95 → 1 — 0.95 0.408; 0.9 0.362 (-9.0 SE), 1 0.418 (+3.5 SE); "
+        "a switch needs +2.28 SE (1,758 held-out pairs of 1,248 users)"
+    )
+    assert lines[1].startswith(
+        "  blend: base blend kept — base blend 0.300; new ties only 0.310 "
+        "(every user one way over base blend)"
+    )
+    assert lines[2] == (
+        "  popularity_floor: 1, the best held-out recall within the top-1% cap 20% — "
+        "0.25 0.400 (top 1% 5.0%), 1 0.410 (top 1% 12.0%) (40 held-out pairs of 30 users)"
+    )
     assert lines[3] == "  thread_momentum: 0 kept — 3 joins"
 
 
@@ -249,18 +324,88 @@ def test_new_two_way_pairs_need_replies_both_ways_after_the_cut_and_none_before(
     users = [{"type": "user", "id": u, "ts": t} for u in "abcd"]
     posts = [
         {"type": "post", "id": "r", "author": "a", "ts": t + 1, "text": "hi"},
-        {"type": "post", "id": "r1", "author": "b", "reply_to": "r", "ts": t + 2, "text": "hi"},  # b→a before
-        {"type": "post", "id": "r2", "author": "a", "reply_to": "r1", "ts": t + 3, "text": "hi"},  # a→b before
+        {
+            "type": "post",
+            "id": "r1",
+            "author": "b",
+            "reply_to": "r",
+            "ts": t + 2,
+            "text": "hi",
+        },  # b→a before
+        {
+            "type": "post",
+            "id": "r2",
+            "author": "a",
+            "reply_to": "r1",
+            "ts": t + 3,
+            "text": "hi",
+        },  # a→b before
         {"type": "post", "id": "s", "author": "c", "ts": t + 10, "text": "x"},
-        {"type": "post", "id": "s1", "author": "d", "reply_to": "s", "ts": t + 11, "text": "x"},  # d→c after
-        {"type": "post", "id": "s2", "author": "c", "reply_to": "s1", "ts": t + 12, "text": "x"},  # c→d after
-        {"type": "post", "id": "s3", "author": "a", "reply_to": "s", "ts": t + 13, "text": "x"},  # a→c, one way
-        {"type": "post", "id": "r3", "author": "b", "reply_to": "r2", "ts": t + 14, "text": "x"},  # b→a again
-        {"type": "post", "id": "r4", "author": "a", "reply_to": "r3", "ts": t + 15, "text": "x"},  # a→b again
+        {
+            "type": "post",
+            "id": "s1",
+            "author": "d",
+            "reply_to": "s",
+            "ts": t + 11,
+            "text": "x",
+        },  # d→c after
+        {
+            "type": "post",
+            "id": "s2",
+            "author": "c",
+            "reply_to": "s1",
+            "ts": t + 12,
+            "text": "x",
+        },  # c→d after
+        {
+            "type": "post",
+            "id": "s3",
+            "author": "a",
+            "reply_to": "s",
+            "ts": t + 13,
+            "text": "x",
+        },  # a→c, one way
+        {
+            "type": "post",
+            "id": "r3",
+            "author": "b",
+            "reply_to": "r2",
+            "ts": t + 14,
+            "text": "x",
+        },  # b→a again
+        {
+            "type": "post",
+            "id": "r4",
+            "author": "a",
+            "reply_to": "r3",
+            "ts": t + 15,
+            "text": "x",
+        },  # a→b again
         {"type": "post", "id": "q", "author": "b", "ts": t + 1, "text": "y"},
-        {"type": "post", "id": "q1", "author": "d", "reply_to": "q", "ts": t + 2, "text": "y"},  # d→b before
-        {"type": "post", "id": "q2", "author": "b", "reply_to": "q1", "ts": t + 16, "text": "y"},  # b→d after
-        {"type": "post", "id": "q3", "author": "d", "reply_to": "q2", "ts": t + 17, "text": "y"},  # d→b after
+        {
+            "type": "post",
+            "id": "q1",
+            "author": "d",
+            "reply_to": "q",
+            "ts": t + 2,
+            "text": "y",
+        },  # d→b before
+        {
+            "type": "post",
+            "id": "q2",
+            "author": "b",
+            "reply_to": "q1",
+            "ts": t + 16,
+            "text": "y",
+        },  # b→d after
+        {
+            "type": "post",
+            "id": "q3",
+            "author": "d",
+            "reply_to": "q2",
+            "ts": t + 17,
+            "text": "y",
+        },  # d→b after
     ]
     snap = snapshot_from(users + posts)
     pairs = _new_two_way_pairs(snap, cut=t + 5)
@@ -314,8 +459,14 @@ def test_learning_network_is_a_connected_sample_with_complete_seed_neighbourhood
         i = full[s]
         assert {str(snap.user_ids[j]) for j in np.r_[b[a == i], a[b == i]]} <= kept
     # Relations and posts are the original ones between kept users, renumbered consistently.
-    pairs = {(snap.user_ids[x], snap.user_ids[y]) for x, y in zip(snap.follow_src, snap.follow_dst, strict=True)}
-    got = {(sub.user_ids[x], sub.user_ids[y]) for x, y in zip(sub.follow_src, sub.follow_dst, strict=True)}
+    pairs = {
+        (snap.user_ids[x], snap.user_ids[y])
+        for x, y in zip(snap.follow_src, snap.follow_dst, strict=True)
+    }
+    got = {
+        (sub.user_ids[x], sub.user_ids[y])
+        for x, y in zip(sub.follow_src, sub.follow_dst, strict=True)
+    }
     assert got == {(x, y) for x, y in pairs if x in kept and y in kept}
     post = {p: i for i, p in enumerate(snap.post_ids)}
     for i in range(sub.n_posts):
@@ -336,7 +487,9 @@ def test_learning_on_a_sampled_network_still_learns_weights():
     assert learned is not None and sum(v for k, v in learned.items() if k.startswith("w_")) > 0
 
 
-def test_optional_features_join_the_blend_only_when_they_beat_it_by_two_standard_errors(monkeypatch):
+def test_optional_features_join_the_blend_only_when_they_beat_it_by_two_standard_errors(
+    monkeypatch,
+):
     """The fit with ``mutual_share`` replaces the base blend only when its held-out recall is
     higher by more than two standard errors (the recalls scripted here; the rest is real)."""
     import tribes.learn as learn
@@ -360,13 +513,17 @@ def test_optional_features_join_the_blend_only_when_they_beat_it_by_two_standard
     chosen = {}
     for gain in (0.0, NOISE, 0.3):
         state["gain"] = gain
-        weights = learn.learn_engage_weights(snap, Params(seed=1), lambda s, p, q: _candidates(s, p, False, query=q)[:2])
+        weights = learn.learn_engage_weights(
+            snap, Params(seed=1), lambda s, p, q: _candidates(s, p, False, query=q)[:2]
+        )
         chosen[gain] = weights["w_mutual_share"]
     assert chosen[0.0] == 0 and chosen[NOISE] == 0
     assert chosen[0.3] > 0
 
 
-def test_a_blend_fitted_on_new_ties_only_replaces_the_blend_only_past_two_standard_errors(monkeypatch):
+def test_a_blend_fitted_on_new_ties_only_replaces_the_blend_only_past_two_standard_errors(
+    monkeypatch,
+):
     """With timestamps a third contender is fitted on the later ties with people not talked with
     before; like the optional features it must beat the best blend by more than its noise."""
     import tribes.learn as learn
@@ -386,21 +543,33 @@ def test_a_blend_fitted_on_new_ties_only_replaces_the_blend_only_past_two_standa
 
     def rank(ctx, candidates, feats=None):
         p = ctx.params
-        state["fresh"] = p.w_topic > 0 and p.w_inbound == p.w_als == p.w_tribe == p.w_follow_2hop == 0
+        state["fresh"] = (
+            p.w_topic > 0 and p.w_inbound == p.w_als == p.w_tribe == p.w_follow_2hop == 0
+        )
         return real_rank(ctx, candidates, feats)
 
     monkeypatch.setattr(learn, "_fit_listwise", fit)
     monkeypatch.setattr(learn, "rank_people", rank)
-    monkeypatch.setattr(learn, "_list_hits", lambda items, truth, query: held(0.3 + (state["gain"] if state["fresh"] else 0.0)))
+    monkeypatch.setattr(
+        learn,
+        "_list_hits",
+        lambda items, truth, query: held(0.3 + (state["gain"] if state["fresh"] else 0.0)),
+    )
     chosen = {}
     for gain in (0.0, 0.3):
         state["gain"] = gain
         state["targets"].clear()
-        weights = learn.learn_engage_weights(snap, Params(seed=1), lambda s, p, q: _candidates(s, p, False, query=q)[:2])
-        all_ties, _, fresh_ties = state["targets"][:3]  # (then the same three with the other mutual-contact index)
+        weights = learn.learn_engage_weights(
+            snap, Params(seed=1), lambda s, p, q: _candidates(s, p, False, query=q)[:2]
+        )
+        all_ties, _, fresh_ties = state["targets"][
+            :3
+        ]  # (then the same three with the other mutual-contact index)
         assert 0 < fresh_ties < all_ties  # some later ties were with people talked with before
         chosen[gain] = weights
-    assert chosen[0.0]["w_inbound"] > 0 or chosen[0.0]["w_follow_2hop"] > 0  # the fitted blend stays
+    assert (
+        chosen[0.0]["w_inbound"] > 0 or chosen[0.0]["w_follow_2hop"] > 0
+    )  # the fitted blend stays
     assert chosen[0.3]["w_topic"] > 0 and chosen[0.3]["w_inbound"] == chosen[0.3]["w_als"] == 0
 
 
@@ -511,8 +680,12 @@ def test_tribe_diversity_changes_only_when_an_alternative_beats_the_configured_o
     monkeypatch.setattr(learn, "rank_people", rank)
     assert ctx.params.tribe_diversity == 0.95
     assert chosen({0.9: 0.3, 0.95: 0.3, 0.98: 0.3 + NOISE, 1.0: 0.3 + NOISE}) == {}
-    assert chosen({0.9: 0.3, 0.95: 0.3, 0.98: 0.3 + BAR + 0.01, 1.0: 0.3 + BAR + 0.02}) == {"tribe_diversity": 1.0}
-    assert chosen({0.9: 0.3 + BAR + 0.03, 0.95: 0.3, 0.98: 0.3, 1.0: 0.3 + BAR + 0.02}) == {"tribe_diversity": 0.9}
+    assert chosen({0.9: 0.3, 0.95: 0.3, 0.98: 0.3 + BAR + 0.01, 1.0: 0.3 + BAR + 0.02}) == {
+        "tribe_diversity": 1.0
+    }
+    assert chosen({0.9: 0.3 + BAR + 0.03, 0.95: 0.3, 0.98: 0.3, 1.0: 0.3 + BAR + 0.02}) == {
+        "tribe_diversity": 0.9
+    }
     assert {a for _, a in seen} == {0.5}  # every ranking with what learning chose before
 
 
@@ -525,9 +698,21 @@ def test_learning_lets_lists_stay_in_the_tribe_where_held_out_ties_do():
     events = list(lfr_events(LFRConfig(n_users=600, mu=0.3, seed=1)))
     model = TribeModel(seed=0).fit(events)
     assert model.learned_weights_["tribe_diversity"] == 1.0
-    fixed = TribeModel(seed=0, **{**model.learned_weights_, "tribe_diversity": 0.95, "learn_weights": 0}).fit(events)
-    tribes_per_list = [float(np.mean([len(set(m.labels_[row[row >= 0]].tolist())) for row in m.arrays_["people_items"]
-                                      if (row >= 0).any()])) for m in (model, fixed)]
+    fixed = TribeModel(
+        seed=0, **{**model.learned_weights_, "tribe_diversity": 0.95, "learn_weights": 0}
+    ).fit(events)
+    tribes_per_list = [
+        float(
+            np.mean(
+                [
+                    len(set(m.labels_[row[row >= 0]].tolist()))
+                    for row in m.arrays_["people_items"]
+                    if (row >= 0).any()
+                ]
+            )
+        )
+        for m in (model, fixed)
+    ]
     assert tribes_per_list[0] < tribes_per_list[1]
 
 
@@ -563,7 +748,9 @@ def test_learning_drops_an_answer_rate_that_does_not_predict_who_ties_up():
 
     follows_only = [e for e in generate(SynthConfig(n_users=400, seed=5)) if e["type"] != "post"]
     snap = snapshot_from(follows_only)
-    params = Params(seed=1, tribe_objective="cpm")  # the exponent's test: the same tribes whatever auto decides
+    params = Params(
+        seed=1, tribe_objective="cpm"
+    )  # the exponent's test: the same tribes whatever auto decides
     held = learn._held_out_ties(
         snap.follow_src, snap.follow_dst, snap.n_users, params.learn_holdout, params.seed
     )
@@ -599,11 +786,45 @@ def test_thread_joins_are_first_posts_after_the_cut_in_threads_that_existed_befo
         {"type": "post", "id": "r", "author": "a", "ts": t + 1, "text": "hi"},
         {"type": "post", "id": "r1", "author": "b", "reply_to": "r", "ts": t + 2, "text": "hi"},
         {"type": "post", "id": "q", "author": "d", "ts": t + 3, "text": "yo"},
-        {"type": "post", "id": "r2", "author": "b", "reply_to": "r1", "ts": t + 10, "text": "again"},  # b was there
-        {"type": "post", "id": "r3", "author": "c", "reply_to": "r", "ts": t + 11, "text": "new"},  # c joins r
-        {"type": "post", "id": "r4", "author": "c", "reply_to": "r3", "ts": t + 12, "text": "twice"},
-        {"type": "post", "id": "q1", "author": "a", "reply_to": "q", "ts": t + 13, "text": "new"},  # a joins q
-        {"type": "post", "id": "s", "author": "b", "ts": t + 14, "text": "later"},  # a thread after the cut
+        {
+            "type": "post",
+            "id": "r2",
+            "author": "b",
+            "reply_to": "r1",
+            "ts": t + 10,
+            "text": "again",
+        },  # b was there
+        {
+            "type": "post",
+            "id": "r3",
+            "author": "c",
+            "reply_to": "r",
+            "ts": t + 11,
+            "text": "new",
+        },  # c joins r
+        {
+            "type": "post",
+            "id": "r4",
+            "author": "c",
+            "reply_to": "r3",
+            "ts": t + 12,
+            "text": "twice",
+        },
+        {
+            "type": "post",
+            "id": "q1",
+            "author": "a",
+            "reply_to": "q",
+            "ts": t + 13,
+            "text": "new",
+        },  # a joins q
+        {
+            "type": "post",
+            "id": "s",
+            "author": "b",
+            "ts": t + 14,
+            "text": "later",
+        },  # a thread after the cut
         {"type": "post", "id": "s1", "author": "c", "reply_to": "s", "ts": t + 15, "text": "no"},
     ]
     snap = snapshot_from(users + posts)
@@ -615,7 +836,9 @@ def test_thread_joins_are_first_posts_after_the_cut_in_threads_that_existed_befo
     # The evaluation's time split counts thread joins the same way.
     split = time_split(read_events(users + posts), cut=t + 5)
     ids, threads = split.train.user_ids, split.train.thread_ids
-    assert {(ids[u], threads[k]) for u, k in zip(*split.future_threads.nonzero(), strict=True)} == got
+    assert {
+        (ids[u], threads[k]) for u, k in zip(*split.future_threads.nonzero(), strict=True)
+    } == got
 
 
 def test_thread_scoring_changes_only_when_an_alternative_beats_the_configured_one_by_two_standard_errors(
@@ -638,29 +861,42 @@ def test_thread_scoring_changes_only_when_an_alternative_beats_the_configured_on
         seen.append((c.params.thread_momentum, c.params.w_thread_open))
         return real_rank(c, stats)
 
-    def chosen(momentum: dict[float, float], open_weight: dict[float, float] | None = None,
-               configured: float = 0.0) -> dict[str, float]:
+    def chosen(
+        momentum: dict[float, float],
+        open_weight: dict[float, float] | None = None,
+        configured: float = 0.0,
+    ) -> dict[str, float]:
         seen.clear()
         open_weight = open_weight or {}
-        monkeypatch.setattr(learn, "_list_hits",
-                            lambda items, t, q: held(momentum[seen[-1][0]] + open_weight.get(seen[-1][1], 0.0)))
+        monkeypatch.setattr(
+            learn,
+            "_list_hits",
+            lambda items, t, q: held(momentum[seen[-1][0]] + open_weight.get(seen[-1][1], 0.0)),
+        )
         c = replace(ctx, params=replace(ctx.params, thread_momentum=configured))
         return learn._choose_thread_scoring(c, joins)
 
     monkeypatch.setattr(learn, "rank_conversations", rank)
     assert chosen({0.0: 0.3, 0.5: 0.3 + NOISE, 1.0: 0.3 + NOISE}) == {}
-    assert chosen({0.0: 0.3, 0.5: 0.3 + BAR + 0.01, 1.0: 0.3 + BAR + 0.02}) == {"thread_momentum": 1.0}
-    assert chosen({0.0: 0.3, 0.5: 0.3 + BAR + 0.05, 1.0: 0.3 + BAR + 0.02}) == {"thread_momentum": 0.5}
+    assert chosen({0.0: 0.3, 0.5: 0.3 + BAR + 0.01, 1.0: 0.3 + BAR + 0.02}) == {
+        "thread_momentum": 1.0
+    }
+    assert chosen({0.0: 0.3, 0.5: 0.3 + BAR + 0.05, 1.0: 0.3 + BAR + 0.02}) == {
+        "thread_momentum": 0.5
+    }
     assert chosen({2.0: 0.3, 0.0: 0.1, 0.5: 0.2, 1.0: 0.3}, configured=2.0) == {}
     # Every momentum and then every open weight, with the momentum just chosen, is ranked
     # once (the incumbent of the second choice is not ranked again).
-    got = chosen({0.0: 0.3, 0.5: 0.3 + BAR + 0.05, 1.0: 0.3},
-                 {0.0: 0.0, 0.05: 0.01, 0.1: NOISE, 0.2: 0.02})
+    got = chosen(
+        {0.0: 0.3, 0.5: 0.3 + BAR + 0.05, 1.0: 0.3}, {0.0: 0.0, 0.05: 0.01, 0.1: NOISE, 0.2: 0.02}
+    )
     assert got == {"thread_momentum": 0.5}
     assert seen == [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0), (0.5, 0.05), (0.5, 0.1), (0.5, 0.2)]
     r = 0.3 + BAR + 0.05
     assert chosen({0.0: 0.3, 0.5: r, 1.0: 0.3}, {0.05: BAR + 0.01, 0.1: BAR + 0.03}) == {
-        "thread_momentum": 0.5, "w_thread_open": 0.1}
+        "thread_momentum": 0.5,
+        "w_thread_open": 0.1,
+    }
     assert chosen({0.0: 0.3, 0.5: 0.3, 1.0: 0.3}, {0.2: 0.3}) == {"w_thread_open": 0.2}
     # Too few held-out joins: nothing is measured, the configured values stay.
     seen.clear()
@@ -683,14 +919,18 @@ def test_learning_turns_thread_momentum_and_open_threads_on_where_joins_follow_a
     assert model.learned_weights_["thread_momentum"] > 0
     assert model.learned_weights_["w_thread_open"] > 0
     fixed = TribeModel(seed=0, learn_weights=0).fit(split.train)
-    closed = TribeModel(**{**model.get_params(), **model.learned_weights_,
-                           "learn_weights": 0, "w_thread_open": 0.0}).fit(split.train)
+    closed = TribeModel(
+        **{**model.get_params(), **model.learned_weights_, "learn_weights": 0, "w_thread_open": 0.0}
+    ).fit(split.train)
 
     def recall(m) -> float:
         items = m.arrays_["conv_items"][:, :20]  # thread indices of the snapshot fitted on
         truth = split.future_threads.tocsr()
         users = np.flatnonzero(np.diff(truth.indptr))
-        hits = sum(len(set(items[u][items[u] >= 0].tolist()) & set(truth[u].indices.tolist())) for u in users)
+        hits = sum(
+            len(set(items[u][items[u] >= 0].tolist()) & set(truth[u].indices.tolist()))
+            for u in users
+        )
         return hits / truth.nnz
 
     assert recall(model) > recall(closed) + 0.1
@@ -713,25 +953,39 @@ def test_learning_counts_mutual_contacts_the_other_way_only_past_two_standard_er
         return real_rank(ctx, candidates, feats)
 
     monkeypatch.setattr(learn, "rank_people", rank)
-    monkeypatch.setattr(learn, "_list_hits", lambda items, truth, query: held(0.5 + (state["gain"] if state["other"] else 0.0)))
+    monkeypatch.setattr(
+        learn,
+        "_list_hits",
+        lambda items, truth, query: held(0.5 + (state["gain"] if state["other"] else 0.0)),
+    )
     chosen = {}
     for gain in (0.0, 0.005, 0.3):
         state["gain"] = gain
-        chosen[gain] = learn.learn_engage_weights(snap, Params(seed=1),
-                                                  lambda s, p, q: _candidates(s, p, False, query=q)[:2])
-    assert "mutual_contacts_index" not in chosen[0.0] and "mutual_contacts_index" not in chosen[0.005]
+        chosen[gain] = learn.learn_engage_weights(
+            snap, Params(seed=1), lambda s, p, q: _candidates(s, p, False, query=q)[:2]
+        )
+    assert (
+        "mutual_contacts_index" not in chosen[0.0] and "mutual_contacts_index" not in chosen[0.005]
+    )
     assert chosen[0.3]["mutual_contacts_index"] == "resource_allocation"
     # Configured the other way round, learning may switch back to Adamic-Adar the same way.
     state["gain"] = -0.2  # (30 hits of 100 for the configured way: enough to judge)
-    back = learn.learn_engage_weights(snap, Params(seed=1, mutual_contacts_index="resource_allocation"),
-                                      lambda s, p, q: _candidates(s, p, False, query=q)[:2])
+    back = learn.learn_engage_weights(
+        snap,
+        Params(seed=1, mutual_contacts_index="resource_allocation"),
+        lambda s, p, q: _candidates(s, p, False, query=q)[:2],
+    )
     assert back["mutual_contacts_index"] == "adamic_adar"
     # What learning switched reaches the model's own candidates, and the manifest.
     monkeypatch.setattr("tribes.learn.learn_engage_weights", lambda *a: chosen[0.3])
     model = TribeModel(seed=1).fit(snap)
     assert model.manifest()["learned_weights"]["mutual_contacts_index"] == "resource_allocation"
-    direct = TribeModel(seed=1, learn_weights=0, mutual_contacts_index="resource_allocation",
-                        **{k: v for k, v in chosen[0.3].items() if k != "mutual_contacts_index"}).fit(snap)
+    direct = TribeModel(
+        seed=1,
+        learn_weights=0,
+        mutual_contacts_index="resource_allocation",
+        **{k: v for k, v in chosen[0.3].items() if k != "mutual_contacts_index"},
+    ).fit(snap)
     assert (model.candidates_["follow_2hop"] != direct.candidates_["follow_2hop"]).nnz == 0
 
 
@@ -739,13 +993,20 @@ def test_learning_summary_names_what_was_switched_from_the_configuration():
     from tribes.learn import learning_summary
 
     assert learning_summary(None).startswith("learning did not run")
-    report = [{"parameter": "blend", "configured": "base blend", "chosen": "new ties only"},
-              {"parameter": "tribe_diversity", "configured": 0.95, "chosen": 1.0},
-              {"parameter": "answer_exponent", "configured": 1.0, "chosen": 1.0},
-              {"parameter": "popularity_floor", "configured": 0.25, "chosen": 1.0}]
-    assert learning_summary(report) == "learning: blend: new ties only; tribe_diversity 1.0 (configured 0.95)"
-    assert learning_summary(report[2:]) == ("learning: too little held-out data: the configured parameters; "
-                                            "every other configured value kept")
+    report = [
+        {"parameter": "blend", "configured": "base blend", "chosen": "new ties only"},
+        {"parameter": "tribe_diversity", "configured": 0.95, "chosen": 1.0},
+        {"parameter": "answer_exponent", "configured": 1.0, "chosen": 1.0},
+        {"parameter": "popularity_floor", "configured": 0.25, "chosen": 1.0},
+    ]
+    assert (
+        learning_summary(report)
+        == "learning: blend: new ties only; tribe_diversity 1.0 (configured 0.95)"
+    )
+    assert learning_summary(report[2:]) == (
+        "learning: too little held-out data: the configured parameters; "
+        "every other configured value kept"
+    )
 
 
 def test_learning_changes_nothing_when_the_best_blend_finds_too_few_held_out_pairs(monkeypatch):
@@ -760,15 +1021,22 @@ def test_learning_changes_nothing_when_the_best_blend_finds_too_few_held_out_pai
     blend = found.learning_report_[0]
     hits = round(blend["recall"][blend["chosen"]] * blend["pairs"])
     assert found.learned_weights_ is not None and learn.MIN_POSITIVES <= hits < blend["pairs"]
-    monkeypatch.setattr(learn, "MIN_POSITIVES", hits + 1)  # enough pairs to fit, one hit short to judge
+    monkeypatch.setattr(
+        learn, "MIN_POSITIVES", hits + 1
+    )  # enough pairs to fit, one hit short to judge
     model = TribeModel(seed=1).fit(events)
     assert model.learned_weights_ is None
     evidence = model.learning_report_[-1]
-    assert evidence["parameter"] == "evidence" and (evidence["hits"], evidence["needed_hits"]) == (hits, hits + 1)
+    assert evidence["parameter"] == "evidence" and (evidence["hits"], evidence["needed_hits"]) == (
+        hits,
+        hits + 1,
+    )
     assert [d["parameter"] for d in model.learning_report_] == ["blend", "evidence"]
     assert learning_summary(model.learning_report_) == (
-        f"learning: too little held-out data ({hits} held-out hits, {hits + 1} needed): the configured parameters")
+        f"learning: too little held-out data ({hits} held-out hits, {hits + 1} needed): the configured parameters"
+    )
     assert format_learning(model.learning_report_)[-1].startswith(
-        f"  evidence: configured kept — the best blend's lists hold {hits} of the held-out pairs")
+        f"  evidence: configured kept — the best blend's lists hold {hits} of the held-out pairs"
+    )
     configured = TribeModel(seed=1, learn_weights=0).fit(events)
     assert np.array_equal(model.arrays_["people_items"], configured.arrays_["people_items"])

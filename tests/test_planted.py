@@ -135,7 +135,9 @@ def test_large_sparse_communities_are_found_whole_not_in_cpm_pieces():
     index = {u: i for i, u in enumerate(user_ids(config.n_users))}
     found = {}
     for objective in ("cpm", "auto"):
-        model = TribeModel(seed=0, learn_weights=0, tribe_objective=objective).fit(lfr_events(config, graph))
+        model = TribeModel(seed=0, learn_weights=0, tribe_objective=objective).fit(
+            lfr_events(config, graph)
+        )
         truth = graph.labels[[index[u] for u in model.user_ids_]]
         found[objective] = (int(model.labels_.max()) + 1, M.nmi(truth, np.asarray(model.labels_)))
     planted = int(graph.labels.max()) + 1
@@ -196,11 +198,39 @@ def test_cli_generates_lfr_and_rejects_bad_input(tmp_path, capsys):
 def test_cli_sets_every_lfr_knob_and_names_the_flag_of_a_bad_one(tmp_path, capsys):
     # The benchmark as the literature runs it (Lancichinetti et al. 2008, with networkx's exponents).
     out, truth = tmp_path / "lfr.jsonl", tmp_path / "truth.jsonl"
-    argv = ["generate", "--model", "lfr", "--users", "1000", "--seed", "3", "--mu", "0.3", "--average-degree", "20",
-            "--max-degree", "50", "--community-size", "20-50", "--degree-exponent", "3", "--size-exponent", "1.5"]
+    argv = [
+        "generate",
+        "--model",
+        "lfr",
+        "--users",
+        "1000",
+        "--seed",
+        "3",
+        "--mu",
+        "0.3",
+        "--average-degree",
+        "20",
+        "--max-degree",
+        "50",
+        "--community-size",
+        "20-50",
+        "--degree-exponent",
+        "3",
+        "--size-exponent",
+        "1.5",
+    ]
     assert main([*argv, "--out", str(out), "--truth", str(truth), "-q"]) == 0
-    config = LFRConfig(n_users=1000, seed=3, mu=0.3, average_degree=20, max_degree=50, min_community=20,
-                       max_community=50, tau1=3.0, tau2=1.5)
+    config = LFRConfig(
+        n_users=1000,
+        seed=3,
+        mu=0.3,
+        average_degree=20,
+        max_degree=50,
+        min_community=20,
+        max_community=50,
+        tau1=3.0,
+        tau2=1.5,
+    )
     assert [orjson.loads(x) for x in out.read_bytes().splitlines()] == list(lfr_events(config))
     graph = lfr_graph(config)
     sizes = np.bincount(graph.labels)
@@ -208,10 +238,12 @@ def test_cli_sets_every_lfr_knob_and_names_the_flag_of_a_bad_one(tmp_path, capsy
     assert sizes.min() >= 20 and sizes.max() <= 50
     assert np.mean(degrees > 50) < 0.01  # networkx's rewiring for the mixing may push a few past it
     capsys.readouterr()
-    for bad, model, flag in ((["--max-degree", "50"], "partition", "--max-degree: applies to --model lfr only"),
-                             (["--degree-exponent", "1"], "lfr", "--degree-exponent"),
-                             (["--size-exponent", "0.5"], "lfr", "--size-exponent"),
-                             (["--max-degree", "5000"], "lfr", "--max-degree")):
+    for bad, model, flag in (
+        (["--max-degree", "50"], "partition", "--max-degree: applies to --model lfr only"),
+        (["--degree-exponent", "1"], "lfr", "--degree-exponent"),
+        (["--size-exponent", "0.5"], "lfr", "--size-exponent"),
+        (["--max-degree", "5000"], "lfr", "--max-degree"),
+    ):
         target = tmp_path / "bad.jsonl"
         assert main(["generate", "--model", model, *bad, "--out", str(target), "-q"]) == 2
         assert flag in capsys.readouterr().err
@@ -243,7 +275,9 @@ def test_on_planted_messages_tribes_find_more_new_partners_than_als_and_friends_
     assert split.future_partners.nnz >= 400  # 278 new partner pairs, both directions
     recall = {
         name: scores["partners.recall"]
-        for name, scores in evaluate(split, ["tribes", "als", "friends-of-friends"])["models"].items()
+        for name, scores in evaluate(split, ["tribes", "als", "friends-of-friends"])[
+            "models"
+        ].items()
     }
     # Measured: tribes 0.561, ALS 0.420, friends-of-friends 0.463 (seeds 2, 3: 0.61/0.44, 0.53/0.37).
     assert recall["tribes"] > 1.15 * recall["als"], recall
@@ -254,15 +288,21 @@ def test_planted_partition_is_seeded_with_group_sizes_degree_and_mixing_as_asked
     config = PartitionConfig(n_users=3000, mu=0.3, seed=4)
     graph = partition_graph(config)
     assert np.array_equal(graph.edges, partition_graph(config).edges)
-    assert not np.array_equal(graph.edges, partition_graph(PartitionConfig(n_users=3000, mu=0.3, seed=5)).edges)
+    assert not np.array_equal(
+        graph.edges, partition_graph(PartitionConfig(n_users=3000, mu=0.3, seed=5)).edges
+    )
     sizes = np.bincount(graph.labels)
-    assert sizes.sum() == 3000 and sizes.min() >= 6 and sizes.max() <= 15  # leftovers join the smallest
+    assert (
+        sizes.sum() == 3000 and sizes.min() >= 6 and sizes.max() <= 15
+    )  # leftovers join the smallest
     assert np.all(np.diff(graph.labels) >= 0)  # groups are contiguous, numbered by first member
     assert graph.edges.shape[1] == 2 and np.all(graph.edges[:, 0] < graph.edges[:, 1])
     assert len(np.unique(graph.edges, axis=0)) == len(graph.edges)
     assert 2 * len(graph.edges) / 3000 == pytest.approx(8.0, rel=0.05)
     assert graph.mixing == pytest.approx(0.3, abs=0.02)
-    wide = np.bincount(partition_graph(PartitionConfig(n_users=3000, min_community=20, max_community=40)).labels)
+    wide = np.bincount(
+        partition_graph(PartitionConfig(n_users=3000, min_community=20, max_community=40)).labels
+    )
     assert wide.min() >= 20 and wide.max() <= 41
 
 
@@ -271,8 +311,11 @@ def test_planted_partition_sizes_stay_in_range_however_wide():
     run short of the users, and the remainder became one group above the range (15 of the first
     200 seeds; seed 6 was the first)."""
     for seed in range(60):
-        sizes = np.bincount(partition_graph(PartitionConfig(n_users=1000, min_community=2, max_community=200,
-                                                            seed=seed)).labels)
+        sizes = np.bincount(
+            partition_graph(
+                PartitionConfig(n_users=1000, min_community=2, max_community=200, seed=seed)
+            ).labels
+        )
         assert sizes.sum() == 1000 and sizes.min() >= 2 and sizes.max() <= 201, (seed, sizes)
 
 
@@ -303,8 +346,15 @@ def test_tribes_recover_a_planted_partition_of_small_groups():
 
 @pytest.mark.parametrize(
     "changes",
-    [{"mu": 1.5}, {"n_users": 5}, {"kind": "dm"}, {"average_degree": 0.0}, {"min_community": 1},
-     {"min_community": 20, "max_community": 10}, {"max_community": 5000}],
+    [
+        {"mu": 1.5},
+        {"n_users": 5},
+        {"kind": "dm"},
+        {"average_degree": 0.0},
+        {"min_community": 1},
+        {"min_community": 20, "max_community": 10},
+        {"max_community": 5000},
+    ],
 )
 def test_bad_partition_knobs_raise_input_error(changes):
     with pytest.raises(InputError):
@@ -313,14 +363,32 @@ def test_bad_partition_knobs_raise_input_error(changes):
 
 def test_cli_generates_a_planted_partition_and_rejects_bad_sizes(tmp_path, capsys):
     out, truth = tmp_path / "p.jsonl", tmp_path / "truth.jsonl"
-    argv = ["generate", "--model", "partition", "--users", "500", "--seed", "3", "--community-size", "8-12"]
+    argv = [
+        "generate",
+        "--model",
+        "partition",
+        "--users",
+        "500",
+        "--seed",
+        "3",
+        "--community-size",
+        "8-12",
+    ]
     assert main([*argv, "--kind", "message", "--out", str(out), "--truth", str(truth), "-q"]) == 0
     config = PartitionConfig(n_users=500, seed=3, min_community=8, max_community=12, kind="message")
-    assert [orjson.loads(x) for x in out.read_bytes().splitlines()] == list(partition_events(config))
-    assert [orjson.loads(x) for x in truth.read_bytes().splitlines()] == list(partition_truth(config))
+    assert [orjson.loads(x) for x in out.read_bytes().splitlines()] == list(
+        partition_events(config)
+    )
+    assert [orjson.loads(x) for x in truth.read_bytes().splitlines()] == list(
+        partition_truth(config)
+    )
     capsys.readouterr()
-    for bad, model in ((["--community-size", "6-x"], "partition"), (["--community-size", "20-10"], "partition"),
-                       (["--community-size", "6-14"], "synth"), (["--users", "5"], "partition")):
+    for bad, model in (
+        (["--community-size", "6-x"], "partition"),
+        (["--community-size", "20-10"], "partition"),
+        (["--community-size", "6-14"], "synth"),
+        (["--users", "5"], "partition"),
+    ):
         target = tmp_path / "bad.jsonl"
         assert main(["generate", "--model", model, *bad, "--out", str(target), "-q"]) == 2
         assert ("--users" if "--users" in bad else "--community-size") in capsys.readouterr().err

@@ -79,7 +79,15 @@ def test_suggest_conversations_shape(world, capsys):
     assert run(env, "suggest", "u000010", "--kind", "conversations") == 0
     line = orjson.loads(capsys.readouterr().out)
     for item in line["items"]:
-        assert set(item) == {"thread_id", "score", "tribe_id", "topics", "participants", "last_activity", "reasons"}
+        assert set(item) == {
+            "thread_id",
+            "score",
+            "tribe_id",
+            "topics",
+            "participants",
+            "last_activity",
+            "reasons",
+        }
 
 
 def test_unknown_user_gets_an_error_line_and_exit_2(world, capsys):
@@ -146,7 +154,9 @@ def test_recompute_killed_midway_leaves_current_untouched(world):
     names_before = [v.name for v in models.versions()]
     proc = subprocess.Popen(
         [sys.executable, "-m", "tribes", "--db", env["db"], "--models", env["models"], "recompute"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env={**os.environ},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ},
     )
     try:
         for line in proc.stderr:  # kill it as soon as it is computing candidates
@@ -178,7 +188,9 @@ def test_demo_builds_data_and_model_once(tmp_path, capsys):
 def test_recompute_says_how_many_newcomers_it_welcomed(tmp_path, capsys):
     events = list(generate(SynthConfig(n_users=300, seed=4)))
     t = max(e["ts"] for e in events if e["type"] == "user")
-    events += [{"type": "user", "id": f"new{i}", "ts": t} for i in range(40)]  # registered, nothing done
+    events += [
+        {"type": "user", "id": f"new{i}", "ts": t} for i in range(40)
+    ]  # registered, nothing done
     path = tmp_path / "events.jsonl"
     with open_output(path) as out:
         write_jsonl(events, out)

@@ -69,12 +69,21 @@ def test_snapshot_arrays(store):
     light = snap.without_text()
     assert snap.has_text and not light.has_text
     assert light.counts() == snap.counts() and light.now == snap.now
-    assert light.post_text == [] and light.post_tags == [] and light.interests == [] and len(light.post_ids) == 0
-    assert light.post_author is snap.post_author and light.post_thread is snap.post_thread  # shared, not copied
+    assert (
+        light.post_text == []
+        and light.post_tags == []
+        and light.interests == []
+        and len(light.post_ids) == 0
+    )
+    assert (
+        light.post_author is snap.post_author and light.post_thread is snap.post_thread
+    )  # shared, not copied
     # Ids become fixed-width unicode: no Python string of the read pins the freed texts' memory.
     assert light.user_ids.dtype.kind == "U" and list(light.user_ids) == ["a", "b", "c"]
     assert light.thread_ids.dtype.kind == "U" and list(light.thread_ids) == ["gone", "q1"]
-    assert list(snap.post_ids) == ["q1", "q2", "z"] and snap.post_tags[0] == ("y",)  # the original is untouched
+    assert list(snap.post_ids) == ["q1", "q2", "z"] and snap.post_tags[0] == (
+        "y",
+    )  # the original is untouched
     from tribes.graph import build_graph
     from tribes.params import Params
 

@@ -71,7 +71,9 @@ def world(spark, tmp_path_factory):
     store = Store.open(url)
     events = list(generate(config))
     joined = max(e["ts"] for e in events if e["type"] == "user")
-    newcomers = [{"type": "user", "id": f"zz-new-{i}", "ts": joined} for i in range(3)]  # nothing done yet
+    newcomers = [
+        {"type": "user", "id": f"zz-new-{i}", "ts": joined} for i in range(3)
+    ]  # nothing done yet
     assert ingest_objects(store, events + newcomers).committed
     first = TribeModel(**PARAMS).fit(store)
     with store.transaction() as w:
@@ -208,7 +210,9 @@ def test_both_engines_welcome_the_same_newcomers(world):
         marked = np.flatnonzero(model.arrays_["people_newcomer"])
         assert sorted(model.user_ids_[marked].tolist()) == ["zz-new-0", "zz-new-1", "zz-new-2"]
         items, flags = model.arrays_["people_items"][marked], model.arrays_["people_flags"][marked]
-        assert (items[:, 0] >= 0).all() and (flags[items >= 0] == REASON_FLAGS["answers_newcomers"]).all()
+        assert (items[:, 0] >= 0).all() and (
+            flags[items >= 0] == REASON_FLAGS["answers_newcomers"]
+        ).all()
         rows[name] = set(items[items >= 0].tolist())
     assert len(rows["local"] & rows["spark"]) >= 0.5 * len(rows["local"])
 
@@ -354,10 +358,14 @@ def test_mutual_contacts_give_the_local_sums_either_way(world, spark, index):
     left = binary(top_k_per_row(contacts @ sp.diags(weight), p.mutual_contacts_max))
     expected = (left @ sp.diags(weight) @ contacts).tocsr()
     c = contacts.tocoo()
-    frame = spark.createDataFrame([(int(u), int(v)) for u, v in zip(c.row, c.col, strict=True)], ["u", "c"])
+    frame = spark.createDataFrame(
+        [(int(u), int(v)) for u, v in zip(c.row, c.col, strict=True)], ["u", "c"]
+    )
     rows = _mutual_contacts(frame, p).collect()
-    got = sp.csr_matrix(([r["w"] for r in rows], ([r["u"] for r in rows], [r["c"] for r in rows])),
-                        shape=expected.shape)
+    got = sp.csr_matrix(
+        ([r["w"] for r in rows], ([r["u"] for r in rows], [r["c"] for r in rows])),
+        shape=expected.shape,
+    )
     assert got.nnz > 0 and abs(got - expected).max() < 1e-4
 
 
@@ -372,10 +380,15 @@ def test_the_spark_engine_learns_what_the_local_engine_learns(world, spark):
     assert local.learned_weights_ and fitted.learned_weights_ == local.learned_weights_
     assert fitted.learning_report_ == local.learning_report_
     manifest = fitted.manifest()
-    assert manifest["learned_weights"] == local.learned_weights_ and "learn_weights" not in manifest["engine"]
+    assert (
+        manifest["learned_weights"] == local.learned_weights_
+        and "learn_weights" not in manifest["engine"]
+    )
     assert "learn_weights" in fitted.timings_
     # Ranked with the learned weights: the lists agree with the local engine's as with fixed ones.
-    pairs = [(set(a[a >= 0][:10].tolist()), set(b[b >= 0][:10].tolist()))
-             for a, b in zip(local.arrays_["people_items"], fitted.arrays_["people_items"], strict=True)]
+    pairs = [
+        (set(a[a >= 0][:10].tolist()), set(b[b >= 0][:10].tolist()))
+        for a, b in zip(local.arrays_["people_items"], fitted.arrays_["people_items"], strict=True)
+    ]
     pairs = [(a, b) for a, b in pairs if a]
     assert np.mean([len(a & b) / len(a) for a, b in pairs]) >= 0.6

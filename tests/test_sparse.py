@@ -1,4 +1,6 @@
 """tribes.sparse helpers against slow references."""
+
+
 def test_top_k_per_row_matches_a_per_row_sort_with_ties_by_smaller_column():
     import numpy as np
     import scipy.sparse as sp
@@ -32,13 +34,18 @@ def test_top_k_per_row_orders_negative_zero_and_float64_values_like_a_per_row_so
     rng = np.random.default_rng(11)
     for dtype in (np.float32, np.float64):
         rows, cols = rng.integers(0, 30, 2000), rng.integers(0, 80, 2000)
-        vals = rng.choice(np.array([-2.5, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0, 1e-30, -1e-30]), 2000).astype(dtype)
+        vals = rng.choice(
+            np.array([-2.5, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0, 1e-30, -1e-30]), 2000
+        ).astype(dtype)
         m = sp.csr_matrix((vals, (rows, cols)), shape=(30, 80))
         m.sum_duplicates()
         for k in (1, 5, 40):
             got = top_k_per_row(m, k)
             for r in range(30):
-                cs, vs = m.indices[m.indptr[r]:m.indptr[r + 1]], m.data[m.indptr[r]:m.indptr[r + 1]]
+                cs, vs = (
+                    m.indices[m.indptr[r] : m.indptr[r + 1]],
+                    m.data[m.indptr[r] : m.indptr[r + 1]],
+                )
                 best = sorted(zip(cs, vs, strict=True), key=lambda cv: (-cv[1], cv[0]))[:k]
                 row = got[r]
                 assert sorted(row.indices.tolist()) == sorted(c for c, _ in best), (dtype, k, r)
@@ -60,7 +67,9 @@ def test_entry_keys_and_in_sorted_find_exactly_the_stored_entries():
     assert not in_sorted(keys[:0], keys).any()
     from tribes.sparse import entry_rows
 
-    assert np.array_equal(entry_rows(m), m.tocoo().row) and entry_rows(m, np.int32).dtype == np.int32
+    assert (
+        np.array_equal(entry_rows(m), m.tocoo().row) and entry_rows(m, np.int32).dtype == np.int32
+    )
 
 
 def test_top_k_per_row_prefilter_keeps_exactly_the_same_entries(monkeypatch):
@@ -74,7 +83,9 @@ def test_top_k_per_row_prefilter_keeps_exactly_the_same_entries(monkeypatch):
     rng = np.random.default_rng(8)
     for trial in range(12):
         r, c = rng.integers(0, 200, 60_000), rng.integers(0, 3000, 60_000)
-        v = [rng.random(60_000), rng.integers(0, 4, 60_000), rng.standard_normal(60_000) * 1e3][trial % 3]
+        v = [rng.random(60_000), rng.integers(0, 4, 60_000), rng.standard_normal(60_000) * 1e3][
+            trial % 3
+        ]
         v = v.astype(np.float32)
         v[r < 10] = 2.0  # constant rows
         m = sp.csr_matrix((v, (r, c)), shape=(200, 3000))
@@ -83,7 +94,9 @@ def test_top_k_per_row_prefilter_keeps_exactly_the_same_entries(monkeypatch):
         fast = sparse.top_k_per_row(m, k)
         monkeypatch.setattr(sparse, "_PREFILTER_MIN", 10**12)
         plain = sparse.top_k_per_row(m, k)
-        assert np.array_equal(fast.indptr, plain.indptr) and np.array_equal(fast.indices, plain.indices)
+        assert np.array_equal(fast.indptr, plain.indptr) and np.array_equal(
+            fast.indices, plain.indices
+        )
         assert np.array_equal(fast.data, plain.data)
 
 
@@ -94,7 +107,11 @@ def test_descending_key_orders_by_group_then_value_descending_and_holds_the_valu
 
     rng = np.random.default_rng(12)
     group = rng.integers(0, 5, 3000)
-    values = rng.choice(np.array([-3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 7.0, 3e38], np.float32), 3000)
+    values = rng.choice(
+        np.array([-3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 7.0, 3e38], np.float32), 3000
+    )
     keys = descending_key(group, values)
     assert np.array_equal(np.argsort(keys, kind="stable"), np.lexsort((-values, group)))
-    assert np.array_equal(key_value(keys).view(np.uint32), (values + np.float32(0)).view(np.uint32))  # -0.0 → +0.0
+    assert np.array_equal(
+        key_value(keys).view(np.uint32), (values + np.float32(0)).view(np.uint32)
+    )  # -0.0 → +0.0

@@ -47,7 +47,9 @@ def test_a_new_connection_switches_to_wal_after_another_connections_write_ends(t
     assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     writer.execute("BEGIN IMMEDIATE")
     writer.execute("INSERT INTO t VALUES (1)")
-    with pytest.raises(sqlite3.OperationalError, match="locked"):  # what the old order of pragmas met
+    with pytest.raises(
+        sqlite3.OperationalError, match="locked"
+    ):  # what the old order of pragmas met
         sqlite3.connect(path, isolation_level=None, timeout=5).execute("PRAGMA journal_mode=WAL")
     done = threading.Timer(0.3, writer.execute, args=("COMMIT",))
     done.start()

@@ -224,14 +224,23 @@ def test_max_vocabulary_keeps_the_most_frequent_ties_alphabetical():
 
 def test_length_exponent_weighs_docs_by_their_text_length():
     # Text terms per doc: 1, 4, 9 (median 4); the last doc has tags only.
-    text = ["kiwi", "kiwi mango plum lime", " ".join(["kiwi"] * 5 + ["mango", "plum", "lime", "fig"]), ""]
+    text = [
+        "kiwi",
+        "kiwi mango plum lime",
+        " ".join(["kiwi"] * 5 + ["mango", "plum", "lime", "fig"]),
+        "",
+    ]
     tags = [[], [], [], ["kiwi"]]
     kw = {"min_df": 1, "max_df_share": 1.0}
     plain, vocab = build_topic_matrix(tags, text, **kw)
-    weighted, same_vocab = build_topic_matrix(tags, text, np.array([1.0, 1.0, 2.0, 1.0]), length_exponent=0.5, **kw)
+    weighted, same_vocab = build_topic_matrix(
+        tags, text, np.array([1.0, 1.0, 2.0, 1.0]), length_exponent=0.5, **kw
+    )
     assert same_vocab.tolist() == vocab.tolist()
     norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
-    assert norms == pytest.approx([0.5, 1.0, 2.0 * 1.5, 1.0], rel=1e-6)  # (n / 4) ** 0.5, times doc_weight
+    assert norms == pytest.approx(
+        [0.5, 1.0, 2.0 * 1.5, 1.0], rel=1e-6
+    )  # (n / 4) ** 0.5, times doc_weight
     # Each row keeps its direction: only its weight in the sums (a user's topics) changes.
     unit = weighted.multiply(1 / norms[:, None]).toarray()
     np.testing.assert_allclose(unit, plain.toarray(), rtol=1e-6)
@@ -356,7 +365,10 @@ def test_shared_topics_weighted_by_specificity():
     assert shared_topics(a, b, vocab) == ["quantum", "grover"]
     # A word the whole forum uses (specificity 0) is no reason; a rarer shared one comes first.
     assert shared_topics(a, b, vocab, specificity=np.array([0.0, 2.0, 3.0])) == ["grover"]
-    assert shared_topics(a, b, vocab, specificity=np.array([0.2, 2.0, 3.0])) == ["grover", "quantum"]
+    assert shared_topics(a, b, vocab, specificity=np.array([0.2, 2.0, 3.0])) == [
+        "grover",
+        "quantum",
+    ]
 
 
 def test_pipeline_posts_to_users_explains_a_match():

@@ -40,11 +40,17 @@ def test_every_layout_reads_the_same_partition(tmp_path, layout):
     (gzipped too), with comments, blank lines and ids the data does not have."""
     unknown = "zz"
     if layout == "jsonl":
-        text = "".join(orjson.dumps({"user_id": u, "tribes": [g]}).decode() + "\n"
-                       for u, g in [*PARTITION.items(), (unknown, "x")])
+        text = "".join(
+            orjson.dumps({"user_id": u, "tribes": [g]}).decode() + "\n"
+            for u, g in [*PARTITION.items(), (unknown, "x")]
+        )
         path = tmp_path / "truth.jsonl"
     elif layout == "node-groups":
-        text = "# node community\n" + "".join(f"{u}\t{g}\n" for u, g in PARTITION.items()) + f"{unknown} 7\n\n"
+        text = (
+            "# node community\n"
+            + "".join(f"{u}\t{g}\n" for u, g in PARTITION.items())
+            + f"{unknown} 7\n\n"
+        )
         path = tmp_path / "community.dat"
     else:
         text = "% groups\na b c\n\nd e " + unknown + "\n"
@@ -77,18 +83,28 @@ def test_overlapping_groups_keep_every_membership_and_the_first_as_primary(tmp_p
 
 def test_circles_without_ids_stay_apart(tmp_path):
     path = tmp_path / "circles.jsonl"
-    path.write_text('{"members": ["a", "b"]}\n{"members": ["c", "d"]}\n{"circle_id": 3, "members": ["e", "f"]}\n')
+    path.write_text(
+        '{"members": ["a", "b"]}\n{"members": ["c", "d"]}\n{"circle_id": 3, "members": ["e", "f"]}\n'
+    )
     labels, groups = load_groups(path, USERS)
     assert labels is None and as_sets(groups) == [["a", "b"], ["c", "d"], ["e", "f"]]
 
 
-@pytest.mark.parametrize(("name", "text", "fmt", "line"), [
-    ("community.dat", "a 1\nb\n", "auto", 2),
-    ("truth.jsonl", '{"user_id": "a", "tribes": [1]}\n{"user_id": "b", "tribes": 1}\n', "auto", 2),
-    ("truth.jsonl", '{"user_id": "a", "tribes": [1]}\n{broken\n', "auto", 2),
-    ("truth.jsonl", '\n# c\n[1, 2]\n', "jsonl", 3),
-    ("community.dat", "a 1\n\xff\xfe 2\n", "node-groups", 2),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "fmt", "line"),
+    [
+        ("community.dat", "a 1\nb\n", "auto", 2),
+        (
+            "truth.jsonl",
+            '{"user_id": "a", "tribes": [1]}\n{"user_id": "b", "tribes": 1}\n',
+            "auto",
+            2,
+        ),
+        ("truth.jsonl", '{"user_id": "a", "tribes": [1]}\n{broken\n', "auto", 2),
+        ("truth.jsonl", "\n# c\n[1, 2]\n", "jsonl", 3),
+        ("community.dat", "a 1\n\xff\xfe 2\n", "node-groups", 2),
+    ],
+)
 def test_a_malformed_line_is_an_input_error_naming_file_and_line(tmp_path, name, text, fmt, line):
     path = tmp_path / name
     path.write_bytes(text.encode("latin-1"))
@@ -108,18 +124,39 @@ def test_cli_evaluate_reads_community_dat_and_rejects_bad_labels(tmp_path, capsy
     """The planted truth of a synthetic network written as LFR's community.dat gives the same
     tribe quality as the JSON Lines truth; a malformed or unmatched file exits 2, naming it."""
     config = SynthConfig(n_users=200, seed=2)
-    events, truth_jsonl, dat = tmp_path / "e.jsonl", tmp_path / "truth.jsonl", tmp_path / "community.dat"
+    events, truth_jsonl, dat = (
+        tmp_path / "e.jsonl",
+        tmp_path / "truth.jsonl",
+        tmp_path / "community.dat",
+    )
     with open_output(events) as out:
         write_jsonl(generate(config), out)
     truth = list(planted_truth(config))
     with open_output(truth_jsonl) as out:
         write_jsonl(truth, out)
-    dat.write_text("".join(f"{row['user_id']}\t{' '.join(map(str, row['tribes']))}\n" for row in truth))
+    dat.write_text(
+        "".join(f"{row['user_id']}\t{' '.join(map(str, row['tribes']))}\n" for row in truth)
+    )
 
     def quality(labels: str) -> dict:
         capsys.readouterr()
-        assert main(["-q", "evaluate", str(events), "--models", "tribes", "-k", "5", "--json",
-                     "--labels", labels]) == 0
+        assert (
+            main(
+                [
+                    "-q",
+                    "evaluate",
+                    str(events),
+                    "--models",
+                    "tribes",
+                    "-k",
+                    "5",
+                    "--json",
+                    "--labels",
+                    labels,
+                ]
+            )
+            == 0
+        )
         return orjson.loads(capsys.readouterr().out)["tribes"]
 
     from_jsonl, from_dat = quality(str(truth_jsonl)), quality(str(dat))
@@ -130,5 +167,7 @@ def test_cli_evaluate_reads_community_dat_and_rejects_bad_labels(tmp_path, capsy
     assert f"{bad}:2:" in capsys.readouterr().err
     strangers = tmp_path / "strangers.dat"
     strangers.write_text("nobody 1\nno-one 1\n")
-    assert main(["-q", "evaluate", str(events), "--models", "tribes", "--labels", str(strangers)]) == 2
+    assert (
+        main(["-q", "evaluate", str(events), "--models", "tribes", "--labels", str(strangers)]) == 2
+    )
     assert "do the ids match" in capsys.readouterr().err

@@ -30,7 +30,9 @@ __all__ = ["SOURCES", "CandidateContext", "exclusion_matrix", "generate_candidat
 _CHUNK = 50_000
 _CHUNK_WORK = 20_000_000  # entries touched per product chunk (~0.5 GB of temporaries at most)
 _HEAVY_SHARE = 0.001  # approximate ALS: share of items with the largest factor norms scored exactly
-_TRAIN_PER_CELL = 128  # approximate ALS: k-means sample per index cell (1M users: recall 0.969, as with 256)
+_TRAIN_PER_CELL = (
+    128  # approximate ALS: k-means sample per index cell (1M users: recall 0.969, as with 256)
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,12 +64,16 @@ class CandidateContext:
 
     def keep(self, block: sp.csr_matrix, start: int = 0) -> sp.csr_matrix:
         """Filter rows ``start..`` of a candidate matrix, then keep each row's top entries."""
-        excluded = self.exclusion[start:start + block.shape[0]]
-        return top_k_per_row(apply_filters(block, excluded, self.snap.discoverable),
-                             self.params.candidates_per_source)
+        excluded = self.exclusion[start : start + block.shape[0]]
+        return top_k_per_row(
+            apply_filters(block, excluded, self.snap.discoverable),
+            self.params.candidates_per_source,
+        )
 
 
-def _row_chunks(left: sp.csr_matrix, right: sp.csr_matrix, max_work: int = _CHUNK_WORK) -> list[tuple[int, int]]:
+def _row_chunks(
+    left: sp.csr_matrix, right: sp.csr_matrix, max_work: int = _CHUNK_WORK
+) -> list[tuple[int, int]]:
     """Row ranges of ``left`` whose product with ``right`` touches at most ~``max_work``
     entries each (at least one row), so memory stays bounded whatever the degrees."""
     work = left.tocsr() @ np.diff(right.tocsr().indptr).astype(np.float64)
@@ -78,11 +84,15 @@ def _row_chunks(left: sp.csr_matrix, right: sp.csr_matrix, max_work: int = _CHUN
     return chunks
 
 
-def _chunked_product(ctx: CandidateContext, left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
+def _chunked_product(
+    ctx: CandidateContext, left: sp.csr_matrix, right: sp.csr_matrix
+) -> sp.csr_matrix:
     """Filtered top-k rows of ``left @ right`` (:meth:`CandidateContext.keep` of the product), by
     row chunks on the :mod:`tribes.parallel` workers, never materialising the product."""
     left, right = ctx.query_rows(left), right.tocsr()
-    product = TwoHopTopK(left, right, ctx.exclusion, ctx.snap.discoverable, ctx.params.candidates_per_source)
+    product = TwoHopTopK(
+        left, right, ctx.exclusion, ctx.snap.discoverable, ctx.params.candidates_per_source
+    )
     parts = map_blocks(lambda ab: product.rows(*ab), _row_chunks(left, right))
     return sp.vstack(parts).tocsr() if parts else sp.csr_matrix(left.shape, dtype=np.float32)
 
@@ -108,8 +118,14 @@ def shared_contact_weight(degree: np.ndarray, params: Params) -> np.ndarray:
     ``mutual_contacts_hub_degree`` contacts."""
     degree = np.asarray(degree, dtype=np.float64)
     spread = np.maximum(degree, 2)
-    value = 1.0 / spread if params.mutual_contacts_index == "resource_allocation" else 1.0 / np.log(spread)
-    return np.where((degree >= 2) & (degree <= params.mutual_contacts_hub_degree), value, 0.0).astype(np.float32)
+    value = (
+        1.0 / spread
+        if params.mutual_contacts_index == "resource_allocation"
+        else 1.0 / np.log(spread)
+    )
+    return np.where(
+        (degree >= 2) & (degree <= params.mutual_contacts_hub_degree), value, 0.0
+    ).astype(np.float32)
 
 
 def follow_2hop(ctx: CandidateContext) -> sp.csr_matrix:
@@ -162,9 +178,13 @@ def als(ctx: CandidateContext) -> sp.csr_matrix:
     factors = max(1, min(p.als_factors, n - 1))
     # implicit parallelises itself; a BLAS thread pool on top only oversubscribes the cores.
     with threadpool_limits(1, "blas"):
-        model = AlternatingLeastSquares(factors=factors, iterations=p.als_iterations,
-                                        regularization=p.als_regularization, random_state=p.seed,
-                                        num_threads=min(2, os.cpu_count() or 1))
+        model = AlternatingLeastSquares(
+            factors=factors,
+            iterations=p.als_iterations,
+            regularization=p.als_regularization,
+            random_state=p.seed,
+            num_threads=min(2, os.cpu_count() or 1),
+        )
         model.fit(items, show_progress=False)
     active = ctx.query_users(np.flatnonzero(np.diff(items.indptr) > 0))
     k = min(p.candidates_per_source, n - 1)
@@ -172,7 +192,7 @@ def als(ctx: CandidateContext) -> sp.csr_matrix:
         return ctx.keep(_als_approximate(model, items, active, k, p))
     rows, cols, vals = [], [], []
     for s in range(0, len(active), _CHUNK):
-        users = active[s:s + _CHUNK]
+        users = active[s : s + _CHUNK]
         ids, scores = model.recommend(users, items[users], N=k, filter_already_liked_items=True)
         ok = (ids >= 0) & np.isfinite(scores) & (scores > 0)
         rows.append(np.repeat(users, ids.shape[1])[ok.ravel()])
@@ -180,11 +200,17 @@ def als(ctx: CandidateContext) -> sp.csr_matrix:
         vals.append(scores.ravel()[ok.ravel()])
     if not rows:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    return ctx.keep(sp.csr_matrix((np.concatenate(vals).astype(np.float32),
-                                   (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)))
+    return ctx.keep(
+        sp.csr_matrix(
+            (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n, n),
+        )
+    )
 
 
-def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: Params) -> sp.csr_matrix:
+def _als_approximate(
+    model, items: sp.csr_matrix, users: np.ndarray, k: int, p: Params
+) -> sp.csr_matrix:
     """(U, U) the ``k`` best-scored people per user by an IVF index of the factors, without the
     people the user already interacts with (users left short are searched again deeper)."""
     import faiss
@@ -203,15 +229,21 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
     cap = float(np.quantile(norms, 1.0 - _HEAVY_SHARE))
     heavy = np.flatnonzero(norms > cap)
     light = np.flatnonzero(norms <= cap)
-    lift = np.sqrt(np.maximum(cap ** 2 - norms[light] ** 2, 0.0)).astype(np.float32)
+    lift = np.sqrt(np.maximum(cap**2 - norms[light] ** 2, 0.0)).astype(np.float32)
     item_points = np.ascontiguousarray(np.hstack([item_factors[light], lift[:, None]]))
     user_points = np.ascontiguousarray(np.hstack([user_factors, np.zeros((n, 1), np.float32)]))
     dim = item_points.shape[1]
-    cells = int(max(1, min(np.sqrt(len(light)), len(light) // 39)))  # faiss wants >= 39 points per cell
+    cells = int(
+        max(1, min(np.sqrt(len(light)), len(light) // 39))
+    )  # faiss wants >= 39 points per cell
     index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, cells, faiss.METRIC_L2)
     train = item_points
-    if len(light) > _TRAIN_PER_CELL * cells:  # k-means on a seeded sample is enough to place the cells
-        train = item_points[np.random.default_rng(p.seed).choice(len(light), _TRAIN_PER_CELL * cells, replace=False)]
+    if (
+        len(light) > _TRAIN_PER_CELL * cells
+    ):  # k-means on a seeded sample is enough to place the cells
+        train = item_points[
+            np.random.default_rng(p.seed).choice(len(light), _TRAIN_PER_CELL * cells, replace=False)
+        ]
     index.cp.seed = p.seed
     index.train(train)
     index.add_with_ids(item_points, light.astype(np.int64))
@@ -229,14 +261,20 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
         # Every lifted point has norm `cap`, so q·x = (|q|² + cap² - |q - x|²) / 2: the ALS score
         # from the distance, without gathering factor rows. Heavy people are scored exactly.
         heavy_scores = user_factors[batch] @ heavy_factors.T
-        return best_fetched(batch, ids, distance, query_norms, cap ** 2, heavy, heavy_scores, liked, k)
+        return best_fetched(
+            batch, ids, distance, query_norms, cap**2, heavy, heavy_scores, liked, k
+        )
 
     # Fetch 2k + 1 for everyone; then users left short because their own contacts filled the
     # fetch are searched again with their degree added, in batches of bounded size (their
     # first results are replaced).
-    batch = max(1, _CHUNK_WORK // 8 // (2 * (2 * k + 1)))  # ~2.5M pairs (and their factor rows) per search
-    parts = [search(users[s:s + batch], 2 * k + 1) for s in range(0, len(users), batch)]
-    found_per_user = np.bincount(np.concatenate([r for r, _, _ in parts]), minlength=n) if parts else np.zeros(n)
+    batch = max(
+        1, _CHUNK_WORK // 8 // (2 * (2 * k + 1))
+    )  # ~2.5M pairs (and their factor rows) per search
+    parts = [search(users[s : s + batch], 2 * k + 1) for s in range(0, len(users), batch)]
+    found_per_user = (
+        np.bincount(np.concatenate([r for r, _, _ in parts]), minlength=n) if parts else np.zeros(n)
+    )
     degree = np.diff(liked.indptr)
     short = users[(found_per_user[users] < k) & (degree[users] > k)]
     short = short[np.argsort(degree[short], kind="stable")]
@@ -246,7 +284,10 @@ def _als_approximate(model, items: sp.csr_matrix, users: np.ndarray, k: int, p: 
     start = 0
     while start < len(short):  # sorted by degree: a batch's last user needs the largest fetch
         end = start + 1
-        while end < len(short) and (end - start + 1) * (k + 1 + degree[short[end]]) <= _CHUNK_WORK // 8:
+        while (
+            end < len(short)
+            and (end - start + 1) * (k + 1 + degree[short[end]]) <= _CHUNK_WORK // 8
+        ):
             end += 1
         batch = short[start:end]
         parts.append(search(np.sort(batch), int(k + 1 + degree[batch[-1]])))
@@ -269,7 +310,9 @@ def _rows_to_csr(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int)
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
     data = np.empty(int(indptr[-1]), dtype=np.float32)
     for rows, cols, values in parts:
-        at = indptr[rows] + np.arange(len(rows)) - np.searchsorted(rows, rows)  # row start + rank in row
+        at = (
+            indptr[rows] + np.arange(len(rows)) - np.searchsorted(rows, rows)
+        )  # row start + rank in row
         indices[at] = cols
         data[at] = values
     index_type = np.int32 if indptr[-1] <= np.iinfo(np.int32).max else np.int64
@@ -287,18 +330,23 @@ def ppr(ctx: CandidateContext) -> sp.csr_matrix:
     active = ctx.query_users(np.flatnonzero(degree > 0))
     if len(active) > p.ppr_max_users:
         order = np.lexsort((active, -degree[active]))
-        active = np.sort(active[order[:p.ppr_max_users]])
+        active = np.sort(active[order[: p.ppr_max_users]])
     rows, cols, vals = [], [], []
     for u in active:
-        nodes, scores = ppr_forward_push(g.indptr, g.indices, g.data, int(u),
-                                         alpha=p.ppr_alpha, epsilon=p.ppr_epsilon)
+        nodes, scores = ppr_forward_push(
+            g.indptr, g.indices, g.data, int(u), alpha=p.ppr_alpha, epsilon=p.ppr_epsilon
+        )
         rows.append(np.full(len(nodes), u))
         cols.append(nodes)
         vals.append(scores)
     if not rows:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    return ctx.keep(sp.csr_matrix((np.concatenate(vals).astype(np.float32),
-                                   (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)))
+    return ctx.keep(
+        sp.csr_matrix(
+            (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n, n),
+        )
+    )
 
 
 SOURCES: dict[str, Callable[[CandidateContext], sp.csr_matrix]] = {
@@ -360,8 +408,9 @@ def _pairs(snap: Snapshot, *, with_self_and_follows: bool) -> sp.csr_matrix:
     return binary(sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n, n)))
 
 
-def apply_filters(candidates: sp.csr_matrix, exclusion: sp.csr_matrix,
-                  discoverable: np.ndarray) -> sp.csr_matrix:
+def apply_filters(
+    candidates: sp.csr_matrix, exclusion: sp.csr_matrix, discoverable: np.ndarray
+) -> sp.csr_matrix:
     """Remove excluded pairs and non-discoverable columns. O(nnz)."""
     c = candidates.tocsr()
     c = (c - c.multiply(exclusion)).tocsr()
@@ -370,6 +419,8 @@ def apply_filters(candidates: sp.csr_matrix, exclusion: sp.csr_matrix,
     return c
 
 
-def generate_candidates(ctx: CandidateContext, sources: list[str] | None = None) -> dict[str, sp.csr_matrix]:
+def generate_candidates(
+    ctx: CandidateContext, sources: list[str] | None = None
+) -> dict[str, sp.csr_matrix]:
     """Run the named sources (all by default). Returns name → filtered (U, U) CSR."""
     return {name: SOURCES[name](ctx) for name in sources or list(SOURCES)}

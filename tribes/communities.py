@@ -113,8 +113,9 @@ def _rank_in_group(group: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np
     return order, np.arange(g.size) - np.repeat(start, np.diff(np.r_[start, g.size]))
 
 
-def _leiden(graph: igraph.Graph, w: np.ndarray, cpm: bool, resolution: float, seed: int,
-            n_iterations: int) -> np.ndarray:
+def _leiden(
+    graph: igraph.Graph, w: np.ndarray, cpm: bool, resolution: float, seed: int, n_iterations: int
+) -> np.ndarray:
     """(vertices,) int64 Leiden membership of igraph's vertices, CPM or modularity."""
     with _seeded_igraph(seed):
         found = graph.community_leiden(
@@ -135,9 +136,17 @@ def _infomap(graph: igraph.Graph, w: np.ndarray, seed: int) -> np.ndarray:
     return np.asarray(found.membership, dtype=np.int64)
 
 
-def _unless_cpm_fragments(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray, position: np.ndarray,
-                          cpm: np.ndarray, seed: int, n_iterations: int, settle, merge: bool = True
-                          ) -> tuple[np.ndarray, str]:
+def _unless_cpm_fragments(
+    a: sp.csr_matrix,
+    graph: igraph.Graph,
+    w: np.ndarray,
+    position: np.ndarray,
+    cpm: np.ndarray,
+    seed: int,
+    n_iterations: int,
+    settle,
+    merge: bool = True,
+) -> tuple[np.ndarray, str]:
     """``objective="auto"`` after CPM: ``(partition, method)``. Where CPM's groups are
     communities in the weak sense (most users in one), CPM's, with the pieces of sparse groups
     merged (:func:`_merge_where_one_group_explains_more`). Where they are not, but Infomap's
@@ -152,15 +161,23 @@ def _unless_cpm_fragments(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray, 
         flow = _infomap(graph, w, seed)[position]
         flow_share = weak_community_share(a, flow)
         if flow_share < WEAK_SHARE_MIN:
-            log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: keeping CPM",
-                     100 * share, 100 * flow_share)
+            log.info(
+                "tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: keeping CPM",
+                100 * share,
+                100 * flow_share,
+            )
             return cpm, "cpm"
-        log.info("tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: using Infomap",
-                 100 * share, 100 * flow_share)
+        log.info(
+            "tribes: weak communities hold %.0f%% of the users with CPM, %.0f%% with Infomap: using Infomap",
+            100 * share,
+            100 * flow_share,
+        )
         base, name = flow, "infomap"
     if not merge:
         return base, name
-    return _merge_where_one_group_explains_more(a, graph, w, position, base, name, seed, n_iterations, settle)
+    return _merge_where_one_group_explains_more(
+        a, graph, w, position, base, name, seed, n_iterations, settle
+    )
 
 
 def detect_communities(
@@ -233,7 +250,9 @@ def detect_communities(
     if not resolution > 0:
         raise ValueError(f"resolution: must be > 0, got {resolution!r}")
     if objective not in ("modularity", "cpm", "auto", "infomap"):
-        raise ValueError(f"objective: expected 'modularity', 'cpm', 'auto' or 'infomap', got {objective!r}")
+        raise ValueError(
+            f"objective: expected 'modularity', 'cpm', 'auto' or 'infomap', got {objective!r}"
+        )
     if min_size < 1:
         raise ValueError(f"min_size: must be >= 1, got {min_size!r}")
     n = a.shape[0]
@@ -260,20 +279,26 @@ def detect_communities(
     if objective == "infomap":
         comm = _infomap(graph, w, seed)[position]
     else:
-        comm = _leiden(graph, w, objective != "modularity", resolution, seed, n_iterations)[position]
+        comm = _leiden(graph, w, objective != "modularity", resolution, seed, n_iterations)[
+            position
+        ]
     has_edge = np.zeros(n, dtype=bool)
     has_edge[src] = has_edge[dst] = True
     del src, dst
     settle = partial(_dissolve_small, a, has_edge=has_edge, min_size=min_size)
     if objective == "auto":
         merge = merge_max_users is None or n <= merge_max_users
-        comm, method = _unless_cpm_fragments(a, graph, w, position, comm, seed, n_iterations, settle, merge)
+        comm, method = _unless_cpm_fragments(
+            a, graph, w, position, comm, seed, n_iterations, settle, merge
+        )
     del graph, w, position  # free igraph's memory now
     labels = _renumber_by_size(settle(comm))
     return (labels, method) if return_method else labels
 
 
-def _dissolve_small(a: sp.csr_matrix, comm: np.ndarray, *, has_edge: np.ndarray, min_size: int) -> np.ndarray:
+def _dissolve_small(
+    a: sp.csr_matrix, comm: np.ndarray, *, has_edge: np.ndarray, min_size: int
+) -> np.ndarray:
     """``comm`` (ids >= 0, or -1 for none) with groups under ``min_size`` dissolved: each member joins the
     remaining group it has the most affinity with (ties: the lower id), else -1; users
     without ties -1. O(nnz of the small groups' rows)."""
@@ -294,9 +319,17 @@ def _dissolve_small(a: sp.csr_matrix, comm: np.ndarray, *, has_edge: np.ndarray,
     return np.where(has_edge, comm, -1)
 
 
-def _merge_where_one_group_explains_more(a: sp.csr_matrix, graph: igraph.Graph, w: np.ndarray,
-                                        position: np.ndarray, base: np.ndarray, name: str, seed: int,
-                                        n_iterations: int, settle) -> tuple[np.ndarray, str]:
+def _merge_where_one_group_explains_more(
+    a: sp.csr_matrix,
+    graph: igraph.Graph,
+    w: np.ndarray,
+    position: np.ndarray,
+    base: np.ndarray,
+    name: str,
+    seed: int,
+    n_iterations: int,
+    settle,
+) -> tuple[np.ndarray, str]:
     """``(partition, method)``: the ``base`` partition (CPM's or Infomap's, called ``name``)
     with the pieces of sparse groups merged. CPM's threshold can cut a sparse group into dense
     pieces that each pass the weak test (a 3,000-user partition graph of 30 groups: 92 pieces),
@@ -320,7 +353,7 @@ def _merge_where_one_group_explains_more(a: sp.csr_matrix, graph: igraph.Graph, 
     piece_size = np.bincount(pieces[pieces >= 0])
     taken = []
     for h in range(len(bounds) - 1):
-        members = users[bounds[h]:bounds[h + 1]]
+        members = users[bounds[h] : bounds[h + 1]]
         local = pieces[members]
         ids, count = np.unique(local[local >= 0], return_counts=True)
         held = ids[2 * count > piece_size[ids]]
@@ -337,11 +370,16 @@ def _merge_where_one_group_explains_more(a: sp.csr_matrix, graph: igraph.Graph, 
         return base, name
     merged = pieces.copy()
     inside = np.isin(proposed, taken)
-    merged[inside] = int(pieces.max()) + 1 + proposed[inside]  # past the base's ids: a group of its own
+    merged[inside] = (
+        int(pieces.max()) + 1 + proposed[inside]
+    )  # past the base's ids: a group of its own
     if weak_community_share(a, merged) < WEAK_SHARE_MIN:
         return base, name
-    log.info("tribes: %d of modularity's groups describe their ties in fewer nats than %s's pieces of them",
-             len(taken), name)
+    log.info(
+        "tribes: %d of modularity's groups describe their ties in fewer nats than %s's pieces of them",
+        len(taken),
+        name,
+    )
     return merged, f"{name}-merged"
 
 
@@ -627,8 +665,14 @@ def _block_ties(affinity: sp.csr_matrix, labels: np.ndarray) -> _BlockTies | Non
     r, t = pair // b, pair % b
     keep = r <= t
     ties = np.where(r == t, ends // 2, ends)[keep]  # inside a block each tie has both ends there
-    return _BlockTies(np.bincount(block, minlength=b), degree[tied],
-                      np.bincount(block, weights=degree[tied], minlength=b), r[keep], t[keep], ties)
+    return _BlockTies(
+        np.bincount(block, minlength=b),
+        degree[tied],
+        np.bincount(block, weights=degree[tied], minlength=b),
+        r[keep],
+        t[keep],
+        ties,
+    )
 
 
 def _ln_choose(m, k):
@@ -659,8 +703,12 @@ def description_length(affinity: sp.csr_matrix, labels: np.ndarray) -> float:
     inside = c.r == c.t
     e = int(c.ties.sum())
     b = c.size.size
-    ties = (gammaln(c.block_degree + 1).sum() - gammaln(c.ties[~inside] + 1).sum()
-            - (c.ties[inside] * np.log(2) + gammaln(c.ties[inside] + 1)).sum() - gammaln(c.degree + 1).sum())
+    ties = (
+        gammaln(c.block_degree + 1).sum()
+        - gammaln(c.ties[~inside] + 1).sum()
+        - (c.ties[inside] * np.log(2) + gammaln(c.ties[inside] + 1)).sum()
+        - gammaln(c.degree + 1).sum()
+    )
     degrees = _ln_choose(c.size + c.block_degree - 1, c.block_degree).sum()
     block_ties = _ln_choose(b * (b + 1) / 2 + e - 1, e)
     return float(ties + degrees + block_ties + _partition_length(c.size))
@@ -697,8 +745,13 @@ def planted_partition_length(affinity: sp.csr_matrix, labels: np.ndarray) -> flo
     if b > 1:
         e_in, between = int(c.ties[inside].sum()), c.ties[~inside]
         e_out = int(between.sum())
-        block_ties = (np.log(e_in + e_out + 1) + _ln_choose(b + e_in - 1, e_in)
-                      + e_out * np.log(b * (b - 1) / 2) - gammaln(e_out + 1) + gammaln(between + 1).sum())
+        block_ties = (
+            np.log(e_in + e_out + 1)
+            + _ln_choose(b + e_in - 1, e_in)
+            + e_out * np.log(b * (b - 1) / 2)
+            - gammaln(e_out + 1)
+            + gammaln(between + 1).sum()
+        )
     return float(ties + block_ties + _partition_length(c.size))
 
 

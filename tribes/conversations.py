@@ -47,7 +47,9 @@ from .sparse import (
 __all__ = ["THREAD_FLAGS", "RankedThreads", "ThreadStats", "rank_conversations", "thread_stats"]
 
 _CHUNK = 4_000
-_NEWCOMER_OPEN = 1.0  # a newcomer's match with the open threads (their only candidates), added to w_open
+_NEWCOMER_OPEN = (
+    1.0  # a newcomer's match with the open threads (their only candidates), added to w_open
+)
 _TOPICS_PER_USER = 10
 _TOPICS_PER_THREAD = 8
 _MAX_THREADS_PER_TOPIC = 500
@@ -113,8 +115,13 @@ def thread_stats(ctx: CandidateContext) -> ThreadStats:
         tribe[:] = _first_max_per_column(counts)
     recent = snap.post_ts >= snap.now - p.live_window_days * 86_400.0
     recent_posts = np.bincount(snap.post_thread[recent], minlength=t).astype(np.int32)
-    return ThreadStats(live=live, participants=participants, answered_rate=rate, tribe=tribe,
-                       recent_posts=recent_posts)
+    return ThreadStats(
+        live=live,
+        participants=participants,
+        answered_rate=rate,
+        tribe=tribe,
+        recent_posts=recent_posts,
+    )
 
 
 def _exclusions(ctx: CandidateContext, live_threads: np.ndarray) -> sp.csr_matrix:
@@ -231,8 +238,13 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         open_threads = np.sort(shown[np.argsort(-base[shown], kind="stable")[:width]])
 
     def scores(topic, tribe, contacts, cols, newcomer):
-        z = (p.w_thread_topic * topic + p.w_thread_tribe * tribe + p.w_thread_contacts * contacts
-             + p.w_thread_open + _NEWCOMER_OPEN * newcomer)
+        z = (
+            p.w_thread_topic * topic
+            + p.w_thread_tribe * tribe
+            + p.w_thread_contacts * contacts
+            + p.w_thread_open
+            + _NEWCOMER_OPEN * newcomer
+        )
         return ((1 - np.exp(-z)) * base[cols]).astype(np.float32)
 
     def rank_chunk(bounds: tuple[int, int]) -> None:
@@ -243,12 +255,18 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         by_topic = _top_keys((user_topics[s:e] @ topic_index).tocsr(), pool)
         # The candidate pairs as sorted unique keys ``row_in_chunk × T_live + column``.
         found = np.concatenate([_keys(by_tribe), _top_keys(by_contacts, pool), by_topic])
-        newcomer = np.zeros(e - s, dtype=bool)  # no candidate of their own: the open threads are theirs
+        newcomer = np.zeros(
+            e - s, dtype=bool
+        )  # no candidate of their own: the open threads are theirs
         if p.welcome_newcomers:
             newcomer[:] = True
             newcomer[found // n_live] = False
-        open_rows = np.arange(e - s, dtype=np.int64) if p.w_thread_open > 0 else np.flatnonzero(newcomer)
-        keys = np.sort(np.concatenate([found, (open_rows[:, None] * n_live + open_threads).ravel()]))
+        open_rows = (
+            np.arange(e - s, dtype=np.int64) if p.w_thread_open > 0 else np.flatnonzero(newcomer)
+        )
+        keys = np.sort(
+            np.concatenate([found, (open_rows[:, None] * n_live + open_threads).ravel()])
+        )
         keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
         keys = keys[~in_sorted(np.sort(_keys(excluded[s:e])), keys) & visible[keys % n_live]]
         if len(keys) == 0:

@@ -15,8 +15,14 @@ class InputError(TribesError):
     ``str()`` reads ``FILE:LINE: field: problem`` with whatever parts are known.
     """
 
-    def __init__(self, problem: str, *, path: str | None = None, line: int | None = None,
-                 field: str | None = None):
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ):
         self.problem, self.path, self.line, self.field = problem, path, line, field
         where = ":".join(str(x) for x in (path, line) if x is not None)
         text = f"{field}: {problem}" if field else problem

@@ -253,7 +253,9 @@ def build_user_graph(
 def build_graph(snap: Snapshot, params: Params) -> InterestGraph:
     """Build every matrix of the interest graph. Cost O(P + F + nnz) plus topic extraction."""
     if not snap.has_text:
-        raise ValueError("build_graph needs the post texts, tags and interests: this snapshot was made without_text()")
+        raise ValueError(
+            "build_graph needs the post texts, tags and interests: this snapshot was made without_text()"
+        )
     n, now = snap.n_users, snap.now
     users = build_user_graph(*relation_matrices(snap, params), params)
 

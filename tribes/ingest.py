@@ -118,8 +118,11 @@ def ingest_lines(
             consumed = 0
 
     return _ingest(
-        store, _batches(numbered(), _dated_until(parse_line, not_after), batch_size, progress), source=source,
-        skip_invalid=skip_invalid, max_problems=max_problems,
+        store,
+        _batches(numbered(), _dated_until(parse_line, not_after), batch_size, progress),
+        source=source,
+        skip_invalid=skip_invalid,
+        max_problems=max_problems,
     )
 
 
@@ -136,15 +139,22 @@ def _dated_until(parse: Callable[[Any], Event], not_after: float | None) -> Call
     def checked(item: Any) -> Event:
         event = parse(item)
         if event.ts > not_after:
-            raise EventError("ts", f"{format_ts(event.ts)} is in the future: after {format_ts(not_after)}, the server's "
-                                   "clock plus TRIBES_MAX_FUTURE_SECONDS")
+            raise EventError(
+                "ts",
+                f"{format_ts(event.ts)} is in the future: after {format_ts(not_after)}, the server's "
+                "clock plus TRIBES_MAX_FUTURE_SECONDS",
+            )
         return event
 
     return checked
 
 
-def _batches(numbered: Iterable[tuple[int, Any]], parse: Callable[[Any], Any], batch_size: int,
-             on_batch: Callable[[], None] = lambda: None) -> Iterator[_Batch]:
+def _batches(
+    numbered: Iterable[tuple[int, Any]],
+    parse: Callable[[Any], Any],
+    batch_size: int,
+    on_batch: Callable[[], None] = lambda: None,
+) -> Iterator[_Batch]:
     """``batch_size`` parsed events at a time with their numbers; problems in batches of the
     same bound (a file of bad lines keeps memory bounded). ``on_batch`` runs before each yield
     of a full batch and once at the end."""
@@ -181,8 +191,11 @@ def ingest_objects(
     """Validate and store already-decoded JSON values (the API's request bodies); ``not_after``
     as for :func:`ingest_lines`."""
     return _ingest(
-        store, _batches(enumerate(objects, 1), _dated_until(validate, not_after), batch_size), source=source,
-        skip_invalid=skip_invalid, max_problems=max_problems,
+        store,
+        _batches(enumerate(objects, 1), _dated_until(validate, not_after), batch_size),
+        source=source,
+        skip_invalid=skip_invalid,
+        max_problems=max_problems,
     )
 
 

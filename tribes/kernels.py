@@ -11,11 +11,21 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-__all__ = ["TwoHopTopK", "best_fetched", "csr_values", "pair_dots", "pair_hashes", "within_column_budget", "within_group_budget"]
+__all__ = [
+    "TwoHopTopK",
+    "best_fetched",
+    "csr_values",
+    "pair_dots",
+    "pair_hashes",
+    "within_column_budget",
+    "within_group_budget",
+]
 
 
 @njit(nogil=True, cache=True)
-def _pair_dots(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, rows, cols, out):  # pragma: no cover - compiled
+def _pair_dots(
+    a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, rows, cols, out
+):  # pragma: no cover - compiled
     # The sum scipy's ``a[rows].multiply(b[cols]).sum(axis=1)`` gives for float32 rows whose
     # matches come in increasing column order: ``np.add.reduceat`` adds the first nonzero
     # product to the float32 sum of the others (exact while a pair shares at most 8 columns).
@@ -43,7 +53,9 @@ def _pair_dots(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, rows, cols, out):  # pr
         out[i] = head + rest if found else 0.0
 
 
-def pair_dots(a: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, b: sp.csr_matrix | None = None) -> np.ndarray:
+def pair_dots(
+    a: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, b: sp.csr_matrix | None = None
+) -> np.ndarray:
     """(pairs,) float32: ``a[rows[i]] · b[cols[i]]`` for every i (``b`` defaults to ``a``; same
     number of columns), by merging the two sorted rows. Equal to scipy's
     ``a[rows].multiply(b[cols]).sum(axis=1)`` for float32 rows sharing up to 8 columns (within
@@ -55,14 +67,20 @@ def pair_dots(a: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, b: sp.csr_ma
     dtype = np.result_type(a.dtype, b.dtype)
     out = np.zeros(len(rows), dtype=np.float32)
     if len(rows):
-        _pair_dots(*_csr_arrays(a, dtype), *_csr_arrays(b, dtype), np.asarray(rows, dtype=np.int64),
-                   np.asarray(cols, dtype=np.int64), out)
+        _pair_dots(
+            *_csr_arrays(a, dtype),
+            *_csr_arrays(b, dtype),
+            np.asarray(rows, dtype=np.int64),
+            np.asarray(cols, dtype=np.int64),
+            out,
+        )
     return out
 
 
 @njit(nogil=True, cache=True)
-def _two_hop_top_k(lp, li, lx, rp, ri, rx, ep, ei, shown, start, stop, k, acc,
-                   out_cols, out_vals, out_counts):  # pragma: no cover - compiled
+def _two_hop_top_k(
+    lp, li, lx, rp, ri, rx, ep, ei, shown, start, stop, k, acc, out_cols, out_vals, out_counts
+):  # pragma: no cover - compiled
     n = len(acc)
     touched_flag = np.zeros(n, np.bool_)
     banned = np.zeros(n, np.bool_)
@@ -122,8 +140,11 @@ def _two_hop_top_k(lp, li, lx, rp, ri, rx, ep, ei, shown, start, stop, k, acc,
 def _csr_arrays(m: sp.csr_matrix, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """indptr int64, indices int32, data ``dtype``: one compiled signature for every matrix."""
     m = m.tocsr()
-    return (m.indptr.astype(np.int64, copy=False), m.indices.astype(np.int32, copy=False),
-            m.data.astype(dtype, copy=False))
+    return (
+        m.indptr.astype(np.int64, copy=False),
+        m.indices.astype(np.int32, copy=False),
+        m.data.astype(dtype, copy=False),
+    )
 
 
 class TwoHopTopK:
@@ -136,8 +157,14 @@ class TwoHopTopK:
     Arrays are converted once here; calls are independent (thread-safe).
     """
 
-    def __init__(self, left: sp.csr_matrix, right: sp.csr_matrix, exclusion: sp.csr_matrix,
-                 shown: np.ndarray, k: int):
+    def __init__(
+        self,
+        left: sp.csr_matrix,
+        right: sp.csr_matrix,
+        exclusion: sp.csr_matrix,
+        shown: np.ndarray,
+        k: int,
+    ):
         self.dtype = np.result_type(left.dtype, right.dtype)
         self.left = _csr_arrays(left, self.dtype)
         self.right = _csr_arrays(right, self.dtype)
@@ -152,11 +179,24 @@ class TwoHopTopK:
         out_vals = np.zeros((rows, k), dtype=self.dtype)
         out_counts = np.zeros(rows, dtype=np.int64)
         if rows and k:
-            _two_hop_top_k(*self.left, *self.right, *self.exclusion, self.shown, start, stop, k,
-                           np.zeros(self.n, dtype=self.dtype), out_cols, out_vals, out_counts)
+            _two_hop_top_k(
+                *self.left,
+                *self.right,
+                *self.exclusion,
+                self.shown,
+                start,
+                stop,
+                k,
+                np.zeros(self.n, dtype=self.dtype),
+                out_cols,
+                out_vals,
+                out_counts,
+            )
         valid = np.arange(k) < out_counts[:, None]
         indptr = np.r_[0, np.cumsum(out_counts)]
-        return sp.csr_matrix((out_vals[valid], out_cols[valid].astype(np.int32), indptr), shape=(rows, self.n))
+        return sp.csr_matrix(
+            (out_vals[valid], out_cols[valid].astype(np.int32), indptr), shape=(rows, self.n)
+        )
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -170,8 +210,21 @@ def _acceptable(c, v, u, liked_idx, lo, hi):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def _best_fetched(batch, ids, distance, query_norms, lift2, heavy, heavy_scores, liked_ptr, liked_idx, k,
-                  out_count, out_col, out_val):  # pragma: no cover - compiled
+def _best_fetched(
+    batch,
+    ids,
+    distance,
+    query_norms,
+    lift2,
+    heavy,
+    heavy_scores,
+    liked_ptr,
+    liked_idx,
+    k,
+    out_count,
+    out_col,
+    out_val,
+):  # pragma: no cover - compiled
     fetch = ids.shape[1]
     cand_c = np.empty(fetch + len(heavy), dtype=np.int64)
     cand_v = np.empty(fetch + len(heavy), dtype=np.float32)
@@ -209,7 +262,7 @@ def _best_fetched(batch, ids, distance, query_norms, lift2, heavy, heavy_scores,
                     m += 1
             ties = np.flatnonzero(cand_v[:n] == kth)
             ties = ties[np.argsort(cand_c[ties], kind="mergesort")][: k - m]
-            pick[m:m + len(ties)] = ties
+            pick[m : m + len(ties)] = ties
             m += len(ties)
         else:
             pick[:n] = np.arange(n)
@@ -220,9 +273,17 @@ def _best_fetched(batch, ids, distance, query_norms, lift2, heavy, heavy_scores,
             out_val[i * k + j] = cand_v[chosen[j]]
 
 
-def best_fetched(batch: np.ndarray, ids: np.ndarray, distance: np.ndarray, query_norms: np.ndarray,
-                 lift2: float, heavy: np.ndarray, heavy_scores: np.ndarray, liked: sp.csr_matrix,
-                 k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def best_fetched(
+    batch: np.ndarray,
+    ids: np.ndarray,
+    distance: np.ndarray,
+    query_norms: np.ndarray,
+    lift2: float,
+    heavy: np.ndarray,
+    heavy_scores: np.ndarray,
+    liked: sp.csr_matrix,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each user's ``k`` best people from an inner-product index search, as (rows, cols, scores)
     in (row, col) order: the approximate ALS source's step after ``faiss`` (see
     ``tribes.candidates._als_approximate``).
@@ -240,9 +301,21 @@ def best_fetched(batch: np.ndarray, ids: np.ndarray, distance: np.ndarray, query
     val = np.empty(b * k, dtype=np.float32)
     if b and k:
         liked = liked if liked.has_sorted_indices else liked.sorted_indices()
-        _best_fetched(np.asarray(batch, np.int64), np.asarray(ids, np.int64), np.asarray(distance, np.float32),
-                      np.asarray(query_norms, np.float32), np.float32(lift2), np.asarray(heavy, np.int64),
-                      np.asarray(heavy_scores, np.float32), liked.indptr, liked.indices, k, count, col, val)
+        _best_fetched(
+            np.asarray(batch, np.int64),
+            np.asarray(ids, np.int64),
+            np.asarray(distance, np.float32),
+            np.asarray(query_norms, np.float32),
+            np.float32(lift2),
+            np.asarray(heavy, np.int64),
+            np.asarray(heavy_scores, np.float32),
+            liked.indptr,
+            liked.indices,
+            k,
+            count,
+            col,
+            val,
+        )
     used = (np.arange(k)[None, :] < count[:, None]).ravel()
     return np.repeat(np.asarray(batch, np.int64), count), col[used], val[used]
 
@@ -285,7 +358,9 @@ def _cut_below_budget(mine, score, budget, keep):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def _within_group_budget(groups, score, tiebreak, budget, n_groups, keep):  # pragma: no cover - compiled
+def _within_group_budget(
+    groups, score, tiebreak, budget, n_groups, keep
+):  # pragma: no cover - compiled
     counts = np.zeros(n_groups + 1, dtype=np.int64)
     for g in groups:
         counts[g + 1] += 1
@@ -336,14 +411,18 @@ def _seed_mix(seed: int) -> np.uint64:
 def pair_hashes(rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
     """(pairs,) uint64: splitmix64's finaliser of each (row, col) pair mixed with ``seed`` (the
     definition :func:`tribes.ranking.pair_hash` and the exposure budget's ties share). O(pairs)."""
-    rows, cols = np.broadcast_arrays(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))
+    rows, cols = np.broadcast_arrays(
+        np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    )
     out = np.empty(rows.shape, dtype=np.uint64)
     _pair_hashes(rows.ravel(), cols.ravel(), _seed_mix(seed), out.reshape(-1))
     return out
 
 
 @njit(nogil=True, cache=True)
-def _within_column_budget(starts, cols, score, budget, n_cols, seed_mix, keep, kept):  # pragma: no cover
+def _within_column_budget(
+    starts, cols, score, budget, n_cols, seed_mix, keep, kept
+):  # pragma: no cover
     counts = np.zeros(n_cols + 1, dtype=np.int64)
     for c in cols:
         counts[c + 1] += 1
@@ -377,8 +456,9 @@ def _within_column_budget(starts, cols, score, budget, n_cols, seed_mix, keep, k
             kept[u] += keep[i]
 
 
-def within_column_budget(starts: np.ndarray, cols: np.ndarray, score: np.ndarray, budget: int,
-                         seed: int) -> tuple[np.ndarray, np.ndarray]:
+def within_column_budget(
+    starts: np.ndarray, cols: np.ndarray, score: np.ndarray, budget: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs grouped by row (row ``u``'s are ``starts[u]:starts[u + 1]``): which stay among the
     ``budget`` best of their column ``cols`` — highest ``score``, ties by the smaller seeded
     :func:`tribes.ranking.pair_hash` of (row, col), then position — and how many stay per row.
@@ -392,12 +472,22 @@ def within_column_budget(starts: np.ndarray, cols: np.ndarray, score: np.ndarray
         return keep, kept
     if budget <= 0:
         return np.zeros(n_pairs, dtype=bool), kept
-    _within_column_budget(np.asarray(starts, dtype=np.int64), np.asarray(cols), np.asarray(score), int(budget),
-                          int(cols.max()) + 1, _seed_mix(seed), keep, kept)
+    _within_column_budget(
+        np.asarray(starts, dtype=np.int64),
+        np.asarray(cols),
+        np.asarray(score),
+        int(budget),
+        int(cols.max()) + 1,
+        _seed_mix(seed),
+        keep,
+        kept,
+    )
     return keep, kept
 
 
-def within_group_budget(groups: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, budget: int) -> np.ndarray:
+def within_group_budget(
+    groups: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, budget: int
+) -> np.ndarray:
     """(n,) bool: the element is among the ``budget`` best of its group — highest ``score``,
     ties by smaller ``tiebreak`` (then by position) — as ranking by
     ``np.lexsort((tiebreak, -score, groups))`` would say. ``groups`` non-negative ints.
@@ -407,6 +497,12 @@ def within_group_budget(groups: np.ndarray, score: np.ndarray, tiebreak: np.ndar
         if budget == 0:
             return np.zeros(len(groups), dtype=bool)
         groups = np.asarray(groups, dtype=np.int64)
-        _within_group_budget(groups, np.asarray(score), np.asarray(tiebreak), int(budget),
-                             int(groups.max()) + 1, keep)
+        _within_group_budget(
+            groups,
+            np.asarray(score),
+            np.asarray(tiebreak),
+            int(budget),
+            int(groups.max()) + 1,
+            keep,
+        )
     return keep

@@ -67,8 +67,14 @@ from .ranking import ENGAGE_WEIGHTS, candidate_pairs, pair_features, rank_people
 from .snapshot import Snapshot
 from .sparse import aligned_values, binary, drop_diagonal, entry_rows
 
-__all__ = ["format_learning", "learn_engage_weights", "learning_network", "learning_sample", "learning_summary",
-           "snapshot_before"]
+__all__ = [
+    "format_learning",
+    "learn_engage_weights",
+    "learning_network",
+    "learning_sample",
+    "learning_summary",
+    "snapshot_before",
+]
 
 #: Held-out pairs learning needs among the candidates to fit anything, and in the best blend's
 #: lists (top ``RECALL_AT``) to change any parameter: a choice judged on fewer hits is chance
@@ -146,11 +152,17 @@ def _standard_errors_to_beat(among: int) -> float:
 
 def snapshot_before(snap: Snapshot, cut: float) -> Snapshot:
     """The snapshot as it was at ``cut``: follows and posts after it removed (users kept)."""
-    return replace(_restrict(snap, np.ones(snap.n_users, dtype=bool), snap.follow_ts <= cut, snap.post_ts <= cut),
-                   now=float(cut))
+    return replace(
+        _restrict(
+            snap, np.ones(snap.n_users, dtype=bool), snap.follow_ts <= cut, snap.post_ts <= cut
+        ),
+        now=float(cut),
+    )
 
 
-def _restrict(snap: Snapshot, users: np.ndarray, follows: np.ndarray, posts: np.ndarray) -> Snapshot:
+def _restrict(
+    snap: Snapshot, users: np.ndarray, follows: np.ndarray, posts: np.ndarray
+) -> Snapshot:
     """The snapshot with only the ``users``, ``follows`` and ``posts`` masks' entries (follows,
     blocks, mutes and posts of dropped users go too), every index renumbered; a reply whose
     parent is gone becomes a root, threads left empty disappear. O(U + F + P)."""
@@ -163,7 +175,9 @@ def _restrict(snap: Snapshot, users: np.ndarray, follows: np.ndarray, posts: np.
         return user_map[src[ok]].astype(np.int32), user_map[dst[ok]].astype(np.int32)
 
     follows = follows & users[snap.follow_src] & users[snap.follow_dst]
-    keep_p = np.flatnonzero(posts & users[snap.post_author]) if snap.n_posts else np.zeros(0, np.int64)
+    keep_p = (
+        np.flatnonzero(posts & users[snap.post_author]) if snap.n_posts else np.zeros(0, np.int64)
+    )
     post_map = np.full(snap.n_posts, -1, dtype=np.int64)
     post_map[keep_p] = np.arange(len(keep_p))
     parent = snap.post_parent[keep_p]
@@ -175,17 +189,28 @@ def _restrict(snap: Snapshot, users: np.ndarray, follows: np.ndarray, posts: np.
     mute_src, mute_dst = pairs(snap.mute_src, snap.mute_dst)
     return replace(
         snap,
-        user_ids=snap.user_ids[kept_users], discoverable=snap.discoverable[kept_users],
-        first_seen=snap.first_seen[kept_users], interests=[snap.interests[i] for i in kept_users],
+        user_ids=snap.user_ids[kept_users],
+        discoverable=snap.discoverable[kept_users],
+        first_seen=snap.first_seen[kept_users],
+        interests=[snap.interests[i] for i in kept_users],
         follow_src=user_map[snap.follow_src[follows]].astype(np.int32),
-        follow_dst=user_map[snap.follow_dst[follows]].astype(np.int32), follow_ts=snap.follow_ts[follows],
-        block_src=block_src, block_dst=block_dst, mute_src=mute_src, mute_dst=mute_dst,
-        post_ids=snap.post_ids[keep_p], post_author=user_map[snap.post_author[keep_p]].astype(np.int32),
-        post_ts=snap.post_ts[keep_p], post_parent=parent,
+        follow_dst=user_map[snap.follow_dst[follows]].astype(np.int32),
+        follow_ts=snap.follow_ts[follows],
+        block_src=block_src,
+        block_dst=block_dst,
+        mute_src=mute_src,
+        mute_dst=mute_dst,
+        post_ids=snap.post_ids[keep_p],
+        post_author=user_map[snap.post_author[keep_p]].astype(np.int32),
+        post_ts=snap.post_ts[keep_p],
+        post_parent=parent,
         post_thread=thread_map[snap.post_thread[keep_p]].astype(np.int32),
-        post_text=[snap.post_text[i] for i in keep_p], post_tags=[snap.post_tags[i] for i in keep_p],
+        post_text=[snap.post_text[i] for i in keep_p],
+        post_tags=[snap.post_tags[i] for i in keep_p],
         thread_ids=snap.thread_ids[threads_used],
-        dismissed=[(int(user_map[u]), kind, target) for u, kind, target in snap.dismissed if users[u]],
+        dismissed=[
+            (int(user_map[u]), kind, target) for u, kind, target in snap.dismissed if users[u]
+        ],
     )
 
 
@@ -202,8 +227,12 @@ def learning_network(snap: Snapshot, params: Params) -> tuple[Snapshot, np.ndarr
         return snap, None
     replied = np.flatnonzero(snap.post_parent >= 0)
     src = np.concatenate([snap.follow_src, snap.post_author[replied]]).astype(np.int64)
-    dst = np.concatenate([snap.follow_dst, snap.post_author[snap.post_parent[replied]]]).astype(np.int64)
-    contacts = sp.csr_matrix((np.ones(2 * len(src), np.float32), (np.r_[src, dst], np.r_[dst, src])), shape=(n, n))
+    dst = np.concatenate([snap.follow_dst, snap.post_author[snap.post_parent[replied]]]).astype(
+        np.int64
+    )
+    contacts = sp.csr_matrix(
+        (np.ones(2 * len(src), np.float32), (np.r_[src, dst], np.r_[dst, src])), shape=(n, n)
+    )
     order = np.random.default_rng(params.seed).permutation(n)
 
     def sample(m: int) -> np.ndarray:
@@ -222,7 +251,9 @@ def learning_network(snap: Snapshot, params: Params) -> tuple[Snapshot, np.ndarr
     users = sample(lo)
     seeds = np.zeros(n, dtype=bool)
     seeds[order[:lo]] = True
-    sub = _restrict(snap, users, np.ones(len(snap.follow_src), dtype=bool), np.ones(snap.n_posts, dtype=bool))
+    sub = _restrict(
+        snap, users, np.ones(len(snap.follow_src), dtype=bool), np.ones(snap.n_posts, dtype=bool)
+    )
     return sub, seeds[users]
 
 
@@ -236,13 +267,17 @@ def _future_pairs(snap: Snapshot, cut: float) -> sp.csr_matrix:
     rows = np.concatenate([a, b, snap.follow_src[fl]]).astype(np.int64)
     cols = np.concatenate([b, a, snap.follow_dst[fl]]).astype(np.int64)
     keep = rows != cols
-    m = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows[keep], cols[keep])), shape=(n, n))
+    m = sp.csr_matrix(
+        (np.ones(int(keep.sum()), np.float32), (rows[keep], cols[keep])), shape=(n, n)
+    )
     m.sum_duplicates()
     m.data[:] = 1
     return m
 
 
-def learning_sample(n_users: int, params: Params, among: np.ndarray | None = None) -> np.ndarray | None:
+def learning_sample(
+    n_users: int, params: Params, among: np.ndarray | None = None
+) -> np.ndarray | None:
     """(U,) bool mask of at most ``learn_max_users`` users (seeded), or None for all; drawn
     from the ``among`` mask when given (e.g. the seeds of :func:`learning_network`)."""
     pool = np.arange(n_users) if among is None else np.flatnonzero(among)
@@ -252,7 +287,9 @@ def learning_sample(n_users: int, params: Params, among: np.ndarray | None = Non
     if params.learn_max_users <= 0 or len(pool) <= params.learn_max_users:
         mask[pool] = True
     else:
-        mask[np.random.default_rng(params.seed).choice(pool, params.learn_max_users, replace=False)] = True
+        mask[
+            np.random.default_rng(params.seed).choice(pool, params.learn_max_users, replace=False)
+        ] = True
     return mask
 
 
@@ -262,7 +299,9 @@ def _replies(snap: Snapshot, posts: np.ndarray) -> sp.csr_matrix:
     which = np.flatnonzero(posts & (snap.post_parent >= 0))
     a = snap.post_author[which]
     b = snap.post_author[snap.post_parent[which]]
-    return drop_diagonal(binary(sp.csr_matrix((np.ones(len(which), np.float32), (a, b)), shape=(n, n)))).tocsr()
+    return drop_diagonal(
+        binary(sp.csr_matrix((np.ones(len(which), np.float32), (a, b)), shape=(n, n)))
+    ).tocsr()
 
 
 def _talked_before(snap: Snapshot, cut: float) -> sp.csr_matrix:
@@ -271,7 +310,9 @@ def _talked_before(snap: Snapshot, cut: float) -> sp.csr_matrix:
     return binary((m + m.T).tocsr())
 
 
-def _new_two_way_pairs(snap: Snapshot, cut: float, talked: sp.csr_matrix | None = None) -> sp.csr_matrix:
+def _new_two_way_pairs(
+    snap: Snapshot, cut: float, talked: sp.csr_matrix | None = None
+) -> sp.csr_matrix:
     """(U, U) 1 where u and v replied to each other after ``cut`` and neither had replied to the
     other before: new conversation partners, as the evaluation's time split counts them
     (:func:`tribes.evaluation.splits.time_split`). ``talked``: :func:`_talked_before` at
@@ -294,8 +335,9 @@ def _held_out_ties(src: np.ndarray, dst: np.ndarray, n: int, share: float, seed:
     return (np.random.default_rng(seed).random(len(unique)) < share)[which]
 
 
-def _fit_listwise(x: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: int = 0,
-                  l2: float = 1e-3) -> np.ndarray:
+def _fit_listwise(
+    x: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: int = 0, l2: float = 1e-3
+) -> np.ndarray:
     """Non-negative weights of a conditional logit: a softmax over each user's candidates.
 
     ``x`` (pairs, F) features, ``y`` (pairs,) 1 for a held-out tie, ``rows`` (pairs,) the user
@@ -329,13 +371,22 @@ def _fit_listwise(x: np.ndarray, y: np.ndarray, rows: np.ndarray, seed: int = 0,
         coef = user_w[group] * (n_pos[group] * e / total[group] - y)
         return value, x.T @ coef + 2 * l2 * w
 
-    result = minimize(loss, np.full(x.shape[1], 0.1), jac=True, method="L-BFGS-B",
-                      bounds=[(0.0, None)] * x.shape[1])
+    result = minimize(
+        loss,
+        np.full(x.shape[1], 0.1),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, None)] * x.shape[1],
+    )
     return result.x
 
 
-def learn_engage_weights(snap: Snapshot, params: Params, candidates_for: Callable[[Snapshot, Params], tuple],
-                         report: list[dict[str, Any]] | None = None) -> dict[str, float | str] | None:
+def learn_engage_weights(
+    snap: Snapshot,
+    params: Params,
+    candidates_for: Callable[[Snapshot, Params], tuple],
+    report: list[dict[str, Any]] | None = None,
+) -> dict[str, float | str] | None:
     """Learned ``w_*`` values (and the parameters learning switched), or None when the held-out
     slice has too few interactions. ``report``, when given, receives one :func:`_choice` per
     decision, in order: what was tried, each one's held-out recall and lead in paired standard
@@ -352,7 +403,9 @@ def learn_engage_weights(snap: Snapshot, params: Params, candidates_for: Callabl
     times = np.concatenate([snap.post_ts, snap.follow_ts])
     if len(times) < 100:
         return None
-    goal = None  # the pairs whose recall picks the scale: new two-way partners where there are enough
+    goal = (
+        None  # the pairs whose recall picks the scale: new two-way partners where there are enough
+    )
     talked = None  # pairs that had exchanged a reply before the cut (with time only)
     joins = None  # with time: held-out thread joins, which pick thread_momentum
     if np.ptp(times) > 0:
@@ -364,11 +417,19 @@ def learn_engage_weights(snap: Snapshot, params: Params, candidates_for: Callabl
         goal = goal if goal.nnz >= 2 * MIN_POSITIVES else None
         joins = _thread_joins(snap, cut)
     else:  # no time to split on (e.g. SNAP ego networks): hold out a random share of follows
-        held = _held_out_ties(snap.follow_src, snap.follow_dst, snap.n_users, params.learn_holdout, params.seed)
-        future = sp.csr_matrix((np.ones(int(held.sum()), np.float32),
-                                (snap.follow_src[held], snap.follow_dst[held])), shape=(snap.n_users,) * 2)
-        past = replace(snap, follow_src=snap.follow_src[~held], follow_dst=snap.follow_dst[~held],
-                       follow_ts=snap.follow_ts[~held])
+        held = _held_out_ties(
+            snap.follow_src, snap.follow_dst, snap.n_users, params.learn_holdout, params.seed
+        )
+        future = sp.csr_matrix(
+            (np.ones(int(held.sum()), np.float32), (snap.follow_src[held], snap.follow_dst[held])),
+            shape=(snap.n_users,) * 2,
+        )
+        past = replace(
+            snap,
+            follow_src=snap.follow_src[~held],
+            follow_dst=snap.follow_dst[~held],
+            follow_ts=snap.follow_ts[~held],
+        )
     if future.nnz < MIN_POSITIVES:
         return None
     ctx, candidates = candidates_for(past, params, learning_sample(past.n_users, params, seeds))
@@ -380,11 +441,19 @@ def learn_engage_weights(snap: Snapshot, params: Params, candidates_for: Callabl
     hits = int(held.hits.sum())
     if hits < MIN_POSITIVES:  # every choice below would be judged on a handful of hits: chance
         if report is not None:
-            report.append({"parameter": "evidence", "configured": "configured", "chosen": "configured",
-                           "skipped": f"the best blend's lists hold {hits} of the held-out pairs and a choice needs "
-                                      f"{MIN_POSITIVES}: every parameter stays as configured",
-                           "hits": hits, "needed_hits": MIN_POSITIVES, "pairs": int(held.pairs.sum()),
-                           "users": int(np.count_nonzero(held.pairs))})
+            report.append(
+                {
+                    "parameter": "evidence",
+                    "configured": "configured",
+                    "chosen": "configured",
+                    "skipped": f"the best blend's lists hold {hits} of the held-out pairs and a choice needs "
+                    f"{MIN_POSITIVES}: every parameter stays as configured",
+                    "hits": hits,
+                    "needed_hits": MIN_POSITIVES,
+                    "pairs": int(held.pairs.sum()),
+                    "users": int(np.count_nonzero(held.pairs)),
+                }
+            )
         return None
     chosen = dict(weights)
     # The other way of counting shared contacts: the contender that won refitted, at its scale,
@@ -393,11 +462,18 @@ def learn_engage_weights(snap: Snapshot, params: Params, candidates_for: Callabl
     other = next(i for i in MUTUAL_CONTACTS_INDEXES if i != params.mutual_contacts_index)
     other_ctx = replace(ctx, params=replace(params, mutual_contacts_index=other))
     other_candidates = {**candidates, "follow_2hop": follow_2hop(other_ctx)}
-    found = _best_blend(other_ctx, other_candidates, future, talked, truth, only=contender, totals=(total,))
+    found = _best_blend(
+        other_ctx, other_candidates, future, talked, truth, only=contender, totals=(total,)
+    )
     configured = params.mutual_contacts_index
     switch = found is not None and found[0].beats(held)
-    _record(report, "mutual_contacts_index", configured, other if switch else configured,
-            {configured: held} | ({} if found is None else {other: found[0]}))
+    _record(
+        report,
+        "mutual_contacts_index",
+        configured,
+        other if switch else configured,
+        {configured: held} | ({} if found is None else {other: found[0]}),
+    )
     if switch:
         held, weights, feats, _, _ = found
         ctx, candidates = other_ctx, other_candidates
@@ -412,8 +488,15 @@ def learn_engage_weights(snap: Snapshot, params: Params, candidates_for: Callabl
 CONTENDERS = ("base blend", "with " + " and ".join(OPTIONAL_FEATURES), "new ties only")
 
 
-def _choice(parameter: str, configured: Any, chosen: Any, tried: dict[Any, HeldOut], among: int = 1,
-            against: dict[Any, Any] | None = None, **extra: Any) -> dict[str, Any]:
+def _choice(
+    parameter: str,
+    configured: Any,
+    chosen: Any,
+    tried: dict[Any, HeldOut],
+    among: int = 1,
+    against: dict[Any, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """One decision of learning, JSON-ready: the held-out ``recall`` of each value tried, each
     alternative's lead in paired standard errors (``errors``, over ``configured`` unless
     ``against`` names another per value; None for a lead with no spread), the ``needed`` lead
@@ -425,12 +508,18 @@ def _choice(parameter: str, configured: Any, chosen: Any, tried: dict[Any, HeldO
         z = tried[value].lead_in_errors(tried[against.get(value, configured)])
         return round(z, 2) if np.isfinite(z) else None
 
-    return {"parameter": parameter, "configured": configured, "chosen": chosen,
-            "recall": {str(v): round(h.recall, 4) for v, h in tried.items()},
-            "errors": {str(v): lead(v) for v in tried if v != configured},
-            **({"against": {str(v): str(a) for v, a in against.items()}} if against else {}),
-            "needed": round(_standard_errors_to_beat(among), 2),
-            "pairs": int(base.pairs.sum()), "users": int(np.count_nonzero(base.pairs)), **extra}
+    return {
+        "parameter": parameter,
+        "configured": configured,
+        "chosen": chosen,
+        "recall": {str(v): round(h.recall, 4) for v, h in tried.items()},
+        "errors": {str(v): lead(v) for v in tried if v != configured},
+        **({"against": {str(v): str(a) for v, a in against.items()}} if against else {}),
+        "needed": round(_standard_errors_to_beat(among), 2),
+        "pairs": int(base.pairs.sum()),
+        "users": int(np.count_nonzero(base.pairs)),
+        **extra,
+    }
 
 
 def _record(report: list[dict[str, Any]] | None, *args: Any, **kwargs: Any) -> None:
@@ -439,10 +528,16 @@ def _record(report: list[dict[str, Any]] | None, *args: Any, **kwargs: Any) -> N
         report.append(_choice(*args, **kwargs))
 
 
-def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix, talked: sp.csr_matrix | None,
-                truth: sp.csr_matrix, only: int | None = None, totals: tuple[float, ...] = ENGAGE_TOTALS,
-                report: list[dict[str, Any]] | None = None,
-                ) -> tuple[HeldOut, dict[str, float], dict[str, np.ndarray], int, float] | None:
+def _best_blend(
+    ctx,
+    candidates: dict[str, sp.csr_matrix],
+    future: sp.csr_matrix,
+    talked: sp.csr_matrix | None,
+    truth: sp.csr_matrix,
+    only: int | None = None,
+    totals: tuple[float, ...] = ENGAGE_TOTALS,
+    report: list[dict[str, Any]] | None = None,
+) -> tuple[HeldOut, dict[str, float], dict[str, np.ndarray], int, float] | None:
     """``(held-out score, weights, features, contender, total)``: the engagement blend whose lists rank
     ``truth`` best on these candidates, which contender it is and its scale; None when too few
     held-out pairs are among them.
@@ -465,7 +560,9 @@ def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix
     rows = entry_rows(union)
     base = np.array([name not in OPTIONAL_FEATURES for name in ENGAGE_WEIGHTS])
     targets = [(base, y), (np.ones(len(base), dtype=bool), y)]
-    if talked is not None:  # the base blend fitted on the later ties with people not talked with before
+    if (
+        talked is not None
+    ):  # the base blend fitted on the later ties with people not talked with before
         fresh = y * (aligned_values(union, talked) == 0)
         if fresh.sum() < y.sum():  # (else it is the base blend again)
             targets.append((base, fresh))
@@ -478,25 +575,44 @@ def _best_blend(ctx, candidates: dict[str, sp.csr_matrix], future: sp.csr_matrix
         if np.isfinite(w).all() and w.sum() > 0:
             fits.append((i, w))
     best = None  # (held-out score, weights, contender, total)
-    tried, against = {}, {}  # for the report: each contender's held-out score, and what it had to beat
+    tried, against = (
+        {},
+        {},
+    )  # for the report: each contender's held-out score, and what it had to beat
     for i, w in fits:
         scaled = None
         for total in totals:  # how saturating p(engage) is: chosen by held-out recall
-            weights = {weight: round(float(v), 4)
-                       for (_, weight), v in zip(ENGAGE_WEIGHTS.items(), w * (total / w.sum()), strict=True)}
-            ranked = rank_people(replace(ctx, params=replace(ctx.params, **weights)), candidates, feats)
+            weights = {
+                weight: round(float(v), 4)
+                for (_, weight), v in zip(
+                    ENGAGE_WEIGHTS.items(), w * (total / w.sum()), strict=True
+                )
+            }
+            ranked = rank_people(
+                replace(ctx, params=replace(ctx.params, **weights)), candidates, feats
+            )
             held = _list_hits(ranked.items, truth, ctx.query)
             if scaled is None or held.recall > scaled[0].recall + 1e-9:
                 scaled = (held, weights, i, total)
         tried[CONTENDERS[i]] = scaled[0]
         if best is not None:
             against[CONTENDERS[i]] = CONTENDERS[best[2]]
-        if best is None or scaled[0].beats(best[0], among=len(fits) - 1):  # later ones must beat it clearly
+        if best is None or scaled[0].beats(
+            best[0], among=len(fits) - 1
+        ):  # later ones must beat it clearly
             best = scaled
     if best is None:
         return None
-    _record(report, "blend", CONTENDERS[fits[0][0]], CONTENDERS[best[2]], tried, among=max(len(fits) - 1, 1),
-            against=against, engage_total=best[3])
+    _record(
+        report,
+        "blend",
+        CONTENDERS[fits[0][0]],
+        CONTENDERS[best[2]],
+        tried,
+        among=max(len(fits) - 1, 1),
+        against=against,
+        engage_total=best[3],
+    )
     return best[0], best[1], feats, best[2], best[3]
 
 
@@ -511,17 +627,26 @@ def _thread_joins(snap: Snapshot, cut: float) -> sp.csr_matrix:
     thread = position[snap.post_thread]
     shape = (snap.n_users, len(kept))
     after = ~before & (thread >= 0)
-    joined = binary(sp.csr_matrix((np.ones(int(after.sum()), np.float32),
-                                   (snap.post_author[after], thread[after])), shape=shape))
-    posted = binary(sp.csr_matrix((np.ones(int(before.sum()), np.float32),
-                                   (snap.post_author[before], thread[before])), shape=shape))
+    joined = binary(
+        sp.csr_matrix(
+            (np.ones(int(after.sum()), np.float32), (snap.post_author[after], thread[after])),
+            shape=shape,
+        )
+    )
+    posted = binary(
+        sp.csr_matrix(
+            (np.ones(int(before.sum()), np.float32), (snap.post_author[before], thread[before])),
+            shape=shape,
+        )
+    )
     out = (joined - joined.multiply(posted)).tocsr()
     out.eliminate_zeros()
     return out
 
 
-def _choose_thread_scoring(ctx, joins: sp.csr_matrix | None,
-                           report: list[dict[str, Any]] | None = None) -> dict[str, float]:
+def _choose_thread_scoring(
+    ctx, joins: sp.csr_matrix | None, report: list[dict[str, Any]] | None = None
+) -> dict[str, float]:
     """``thread_momentum`` among ``THREAD_MOMENTA``, then ``w_thread_open`` among
     ``THREAD_OPEN_WEIGHTS`` given it: each the alternative whose conversation lists hold the
     most held-out thread joins, when that beats the configured value by more than two standard
@@ -533,10 +658,17 @@ def _choose_thread_scoring(ctx, joins: sp.csr_matrix | None,
     found = 0 if joins is None else int(binary(joins)[users].sum())
     if found < MIN_POSITIVES:
         if report is not None:
-            report.append({"parameter": "thread_momentum", "configured": ctx.params.thread_momentum,
-                           "chosen": ctx.params.thread_momentum, "pairs": found,
-                           "skipped": "no timestamps" if joins is None
-                           else f"{found} held-out thread joins, fewer than {MIN_POSITIVES}"})
+            report.append(
+                {
+                    "parameter": "thread_momentum",
+                    "configured": ctx.params.thread_momentum,
+                    "chosen": ctx.params.thread_momentum,
+                    "pairs": found,
+                    "skipped": "no timestamps"
+                    if joins is None
+                    else f"{found} held-out thread joins, fewer than {MIN_POSITIVES}",
+                }
+            )
         return {}
     stats = thread_stats(ctx)  # these parameters only weigh the statistics, they do not change them
     chosen: dict[str, float] = {}
@@ -545,11 +677,15 @@ def _choose_thread_scoring(ctx, joins: sp.csr_matrix | None,
     def measure(params: Params) -> HeldOut:
         key = (params.thread_momentum, params.w_thread_open)
         if key not in measured:
-            measured[key] = _list_hits(rank_conversations(replace(ctx, params=params), stats).items,
-                                       joins, ctx.query)
+            measured[key] = _list_hits(
+                rank_conversations(replace(ctx, params=params), stats).items, joins, ctx.query
+            )
         return measured[key]
 
-    for name, alternatives in (("thread_momentum", THREAD_MOMENTA), ("w_thread_open", THREAD_OPEN_WEIGHTS)):
+    for name, alternatives in (
+        ("thread_momentum", THREAD_MOMENTA),
+        ("w_thread_open", THREAD_OPEN_WEIGHTS),
+    ):
         params = replace(ctx.params, **chosen)
 
         def score(value: float, name=name, params=params) -> HeldOut:
@@ -561,8 +697,13 @@ def _choose_thread_scoring(ctx, joins: sp.csr_matrix | None,
     return chosen
 
 
-def _past_the_bar(score: Callable[[float], HeldOut], configured: float, alternatives: tuple[float, ...],
-                  name: str = "", report: list[dict[str, Any]] | None = None) -> float | None:
+def _past_the_bar(
+    score: Callable[[float], HeldOut],
+    configured: float,
+    alternatives: tuple[float, ...],
+    name: str = "",
+    report: list[dict[str, Any]] | None = None,
+) -> float | None:
     """Of the alternatives to ``configured`` whose held-out ``score`` beats the configured
     value's by more than two standard errors of the paired difference (:meth:`HeldOut.beats`,
     widened for the number of alternatives tried), the one with the highest recall; None when
@@ -574,50 +715,79 @@ def _past_the_bar(score: Callable[[float], HeldOut], configured: float, alternat
         held = tried[value] = score(value)
         if held.beats(incumbent, among=len(others)) and (best is None or held.recall > best.recall):
             chosen, best = value, held
-    _record(report, name, configured, configured if chosen is None else chosen, tried, among=len(others))
+    _record(
+        report, name, configured, configured if chosen is None else chosen, tried, among=len(others)
+    )
     return chosen
 
 
-def _choose_answer_exponent(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
-                            weights: dict[str, float], truth: sp.csr_matrix,
-                            report: list[dict[str, Any]] | None = None) -> dict[str, float]:
+def _choose_answer_exponent(
+    ctx,
+    candidates: dict[str, sp.csr_matrix],
+    feats: dict[str, np.ndarray],
+    weights: dict[str, float],
+    truth: sp.csr_matrix,
+    report: list[dict[str, Any]] | None = None,
+) -> dict[str, float]:
     """``{"answer_exponent": e}`` for the one of ``ANSWER_EXPONENTS`` whose lists rank the held-out
     pairs best, when that beats the configured exponent by more than two standard errors
     (:func:`_past_the_bar`); ``{}`` (keep the configured one) otherwise. Where answering back is not what
     the held-out ties follow (on a follow graph the followed-back rate mostly marks the less
     followed), p(answer) would otherwise outweigh the mutual contacts."""
-    return _choose_ranking_param(ctx, candidates, feats, weights, truth, "answer_exponent", ANSWER_EXPONENTS, report)
+    return _choose_ranking_param(
+        ctx, candidates, feats, weights, truth, "answer_exponent", ANSWER_EXPONENTS, report
+    )
 
 
-def _choose_tribe_diversity(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
-                            chosen: dict[str, Any], truth: sp.csr_matrix,
-                            report: list[dict[str, Any]] | None = None) -> dict[str, float]:
+def _choose_tribe_diversity(
+    ctx,
+    candidates: dict[str, sp.csr_matrix],
+    feats: dict[str, np.ndarray],
+    chosen: dict[str, Any],
+    truth: sp.csr_matrix,
+    report: list[dict[str, Any]] | None = None,
+) -> dict[str, float]:
     """``{"tribe_diversity": d}`` for the one of ``TRIBE_DIVERSITIES`` whose lists rank the
     held-out pairs best, when that beats the configured value by more than two standard errors
     (:func:`_past_the_bar`); ``{}`` otherwise. ``chosen``: what learning has chosen so far (applied)."""
-    return _choose_ranking_param(ctx, candidates, feats, chosen, truth, "tribe_diversity", TRIBE_DIVERSITIES, report)
+    return _choose_ranking_param(
+        ctx, candidates, feats, chosen, truth, "tribe_diversity", TRIBE_DIVERSITIES, report
+    )
 
 
-def _choose_ranking_param(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
-                          applied: dict[str, Any], truth: sp.csr_matrix, name: str,
-                          alternatives: tuple[float, ...], report: list[dict[str, Any]] | None = None
-                          ) -> dict[str, float]:
+def _choose_ranking_param(
+    ctx,
+    candidates: dict[str, sp.csr_matrix],
+    feats: dict[str, np.ndarray],
+    applied: dict[str, Any],
+    truth: sp.csr_matrix,
+    name: str,
+    alternatives: tuple[float, ...],
+    report: list[dict[str, Any]] | None = None,
+) -> dict[str, float]:
     """``{name: value}`` for the one of ``alternatives`` whose people lists (ranked with
     ``applied`` on the configuration) rank ``truth`` best, when that beats the configured value
     by more than two standard errors (:func:`_past_the_bar`); ``{}`` otherwise."""
     params = replace(ctx.params, **applied)
 
     def score(value: float) -> HeldOut:
-        ranked = rank_people(replace(ctx, params=replace(params, **{name: value})), candidates, feats)
+        ranked = rank_people(
+            replace(ctx, params=replace(params, **{name: value})), candidates, feats
+        )
         return _list_hits(ranked.items, truth, ctx.query)
 
     value = _past_the_bar(score, getattr(params, name), alternatives, name, report)
     return {} if value is None else {name: value}
 
 
-def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, np.ndarray],
-                    weights: dict[str, float], truth: sp.csr_matrix,
-                    report: list[dict[str, Any]] | None = None) -> dict[str, float]:
+def _choose_damping(
+    ctx,
+    candidates: dict[str, sp.csr_matrix],
+    feats: dict[str, np.ndarray],
+    weights: dict[str, float],
+    truth: sp.csr_matrix,
+    report: list[dict[str, Any]] | None = None,
+) -> dict[str, float]:
     """``{"popularity_floor": f}``: of ``POPULARITY_FLOORS``, the weakest damping of the most
     followed whose lists keep the top 1% of accounts (most followed, most replied to:
     :func:`tribes.ranking.top_accounts`) within
@@ -628,7 +798,9 @@ def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, 
     top = np.flatnonzero(top_accounts(ctx.snap, ctx.behaviour.followers))
     scored, held = [], None
     for floor in POPULARITY_FLOORS:
-        items = rank_people(replace(ctx, params=replace(params, popularity_floor=floor)), candidates, feats).items
+        items = rank_people(
+            replace(ctx, params=replace(params, popularity_floor=floor)), candidates, feats
+        ).items
         share = top_share(exposure(items if ctx.query is None else items[ctx.query], n), top)
         held = _list_hits(items, truth, ctx.query)
         scored.append((share <= params.top_exposure_cap, held.recall, -share, floor))
@@ -636,11 +808,18 @@ def _choose_damping(ctx, candidates: dict[str, sp.csr_matrix], feats: dict[str, 
     # Within the cap: the best recall. Nothing within it: the floor that concentrates least.
     chosen = max(within)[3] if within else max(scored, key=lambda x: (x[2], x[1], x[3]))[3]
     if report is not None:  # picked by recall among the floors within the cap: no bar
-        report.append({"parameter": "popularity_floor", "configured": params.popularity_floor, "chosen": chosen,
-                       "recall": {str(f): round(r, 4) for _, r, _, f in scored},
-                       "top_share": {str(f): round(-s, 4) for _, _, s, f in scored},
-                       "cap": params.top_exposure_cap,
-                       "pairs": int(held.pairs.sum()), "users": int(np.count_nonzero(held.pairs))})
+        report.append(
+            {
+                "parameter": "popularity_floor",
+                "configured": params.popularity_floor,
+                "chosen": chosen,
+                "recall": {str(f): round(r, 4) for _, r, _, f in scored},
+                "top_share": {str(f): round(-s, 4) for _, _, s, f in scored},
+                "cap": params.top_exposure_cap,
+                "pairs": int(held.pairs.sum()),
+                "users": int(np.count_nonzero(held.pairs)),
+            }
+        )
     return {"popularity_floor": chosen}
 
 
@@ -650,10 +829,14 @@ def _list_hits(items: np.ndarray, future: sp.csr_matrix, query: np.ndarray | Non
     top = items[:, :RECALL_AT]
     rows = np.repeat(np.arange(n), top.shape[1])
     ok = top.ravel() >= 0
-    listed = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (rows[ok], top.ravel()[ok])), shape=future.shape)
+    listed = sp.csr_matrix(
+        (np.ones(int(ok.sum()), np.float32), (rows[ok], top.ravel()[ok])), shape=future.shape
+    )
     users = np.flatnonzero(np.ones(n, dtype=bool) if query is None else query)
     truth = binary(future).tocsr()[users]
-    hits = np.asarray(binary(listed).tocsr()[users].multiply(truth).sum(axis=1), dtype=np.float64).ravel()
+    hits = np.asarray(
+        binary(listed).tocsr()[users].multiply(truth).sum(axis=1), dtype=np.float64
+    ).ravel()
     return HeldOut(hits=hits, pairs=np.diff(truth.indptr).astype(np.float64))
 
 
@@ -661,6 +844,7 @@ def format_learning(report: Sequence[dict[str, Any]]) -> list[str]:
     """One line per decision in ``TribeModel.learning_report_``: what was kept or switched to,
     each value's held-out recall, each alternative's lead in paired standard errors and the
     lead it needed."""
+
     def value(v: Any) -> str:  # a number as short as it goes (keys are strings: "1.0" → "1")
         try:
             return f"{float(v):g}"
@@ -673,7 +857,11 @@ def format_learning(report: Sequence[dict[str, Any]]) -> list[str]:
     lines = []
     for d in report:
         name, configured, chosen = d["parameter"], d["configured"], d["chosen"]
-        verdict = f"{value(configured)} kept" if chosen == configured else f"{value(configured)} → {value(chosen)}"
+        verdict = (
+            f"{value(configured)} kept"
+            if chosen == configured
+            else f"{value(configured)} → {value(chosen)}"
+        )
         if "skipped" in d:
             lines.append(f"  {name}: {verdict} — {d['skipped']}")
             continue
@@ -681,16 +869,25 @@ def format_learning(report: Sequence[dict[str, Any]]) -> list[str]:
         recall = d["recall"]
         if "errors" not in d:  # picked by recall alone (the damping floor, within the exposure cap)
             shares = d.get("top_share", {})
-            tried = ", ".join(f"{value(v)} {r:.3f}" + (f" (top 1% {shares[v]:.1%})" if v in shares else "")
-                              for v, r in recall.items())
+            tried = ", ".join(
+                f"{value(v)} {r:.3f}" + (f" (top 1% {shares[v]:.1%})" if v in shares else "")
+                for v, r in recall.items()
+            )
             cap = f" within the top-1% cap {d['cap']:.0%}" if "cap" in d else ""
-            lines.append(f"  {name}: {value(chosen)}, the best held-out recall{cap} — {tried}{where}")
+            lines.append(
+                f"  {name}: {value(chosen)}, the best held-out recall{cap} — {tried}{where}"
+            )
             continue
         against = d.get("against", {})
-        tried = ", ".join(f"{value(v)} {recall[v]:.3f} ({lead(z)}" + (f" over {against[v]})" if v in against else ")")
-                          for v, z in d["errors"].items())
-        lines.append(f"  {name}: {verdict} — {value(configured)} {recall[str(configured)]:.3f}; {tried}; "
-                     f"a switch needs +{d['needed']:g} SE{where}")
+        tried = ", ".join(
+            f"{value(v)} {recall[v]:.3f} ({lead(z)}"
+            + (f" over {against[v]})" if v in against else ")")
+            for v, z in d["errors"].items()
+        )
+        lines.append(
+            f"  {name}: {verdict} — {value(configured)} {recall[str(configured)]:.3f}; {tried}; "
+            f"a switch needs +{d['needed']:g} SE{where}"
+        )
     return lines
 
 
@@ -699,12 +896,21 @@ def learning_summary(report: Sequence[dict[str, Any]] | None) -> str:
     ``TribeModel.learning_report_``), that it kept them all, or that it did not run."""
     if report is None:
         return "learning did not run (off, or reused from the previous model)"
-    switched = [f"{d['parameter']} {d['chosen']} (configured {d['configured']})" for d in report
-                if d["chosen"] != d["configured"] and d["parameter"] not in ("blend", "popularity_floor")]
+    switched = [
+        f"{d['parameter']} {d['chosen']} (configured {d['configured']})"
+        for d in report
+        if d["chosen"] != d["configured"] and d["parameter"] not in ("blend", "popularity_floor")
+    ]
     blend = next((d for d in report if d["parameter"] == "blend"), None)
     evidence = next((d for d in report if d["parameter"] == "evidence"), None)
     if evidence is not None:
-        return (f"learning: too little held-out data ({evidence['hits']} held-out hits, {evidence['needed_hits']} "
-                "needed): the configured parameters")
-    parts = [f"blend: {blend['chosen']}"] if blend else ["too little held-out data: the configured parameters"]
+        return (
+            f"learning: too little held-out data ({evidence['hits']} held-out hits, {evidence['needed_hits']} "
+            "needed): the configured parameters"
+        )
+    parts = (
+        [f"blend: {blend['chosen']}"]
+        if blend
+        else ["too little held-out data: the configured parameters"]
+    )
     return "learning: " + "; ".join(parts + (switched or ["every other configured value kept"]))

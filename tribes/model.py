@@ -102,7 +102,9 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def stage_timer(timings: dict[str, dict[str, float]], on_stage: Callable[[str], None] | None = None):
+def stage_timer(
+    timings: dict[str, dict[str, float]], on_stage: Callable[[str], None] | None = None
+):
     """A ``stage(name)`` context manager: calls ``on_stage(name)`` as a stage starts and records
     its wall seconds and the process's peak RSS so far (MiB) in ``timings[name]``."""
 
@@ -112,8 +114,10 @@ def stage_timer(timings: dict[str, dict[str, float]], on_stage: Callable[[str], 
             on_stage(name)
         start = time.perf_counter()
         yield
-        timings[name] = {"seconds": round(time.perf_counter() - start, 3),
-                         "peak_rss_mib": round(_peak_rss_mib(), 1)}
+        timings[name] = {
+            "seconds": round(time.perf_counter() - start, 3),
+            "peak_rss_mib": round(_peak_rss_mib(), 1),
+        }
 
     return stage
 
@@ -122,8 +126,14 @@ def _no_stage(name: str):
     return nullcontext()
 
 
-def _candidates(snap: Snapshot, params: Params, previous: Any, stage: Callable = _no_stage,
-                query: np.ndarray | None = None, graph: InterestGraph | None = None) -> tuple:
+def _candidates(
+    snap: Snapshot,
+    params: Params,
+    previous: Any,
+    stage: Callable = _no_stage,
+    query: np.ndarray | None = None,
+    graph: InterestGraph | None = None,
+) -> tuple:
     """Graph → affinity → tribes → behaviour → candidates: everything ranking needs.
 
     ``previous=False`` skips what only the published model needs (labels, stable ids);
@@ -135,27 +145,54 @@ def _candidates(snap: Snapshot, params: Params, previous: Any, stage: Callable =
         with stage("graph"):
             graph = build_graph(snap, params)
     with stage("affinity"):
-        knn = topic_neighbours(graph.user_topic, k=max(params.topic_neighbours, params.candidates_per_source),
-                               min_similarity=params.min_topic_similarity, max_df=params.knn_max_df)
+        knn = topic_neighbours(
+            graph.user_topic,
+            k=max(params.topic_neighbours, params.candidates_per_source),
+            min_similarity=params.min_topic_similarity,
+            max_df=params.knn_max_df,
+        )
         affinity = user_affinity(graph, params, knn=knn)
     extras: dict[str, Any] = {"graph": graph}
     with stage("tribes"):
-        resolution = params.modularity_resolution if params.tribe_objective == "modularity" else params.resolution
+        resolution = (
+            params.modularity_resolution
+            if params.tribe_objective == "modularity"
+            else params.resolution
+        )
         labels, extras["tribe_method"] = detect_communities(
-            affinity, resolution=resolution, seed=params.seed, min_size=params.min_tribe_size,
-            objective=params.tribe_objective, return_method=True,
-            merge_max_users=int(params.tribe_merge_max_users))
-        memberships = tribe_affinities(affinity, labels, top_k=params.tribe_top_k,
-                                       min_share=params.min_tribe_share)
+            affinity,
+            resolution=resolution,
+            seed=params.seed,
+            min_size=params.min_tribe_size,
+            objective=params.tribe_objective,
+            return_method=True,
+            merge_max_users=int(params.tribe_merge_max_users),
+        )
+        memberships = tribe_affinities(
+            affinity, labels, top_k=params.tribe_top_k, min_share=params.min_tribe_share
+        )
         if previous is not False:
-            extras["topics"], extras["names"] = label_tribes(labels, graph.user_topic, graph.vocabulary,
-                                                             n_topics=params.tribe_topics)
-            extras["tribe_ids"] = match_tribe_ids(labels, *_previous_membership(previous, snap.user_ids),
-                                                  min_jaccard=params.stable_id_min_jaccard)
+            extras["topics"], extras["names"] = label_tribes(
+                labels, graph.user_topic, graph.vocabulary, n_topics=params.tribe_topics
+            )
+            extras["tribe_ids"] = match_tribe_ids(
+                labels,
+                *_previous_membership(previous, snap.user_ids),
+                min_jaccard=params.stable_id_min_jaccard,
+            )
     with stage("behaviour"):
         behaviour = measure_behaviour(snap, graph, labels, params)
-    ctx = CandidateContext(snap=snap, graph=graph, labels=labels, memberships=memberships, topic_knn=knn,
-                           behaviour=behaviour, params=params, exclusion=exclusion_matrix(snap), query=query)
+    ctx = CandidateContext(
+        snap=snap,
+        graph=graph,
+        labels=labels,
+        memberships=memberships,
+        topic_knn=knn,
+        behaviour=behaviour,
+        params=params,
+        exclusion=exclusion_matrix(snap),
+        query=query,
+    )
     with stage("candidates"):
         candidates = generate_candidates(ctx)
     return ctx, candidates, extras
@@ -213,8 +250,9 @@ class TribeModel:
         return f"TribeModel({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     # --- fitting ----------------------------------------------------------------------------
-    def fit(self, data: Any, *, previous: Any = None,
-            on_stage: Callable[[str], None] | None = None) -> TribeModel:
+    def fit(
+        self, data: Any, *, previous: Any = None, on_stage: Callable[[str], None] | None = None
+    ) -> TribeModel:
         """Run the whole recompute on ``data`` (see :func:`snapshot_from`).
 
         Parameters
@@ -241,18 +279,35 @@ class TribeModel:
         ctx, candidates, extras = _candidates(snap, params, previous, stage, graph=graph)
         _return_freed_memory()  # the sources' temporaries, before ranking's peak
         labels, memberships, tribe_ids = ctx.labels, ctx.memberships, extras["tribe_ids"]
-        self.tribe_method_ = extras["tribe_method"]  # what found the tribes: cpm, cpm-merged, modularity or infomap
+        self.tribe_method_ = extras[
+            "tribe_method"
+        ]  # what found the tribes: cpm, cpm-merged, modularity or infomap
         topics, names, behaviour = extras["topics"], extras["names"], ctx.behaviour
         with stage("rank_people"):
-            people = with_newcomers(rank_people(ctx, candidates), snap, ctx.behaviour, params, ctx.exclusion)
+            people = with_newcomers(
+                rank_people(ctx, candidates), snap, ctx.behaviour, params, ctx.exclusion
+            )
         with stage("conversations"):
             stats = thread_stats(ctx)
             threads = rank_conversations(ctx, stats)
 
         self.candidates_ = candidates  # per source (U, U) CSR, for notebooks and tests (not saved)
-        self.interaction_ = graph.interaction  # (U, U) CSR, as the Spark engine's (plots, notebooks)
-        self._set_fitted(snap, graph, labels, tribe_ids, topics, names, memberships, behaviour, people,
-                         stats, threads)
+        self.interaction_ = (
+            graph.interaction
+        )  # (U, U) CSR, as the Spark engine's (plots, notebooks)
+        self._set_fitted(
+            snap,
+            graph,
+            labels,
+            tribe_ids,
+            topics,
+            names,
+            memberships,
+            behaviour,
+            people,
+            stats,
+            threads,
+        )
         return self
 
     def _learn(self, snap: Snapshot, params: Params, previous: Any, stage: Callable) -> Params:
@@ -273,12 +328,27 @@ class TribeModel:
 
                 self.learning_report_ = []
                 self.learned_weights_ = learn_engage_weights(
-                    snap, params, lambda s, p, q: _candidates(s, p, False, query=q)[:2], self.learning_report_)
+                    snap,
+                    params,
+                    lambda s, p, q: _candidates(s, p, False, query=q)[:2],
+                    self.learning_report_,
+                )
         return replace(params, **self.learned_weights_) if self.learned_weights_ else params
 
-    def _set_fitted(self, snap: Snapshot, graph, labels: np.ndarray, tribe_ids: np.ndarray,
-                    topics: list, names: list, memberships: sp.csr_matrix, behaviour, people, stats,
-                    threads) -> None:
+    def _set_fitted(
+        self,
+        snap: Snapshot,
+        graph,
+        labels: np.ndarray,
+        tribe_ids: np.ndarray,
+        topics: list,
+        names: list,
+        memberships: sp.csr_matrix,
+        behaviour,
+        people,
+        stats,
+        threads,
+    ) -> None:
         """The fitted attributes and the served arrays (the model format) from the stages'
         results; shared by :meth:`fit` and the Spark engine (``tribes.spark.engine``)."""
         sizes = np.bincount(labels[labels >= 0], minlength=len(tribe_ids))
@@ -286,11 +356,18 @@ class TribeModel:
         self.labels_ = labels
         self.tribe_ids_ = tribe_ids
         self.tribes_ = [
-            {"tribe_id": int(tribe_ids[k]), "label": names[k], "size": int(sizes[k]), "topics": topics[k]}
+            {
+                "tribe_id": int(tribe_ids[k]),
+                "label": names[k],
+                "size": int(sizes[k]),
+                "topics": topics[k],
+            }
             for k in range(len(tribe_ids))
         ]
         self.candidate_counts_ = people.sources
-        self.newcomer_slot_weight_ = people.newcomer_slot_weight  # None: nobody needed a newcomer list
+        self.newcomer_slot_weight_ = (
+            people.newcomer_slot_weight
+        )  # None: nobody needed a newcomer list
         self.snapshot_ = snap
         self.counts_ = snap.counts()
         self.built_from_ = {"now": snap.now, "live_seq": snap.live_seq}
@@ -313,12 +390,17 @@ class TribeModel:
             "people_flags": people.flags,
             # (U,) bool: the list is the newcomers' one (tribes.newcomers); the service answers
             # such a user from what they have done since, when they have done anything.
-            "people_newcomer": (np.zeros(len(people.items), dtype=bool) if people.newcomers is None
-                                else people.newcomers),
+            "people_newcomer": (
+                np.zeros(len(people.items), dtype=bool)
+                if people.newcomers is None
+                else people.newcomers
+            ),
             "conv_items": threads.items,
             "conv_scores": threads.scores,
             "conv_flags": threads.flags,
-            "thread_ids": snap.thread_ids.astype(str) if snap.n_threads else np.zeros(0, dtype="U1"),
+            "thread_ids": snap.thread_ids.astype(str)
+            if snap.n_threads
+            else np.zeros(0, dtype="U1"),
             "thread_last_activity": graph.thread_last_activity,
             "thread_root_author": graph.thread_root_author,
             "thread_tribe": stats.tribe,
@@ -327,7 +409,9 @@ class TribeModel:
             **_csr("thread_users", participants, data=False),
             **_csr("user_topic", graph.user_topic),
             **_csr("thread_topic", graph.thread_topic),
-            "vocabulary": graph.vocabulary.astype(str) if len(graph.vocabulary) else np.zeros(0, dtype="U1"),
+            "vocabulary": graph.vocabulary.astype(str)
+            if len(graph.vocabulary)
+            else np.zeros(0, dtype="U1"),
             # (V,) how little of everyone uses each topic: reasons name the telling shared topics
             "topic_specificity": term_specificity(graph.user_topic),
             **_csr("contacts_out", contacts, data=False),
@@ -376,8 +460,11 @@ class TribeModel:
                 "conversations_per_user": round(float(conversations.sum()) / n, 2),
                 "live_threads": int(self.arrays_["thread_live"].sum()),
                 "newcomers": int(self.arrays_["people_newcomer"].sum()),
-                **({"newcomer_slot_weight": round(weight, 4)}
-                   if (weight := getattr(self, "newcomer_slot_weight_", None)) is not None else {}),
+                **(
+                    {"newcomer_slot_weight": round(weight, 4)}
+                    if (weight := getattr(self, "newcomer_slot_weight_", None)) is not None
+                    else {}
+                ),
             },
             "counts": self.counts_,
             "tribes": len(self.tribes_),
@@ -424,8 +511,11 @@ class TribeModel:
 def _csr(name: str, m: sp.spmatrix, *, data: bool = True) -> dict[str, np.ndarray]:
     m = m.tocsr()
     m.sort_indices()
-    out = {f"{name}_indptr": m.indptr.astype(np.int64), f"{name}_indices": m.indices.astype(np.int32),
-           f"{name}_shape": np.asarray(m.shape, dtype=np.int64)}
+    out = {
+        f"{name}_indptr": m.indptr.astype(np.int64),
+        f"{name}_indices": m.indices.astype(np.int32),
+        f"{name}_shape": np.asarray(m.shape, dtype=np.int64),
+    }
     if data:
         out[f"{name}_data"] = m.data.astype(np.float32)
     return out
@@ -436,14 +526,18 @@ def _reusable_weights(previous: Any, relearn_every: int) -> tuple[dict, int] | N
     learned), when they are younger than ``relearn_every`` recomputes; else None (learn)."""
     if previous is None or relearn_every <= 1:
         return None
-    manifest = previous.manifest() if callable(getattr(previous, "manifest", None)) else previous.manifest
+    manifest = (
+        previous.manifest() if callable(getattr(previous, "manifest", None)) else previous.manifest
+    )
     weights, age = manifest.get("learned_weights"), int(manifest.get("learned_weights_age", 0))
     if not weights or age + 1 >= relearn_every:
         return None
     return dict(weights), age + 1
 
 
-def _previous_membership(previous: Any, user_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _previous_membership(
+    previous: Any, user_ids: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The previous model's labels on the new user index, and its tribe ids."""
     if previous is None:
         return None, None

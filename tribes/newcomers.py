@@ -48,15 +48,27 @@ if TYPE_CHECKING:
 
 _BLOCK = 65_536  # newcomers filled at a time
 
-__all__ = ["newcomer_slot_weight", "welcome_list", "welcome_newcomers", "welcoming_people", "with_newcomers"]
+__all__ = [
+    "newcomer_slot_weight",
+    "welcome_list",
+    "welcome_newcomers",
+    "welcoming_people",
+    "with_newcomers",
+]
 
 #: Fewer users than this on either side (had done nothing / had acted by the cut): a newcomer's
 #: slot counts in full.
 MIN_USERS_TO_MEASURE = 30
 
 
-def welcoming_people(activity: np.ndarray, reached_by: np.ndarray, answered: np.ndarray,
-                     discoverable: np.ndarray, activity_floor: float, min_reached: int = 2) -> np.ndarray:
+def welcoming_people(
+    activity: np.ndarray,
+    reached_by: np.ndarray,
+    answered: np.ndarray,
+    discoverable: np.ndarray,
+    activity_floor: float,
+    min_reached: int = 2,
+) -> np.ndarray:
     """(U,) float32 welcome in [0, 1], ``answered × activity`` (people answered, discounted by how
     recently active) scaled so that the most welcoming is 1, for discoverable people active since
     their activity floor who were reached by at least ``min_reached`` people and answered one; 0
@@ -69,7 +81,9 @@ def welcoming_people(activity: np.ndarray, reached_by: np.ndarray, answered: np.
         active, activity = np.ones_like(active), np.ones_like(activity)
     ok = discoverable & active & (reached_by >= min_reached) & (answered >= 1)
     welcome = np.where(ok, answered * activity, 0.0)
-    return (welcome / welcome.max() if welcome.size and welcome.max() > 0 else welcome).astype(np.float32)
+    return (welcome / welcome.max() if welcome.size and welcome.max() > 0 else welcome).astype(
+        np.float32
+    )
 
 
 def newcomer_slot_weight(snap, holdout: float) -> float:
@@ -177,8 +191,15 @@ def _within_cap(lists: np.ndarray, is_top: np.ndarray, cap: float) -> np.ndarray
         lists = _compact(np.where(over, -1, lists))
 
 
-def welcome_newcomers(people: RankedPeople, welcome: np.ndarray, is_top: np.ndarray,
-                      exclusion: sp.csr_matrix, budget: int, cap: float, slot_weight: float = 1.0) -> RankedPeople:
+def welcome_newcomers(
+    people: RankedPeople,
+    welcome: np.ndarray,
+    is_top: np.ndarray,
+    exclusion: sp.csr_matrix,
+    budget: int,
+    cap: float,
+    slot_weight: float = 1.0,
+) -> RankedPeople:
     """``people`` with every empty list filled, in place, from the ``welcome``-ordered people
     (see the module docstring). ``budget``: lists one person may be in, over all lists, where
     a newcomer's list counts ``slot_weight`` (0 < w <= 1) of one already filled;
@@ -230,17 +251,30 @@ def welcome_newcomers(people: RankedPeople, welcome: np.ndarray, is_top: np.ndar
         picked = _within_cap(_compact(np.where(ok.reshape(chosen.shape), chosen, -1)), is_top, cap)
         filled = picked >= 0
         items[rows] = np.where(filled, picked, -1).astype(items.dtype)
-        people.scores[rows] = np.where(filled, np.minimum.accumulate(
-            np.where(filled, welcome[np.maximum(picked, 0)], 0.0), axis=1), 0.0).astype(people.scores.dtype)
-        people.flags[rows] = np.where(filled, REASON_FLAGS["answers_newcomers"], 0).astype(people.flags.dtype)
+        people.scores[rows] = np.where(
+            filled,
+            np.minimum.accumulate(np.where(filled, welcome[np.maximum(picked, 0)], 0.0), axis=1),
+            0.0,
+        ).astype(people.scores.dtype)
+        people.flags[rows] = np.where(filled, REASON_FLAGS["answers_newcomers"], 0).astype(
+            people.flags.dtype
+        )
         marked[rows[filled.any(axis=1)]] = True
         filled_total += int(filled.sum())
-    return RankedPeople(items=items, scores=people.scores, flags=people.flags,
-                        sources={**people.sources, "welcome_newcomers": filled_total}, top=people.top, newcomers=marked,
-                        newcomer_slot_weight=float(slot_weight))
+    return RankedPeople(
+        items=items,
+        scores=people.scores,
+        flags=people.flags,
+        sources={**people.sources, "welcome_newcomers": filled_total},
+        top=people.top,
+        newcomers=marked,
+        newcomer_slot_weight=float(slot_weight),
+    )
 
 
-def with_newcomers(people: RankedPeople, snap, behaviour, params, exclusion: sp.csr_matrix) -> RankedPeople:
+def with_newcomers(
+    people: RankedPeople, snap, behaviour, params, exclusion: sp.csr_matrix
+) -> RankedPeople:
     """:func:`welcome_newcomers` as both engines call it after ranking (``params.welcome_newcomers``
     1), with the budget over every user's list, a newcomer's slot weighed by
     ``params.newcomer_slot_weight`` (0: :func:`newcomer_slot_weight` of the snapshot, only when
@@ -249,10 +283,26 @@ def with_newcomers(people: RankedPeople, snap, behaviour, params, exclusion: sp.
 
     if not params.welcome_newcomers:
         return people
-    welcome = welcoming_people(behaviour.activity, behaviour.reached_by, behaviour.answered,
-                               snap.discoverable, params.activity_floor)
+    welcome = welcoming_people(
+        behaviour.activity,
+        behaviour.reached_by,
+        behaviour.answered,
+        snap.discoverable,
+        params.activity_floor,
+    )
     weight = params.newcomer_slot_weight
     if weight == 0:
-        weight = newcomer_slot_weight(snap, params.learn_holdout) if (people.items[:, :1] < 0).any() else 1.0
-    return welcome_newcomers(people, welcome, people.top, exclusion,
-                             exposure_budget(params, snap.n_users), params.top_exposure_cap, weight)
+        weight = (
+            newcomer_slot_weight(snap, params.learn_holdout)
+            if (people.items[:, :1] < 0).any()
+            else 1.0
+        )
+    return welcome_newcomers(
+        people,
+        welcome,
+        people.top,
+        exclusion,
+        exposure_budget(params, snap.n_users),
+        params.top_exposure_cap,
+        weight,
+    )

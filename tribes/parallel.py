@@ -60,6 +60,8 @@ def ranges_by_work(work: np.ndarray, max_work: float) -> list[tuple[int, int]]:
     summing to about ``max_work`` (a row's own work is never split, so a range holds at least
     one row). Empty for no rows. O(rows)."""
     n = len(work)
-    ends = np.searchsorted(np.cumsum(work), np.arange(max_work, work.sum() + max_work, max_work), side="right")
+    ends = np.searchsorted(
+        np.cumsum(work), np.arange(max_work, work.sum() + max_work, max_work), side="right"
+    )
     bounds = np.unique(np.clip(np.r_[0, ends, n], 0, n))
     return [(int(a), int(b)) for a, b in pairwise(bounds)]

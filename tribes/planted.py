@@ -48,8 +48,19 @@ import numpy as np
 from tribes.errors import InputError
 from tribes.events import EventError, parse_ts
 
-__all__ = ["KINDS", "LFRConfig", "LFRGraph", "PartitionConfig", "lfr_events", "lfr_graph", "lfr_truth",
-           "partition_events", "partition_graph", "partition_truth", "user_ids"]
+__all__ = [
+    "KINDS",
+    "LFRConfig",
+    "LFRGraph",
+    "PartitionConfig",
+    "lfr_events",
+    "lfr_graph",
+    "lfr_truth",
+    "partition_events",
+    "partition_graph",
+    "partition_truth",
+    "user_ids",
+]
 
 #: Event shapes :func:`lfr_events` can emit.
 KINDS = ("follow", "message")
@@ -158,8 +169,12 @@ class LFRGraph:
         return float(np.mean(self.labels[self.edges[:, 0]] != self.labels[self.edges[:, 1]]))
 
 
-def _check_knobs(c: LFRConfig | PartitionConfig, ints: dict[str, tuple[int, int]],
-                 floats: dict[str, tuple[float, float]], open_low: tuple[str, ...] = ()) -> int:
+def _check_knobs(
+    c: LFRConfig | PartitionConfig,
+    ints: dict[str, tuple[int, int]],
+    floats: dict[str, tuple[float, float]],
+    open_low: tuple[str, ...] = (),
+) -> int:
     """Validate the knobs both models share and those named; return the end of the window in
     Unix seconds."""
     ints = {"seed": (0, 2**32 - 1), "days": (2, 36_500), **ints}
@@ -192,8 +207,12 @@ def _check_knobs(c: LFRConfig | PartitionConfig, ints: dict[str, tuple[int, int]
 
 def _check(c: LFRConfig) -> int:
     """Validate ``c``; return the end of the window in Unix seconds."""
-    end = _check_knobs(c, {"n_users": (100, 10**7), "attempts": (1, 1000)},
-                       {"mu": (0.0, 1.0), "tau1": (1.0, 10.0), "tau2": (1.0, 10.0)}, open_low=("tau1", "tau2"))
+    end = _check_knobs(
+        c,
+        {"n_users": (100, 10**7), "attempts": (1, 1000)},
+        {"mu": (0.0, 1.0), "tau1": (1.0, 10.0), "tau2": (1.0, 10.0)},
+        open_low=("tau1", "tau2"),
+    )
     r = c.resolved()
     if not 1 <= r["max_degree"] <= c.n_users:
         raise InputError(f"must be in [1, n_users], got {r['max_degree']!r}", field="max_degree")
@@ -277,7 +296,9 @@ def lfr_events(config: LFRConfig, graph: LFRGraph | None = None) -> Iterator[dic
     return _planted_events(config, graph if graph is not None else lfr_graph(config), end)
 
 
-def _planted_events(config: LFRConfig | PartitionConfig, graph: LFRGraph, end: int) -> Iterator[dict]:
+def _planted_events(
+    config: LFRConfig | PartitionConfig, graph: LFRGraph, end: int
+) -> Iterator[dict]:
     start = end - config.days * _DAY
     ids = user_ids(config.n_users).tolist()
     for uid in ids:
@@ -400,8 +421,12 @@ class PartitionConfig(_EventKnobs):
 
 
 def _check_partition(c: PartitionConfig) -> int:
-    end = _check_knobs(c, {"n_users": (10, 10**7), "min_community": (2, 10**6), "max_community": (2, 10**6)},
-                       {"mu": (0.0, 1.0), "average_degree": (0.0, 1000.0)}, open_low=("average_degree",))
+    end = _check_knobs(
+        c,
+        {"n_users": (10, 10**7), "min_community": (2, 10**6), "max_community": (2, 10**6)},
+        {"mu": (0.0, 1.0), "average_degree": (0.0, 1000.0)},
+        open_low=("average_degree",),
+    )
     if not c.min_community <= c.max_community <= c.n_users:
         raise InputError(
             f"need min_community ({c.min_community}) <= max_community ({c.max_community}) "
@@ -414,7 +439,9 @@ def _check_partition(c: PartitionConfig) -> int:
 def _group_sizes(c: PartitionConfig, rng: np.random.Generator) -> np.ndarray:
     """Sizes in [min_community, max_community] summing to ``n_users``: drawn until they cover
     it; the users left over (fewer than min_community) join the smallest groups, one each in turn."""
-    sizes = rng.integers(c.min_community, c.max_community + 1, size=c.n_users // c.min_community + 1)  # cover n
+    sizes = rng.integers(
+        c.min_community, c.max_community + 1, size=c.n_users // c.min_community + 1
+    )  # cover n
     sizes = sizes[: int(np.searchsorted(np.cumsum(sizes), c.n_users, side="right"))]
     left = c.n_users - int(sizes.sum())  # the first size fits: max_community <= n_users
     if left >= c.min_community:

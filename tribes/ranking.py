@@ -33,8 +33,15 @@ from .kernels_rank import new_queues, split_diversified_lists
 from .parallel import map_blocks, ranges_by_work
 from .sparse import aligned_values, binary, entry_rows, rank_within, row_normalize
 
-__all__ = ["REASON_FLAGS", "PairInputs", "RankedPeople", "cap_top_exposure", "pair_features", "rank_people",
-           "top_accounts"]
+__all__ = [
+    "REASON_FLAGS",
+    "PairInputs",
+    "RankedPeople",
+    "cap_top_exposure",
+    "pair_features",
+    "rank_people",
+    "top_accounts",
+]
 
 _SCORE_CHUNK = 4_000_000  # candidate entries scored per block of users (~0.5 GB of features)
 _GATHER_ROWS = 65_536  # users per block when the capped lists are turned into candidates
@@ -49,8 +56,12 @@ class RankedPeople:
     flags: np.ndarray  # uint8 REASON_FLAGS bits per item
     sources: dict[str, int]  # candidate pairs contributed per source (before ranking)
     top: np.ndarray  # (U,) bool: the accounts the top-exposure cap limits (:func:`top_accounts`)
-    newcomers: np.ndarray | None = None  # (U,) bool: the list is a newcomer's (tribes.newcomers), None: no such lists
-    newcomer_slot_weight: float | None = None  # what a newcomer-list slot counted against the budget (tribes.newcomers)
+    newcomers: np.ndarray | None = (
+        None  # (U,) bool: the list is a newcomer's (tribes.newcomers), None: no such lists
+    )
+    newcomer_slot_weight: float | None = (
+        None  # what a newcomer-list slot counted against the budget (tribes.newcomers)
+    )
 
 
 def _row_dot(x: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -100,12 +111,21 @@ class PairInputs:
     @classmethod
     def of(cls, ctx: CandidateContext) -> PairInputs:
         g = ctx.graph
-        return cls(row_normalize(g.user_topic, "l2").tocsr(), ctx.memberships.tocsr(), g.interaction.T.tocsr())
+        return cls(
+            row_normalize(g.user_topic, "l2").tocsr(),
+            ctx.memberships.tocsr(),
+            g.interaction.T.tocsr(),
+        )
 
 
-def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
-                  union: sp.csr_matrix, *, start: int = 0,
-                  inputs: PairInputs | None = None) -> dict[str, np.ndarray]:
+def pair_features(
+    ctx: CandidateContext,
+    candidates: dict[str, sp.csr_matrix],
+    union: sp.csr_matrix,
+    *,
+    start: int = 0,
+    inputs: PairInputs | None = None,
+) -> dict[str, np.ndarray]:
     """The engagement features of every pair of ``union`` (in its order), each in [0, ~1],
     plus ``mutual_count`` (the Adamic-Adar sum of mutual contacts) and ``inbound_raw``
     (unscaled, for reasons).
@@ -126,9 +146,12 @@ def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
             return np.zeros(len(rows), dtype=np.float32)
         return _row_max_normalize(aligned_values(union, m), local, n)
 
-    mutual = (aligned_values(union, candidates["follow_2hop"]) if "follow_2hop" in candidates
-              else np.zeros(len(rows), np.float32))
-    inbound = aligned_values(union, inputs.inbound[start:start + n])
+    mutual = (
+        aligned_values(union, candidates["follow_2hop"])
+        if "follow_2hop" in candidates
+        else np.zeros(len(rows), np.float32)
+    )
+    inbound = aligned_values(union, inputs.inbound[start : start + n])
     return {
         "conversation_2hop": scaled("conversation_2hop"),
         "mutual_contacts": np.log1p(mutual).astype(np.float32),  # mutual: the Adamic-Adar sum
@@ -137,14 +160,19 @@ def pair_features(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
         "als": scaled("als"),
         "ppr": scaled("ppr"),
         "inbound": (1 - np.exp(-inbound)).astype(np.float32),
-        "mutual_share": _row_max_normalize(mutual, local, n),  # the user's best mutual-contact candidate: 1
+        "mutual_share": _row_max_normalize(
+            mutual, local, n
+        ),  # the user's best mutual-contact candidate: 1
         "mutual_count": mutual,
         "inbound_raw": inbound,
     }
 
 
-def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
-                features: dict[str, np.ndarray] | None = None) -> RankedPeople:
+def rank_people(
+    ctx: CandidateContext,
+    candidates: dict[str, sp.csr_matrix],
+    features: dict[str, np.ndarray] | None = None,
+) -> RankedPeople:
     """Score every candidate pair, apply the exposure budget and diversity, cut to lists, cap
     the top accounts' share of the lists (:func:`cap_top_exposure`).
 
@@ -163,13 +191,20 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     blocks = [(0, n)] if features is not None else _row_blocks(candidates, n, _SCORE_CHUNK)
     inputs = PairInputs.of(ctx) if features is None else None
     pivot = popularity_pivot(p, ctx.behaviour.followers)
-    scored = map_blocks(lambda ab: _score_block(ctx, candidates, *ab, inputs, pivot, features), blocks)
+    scored = map_blocks(
+        lambda ab: _score_block(ctx, candidates, *ab, inputs, pivot, features), blocks
+    )
     # Pairs in (user, candidate) order; a user's pairs are starts[u]:starts[u + 1] (no per-pair row).
     per_user, cols, score, flags = _concatenate_fields(scored)
     starts = np.r_[0, np.cumsum(per_user)]
     if len(cols) == 0:
-        return RankedPeople(np.full((n, width), -1, dtype=np.int32), np.zeros((n, width), dtype=np.float32),
-                            np.zeros((n, width), dtype=np.uint8), sources, top)
+        return RankedPeople(
+            np.full((n, width), -1, dtype=np.int32),
+            np.zeros((n, width), dtype=np.float32),
+            np.zeros((n, width), dtype=np.uint8),
+            sources,
+            top,
+        )
 
     # Exposure budget: each candidate keeps only the `budget` users it scores best with. Only
     # candidates in more lists than that need sorting. Ties: a seeded hash of the pair.
@@ -186,14 +221,33 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     # Diversity per user (pairs are grouped by user, in column order), each list split into
     # two queues: the best `width` pairs of top accounts and of the others.
     queues = new_queues(n, width, len(cols))
-    map_blocks(partial(_split_block, starts, score, cols, ctx.labels.astype(np.int64), top, p.tribe_diversity,
-                       queues), blocks)
+    map_blocks(
+        partial(
+            _split_block,
+            starts,
+            score,
+            cols,
+            ctx.labels.astype(np.int64),
+            top,
+            p.tribe_diversity,
+            queues,
+        ),
+        blocks,
+    )
     top_pair, top_score, other_pair, other_score = queues
     del queues
     # The cap over all lists at once; `take` indexes [other queue | top queue] per user.
     # The scores of empty slots are 0 (lists fill from the front), so they are the result as is.
-    take, scores = cap_top_exposure(top_pair, top_score, other_pair, other_score, p.top_exposure_cap, p.seed,
-                                    rows=np.arange(n), candidate=cols)
+    take, scores = cap_top_exposure(
+        top_pair,
+        top_score,
+        other_pair,
+        other_score,
+        p.top_exposure_cap,
+        p.seed,
+        rows=np.arange(n),
+        candidate=cols,
+    )
     del top_score, other_score
     items = np.full((n, width), -1, dtype=np.int32)
     flag_out = np.zeros((n, width), dtype=np.uint8)
@@ -207,11 +261,21 @@ def rank_people(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix],
     return RankedPeople(items=items, scores=scores, flags=flag_out, sources=sources, top=top)
 
 
-def _split_block(starts, score, cols, tribe_of, top, diversity, queues, bound: tuple[int, int]) -> None:
+def _split_block(
+    starts, score, cols, tribe_of, top, diversity, queues, bound: tuple[int, int]
+) -> None:
     """Fill rows ``bound`` of the ``queues`` (blocks hold disjoint users: disjoint output rows)."""
     first, last = bound
-    split_diversified_lists(starts[first:last + 1], score, cols, tribe_of, top,
-                            diversity, queues[0].shape[1], out=tuple(q[first:last] for q in queues))
+    split_diversified_lists(
+        starts[first : last + 1],
+        score,
+        cols,
+        tribe_of,
+        top,
+        diversity,
+        queues[0].shape[1],
+        out=tuple(q[first:last] for q in queues),
+    )
 
 
 def _concatenate_fields(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
@@ -240,9 +304,17 @@ def top_accounts(snap, followers: np.ndarray) -> np.ndarray:
     return mask
 
 
-def cap_top_exposure(top: np.ndarray, top_score: np.ndarray, other: np.ndarray, other_score: np.ndarray,
-                     cap: float, seed: int, *, rows: np.ndarray, candidate: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def cap_top_exposure(
+    top: np.ndarray,
+    top_score: np.ndarray,
+    other: np.ndarray,
+    other_score: np.ndarray,
+    cap: float,
+    seed: int,
+    *,
+    rows: np.ndarray,
+    candidate: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge each user's two queues into one list in which the top accounts fill at most
     ``cap`` of the filled slots of the first k positions of all lists, for every k.
 
@@ -276,7 +348,9 @@ def cap_top_exposure(top: np.ndarray, top_score: np.ndarray, other: np.ndarray, 
     slot = np.arange(width)
     take[plain] = np.where(slot < length[plain, None], slot, -1)
     out[plain] = other_score[plain]
-    slots_filled = np.cumsum(np.bincount(length, minlength=width + 1)[::-1])[::-1][1:]  # [j]: lists longer than j
+    slots_filled = np.cumsum(np.bincount(length, minlength=width + 1)[::-1])[::-1][
+        1:
+    ]  # [j]: lists longer than j
     mixed = np.flatnonzero(n_top > 0)
     at_top = np.zeros(users, dtype=np.int64)
     at_other = np.zeros(users, dtype=np.int64)
@@ -309,8 +383,15 @@ def cap_top_exposure(top: np.ndarray, top_score: np.ndarray, other: np.ndarray, 
     return take, np.minimum.accumulate(out, axis=1, out=out)
 
 
-def split_lists(rows: np.ndarray, cols: np.ndarray, score: np.ndarray, tribe_of: np.ndarray, is_top: np.ndarray,
-                diversity: float, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_lists(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    score: np.ndarray,
+    tribe_of: np.ndarray,
+    is_top: np.ndarray,
+    diversity: float,
+    width: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The queues :func:`cap_top_exposure` merges, pair by pair (any order; every pair of a user
     at once): :func:`diversify`, then each pair's position among its user's top-account pairs
     (``is_top``) or other pairs, best first (ties: smaller candidate). Returns ``(keep, position,
@@ -321,15 +402,26 @@ def split_lists(rows: np.ndarray, cols: np.ndarray, score: np.ndarray, tribe_of:
     return position < width, position, damped
 
 
-def _row_blocks(candidates: dict[str, sp.csr_matrix], n: int, max_pairs: int) -> list[tuple[int, int]]:
+def _row_blocks(
+    candidates: dict[str, sp.csr_matrix], n: int, max_pairs: int
+) -> list[tuple[int, int]]:
     """Consecutive user ranges whose candidate entries (summed over sources) stay near
     ``max_pairs`` each (a user's own entries are never split)."""
-    per_user = sum((np.diff(m.tocsr().indptr) for m in candidates.values()), np.zeros(n, dtype=np.int64))
+    per_user = sum(
+        (np.diff(m.tocsr().indptr) for m in candidates.values()), np.zeros(n, dtype=np.int64)
+    )
     return ranges_by_work(per_user, max_pairs) or [(0, n)]
 
 
-def _score_block(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix], start: int, stop: int,
-                 inputs: PairInputs | None, pivot: float, features: dict[str, np.ndarray] | None):
+def _score_block(
+    ctx: CandidateContext,
+    candidates: dict[str, sp.csr_matrix],
+    start: int,
+    stop: int,
+    inputs: PairInputs | None,
+    pivot: float,
+    features: dict[str, np.ndarray] | None,
+):
     """(pairs per user int64 (stop - start,), cols int32, score float32, flags uint8) of the
     candidate pairs of users ``start:stop``, in (row, col) order."""
     p, b = ctx.params, ctx.behaviour
@@ -337,9 +429,19 @@ def _score_block(ctx: CandidateContext, candidates: dict[str, sp.csr_matrix], st
     union = candidate_pairs(stop - start, block)
     rows = entry_rows(union) + start
     cols = union.indices.astype(np.int64)
-    feats = features if features is not None else pair_features(ctx, block, union, start=start, inputs=inputs)
-    score = pair_scores(p, feats, b.answer_rate_for(cols, ctx.labels[rows]), b.activity[cols],
-                        b.followers[cols], pivot)
+    feats = (
+        features
+        if features is not None
+        else pair_features(ctx, block, union, start=start, inputs=inputs)
+    )
+    score = pair_scores(
+        p,
+        feats,
+        b.answer_rate_for(cols, ctx.labels[rows]),
+        b.activity[cols],
+        b.followers[cols],
+        pivot,
+    )
     same = (ctx.labels[rows] >= 0) & (ctx.labels[rows] == ctx.labels[cols])
     flags = reason_flags(feats, same, b.answer_rate[cols], b.reached_by[cols])
     return np.diff(union.indptr).astype(np.int64), cols.astype(np.int32), score, flags
@@ -361,8 +463,14 @@ def popularity_pivot(p, followers: np.ndarray) -> float:
     return float(pivot)
 
 
-def pair_scores(p, feats: dict[str, np.ndarray], answer_rate: np.ndarray, activity: np.ndarray,
-                followers: np.ndarray, pivot: float) -> np.ndarray:
+def pair_scores(
+    p,
+    feats: dict[str, np.ndarray],
+    answer_rate: np.ndarray,
+    activity: np.ndarray,
+    followers: np.ndarray,
+    pivot: float,
+) -> np.ndarray:
     """``p(engage) × p(answer)^answer_exponent × activity × damping`` per pair (float32).
 
     ``feats`` as from :func:`pair_features`; the other arrays are the candidate's values per pair
@@ -370,30 +478,44 @@ def pair_scores(p, feats: dict[str, np.ndarray], answer_rate: np.ndarray, activi
     """
     z = sum(getattr(p, weight) * feats[name] for name, weight in ENGAGE_WEIGHTS.items())
     engage = 1.0 - np.exp(-z)
-    answer = answer_rate ** p.answer_exponent
+    answer = answer_rate**p.answer_exponent
     f = followers.astype(np.float32)
     damping = 1.0 - (1.0 - p.popularity_floor) * f / (f + pivot)
     return (engage * answer * activity * damping).astype(np.float32)
 
 
-def reason_flags(feats: dict[str, np.ndarray], same_tribe: np.ndarray, answer_rate: np.ndarray,
-                 reached_by: np.ndarray) -> np.ndarray:
+def reason_flags(
+    feats: dict[str, np.ndarray],
+    same_tribe: np.ndarray,
+    answer_rate: np.ndarray,
+    reached_by: np.ndarray,
+) -> np.ndarray:
     """uint8 :data:`REASON_FLAGS` bits per pair; ``answer_rate``/``reached_by`` of the candidate."""
     flags = np.zeros(len(same_tribe), dtype=np.uint8)
-    flags |= np.where(feats["conversation_2hop"] > 0, REASON_FLAGS["talks_with_your_contacts"], 0).astype(np.uint8)
-    flags |= np.where(feats["mutual_count"] > 0, REASON_FLAGS["mutual_contacts"], 0).astype(np.uint8)
+    flags |= np.where(
+        feats["conversation_2hop"] > 0, REASON_FLAGS["talks_with_your_contacts"], 0
+    ).astype(np.uint8)
+    flags |= np.where(feats["mutual_count"] > 0, REASON_FLAGS["mutual_contacts"], 0).astype(
+        np.uint8
+    )
     flags |= np.where(feats["topic"] >= 0.05, REASON_FLAGS["shared_topics"], 0).astype(np.uint8)
     flags |= np.where(same_tribe, REASON_FLAGS["same_tribe"], 0).astype(np.uint8)
-    flags |= np.where((answer_rate >= 0.5) & (reached_by >= 2),
-                      REASON_FLAGS["answers_newcomers"], 0).astype(np.uint8)
+    flags |= np.where(
+        (answer_rate >= 0.5) & (reached_by >= 2), REASON_FLAGS["answers_newcomers"], 0
+    ).astype(np.uint8)
     flags |= np.where(feats["inbound_raw"] > 0, REASON_FLAGS["reached_out"], 0).astype(np.uint8)
-    flags |= np.where((feats["als"] > 0.5) | (feats["ppr"] > 0.5), REASON_FLAGS["similar_people"], 0).astype(np.uint8)
+    flags |= np.where(
+        (feats["als"] > 0.5) | (feats["ppr"] > 0.5), REASON_FLAGS["similar_people"], 0
+    ).astype(np.uint8)
     return flags
 
 
 def exposure_budget(p, listed: int) -> int:
     """Lists one person may appear in, given ``listed`` users who get a list (:func:`lists_made`)."""
-    return max(p.exposure_budget_min, min(p.exposure_budget_max, int(np.ceil(p.exposure_budget_share * listed))))
+    return max(
+        p.exposure_budget_min,
+        min(p.exposure_budget_max, int(np.ceil(p.exposure_budget_share * listed))),
+    )
 
 
 def lists_made(p, n_users: int, with_candidates: int) -> int:
@@ -405,15 +527,18 @@ def lists_made(p, n_users: int, with_candidates: int) -> int:
     return n_users if p.welcome_newcomers else with_candidates
 
 
-def within_exposure_budget(cols: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, budget: int) -> np.ndarray:
+def within_exposure_budget(
+    cols: np.ndarray, score: np.ndarray, tiebreak: np.ndarray, budget: int
+) -> np.ndarray:
     """(pairs,) bool: the pair is among the ``budget`` best-scored of its candidate ``cols``
     (ties by ``tiebreak``). Needs every pair of a candidate at once. O(pairs) plus a selection
     per crowded candidate (:func:`tribes.kernels.within_group_budget`)."""
     return within_group_budget(cols, score, tiebreak, budget)
 
 
-def diversify(rows: np.ndarray, cols: np.ndarray, score: np.ndarray, tribe_of: np.ndarray,
-              diversity: float) -> np.ndarray:
+def diversify(
+    rows: np.ndarray, cols: np.ndarray, score: np.ndarray, tribe_of: np.ndarray, diversity: float
+) -> np.ndarray:
     """Tribe diversity: the j-th item of a list from one tribe (``tribe_of`` the candidate's
     tribe, -1 none) is multiplied by ``diversity ** j``. Needs every pair of a user at once."""
     if len(rows) == 0:
@@ -428,10 +553,14 @@ def list_positions(rows: np.ndarray, cols: np.ndarray, score: np.ndarray) -> np.
     return rank_within(rows, _order_within(rows, score, rows, cols))
 
 
-def _order_within(group: np.ndarray, score: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def _order_within(
+    group: np.ndarray, score: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
     """Indices sorted by ``group``, then best ``score``, then smaller ``cols``. When the pairs come
     in (row, col) order — as :func:`rank_people` passes them — a stable two-key sort already
     breaks ties by column (about 3× faster than the three-key one)."""
-    if len(rows) < 2 or bool(np.all((rows[1:] > rows[:-1]) | ((rows[1:] == rows[:-1]) & (cols[1:] > cols[:-1])))):
+    if len(rows) < 2 or bool(
+        np.all((rows[1:] > rows[:-1]) | ((rows[1:] == rows[:-1]) & (cols[1:] > cols[:-1])))
+    ):
         return np.lexsort((-score, group))
     return np.lexsort((cols, -score, group))

@@ -29,9 +29,15 @@ def open_current(models_root: str | Path):
     return None if path is None else Recommender.open(path)
 
 
-def recompute(store: Store, models_root: str | Path, params: Mapping[str, Any] | None = None, *,
-              keep: int = 5, threads: int = 1,
-              on_stage: Callable[[str], None] | None = None) -> tuple[str, TribeModel]:
+def recompute(
+    store: Store,
+    models_root: str | Path,
+    params: Mapping[str, Any] | None = None,
+    *,
+    keep: int = 5,
+    threads: int = 1,
+    on_stage: Callable[[str], None] | None = None,
+) -> tuple[str, TribeModel]:
     """Fit a model on the whole store, publish it as the new ``current``, prune old versions.
 
     Returns the new version name and the fitted model. Tribe ids carry over from the

@@ -51,8 +51,10 @@ class StaleCursor(TribesError):
     """A cursor issued for an older model version."""
 
     def __init__(self, cursor_version: str, current: str):
-        super().__init__(f"this cursor belongs to model {cursor_version}; the current model is {current}: "
-                         "start again without a cursor")
+        super().__init__(
+            f"this cursor belongs to model {cursor_version}; the current model is {current}: "
+            "start again without a cursor"
+        )
         self.cursor_version, self.current = cursor_version, current
 
 
@@ -65,8 +67,12 @@ class ModelHolder:
     that fails to open is logged and the old one keeps serving.
     """
 
-    def __init__(self, models_root: str | Path, check_interval: float = 2.0,
-                 render_cache_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(
+        self,
+        models_root: str | Path,
+        check_interval: float = 2.0,
+        render_cache_bytes: int = DEFAULT_MAX_BYTES,
+    ):
         self.models = ModelStore(models_root)
         self.check_interval = check_interval
         self.render_cache_bytes = render_cache_bytes
@@ -81,14 +87,21 @@ class ModelHolder:
         now = time.monotonic()
         # Without a model every request goes through the lock: threads that arrive while the
         # first one opens it wait for it instead of answering "no model" (a fresh worker).
-        if self._model is None or now - self._checked >= self.check_interval or os.getpid() != self._pid:
+        if (
+            self._model is None
+            or now - self._checked >= self.check_interval
+            or os.getpid() != self._pid
+        ):
             self._refresh(now)
         return self._model
 
     def _refresh(self, now: float) -> None:
         with self._lock:
-            if (self._model is not None and now - self._checked < self.check_interval
-                    and os.getpid() == self._pid):
+            if (
+                self._model is not None
+                and now - self._checked < self.check_interval
+                and os.getpid() == self._pid
+            ):
                 return
             self._checked, self._pid = now, os.getpid()
             stamp = self.models.pointer_stamp()
@@ -122,7 +135,9 @@ def _decode_cursor(cursor: str, kind: str, user: str) -> tuple[str, int]:
         if c_kind != kind or c_user != user or not isinstance(offset, int) or offset < 0:
             raise ValueError("scope")
     except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise BadCursor("invalid cursor: pass back the next_cursor of a previous page unchanged") from None
+        raise BadCursor(
+            "invalid cursor: pass back the next_cursor of a previous page unchanged"
+        ) from None
     return str(version), offset
 
 
@@ -144,9 +159,11 @@ class SqliteLiveReader:
     """
 
     # Same statement as Store.live_exclusions (tests/test_api.py checks they agree).
-    SQL = ("SELECT kind, other, CASE WHEN uid IS NULL THEN 1 ELSE 0 END FROM live_changes "
-           "WHERE seq > :s AND (uid IS NULL OR uid = (SELECT uid FROM users WHERE id = :u)) "
-           "UNION ALL SELECT 'exists', '', 0 FROM users WHERE id = :u")
+    SQL = (
+        "SELECT kind, other, CASE WHEN uid IS NULL THEN 1 ELSE 0 END FROM live_changes "
+        "WHERE seq > :s AND (uid IS NULL OR uid = (SELECT uid FROM users WHERE id = :u)) "
+        "UNION ALL SELECT 'exists', '', 0 FROM users WHERE id = :u"
+    )
 
     def __init__(self, path: str):
         self.path = path
@@ -156,8 +173,12 @@ class SqliteLiveReader:
     def for_store(cls, store: Store) -> SqliteLiveReader | None:
         """A reader for a file-backed SQLite store, else None."""
         url = store.engine.url
-        if store.engine.dialect.name != "sqlite" or not url.database or url.database == ":memory:" \
-                or url.database.startswith("file:"):
+        if (
+            store.engine.dialect.name != "sqlite"
+            or not url.database
+            or url.database == ":memory:"
+            or url.database.startswith("file:")
+        ):
             return None
         return cls(url.database)
 
@@ -203,11 +224,15 @@ class SuggestionService:
         return model
 
     # --- suggestions ------------------------------------------------------------------------
-    def suggestions(self, user: str, kind: str, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+    def suggestions(
+        self, user: str, kind: str, limit: int = 20, cursor: str | None = None
+    ) -> dict[str, Any]:
         """``kind`` is ``people`` or ``conversations``. The page body the API returns."""
         return orjson.loads(self.suggestions_json(user, kind, limit, cursor))
 
-    def suggestions_json(self, user: str, kind: str, limit: int = 20, cursor: str | None = None) -> bytes:
+    def suggestions_json(
+        self, user: str, kind: str, limit: int = 20, cursor: str | None = None
+    ) -> bytes:
         """:meth:`suggestions` as the JSON bytes the API sends.
 
         A user the model lists is answered from the model's pre-rendered items
@@ -222,7 +247,11 @@ class SuggestionService:
                 raise StaleCursor(version, model.version)
         since = int(model.manifest.get("live_seq", 0))
         listed = model.index_of(user)
-        if listed is not None and model.has_suggestions(listed, kind) and not self._acted_since(model, listed, user):
+        if (
+            listed is not None
+            and model.has_suggestions(listed, kind)
+            and not self._acted_since(model, listed, user)
+        ):
             live = self.live(user, since, listed=True)
             if not live.user_exists:  # erased after the recompute
                 raise UnknownUser(f"unknown user {user!r}")
@@ -239,31 +268,46 @@ class SuggestionService:
                     exclude |= model.threads_started_by(hidden_people)
             version = model.version
             items, more = model.rendered.page(
-                kind, listed, limit, offset, exclude=exclude, unseen=hidden_people,
-                tracking=lambda item, position: tracking_id(version, user, item, position))
+                kind,
+                listed,
+                limit,
+                offset,
+                exclude=exclude,
+                unseen=hidden_people,
+                tracking=lambda item, position: tracking_id(version, user, item, position),
+            )
             cursor_out = _encode_cursor(version, kind, user, offset + limit) if more else None
-            pieces = [b'{"user_id":', orjson.dumps(user), b',"model_version":', orjson.dumps(version),
-                      b',"cold_start":false,"items":[']
+            pieces = [
+                b'{"user_id":',
+                orjson.dumps(user),
+                b',"model_version":',
+                orjson.dumps(version),
+                b',"cold_start":false,"items":[',
+            ]
             for part, tail in items:
                 pieces += (part, tail, b",")
             if items:
                 pieces.pop()
             pieces += (b'],"next_cursor":', orjson.dumps(cursor_out), b"}")
             return b"".join(pieces)  # the only copy of the items' bytes
-        items = self._cold_start(model, user, kind)[offset:offset + limit + 1]
+        items = self._cold_start(model, user, kind)[offset : offset + limit + 1]
         more = len(items) > limit
         items = items[:limit]
         key = "user_id" if kind == "people" else "thread_id"
         for position, item in enumerate(items, offset):
             item["tracking_id"] = tracking_id(model.version, user, item[key], position)
             item["cold_start"] = True
-        return orjson.dumps({
-            "user_id": user,
-            "model_version": model.version,
-            "cold_start": True,
-            "items": items,
-            "next_cursor": _encode_cursor(model.version, kind, user, offset + limit) if more else None,
-        })
+        return orjson.dumps(
+            {
+                "user_id": user,
+                "model_version": model.version,
+                "cold_start": True,
+                "items": items,
+                "next_cursor": _encode_cursor(model.version, kind, user, offset + limit)
+                if more
+                else None,
+            }
+        )
 
     # --- cold start -------------------------------------------------------------------------
     def _acted_since(self, model: Recommender, u: int, user: str) -> bool:
@@ -282,7 +326,9 @@ class SuggestionService:
         live = self.live(user, 0)
         hidden_people, hidden_threads = live.people, live.threads
         u = model.index_of(user)
-        if u is not None:  # blocks, mutes, dismissals older than the model (pruned from live_changes)
+        if (
+            u is not None
+        ):  # blocks, mutes, dismissals older than the model (pruned from live_changes)
             hidden_people |= model.hidden_from(u)
         unseen = set(hidden_people)
         hidden_people |= set(facts["follows"]) | {user}
@@ -294,7 +340,9 @@ class SuggestionService:
         hidden_threads |= model.threads_started_by(hidden_people - set(facts["follows"]))
         return self._cold_threads(model, facts, tribes, hidden_threads, unseen)
 
-    def _matching_tribes(self, model: Recommender, facts: dict) -> list[tuple[int, float, list[str]]]:
+    def _matching_tribes(
+        self, model: Recommender, facts: dict
+    ) -> list[tuple[int, float, list[str]]]:
         """Tribes by (followees in the tribe) + (shared topics with its label topics)."""
         score: Counter = Counter()
         shared: dict[int, list[str]] = {}
@@ -328,30 +376,60 @@ class SuggestionService:
             cid = str(model.user_ids[c])
             if cid in hidden or not discoverable[c]:
                 continue
-            items[cid] = {"user_id": cid, "score": round(float(n) / (1 + n), 6), "tribe_id": model.tribe_id(int(model.labels[c])),
-                          "reasons": [{"kind": "mutual_contacts",
-                                       "text": f"{n} of the people you follow are in touch with them", "count": n}]}
+            items[cid] = {
+                "user_id": cid,
+                "score": round(float(n) / (1 + n), 6),
+                "tribe_id": model.tribe_id(int(model.labels[c])),
+                "reasons": [
+                    {
+                        "kind": "mutual_contacts",
+                        "text": f"{n} of the people you follow are in touch with them",
+                        "count": n,
+                    }
+                ],
+            }
         for k, s, common in tribes:
             label = model.tribe_info(k).get("label", "")
             for rank, c in enumerate(model.starter_pack(k, 20)):
                 cid = str(model.user_ids[c])
                 if cid in hidden or cid in items:
                     continue
-                reasons = [{"kind": "same_tribe", "text": f"Welcoming member of {label}", "tribe_id": model.tribe_id(k),
-                            "label": label}]
+                reasons = [
+                    {
+                        "kind": "same_tribe",
+                        "text": f"Welcoming member of {label}",
+                        "tribe_id": model.tribe_id(k),
+                        "label": label,
+                    }
+                ]
                 if common:
-                    reasons.append({"kind": "shared_topics", "text": "You both talk about " + ", ".join(common),
-                                    "topics": common})
-                items[cid] = {"user_id": cid, "score": round(s / (2.0 + rank), 6), "tribe_id": model.tribe_id(k),
-                              "reasons": reasons}
+                    reasons.append(
+                        {
+                            "kind": "shared_topics",
+                            "text": "You both talk about " + ", ".join(common),
+                            "topics": common,
+                        }
+                    )
+                items[cid] = {
+                    "user_id": cid,
+                    "score": round(s / (2.0 + rank), 6),
+                    "tribe_id": model.tribe_id(k),
+                    "reasons": reasons,
+                }
         return sorted(items.values(), key=lambda x: (-x["score"], x["user_id"]))
 
     @staticmethod
     def _welcoming(model, c: int, score: float) -> dict:
-        return {"user_id": str(model.user_ids[c]), "score": round(score, 6),
-                "tribe_id": model.tribe_id(int(model.labels[c])), "reasons": [model.answers_newcomers(c)]}
+        return {
+            "user_id": str(model.user_ids[c]),
+            "score": round(score, 6),
+            "tribe_id": model.tribe_id(int(model.labels[c])),
+            "reasons": [model.answers_newcomers(c)],
+        }
 
-    def _cold_threads(self, model, facts, tribes, hidden: set[str], unseen: set[str] = frozenset()) -> list[dict]:
+    def _cold_threads(
+        self, model, facts, tribes, hidden: set[str], unseen: set[str] = frozenset()
+    ) -> list[dict]:
         out = []
         posted = set(facts["threads"])
         for k, _s, _common in tribes:
@@ -362,8 +440,15 @@ class SuggestionService:
                 item = model._thread(None, int(t), 0.0, 0, unseen)
                 item["score"] = round(float(model.arrays["thread_answered_rate"][int(t)]), 6)
                 label = model.tribe_info(k).get("label", "")
-                item["reasons"].insert(0, {"kind": "same_tribe", "text": f"A live conversation in {label}",
-                                           "tribe_id": model.tribe_id(k), "label": label})
+                item["reasons"].insert(
+                    0,
+                    {
+                        "kind": "same_tribe",
+                        "text": f"A live conversation in {label}",
+                        "tribe_id": model.tribe_id(k),
+                        "label": label,
+                    },
+                )
                 out.append(item)
         return out
 
@@ -376,13 +461,29 @@ class SuggestionService:
                 raise UnknownUser(f"unknown user {user!r}")
             tribes = self._matching_tribes(model, facts)
             total = sum(s for _, s, _ in tribes) or 1.0
-            items = [{"tribe_id": model.tribe_id(k), "label": model.tribe_info(k).get("label", ""),
-                      "affinity": round(s / total, 4), "primary": i == 0} for i, (k, s, _) in enumerate(tribes)]
-            return {"user_id": user, "model_version": model.version, "cold_start": True, "tribes": items}
+            items = [
+                {
+                    "tribe_id": model.tribe_id(k),
+                    "label": model.tribe_info(k).get("label", ""),
+                    "affinity": round(s / total, 4),
+                    "primary": i == 0,
+                }
+                for i, (k, s, _) in enumerate(tribes)
+            ]
+            return {
+                "user_id": user,
+                "model_version": model.version,
+                "cold_start": True,
+                "tribes": items,
+            }
         if not self.live(user, int(model.manifest.get("live_seq", 0)), listed=True).user_exists:
             raise UnknownUser(f"unknown user {user!r}")  # erased after the recompute
-        return {"user_id": user, "model_version": model.version, "cold_start": False,
-                "tribes": model.user_tribes(user)}
+        return {
+            "user_id": user,
+            "model_version": model.version,
+            "cold_start": False,
+            "tribes": model.user_tribes(user),
+        }
 
     def list_tribes(self, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
         model = self.model()
@@ -391,27 +492,44 @@ class SuggestionService:
             version, offset = _decode_cursor(cursor, "tribes", "")
             if version != model.version:
                 raise StaleCursor(version, model.version)
-        page = model.tribes[offset:offset + limit]
+        page = model.tribes[offset : offset + limit]
         more = offset + limit < len(model.tribes)
-        return {"model_version": model.version,
-                "items": [{k: t[k] for k in ("tribe_id", "label", "size", "topics")} for t in page],
-                "next_cursor": _encode_cursor(model.version, "tribes", "", offset + limit) if more else None}
+        return {
+            "model_version": model.version,
+            "items": [{k: t[k] for k in ("tribe_id", "label", "size", "topics")} for t in page],
+            "next_cursor": _encode_cursor(model.version, "tribes", "", offset + limit)
+            if more
+            else None,
+        }
 
     def tribe(self, tribe_id: int) -> dict[str, Any]:
         model = self.model()
         k = model.tribe_index(tribe_id)
         if k is None:
             raise UnknownTribe(f"no tribe {tribe_id} in model {model.version}")
-        live = self.live("", int(model.manifest.get("live_seq", 0)), listed=True)  # nobody's existence asked
+        live = self.live(
+            "", int(model.manifest.get("live_seq", 0)), listed=True
+        )  # nobody's existence asked
         hidden_people, hidden_threads = live.people, live.threads
         page = model.tribe_page(k, exclude=hidden_people)
         hidden_threads |= model.threads_started_by(hidden_people)
-        page["conversations"] = [c for c in page["conversations"] if c["thread_id"] not in hidden_threads]
-        return {"model_version": model.version, **{key: page[key] for key in
-                ("tribe_id", "label", "size", "topics", "starter_pack", "conversations")}}
+        page["conversations"] = [
+            c for c in page["conversations"] if c["thread_id"] not in hidden_threads
+        ]
+        return {
+            "model_version": model.version,
+            **{
+                key: page[key]
+                for key in ("tribe_id", "label", "size", "topics", "starter_pack", "conversations")
+            },
+        }
 
     def model_info(self) -> dict[str, Any]:
         model = self.model()
         m = model.manifest
-        return {"version": model.version, "built_at": m.get("built_at"), "counts": m.get("counts", {}),
-                "summary": m.get("summary", {})}
+        return {
+            "version": model.version,
+            "built_at": m.get("built_at"),
+            "counts": m.get("counts", {}),
+            "summary": m.get("summary", {}),
+        }

@@ -430,8 +430,12 @@ class Recommender:
     def answers_newcomers(self, c: int) -> dict:
         """The ``answers_newcomers`` reason for person index ``c``: whom they answered, of how many."""
         answered, reached = int(self.arrays["answered"][c]), int(self.arrays["reached_by"][c])
-        return {"kind": "answers_newcomers", "text": f"Answers people who reach out ({answered} of {reached})",
-                "answered": answered, "reached_by": reached}
+        return {
+            "kind": "answers_newcomers",
+            "text": f"Answers people who reach out ({answered} of {reached})",
+            "answered": answered,
+            "reached_by": reached,
+        }
 
     def welcome(self, hidden: Collection[str] = (), size: int = 100) -> list[tuple[int, float]]:
         """``(user index, welcome)`` for someone with nothing to go on: the most welcoming people
@@ -445,22 +449,35 @@ class Recommender:
         if self._welcome is None:
             params = {**Params().as_dict(), **self.manifest.get("params", {})}
             a = self.arrays
-            score = welcoming_people(a["activity"], a["reached_by"], a["answered"], a["discoverable"],
-                                     float(params["activity_floor"]))
+            score = welcoming_people(
+                a["activity"],
+                a["reached_by"],
+                a["answered"],
+                a["discoverable"],
+                float(params["activity_floor"]),
+            )
             order = np.flatnonzero(score > 0)
             order = order[np.lexsort((order, -score[order]))]
             top = a.get("top_account")  # absent in older models: nobody is held back
-            is_top = np.zeros(len(score), dtype=bool) if top is None else np.asarray(top, dtype=bool)
+            is_top = (
+                np.zeros(len(score), dtype=bool) if top is None else np.asarray(top, dtype=bool)
+            )
             depth = 4 * max(size, 100)  # enough for any page after the hidden are dropped
-            self._welcome = (order[is_top[order]][:depth], order[~is_top[order]][:depth], score,
-                             float(params["top_exposure_cap"]))
+            self._welcome = (
+                order[is_top[order]][:depth],
+                order[~is_top[order]][:depth],
+                score,
+                float(params["top_exposure_cap"]),
+            )
         tops, others, score, cap = self._welcome
         gone = [i for h in hidden if (i := self.index_of(h)) is not None]
         if gone:
             tops, others = tops[~np.isin(tops, gone)], others[~np.isin(others, gone)]
         chosen = welcome_list(tops, others, cap, size)
         # Non-increasing along the list, as the recompute's newcomer lists (a top account moved down keeps its place's).
-        return list(zip(chosen.tolist(), np.minimum.accumulate(score[chosen]).tolist(), strict=True))
+        return list(
+            zip(chosen.tolist(), np.minimum.accumulate(score[chosen]).tolist(), strict=True)
+        )
 
     def live_threads(self, k: int, size: int = 10) -> np.ndarray:
         live = np.flatnonzero(

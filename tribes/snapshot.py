@@ -75,7 +75,9 @@ class Snapshot:
         """(U,) int64: replies to each user's posts (every reply counts). O(P). Both the
         evaluation's "most replied-to" accounts and ranking's capped top accounts use it."""
         replies = self.post_parent >= 0
-        return np.bincount(self.post_author[self.post_parent[replies]], minlength=self.n_users).astype(np.int64)
+        return np.bincount(
+            self.post_author[self.post_parent[replies]], minlength=self.n_users
+        ).astype(np.int64)
 
     @property
     def has_text(self) -> bool:
@@ -88,8 +90,15 @@ class Snapshot:
         numeric arrays are shared; ``user_ids`` and ``thread_ids`` become fixed-width unicode
         arrays, so no Python string of the read stays alive among the freed texts (they would
         pin the allocator's memory: at 1M users RSS fell only 0.2 of ~3 GiB with them)."""
-        return replace(self, user_ids=self.user_ids.astype(str), thread_ids=self.thread_ids.astype(str),
-                       post_ids=np.zeros(0, dtype=object), post_text=[], post_tags=[], interests=[])
+        return replace(
+            self,
+            user_ids=self.user_ids.astype(str),
+            thread_ids=self.thread_ids.astype(str),
+            post_ids=np.zeros(0, dtype=object),
+            post_text=[],
+            post_tags=[],
+            interests=[],
+        )
 
     @property
     def n_threads(self) -> int:

@@ -7,8 +7,19 @@ import scipy.sparse as sp
 
 from .kernels import csr_values
 
-__all__ = ["aligned_values", "binary", "descending_key", "drop_diagonal", "entry_keys", "entry_rows", "in_sorted", "key_value",
-           "rank_within", "row_normalize", "top_k_per_row"]
+__all__ = [
+    "aligned_values",
+    "binary",
+    "descending_key",
+    "drop_diagonal",
+    "entry_keys",
+    "entry_rows",
+    "in_sorted",
+    "key_value",
+    "rank_within",
+    "row_normalize",
+    "top_k_per_row",
+]
 
 
 def top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -30,7 +41,9 @@ def top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     in_long = long_rows[entry_row]
     long_entries = np.flatnonzero(in_long)
     if len(long_entries) > _PREFILTER_MIN and len(long_entries) > 4 * k * int(long_rows.sum()):
-        long_entries = long_entries[_at_least_top_k(entry_row[long_entries], m.data[long_entries], k)]
+        long_entries = long_entries[
+            _at_least_top_k(entry_row[long_entries], m.data[long_entries], k)
+        ]
     rows = entry_row[long_entries]
     order = long_entries[_row_value_order(rows, m.data[long_entries])]
     # Entries of long rows come row by row in ``order``: rank = position - the row's first slot.
@@ -39,8 +52,9 @@ def top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     rank = np.arange(len(order)) - np.repeat(firsts, row_counts)
     keep = np.concatenate([np.flatnonzero(~in_long), order[rank < k]])
     keep.sort()
-    return sp.csr_matrix((m.data[keep], m.indices[keep], np.r_[0, np.cumsum(np.minimum(counts, k))]),
-                         shape=m.shape)
+    return sp.csr_matrix(
+        (m.data[keep], m.indices[keep], np.r_[0, np.cumsum(np.minimum(counts, k))]), shape=m.shape
+    )
 
 
 _PREFILTER_MIN = 1_000_000  # long-row entries above which a linear pre-filter pays for itself
@@ -67,7 +81,9 @@ def _at_least_top_k(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
         return np.ones(len(rows), dtype=bool)
     # Constant rows: scale 0 puts every entry in bin 0, and all of them are kept.
     b = np.minimum((v - low[group]) * scale[group], np.float32(_BINS - 1)).astype(np.int64)
-    counts = np.bincount(group * _BINS + b, minlength=len(starts) * _BINS).reshape(len(starts), _BINS)
+    counts = np.bincount(group * _BINS + b, minlength=len(starts) * _BINS).reshape(
+        len(starts), _BINS
+    )
     from_top = np.cumsum(counts[:, ::-1], axis=1)  # entries in this bin or above, highest bin first
     threshold = _BINS - 1 - np.argmax(from_top >= k, axis=1)  # the k-th largest value's bin
     return b >= threshold[group]
@@ -77,7 +93,12 @@ def _row_value_order(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Indices sorting by ``rows`` ascending, then ``values`` descending, ties kept in input order
     (a stable sort). float32 values go through one :func:`descending_key`: about 4× faster than
     lexsort."""
-    if values.dtype != np.float32 or len(rows) == 0 or int(rows.max()) >= 2**32 or np.isnan(values).any():
+    if (
+        values.dtype != np.float32
+        or len(rows) == 0
+        or int(rows.max()) >= 2**32
+        or np.isnan(values).any()
+    ):
         return np.lexsort((-values, rows))
     return np.argsort(descending_key(rows, values), kind="stable")
 

@@ -101,7 +101,13 @@ def tokenize(text: str) -> list[str]:
     low = text.lower()
     # Most posts have none of the characters the skipped forms need: scan them 30% faster.
     special = (
-        "@" in low or "#" in low or "&" in low or "<" in low or "\\" in low or "://" in low or "www." in low
+        "@" in low
+        or "#" in low
+        or "&" in low
+        or "<" in low
+        or "\\" in low
+        or "://" in low
+        or "www." in low
     )
     found = (_TOKEN if special else _PLAIN).findall(low)
     return [t for t in found if _MIN_LEN <= len(t) <= _MAX_LEN and t not in STOP_WORDS]

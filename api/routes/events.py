@@ -15,12 +15,22 @@ from ..spec import operation
 
 bp = Blueprint("events", __name__)
 
-operation(method="POST", path="/v1/events", tag="events",
-          summary="Store events (the `tribes ingest` schema): all or nothing, idempotent",
-          body={"type": "array", "items": {"type": "object", "required": ["type"],
-                                           "properties": {"type": {"type": "string"}}}},
-          body_description="A JSON array of events, or NDJSON with Content-Type application/x-ndjson",
-          responses={200: EventsResult, 413: None, 415: None, 422: None})
+operation(
+    method="POST",
+    path="/v1/events",
+    tag="events",
+    summary="Store events (the `tribes ingest` schema): all or nothing, idempotent",
+    body={
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"type": "string"}},
+        },
+    },
+    body_description="A JSON array of events, or NDJSON with Content-Type application/x-ndjson",
+    responses={200: EventsResult, 413: None, 415: None, 422: None},
+)
 
 
 @bp.post("/v1/events")
@@ -35,24 +45,50 @@ def post_events():
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise Problem(400, "malformed-json", "Malformed JSON",
-                          f"the body is not JSON: {exc.msg} at character {exc.pos}") from None
+            raise Problem(
+                400,
+                "malformed-json",
+                "Malformed JSON",
+                f"the body is not JSON: {exc.msg} at character {exc.pos}",
+            ) from None
         if not isinstance(body, list):
-            raise Problem(400, "invalid-body", "Invalid body",
-                          f"expected a JSON array of events, got {type(body).__name__}")
+            raise Problem(
+                400,
+                "invalid-body",
+                "Invalid body",
+                f"expected a JSON array of events, got {type(body).__name__}",
+            )
         report = ingest_objects(store, body, source="request", not_after=not_after)
     else:
-        raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
-                      "send application/json (an array) or application/x-ndjson")
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            "send application/json (an array) or application/x-ndjson",
+        )
     if not report.committed:
-        errors = [{"index": p.line - 1, "line": p.line, "field": p.field, "problem": p.problem}
-                  for p in report.problems]
-        raise Problem(422, "invalid-events", "Invalid events",
-                      f"{report.rejected} of {report.lines} events are invalid; nothing was stored. "
-                      + "; ".join(f"event {e['index']}: {e['field'] + ': ' if e['field'] else ''}{e['problem']}"
-                                  for e in errors[:3]),
-                      errors=errors, rejected=report.rejected)
+        errors = [
+            {"index": p.line - 1, "line": p.line, "field": p.field, "problem": p.problem}
+            for p in report.problems
+        ]
+        raise Problem(
+            422,
+            "invalid-events",
+            "Invalid events",
+            f"{report.rejected} of {report.lines} events are invalid; nothing was stored. "
+            + "; ".join(
+                f"event {e['index']}: {e['field'] + ': ' if e['field'] else ''}{e['problem']}"
+                for e in errors[:3]
+            ),
+            errors=errors,
+            rejected=report.rejected,
+        )
     for kind, n in report.counts.items():
         EVENTS.labels(kind).inc(n)
-    return json_response({"accepted": report.accepted, "by_type": dict(sorted(report.counts.items())),
-                          "ignored_erased": report.ignored_erased})
+    return json_response(
+        {
+            "accepted": report.accepted,
+            "by_type": dict(sorted(report.counts.items())),
+            "ignored_erased": report.ignored_erased,
+        }
+    )

@@ -14,12 +14,22 @@ from .suggestions import CURSOR, LIMIT, raise_service_error
 
 bp = Blueprint("tribes", __name__)
 
-operation(method="GET", path="/v1/tribes", tag="tribes", summary="All tribes, largest first",
-          params=[LIMIT, CURSOR], responses={200: TribesPage, 410: None, 503: None})
-operation(method="GET", path="/v1/tribes/{tribe_id}", tag="tribes",
-          summary="One tribe: label, size, topics, starter pack and live conversations",
-          params=[Param("tribe_id", "path", {"type": "integer", "minimum": 0})],
-          responses={200: TribePage, 404: None, 503: None})
+operation(
+    method="GET",
+    path="/v1/tribes",
+    tag="tribes",
+    summary="All tribes, largest first",
+    params=[LIMIT, CURSOR],
+    responses={200: TribesPage, 410: None, 503: None},
+)
+operation(
+    method="GET",
+    path="/v1/tribes/{tribe_id}",
+    tag="tribes",
+    summary="One tribe: label, size, topics, starter pack and live conversations",
+    params=[Param("tribe_id", "path", {"type": "integer", "minimum": 0})],
+    responses={200: TribePage, 404: None, 503: None},
+)
 
 
 @bp.get("/v1/tribes")
@@ -33,8 +43,13 @@ def list_tribes():
 @bp.get("/v1/tribes/<tribe_id>")
 def tribe(tribe_id: str):
     if not tribe_id.isascii() or not tribe_id.isdigit() or len(tribe_id) > 18:
-        raise Problem(400, "invalid-parameter", "Invalid parameter",
-                      f"tribe_id: expected a non-negative integer, got {tribe_id[:40]!r}", field="tribe_id")
+        raise Problem(
+            400,
+            "invalid-parameter",
+            "Invalid parameter",
+            f"tribe_id: expected a non-negative integer, got {tribe_id[:40]!r}",
+            field="tribe_id",
+        )
     try:
         return json_response(service().tribe(int(tribe_id)))
     except UnknownTribe as exc:

@@ -38,7 +38,9 @@ class EvalModel(Protocol):
 
 def thread_exclusions(snap: Snapshot) -> sp.csr_matrix:
     """(U, T) 1 where the user already posted in the thread."""
-    m = sp.csr_matrix((np.ones(snap.n_posts, np.float32), (snap.post_author, snap.post_thread)),
-                      shape=(snap.n_users, snap.n_threads))
+    m = sp.csr_matrix(
+        (np.ones(snap.n_posts, np.float32), (snap.post_author, snap.post_thread)),
+        shape=(snap.n_users, snap.n_threads),
+    )
     m.data[:] = 1
     return m

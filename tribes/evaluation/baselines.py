@@ -301,7 +301,11 @@ class Content(_Baseline):
 
     name = "content"
     defaults: ClassVar[dict] = dict(
-        half_life_days=60.0, interest_weight=1.0, min_df=2, max_df_share=0.3, length_exponent=0.0,
+        half_life_days=60.0,
+        interest_weight=1.0,
+        min_df=2,
+        max_df_share=0.3,
+        length_exponent=0.0,
         max_per_topic=300,
     )
 
@@ -318,7 +322,11 @@ class Content(_Baseline):
         post_weight = decay(snap.post_ts, snap.now, self.half_life_days)
         weight = np.concatenate([post_weight, np.full(n, self.interest_weight, np.float32)])
         docs, self.vocabulary_ = build_topic_matrix(
-            tags, text, weight, min_df=self.min_df, max_df_share=self.max_df_share,
+            tags,
+            text,
+            weight,
+            min_df=self.min_df,
+            max_df_share=self.max_df_share,
             length_exponent=self.length_exponent,
         )
         owners = np.concatenate([snap.post_author, np.arange(n, dtype=np.int32)])
@@ -405,24 +413,34 @@ class ALS(_Baseline):
                     filter_query_items=excluded[batch],
                     filter_items=skip,
                 )
-            out[start : start + len(batch), :width] = _exact_order(ids, scores, user_factors[batch], item_factors, width)
+            out[start : start + len(batch), :width] = _exact_order(
+                ids, scores, user_factors[batch], item_factors, width
+            )
         return out
 
 
-def _exact_order(ids: np.ndarray, scores: np.ndarray, user_factors: np.ndarray, item_factors: np.ndarray,
-                 width: int) -> np.ndarray:
+def _exact_order(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    width: int,
+) -> np.ndarray:
     """(B, width) the best ``ids`` (B, F) by their dot product recomputed in float64 and rounded
     to float32 — the same for a pair whatever the batch — ties to the smaller id; -1 where
     fewer than ``width`` have a positive score (implicit gives filtered items a large negative
     ``scores``)."""
     valid = (ids >= 0) & (scores > 0)
     safe = np.where(valid, ids, 0)
-    exact = np.einsum("bf,bkf->bk", user_factors.astype(np.float64),
-                      item_factors[safe].astype(np.float64)).astype(np.float32)
+    exact = np.einsum(
+        "bf,bkf->bk", user_factors.astype(np.float64), item_factors[safe].astype(np.float64)
+    ).astype(np.float32)
     exact = np.where(valid & (exact > 0), exact, -np.inf)
     order = np.lexsort((safe, -exact), axis=1)[:, :width]
     best = np.take_along_axis(safe, order, axis=1)
-    return np.where(np.isfinite(np.take_along_axis(exact, order, axis=1)), best, -1).astype(np.int32)
+    return np.where(np.isfinite(np.take_along_axis(exact, order, axis=1)), best, -1).astype(
+        np.int32
+    )
 
 
 class PersonalizedPageRank(_Baseline):

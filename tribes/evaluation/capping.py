@@ -33,8 +33,14 @@ def _queue(lists: np.ndarray, mask: np.ndarray, width: int) -> tuple[np.ndarray,
     return items, score
 
 
-def capped_lists(recommend: Callable[[np.ndarray, int], np.ndarray], users: np.ndarray, k: int,
-                 is_top: np.ndarray, cap: float, seed: int = 0) -> np.ndarray:
+def capped_lists(
+    recommend: Callable[[np.ndarray, int], np.ndarray],
+    users: np.ndarray,
+    k: int,
+    is_top: np.ndarray,
+    cap: float,
+    seed: int = 0,
+) -> np.ndarray:
     """(len(users), k) int32: ``recommend(users, width)``'s lists in which the accounts marked
     ``is_top`` fill at most ``cap`` of the filled slots of the first j positions of these lists
     together, for every j ≤ k.
@@ -71,4 +77,6 @@ def capped_lists(recommend: Callable[[np.ndarray, int], np.ndarray], users: np.n
     other, other_score = _queue(lists, valid & ~top_here, k)
     take, _ = cap_top_exposure(top, top_score, other, other_score, cap, seed, rows=users)
     both = np.hstack([other, top])
-    return np.where(take >= 0, np.take_along_axis(both, np.maximum(take, 0), axis=1), -1).astype(np.int32)
+    return np.where(take >= 0, np.take_along_axis(both, np.maximum(take, 0), axis=1), -1).astype(
+        np.int32
+    )

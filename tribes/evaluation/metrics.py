@@ -71,8 +71,9 @@ def _first_occurrence(recs: np.ndarray) -> np.ndarray:
     return (recs >= 0) & ~repeat
 
 
-def _hits(recs: np.ndarray, users: np.ndarray, truth: sp.spmatrix | sp.sparray, k: int
-          ) -> tuple[np.ndarray, np.ndarray]:
+def _hits(
+    recs: np.ndarray, users: np.ndarray, truth: sp.spmatrix | sp.sparray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(B, k) bool: the item at each rank is relevant and not a repeat; (B,) relevant items per
     user. Validates the inputs as :func:`ranking_metrics` documents."""
     if k < 1:
@@ -105,7 +106,9 @@ def _hits(recs: np.ndarray, users: np.ndarray, truth: sp.spmatrix | sp.sparray, 
     return hit, n_rel
 
 
-def per_user_recall(recs: np.ndarray, users: np.ndarray, truth: sp.spmatrix | sp.sparray, k: int) -> np.ndarray:
+def per_user_recall(
+    recs: np.ndarray, users: np.ndarray, truth: sp.spmatrix | sp.sparray, k: int
+) -> np.ndarray:
     """(B,) float64 recall@k of each list, NaN for users with no relevant item: the values
     :func:`ranking_metrics`' recall averages (for bootstrap intervals). Same cost."""
     hit, n_rel = _hits(recs, users, truth, k)
@@ -115,8 +118,9 @@ def per_user_recall(recs: np.ndarray, users: np.ndarray, truth: sp.spmatrix | sp
     return out
 
 
-def bootstrap_interval(values: dict[str, np.ndarray], n: int, seed: int = 0, level: float = 0.95
-                       ) -> dict[str, list[float]]:
+def bootstrap_interval(
+    values: dict[str, np.ndarray], n: int, seed: int = 0, level: float = 0.95
+) -> dict[str, list[float]]:
     """Percentile intervals of the mean of each (B,) array, resampling the same users for
     every array (paired: the interval of a difference array is that of the paired difference).
     NaN entries are users the mean leaves out. Users NaN in every array are not resampled (a
@@ -128,7 +132,11 @@ def bootstrap_interval(values: dict[str, np.ndarray], n: int, seed: int = 0, lev
     if not 0 < level < 1:
         raise ValueError(f"level: must be in (0, 1), got {level!r}")
     names = list(values)
-    stacked = np.column_stack([np.asarray(values[m], dtype=np.float64) for m in names]) if names else np.zeros((0, 0))
+    stacked = (
+        np.column_stack([np.asarray(values[m], dtype=np.float64) for m in names])
+        if names
+        else np.zeros((0, 0))
+    )
     stacked = stacked[~np.isnan(stacked).all(axis=1)]
     b = stacked.shape[0]
     if b == 0:
@@ -144,13 +152,16 @@ def bootstrap_interval(values: dict[str, np.ndarray], n: int, seed: int = 0, lev
         counts = np.zeros((draws, b))
         np.add.at(counts, (np.repeat(np.arange(draws), b), picks.ravel()), 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            means[start:start + draws] = (counts @ filled) / (counts @ known)
+            means[start : start + draws] = (counts @ filled) / (counts @ known)
     tail = (1 - level) / 2
     out = {}
     for j, m in enumerate(names):
         column = means[:, j]
-        out[m] = ([float("nan")] * 2 if np.isnan(column).any()
-                  else [float(np.quantile(column, tail)), float(np.quantile(column, 1 - tail))])
+        out[m] = (
+            [float("nan")] * 2
+            if np.isnan(column).any()
+            else [float(np.quantile(column, tail)), float(np.quantile(column, 1 - tail))]
+        )
     return out
 
 

@@ -23,7 +23,15 @@ from .capping import capped_lists
 from .splits import Split
 from .truth import load_groups  # re-exported
 
-__all__ = ["combine_runs", "evaluate", "format_table", "load_groups", "plot_metrics", "plot_tribe_graph", "recall_intervals"]
+__all__ = [
+    "combine_runs",
+    "evaluate",
+    "format_table",
+    "load_groups",
+    "plot_metrics",
+    "plot_tribe_graph",
+    "recall_intervals",
+]
 
 #: Metrics shown in the table, in order: (key, label).
 TABLE_ROWS = [
@@ -49,11 +57,21 @@ def _sample(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(users, size=limit, replace=False))
 
 
-def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, max_users: int = 5000,
-             exposure_users: int = 20000, seed: int = 0, params: dict[str, dict] | None = None,
-             truth_labels: np.ndarray | None = None, truth_groups: list[np.ndarray] | None = None,
-             per_user: bool = False, capped: float | None = None,
-             variants: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+def evaluate(
+    split: Split,
+    models: Sequence[str] | None = None,
+    *,
+    k: int = 20,
+    max_users: int = 5000,
+    exposure_users: int = 20000,
+    seed: int = 0,
+    params: dict[str, dict] | None = None,
+    truth_labels: np.ndarray | None = None,
+    truth_groups: list[np.ndarray] | None = None,
+    per_user: bool = False,
+    capped: float | None = None,
+    variants: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Fit and score each model. Returns ``{"k", "split", "users", "models": {name: {metric: value}}}``.
 
     Users evaluated: those with any future partner, reply, follow or thread join (a seeded
@@ -76,8 +94,12 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     clash = [label for label in variants if label in BASELINES or label in names]
     if clash:
         raise ValueError(f"variant label(s) {', '.join(map(repr, clash))} clash with a model name")
-    truths = {"partners": split.future_partners, "replies": split.future_replies,
-              "follows": split.future_follows, "threads": split.future_threads}
+    truths = {
+        "partners": split.future_partners,
+        "replies": split.future_replies,
+        "follows": split.future_follows,
+        "threads": split.future_threads,
+    }
     active = np.zeros(snap.n_users, dtype=bool)
     for m in truths.values():
         active |= np.diff(m.tocsr().indptr) > 0
@@ -93,8 +115,10 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
     tribe_labels, tribe_method, learned, learning, learned_variants = None, None, None, None, {}
     newcomers = None
     recalls: dict[str, dict[str, np.ndarray]] = {}
-    def score(name: str, people: np.ndarray, threads: np.ndarray, people_all: np.ndarray,
-              seconds: float) -> None:
+
+    def score(
+        name: str, people: np.ndarray, threads: np.ndarray, people_all: np.ndarray, seconds: float
+    ) -> None:
         row: dict[str, float] = {"fit_seconds": round(seconds, 2)}
         for key, truth in truths.items():
             recs = threads if key == "threads" else people
@@ -111,16 +135,25 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
         results[name] = row
         lists[name] = people_all
 
-    if capped is not None:  # the accounts a cap holds back (the top sets above, among those with any)
+    if (
+        capped is not None
+    ):  # the accounts a cap holds back (the top sets above, among those with any)
         is_top = top_accounts(snap, followers)
-        pool = np.union1d(users, everyone)  # the lists a cap is held over: evaluated and exposure users'
+        pool = np.union1d(
+            users, everyone
+        )  # the lists a cap is held over: evaluated and exposure users'
     for name in [*names, *variants]:
         started = time.perf_counter()
         configured = variants[name] if name in variants else (params or {}).get(name, {})
         model = BASELINES["tribes" if name in variants else name](**configured, seed=seed).fit(snap)
         threads = model.recommend_threads(users, k)
-        score(name, model.recommend_people(users, k), threads, model.recommend_people(everyone, k),
-              seconds := time.perf_counter() - started)
+        score(
+            name,
+            model.recommend_people(users, k),
+            threads,
+            model.recommend_people(everyone, k),
+            seconds := time.perf_counter() - started,
+        )
         if name in variants:  # another tribes: ranked under its own cap, so never re-capped
             learned_variants[name] = model.model_.learned_weights_
         elif name == "tribes":
@@ -128,13 +161,20 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
             tribe_method = model.model_.tribe_method_
             learned = model.model_.learned_weights_
             learning = model.model_.learning_report_
-            newcomers = {"users": int(model.model_.arrays_["people_newcomer"].sum()),
-                         "slot_weight": model.model_.newcomer_slot_weight_}
+            newcomers = {
+                "users": int(model.model_.arrays_["people_newcomer"].sum()),
+                "slot_weight": model.model_.newcomer_slot_weight_,
+            }
         elif capped is not None:
             started = time.perf_counter()
             held = capped_lists(model.recommend_people, pool, k, is_top, capped, seed)
-            score(f"{name}, capped", held[np.searchsorted(pool, users)], threads,
-                  held[np.searchsorted(pool, everyone)], seconds + time.perf_counter() - started)
+            score(
+                f"{name}, capped",
+                held[np.searchsorted(pool, users)],
+                threads,
+                held[np.searchsorted(pool, everyone)],
+                seconds + time.perf_counter() - started,
+            )
     if tribe_labels is not None:  # diversity of every model's lists, in the tribes found
         for name, recs in lists.items():
             results[name]["people.tribes_per_list"] = M.tribes_per_list(recs, tribe_labels)
@@ -145,24 +185,39 @@ def evaluate(split: Split, models: Sequence[str] | None = None, *, k: int = 20, 
         recall, with_items = M.recall_ceiling(users, truth, k)
         if with_items:
             ceiling[key] = {"recall": recall, "users": with_items}
-    out: dict[str, Any] = {"k": k, "split": split.kind, "cut": split.cut, "counts": split.counts(),
-                           "users": len(users), "exposure_users": len(everyone), "models": results,
-                           "ceiling": ceiling}
+    out: dict[str, Any] = {
+        "k": k,
+        "split": split.kind,
+        "cut": split.cut,
+        "counts": split.counts(),
+        "users": len(users),
+        "exposure_users": len(everyone),
+        "models": results,
+        "ceiling": ceiling,
+    }
     if per_user:
         out["per_user"] = recalls
     if tribe_labels is not None:
         # what tribes' learning chose on the training snapshot's own held-out slice (None: kept the configuration)
         out["learned"] = learned
-        out["learning"] = learning  # why: learning's decisions (tribes.learn), None when it did not run
-        out["newcomers"] = newcomers  # lists for users with nothing yet (tribes.newcomers) and their slots' weight
-        out["tribes"] = {"method": tribe_method,
-                         **_tribe_quality(split, tribe_labels, truth_labels, truth_groups)}
+        out["learning"] = (
+            learning  # why: learning's decisions (tribes.learn), None when it did not run
+        )
+        out["newcomers"] = (
+            newcomers  # lists for users with nothing yet (tribes.newcomers) and their slots' weight
+        )
+        out["tribes"] = {
+            "method": tribe_method,
+            **_tribe_quality(split, tribe_labels, truth_labels, truth_groups),
+        }
     if variants:
         out["learned_variants"] = learned_variants
     return out
 
 
-def _tribe_quality(split: Split, labels: np.ndarray, truth_labels, truth_groups) -> dict[str, float]:
+def _tribe_quality(
+    split: Split, labels: np.ndarray, truth_labels, truth_groups
+) -> dict[str, float]:
     from ..affinity import user_affinity
     from ..graph import build_graph
     from ..params import Params
@@ -170,11 +225,15 @@ def _tribe_quality(split: Split, labels: np.ndarray, truth_labels, truth_groups)
     params = Params()
     affinity = user_affinity(build_graph(split.train, params), params)
     found = labels[labels >= 0]
-    quality = {"tribes": int(found.max()) + 1 if len(found) else 0,
-               "modularity": round(float(M.modularity(affinity, labels)), 4),
-               "mean_conductance": round(float(np.mean(M.conductance(affinity, labels))), 4) if len(found) else 0.0,
-               # users whose tribe keeps more of its affinity inside than out (`tribe_objective=auto`'s test)
-               "weak_community_share": round(M.weak_community_share(affinity, labels), 4)}
+    quality = {
+        "tribes": int(found.max()) + 1 if len(found) else 0,
+        "modularity": round(float(M.modularity(affinity, labels)), 4),
+        "mean_conductance": round(float(np.mean(M.conductance(affinity, labels))), 4)
+        if len(found)
+        else 0.0,
+        # users whose tribe keeps more of its affinity inside than out (`tribe_objective=auto`'s test)
+        "weak_community_share": round(M.weak_community_share(affinity, labels), 4),
+    }
     if truth_labels is not None:
         known = (truth_labels >= 0) & (labels >= 0)
         if known.any():  # else no user has both a found and a true group: nothing to compare
@@ -185,8 +244,9 @@ def _tribe_quality(split: Split, labels: np.ndarray, truth_labels, truth_groups)
     return quality
 
 
-def recall_intervals(per_user: dict[str, dict[str, np.ndarray]], n: int = 1000, seed: int = 0,
-                     level: float = 0.95) -> dict[str, dict[str, dict[str, list[float]]]]:
+def recall_intervals(
+    per_user: dict[str, dict[str, np.ndarray]], n: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, dict[str, dict[str, list[float]]]]:
     """``{truth: {"recall": {model: [lo, hi]}, "tribes_minus": {model: [lo, hi]}}}``: paired
     bootstrap intervals (users resampled, ``n`` times) of each model's mean recall@k and, when
     tribes is among the models, of tribes' recall minus each other model's. Truths without an
@@ -197,7 +257,9 @@ def recall_intervals(per_user: dict[str, dict[str, np.ndarray]], n: int = 1000, 
             continue
         arrays = {f"recall {m}": v for m, v in by_model.items()}
         if "tribes" in by_model:
-            arrays |= {f"minus {m}": by_model["tribes"] - v for m, v in by_model.items() if m != "tribes"}
+            arrays |= {
+                f"minus {m}": by_model["tribes"] - v for m, v in by_model.items() if m != "tribes"
+            }
         got = M.bootstrap_interval(arrays, n, seed, level)
         out[key] = {"recall": {m: got[f"recall {m}"] for m in by_model}}
         if "tribes" in by_model:
@@ -234,15 +296,32 @@ def combine_runs(runs: Sequence[dict[str, Any]], cuts: Sequence[Any]) -> dict[st
     for key in dict.fromkeys(key for run in runs for key in run.get("ceiling", {})):
         parts = [run["ceiling"][key] for run in runs if key in run.get("ceiling", {})]
         users = sum(part["users"] for part in parts)
-        ceiling[key] = {"recall": float(sum(part["recall"] * part["users"] for part in parts) / users),
-                        "users": int(users)}
-    out: dict[str, Any] = {"k": runs[0]["k"], "split": runs[0]["split"], "cut": list(cuts),
-                           "counts": counts, "users": int(sum(run["users"] for run in runs)), "ceiling": ceiling,
-                           "exposure_users": runs[0]["exposure_users"], "models": models, "spread": spread,
-                           "runs": [{**run, "cut": cut, "cut_ts": run["cut"]} for cut, run in zip(cuts, runs, strict=True)]}
+        ceiling[key] = {
+            "recall": float(sum(part["recall"] * part["users"] for part in parts) / users),
+            "users": int(users),
+        }
+    out: dict[str, Any] = {
+        "k": runs[0]["k"],
+        "split": runs[0]["split"],
+        "cut": list(cuts),
+        "counts": counts,
+        "users": int(sum(run["users"] for run in runs)),
+        "ceiling": ceiling,
+        "exposure_users": runs[0]["exposure_users"],
+        "models": models,
+        "spread": spread,
+        "runs": [
+            {**run, "cut": cut, "cut_ts": run["cut"]} for cut, run in zip(cuts, runs, strict=True)
+        ],
+    }
     if all("per_user" in run for run in runs):  # the users of every cut, pooled
-        out["per_user"] = {key: {m: np.concatenate([run["per_user"][key][m] for run in runs])
-                                 for m in runs[0]["per_user"][key]} for key in runs[0]["per_user"]}
+        out["per_user"] = {
+            key: {
+                m: np.concatenate([run["per_user"][key][m] for run in runs])
+                for m in runs[0]["per_user"][key]
+            }
+            for key in runs[0]["per_user"]
+        }
         for run in out["runs"]:
             del run["per_user"]
     if all("tribes" in run for run in runs):
@@ -253,12 +332,20 @@ def combine_runs(runs: Sequence[dict[str, Any]], cuts: Sequence[Any]) -> dict[st
             if key != "method" and all(isinstance(v, int | float) for v in values):
                 out["tribes"][key] = round(float(np.mean(values)), 4)
         out["learned"] = {str(cut): run.get("learned") for cut, run in zip(cuts, runs, strict=True)}
-        out["learning"] = {str(cut): run.get("learning") for cut, run in zip(cuts, runs, strict=True)}
-        out["newcomers"] = {str(cut): run.get("newcomers") for cut, run in zip(cuts, runs, strict=True)}
+        out["learning"] = {
+            str(cut): run.get("learning") for cut, run in zip(cuts, runs, strict=True)
+        }
+        out["newcomers"] = {
+            str(cut): run.get("newcomers") for cut, run in zip(cuts, runs, strict=True)
+        }
     if all("learned_variants" in run for run in runs):
-        out["learned_variants"] = {label: {str(cut): run["learned_variants"][label]
-                                           for cut, run in zip(cuts, runs, strict=True)}
-                                   for label in runs[0]["learned_variants"]}
+        out["learned_variants"] = {
+            label: {
+                str(cut): run["learned_variants"][label]
+                for cut, run in zip(cuts, runs, strict=True)
+            }
+            for label in runs[0]["learned_variants"]
+        }
     return out
 
 
@@ -274,57 +361,98 @@ def format_table(result: dict[str, Any], explain: bool = False) -> str:
         values = [result["models"][m].get(key) for m in models]
         if all(v is None for v in values):
             continue
-        cells = "".join(f"{'—' if v is None else f'{v:.4f}' if isinstance(v, float) else v:>{cols[m]}}"
-                        for m, v in zip(models, values, strict=True))
+        cells = "".join(
+            f"{'—' if v is None else f'{v:.4f}' if isinstance(v, float) else v:>{cols[m]}}"
+            for m, v in zip(models, values, strict=True)
+        )
         lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
         truth = key.split(".")[0]
         if key.endswith(".recall") and truth in result.get("intervals", {}):
             found = result["intervals"][truth]
-            for part, title in (("recall", "  95% interval"), ("tribes_minus", "  tribes minus it, 95%")):
+            for part, title in (
+                ("recall", "  95% interval"),
+                ("tribes_minus", "  tribes minus it, 95%"),
+            ):
                 if part in found:
                     sign = "+" if part == "tribes_minus" else ""
-                    cells = "".join(f"{_range(found[part].get(m), sign):>{cols[m]}}" for m in models)
+                    cells = "".join(
+                        f"{_range(found[part].get(m), sign):>{cols[m]}}" for m in models
+                    )
                     lines.append(f"{title:<{width}}{cells}")
     runs = result.get("runs")
     if runs:  # several cuts: each recall's range, then what each cut held
         lines.append(f"min–max over the {len(runs)} cuts:")
         for key, label in TABLE_ROWS:
             if key.endswith(".recall") and any(key in result["spread"][m] for m in models):
-                cells = "".join(f"{_range(result['spread'][m].get(key), between='–'):>{cols[m]}}" for m in models)
+                cells = "".join(
+                    f"{_range(result['spread'][m].get(key), between='–'):>{cols[m]}}"
+                    for m in models
+                )
                 lines.append(f"{label.replace('@k', f'@{k}'):<{width}}{cells}")
         for run in runs:
             lines.append(f"cut {run['cut']}: users evaluated {run['users']}; {run['counts']}")
-        lines.append(f"split: {result['split']}; users evaluated over all cuts: {result['users']}; "
-                     f"exposure over {result['exposure_users']} users' lists per cut")
+        lines.append(
+            f"split: {result['split']}; users evaluated over all cuts: {result['users']}; "
+            f"exposure over {result['exposure_users']} users' lists per cut"
+        )
     else:
-        lines.append(f"users evaluated: {result['users']}; exposure over {result['exposure_users']} users' lists; "
-                     f"split: {result['split']}; {result['counts']}")
+        lines.append(
+            f"users evaluated: {result['users']}; exposure over {result['exposure_users']} users' lists; "
+            f"split: {result['split']}; {result['counts']}"
+        )
     if result.get("ceiling"):  # named as the recall rows are
-        names = {key.removesuffix(".recall"): label.removesuffix(" recall@k") for key, label in TABLE_ROWS}
-        lines.append(f"a perfect list's recall@{k} (the ceiling): " + ", ".join(
-            f"{names.get(key, key)} {c['recall']:.4f}" for key, c in result["ceiling"].items()))
+        names = {
+            key.removesuffix(".recall"): label.removesuffix(" recall@k")
+            for key, label in TABLE_ROWS
+        }
+        lines.append(
+            f"a perfect list's recall@{k} (the ceiling): "
+            + ", ".join(
+                f"{names.get(key, key)} {c['recall']:.4f}" for key, c in result["ceiling"].items()
+            )
+        )
     if "tribes" in result:
         lines.append("tribes: " + ", ".join(f"{k2} {v}" for k2, v in result["tribes"].items()))
     welcomed = (result.get("newcomers") or {}) if runs else {None: result.get("newcomers")}
     if any(w and w["users"] for w in welcomed.values()):  # lists for users with nothing yet
-        lines.append("newcomer lists (tribes): " + "; ".join(
-            ("" if cut is None else f"cut {cut} ") + f"{w['users']:,} users (a slot weighs {w['slot_weight']:.3g} "
-            "of an active user's against the exposure budget)" for cut, w in welcomed.items() if w and w["users"]))
+        lines.append(
+            "newcomer lists (tribes): "
+            + "; ".join(
+                ("" if cut is None else f"cut {cut} ")
+                + f"{w['users']:,} users (a slot weighs {w['slot_weight']:.3g} "
+                "of an active user's against the exposure budget)"
+                for cut, w in welcomed.items()
+                if w and w["users"]
+            )
+        )
     chosen = {"learned": result["learned"]} if "learned" in result else {}
-    chosen |= {f"learned [{label}]": by_cut for label, by_cut in result.get("learned_variants", {}).items()}
+    chosen |= {
+        f"learned [{label}]": by_cut for label, by_cut in result.get("learned_variants", {}).items()
+    }
     for title, learned_by_cut in chosen.items():
         per_cut = learned_by_cut if runs else {None: learned_by_cut}
         for cut, learned in per_cut.items():
             head = title if cut is None else f"{title} (cut {cut})"
-            lines.append(f"{head}: " + (", ".join(f"{k2} {v:g}" if isinstance(v, int | float) else f"{k2} {v}"
-                                                  for k2, v in learned.items()) if learned
-                                        else "nothing (too little held-out data): the configured parameters"))
+            lines.append(
+                f"{head}: "
+                + (
+                    ", ".join(
+                        f"{k2} {v:g}" if isinstance(v, int | float) else f"{k2} {v}"
+                        for k2, v in learned.items()
+                    )
+                    if learned
+                    else "nothing (too little held-out data): the configured parameters"
+                )
+            )
     if explain and "learning" in result:
         per_cut = result["learning"] if runs else {None: result["learning"]}
         for cut, report in per_cut.items():
             lines.append("why learning chose this" + ("" if cut is None else f" (cut {cut})") + ":")
-            lines.extend(format_learning(report) if report else ["  learning did not run (off, reused, or too "
-                                                                 "little held-out data)"])
+            lines.extend(
+                format_learning(report)
+                if report
+                else ["  learning did not run (off, reused, or too little held-out data)"]
+            )
     return "\n".join(lines)
 
 
@@ -346,22 +474,45 @@ def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
 
     models = list(result["models"])
     variants = result.get("learned_variants", {})  # other tribes configurations: a lighter red
-    panels = [("partners.recall", f"conversation partners\nrecall@{result['k']}"),
-              ("threads.recall", f"thread joins\nrecall@{result['k']}"),
-              ("people.top1_followed_share", "exposure share of the top 1%\nmost followed (lower: fairer)"),
-              ("people.top1_replied_share", "exposure share of the top 1%\nmost replied-to (lower: fairer)")]
+    panels = [
+        ("partners.recall", f"conversation partners\nrecall@{result['k']}"),
+        ("threads.recall", f"thread joins\nrecall@{result['k']}"),
+        (
+            "people.top1_followed_share",
+            "exposure share of the top 1%\nmost followed (lower: fairer)",
+        ),
+        (
+            "people.top1_replied_share",
+            "exposure share of the top 1%\nmost replied-to (lower: fairer)",
+        ),
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.6))
     for ax, (key, title) in zip(axes, panels, strict=True):
         values = [result["models"][m].get(key) or 0.0 for m in models]
-        colors = ["#d1495b" if m == "tribes" else "#e8a3ad" if m in variants else
-                  "#c5ccd6" if m.endswith(", capped") else "#8d99ae" for m in models]
-        found = result.get("intervals", {}).get(key.split(".")[0], {}).get("recall", {}) if key.endswith(
-            ".recall") else {}
+        colors = [
+            "#d1495b"
+            if m == "tribes"
+            else "#e8a3ad"
+            if m in variants
+            else "#c5ccd6"
+            if m.endswith(", capped")
+            else "#8d99ae"
+            for m in models
+        ]
+        found = (
+            result.get("intervals", {}).get(key.split(".")[0], {}).get("recall", {})
+            if key.endswith(".recall")
+            else {}
+        )
         bounds = [found.get(m) for m in models]
         xerr = None
         if found and all(b is not None and np.isfinite(b).all() for b in bounds):
-            xerr = np.array([[max(v - b[0], 0.0) for v, b in zip(values, bounds, strict=True)],
-                             [max(b[1] - v, 0.0) for v, b in zip(values, bounds, strict=True)]])
+            xerr = np.array(
+                [
+                    [max(v - b[0], 0.0) for v, b in zip(values, bounds, strict=True)],
+                    [max(b[1] - v, 0.0) for v, b in zip(values, bounds, strict=True)],
+                ]
+            )
         ax.barh(models, values, color=colors, xerr=xerr, error_kw={"elinewidth": 1, "capsize": 2})
         ax.set_title(title + (" (95%)" if xerr is not None else ""), fontsize=10)
         ax.invert_yaxis()
@@ -372,8 +523,16 @@ def plot_metrics(result: dict[str, Any], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_tribe_graph(source, labels: np.ndarray, tribes: list[dict], path: str | Path, *,
-                     max_tribes: int = 12, max_nodes: int = 1200, seed: int = 0) -> Path:
+def plot_tribe_graph(
+    source,
+    labels: np.ndarray,
+    tribes: list[dict],
+    path: str | Path,
+    *,
+    max_tribes: int = 12,
+    max_nodes: int = 1200,
+    seed: int = 0,
+) -> Path:
     """The tribe graph: users of the largest tribes, coloured by tribe, linked by interaction.
 
     ``source``: a fitted model's ``interaction_`` ((U, U) sparse), or a snapshot with its texts
@@ -408,9 +567,17 @@ def plot_tribe_graph(source, labels: np.ndarray, tribes: list[dict], path: str |
         if idx:
             xy = np.mean([pos[i] for i in idx], axis=0)
             label = tribes[k]["label"] if k < len(tribes) else f"tribe {k}"
-            ax.text(xy[0], xy[1], label, fontsize=7, ha="center",
-                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
-    ax.set_title(f"{len(keep_tribes)} largest tribes ({len(members)} people), linked by conversation")
+            ax.text(
+                xy[0],
+                xy[1],
+                label,
+                fontsize=7,
+                ha="center",
+                bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+            )
+    ax.set_title(
+        f"{len(keep_tribes)} largest tribes ({len(members)} people), linked by conversation"
+    )
     ax.axis("off")
     return _save(fig, path)
 

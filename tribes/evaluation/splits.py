@@ -48,11 +48,14 @@ class Split:
     future_threads: sp.csr_matrix
 
     def counts(self) -> dict[str, int]:
-        return {"train_users": self.train.n_users, "train_threads": self.train.n_threads,
-                "future_partner_pairs": int(self.future_partners.nnz // 2),
-                "future_reply_pairs": int(self.future_replies.nnz),
-                "future_follows": int(self.future_follows.nnz),
-                "future_thread_joins": int(self.future_threads.nnz)}
+        return {
+            "train_users": self.train.n_users,
+            "train_threads": self.train.n_threads,
+            "future_partner_pairs": int(self.future_partners.nnz // 2),
+            "future_reply_pairs": int(self.future_replies.nnz),
+            "future_follows": int(self.future_follows.nnz),
+            "future_thread_joins": int(self.future_threads.nnz),
+        }
 
 
 def read_events(source: str | Path | Iterable[dict]) -> list[Event]:
@@ -69,7 +72,9 @@ def read_events(source: str | Path | Iterable[dict]) -> list[Event]:
                     except EventError as exc:
                         from ..errors import InputError
 
-                        raise InputError(exc.problem, path=str(source), line=number, field=exc.field) from None
+                        raise InputError(
+                            exc.problem, path=str(source), line=number, field=exc.field
+                        ) from None
         return out
     return [validate(e) for e in source]
 
@@ -98,10 +103,14 @@ def _thread_roots(posts: list[PostEvent]) -> dict[str, str]:
     return root
 
 
-def time_split(events: Iterable[Event], *, cut: float | None = None, fraction: float = 0.8) -> Split:
+def time_split(
+    events: Iterable[Event], *, cut: float | None = None, fraction: float = 0.8
+) -> Split:
     """Split at ``cut`` (Unix seconds) or at the ``fraction`` quantile of interaction times."""
     events = list(events)
-    times = np.array([e.ts for e in events if isinstance(e, PostEvent | EdgeEvent)], dtype=np.float64)
+    times = np.array(
+        [e.ts for e in events if isinstance(e, PostEvent | EdgeEvent)], dtype=np.float64
+    )
     if cut is None:
         if len(times) == 0:
             raise ValueError("no timestamped interactions to split")
@@ -129,11 +138,21 @@ def time_split(events: Iterable[Event], *, cut: float | None = None, fraction: f
     past_any = past | {(v, u) for u, v in past}
     new_replies = {(u, v) for u, v in future if (u, v) not in past_any}
     two_way = {(u, v) for u, v in future if (v, u) in future and (u, v) not in past_any}
-    followed = {(index[e.src], index[e.dst]) for e in train_events
-                if isinstance(e, EdgeEvent) and e.relation == "follow" and e.src in index and e.dst in index}
-    new_follows = {(index[e.src], index[e.dst]) for e in events
-                   if isinstance(e, EdgeEvent) and e.type == "follow" and e.ts > cut
-                   and e.src in index and e.dst in index and (index[e.src], index[e.dst]) not in followed}
+    followed = {
+        (index[e.src], index[e.dst])
+        for e in train_events
+        if isinstance(e, EdgeEvent) and e.relation == "follow" and e.src in index and e.dst in index
+    }
+    new_follows = {
+        (index[e.src], index[e.dst])
+        for e in events
+        if isinstance(e, EdgeEvent)
+        and e.type == "follow"
+        and e.ts > cut
+        and e.src in index
+        and e.dst in index
+        and (index[e.src], index[e.dst]) not in followed
+    }
     posted_before = set(zip(snap.post_author.tolist(), snap.post_thread.tolist(), strict=True))
     joins = set()
     for p in posts:
@@ -148,19 +167,28 @@ def time_split(events: Iterable[Event], *, cut: float | None = None, fraction: f
         cols = [b for _, b in pairs_]
         return _binary(rows, cols, shape)
 
-    return Split(kind="time", train=snap, cut=cut,
-                 future_partners=m(two_way, (n, n)), future_replies=m(new_replies, (n, n)),
-                 future_follows=m(new_follows, (n, n)), future_threads=m(joins, (n, snap.n_threads)))
+    return Split(
+        kind="time",
+        train=snap,
+        cut=cut,
+        future_partners=m(two_way, (n, n)),
+        future_replies=m(new_replies, (n, n)),
+        future_follows=m(new_follows, (n, n)),
+        future_threads=m(joins, (n, snap.n_threads)),
+    )
 
 
-def edge_holdout_split(events: Iterable[Event], *, fraction: float = 0.1, seed: int = 0,
-                       min_follows: int = 2) -> Split:
+def edge_holdout_split(
+    events: Iterable[Event], *, fraction: float = 0.1, seed: int = 0, min_follows: int = 2
+) -> Split:
     """Hold out a seeded ``fraction`` of the follows of users with at least ``min_follows``.
 
     A mutual pair is held out whole (both directions) and counts as a future partner pair.
     """
     events = list(events)
-    follows = sorted({(e.src, e.dst) for e in events if isinstance(e, EdgeEvent) and e.type == "follow"})
+    follows = sorted(
+        {(e.src, e.dst) for e in events if isinstance(e, EdgeEvent) and e.type == "follow"}
+    )
     out_degree: dict[str, int] = {}
     for s, _ in follows:
         out_degree[s] = out_degree.get(s, 0) + 1
@@ -173,7 +201,11 @@ def edge_holdout_split(events: Iterable[Event], *, fraction: float = 0.1, seed: 
             held.add((s, d))
             if (d, s) in follow_set:
                 held.add((d, s))
-    train = [e for e in events if not (isinstance(e, EdgeEvent) and e.type == "follow" and (e.src, e.dst) in held)]
+    train = [
+        e
+        for e in events
+        if not (isinstance(e, EdgeEvent) and e.type == "follow" and (e.src, e.dst) in held)
+    ]
     snap = snapshot_from([to_json(e) for e in train])
     index = snap.user_index()
     n = snap.n_users
@@ -181,8 +213,12 @@ def edge_holdout_split(events: Iterable[Event], *, fraction: float = 0.1, seed: 
     pair_set = set(pairs)
     mutual = [(a, b) for a, b in pairs if (b, a) in pair_set]
     empty_threads = sp.csr_matrix((n, snap.n_threads), dtype=np.float32)
-    return Split(kind="edges", train=snap, cut=None,
-                 future_partners=_binary([a for a, _ in mutual], [b for _, b in mutual], (n, n)),
-                 future_replies=sp.csr_matrix((n, n), dtype=np.float32),
-                 future_follows=_binary([a for a, _ in pairs], [b for _, b in pairs], (n, n)),
-                 future_threads=empty_threads)
+    return Split(
+        kind="edges",
+        train=snap,
+        cut=None,
+        future_partners=_binary([a for a, _ in mutual], [b for _, b in mutual], (n, n)),
+        future_replies=sp.csr_matrix((n, n), dtype=np.float32),
+        future_follows=_binary([a for a, _ in pairs], [b for _, b in pairs], (n, n)),
+        future_threads=empty_threads,
+    )

@@ -35,8 +35,9 @@ __all__ = ["LABEL_FORMATS", "load_groups"]
 LABEL_FORMATS = ("auto", "jsonl", "node-groups", "groups")
 
 
-def load_groups(path: str | Path, user_ids: np.ndarray, fmt: str = "auto"
-                ) -> tuple[np.ndarray | None, list[np.ndarray]]:
+def load_groups(
+    path: str | Path, user_ids: np.ndarray, fmt: str = "auto"
+) -> tuple[np.ndarray | None, list[np.ndarray]]:
     """(primary group per user, -1 for none; or None when the file gives none) and the groups
     of at least two users as sorted index arrays, on ``user_ids``. O(lines + members).
 
@@ -44,7 +45,9 @@ def load_groups(path: str | Path, user_ids: np.ndarray, fmt: str = "auto"
     unknown ``fmt``.
     """
     if fmt not in LABEL_FORMATS:
-        raise InputError(f"unknown format {fmt!r}; use one of {', '.join(LABEL_FORMATS)}", field="labels format")
+        raise InputError(
+            f"unknown format {fmt!r}; use one of {', '.join(LABEL_FORMATS)}", field="labels format"
+        )
     index = {str(u): i for i, u in enumerate(user_ids)}
     primary = np.full(len(user_ids), -1, dtype=np.int64)
     groups: dict[str, list[int]] = {}  # group key -> member indices, in order of first appearance
@@ -55,13 +58,21 @@ def load_groups(path: str | Path, user_ids: np.ndarray, fmt: str = "auto"
             if not line or line[:1] in (b"#", b"%"):
                 continue
             if fmt == "auto":
-                fmt = ("jsonl" if line[:1] == b"{" else "groups" if "cmty" in Path(str(path)).name
-                       else "node-groups")
+                fmt = (
+                    "jsonl"
+                    if line[:1] == b"{"
+                    else "groups"
+                    if "cmty" in Path(str(path)).name
+                    else "node-groups"
+                )
             try:
                 user, memberships, members = _parse(line, fmt)
             except (ValueError, UnicodeDecodeError) as exc:  # orjson's decode error is a ValueError
-                hint = ("; a graph file's node attribute becomes labels with `tribes import graph FILE --truth OUT`"
-                        if _is_graph_file(path) else "")
+                hint = (
+                    "; a graph file's node attribute becomes labels with `tribes import graph FILE --truth OUT`"
+                    if _is_graph_file(path)
+                    else ""
+                )
                 raise InputError(f"{fmt}: {exc}{hint}", path=str(path), line=line_number) from None
             if members is not None:  # a whole group on this line
                 key = members[0] or f"line {line_number}"
@@ -79,7 +90,9 @@ def load_groups(path: str | Path, user_ids: np.ndarray, fmt: str = "auto"
         labels = _partition(list(groups.values()), len(user_ids))
     else:
         labels = primary if number else None
-    return labels, [np.asarray(sorted(set(g)), dtype=np.int64) for g in groups.values() if len(set(g)) >= 2]
+    return labels, [
+        np.asarray(sorted(set(g)), dtype=np.int64) for g in groups.values() if len(set(g)) >= 2
+    ]
 
 
 def _parse(line: bytes, fmt: str) -> tuple[str | None, list[str] | None, list[str] | None]:

@@ -75,7 +75,14 @@ class MessageThreads:
             counts["roots"] += 1
             return {"type": "post", "id": post_id, "author": a, "ts": when, "text": f"@{b}"}
         counts["replies"] += 1
-        return {"type": "post", "id": post_id, "author": a, "ts": when, "text": "", "reply_to": target}
+        return {
+            "type": "post",
+            "id": post_id,
+            "author": a,
+            "ts": when,
+            "text": "",
+            "reply_to": target,
+        }
 
 
 def _str(path: str | Path | None) -> str | None:

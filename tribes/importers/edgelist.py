@@ -48,8 +48,11 @@ def parse_columns(spec: str | None) -> tuple[int, int, int | None, int] | None:
     names = [name.strip() for name in spec.split(",")]
     unknown = sorted({n for n in names if n not in COLUMN_NAMES})
     if unknown:
-        raise InputError(f"unknown column name(s) {', '.join(map(repr, unknown))} in {spec!r}; "
-                         f"use {', '.join(COLUMN_NAMES)}", field="columns")
+        raise InputError(
+            f"unknown column name(s) {', '.join(map(repr, unknown))} in {spec!r}; "
+            f"use {', '.join(COLUMN_NAMES)}",
+            field="columns",
+        )
     for name in ("src", "dst", "ts"):
         if names.count(name) > 1:
             raise InputError(f"column {name!r} named twice in {spec!r}", field="columns")
@@ -134,7 +137,9 @@ def iter_events(
         sep = ","
     sep = {"\\t": "\t", "tab": "\t"}.get(sep, sep) if sep is not None else None
     if sep is not None and (len(sep) != 1 or (sep.isspace() and sep != "\t")):
-        raise InputError(f"sep must be one character such as ',' or a tab, got {sep!r}", field="sep")
+        raise InputError(
+            f"sep must be one character such as ',' or a tab, got {sep!r}", field="sep"
+        )
     split = _splitter(sep)
     counts: Counter = Counter(lines=0, comments=0, self_loops=0, events=0)
 
@@ -157,9 +162,15 @@ def iter_events(
     finish_stats("edgelist", counts, stats)
 
 
-def _rows(src: str | Path, name: str, header: bool, default_ts: tuple[str | float, float],
-          split: Callable[[str], list[str]], layout: tuple[int, int, int | None, int] | None,
-          counts: Counter) -> Iterator[tuple[int, str, str, object, float]]:
+def _rows(
+    src: str | Path,
+    name: str,
+    header: bool,
+    default_ts: tuple[str | float, float],
+    split: Callable[[str], list[str]],
+    layout: tuple[int, int, int | None, int] | None,
+    counts: Counter,
+) -> Iterator[tuple[int, str, str, object, float]]:
     """``(line number, src id, dst id, event ts, Unix seconds)`` of each edge line of ``src``,
     skipping (and counting) comments, blank lines, the header and self-loops; when exhausted,
     ``counts["times"]`` is the first and last time read."""
@@ -181,12 +192,15 @@ def _rows(src: str | Path, name: str, header: bool, default_ts: tuple[str | floa
                 continue
             span[0], span[1] = min(span[0], row[4]), max(span[1], row[4])
             yield row
-    if span[0] <= span[1]:  # the times read, to see at once that a layout took the wrong column as time
+    if (
+        span[0] <= span[1]
+    ):  # the times read, to see at once that a layout took the wrong column as time
         counts["times"] = f"{format_ts(span[0])} … {format_ts(span[1])}"
 
 
-def _in_time_order(rows: Callable[[Counter], Iterator[tuple]], once: bool,
-                   counts: Counter) -> Iterator[tuple]:
+def _in_time_order(
+    rows: Callable[[Counter], Iterator[tuple]], once: bool, counts: Counter
+) -> Iterator[tuple]:
     """``rows(counts)`` in time order (ties in line order), which threading messages needs.
 
     A file is read twice: a first pass checks the order (and every line), and one already in
@@ -202,7 +216,9 @@ def _in_time_order(rows: Callable[[Counter], Iterator[tuple]], once: bool,
             yield from rows(counts)
             return
     yield from _sorted_compactly(rows(counts))
-    counts["order"] = "threaded after sorting by time" if not once else "held and sorted by time (read once)"
+    counts["order"] = (
+        "threaded after sorting by time" if not once else "held and sorted by time (read once)"
+    )
 
 
 def _sorted_compactly(rows: Iterator[tuple[int, str, str, object, float]]) -> Iterator[tuple]:
@@ -212,7 +228,10 @@ def _sorted_compactly(rows: Iterator[tuple[int, str, str, object, float]]) -> It
     peak for the whole import, most of it the threading's pairs, as for a sorted file)."""
     ids: dict[str, int] = {}  # id → number, in order of first appearance
     line, src, dst = array("q"), array("i"), array("i")
-    seconds, kind = array("d"), array("b")  # kind: 0 an int time, 1 a float time, 2 as written (in `written`)
+    seconds, kind = (
+        array("d"),
+        array("b"),
+    )  # kind: 0 an int time, 1 a float time, 2 as written (in `written`)
     written: list[object] = []
     for lineno, a, b, when, at in rows:
         src.append(ids.setdefault(a, len(ids)))
@@ -227,7 +246,9 @@ def _sorted_compactly(rows: Iterator[tuple[int, str, str, object, float]]) -> It
             kind.append(2)
             written.append(when)
     names = list(ids)
-    where = np.cumsum(np.frombuffer(kind, dtype=np.int8) == 2) - 1  # the row's index in `written`, for kind 2
+    where = (
+        np.cumsum(np.frombuffer(kind, dtype=np.int8) == 2) - 1
+    )  # the row's index in `written`, for kind 2
     for i in np.argsort(np.frombuffer(seconds, dtype=np.float64), kind="stable"):
         at = seconds[i]
         when = int(at) if kind[i] == 0 else at if kind[i] == 1 else written[where[i]]
@@ -242,9 +263,14 @@ def _splitter(sep: str | None) -> Callable[[str], list[str]]:
     return lambda text: [field.strip() for field in next(csv.reader([text], delimiter=sep))]
 
 
-def _parse(line: bytes, name: str, lineno: int, default_ts: tuple[str | float, float],
-           split: Callable[[str], list[str]],
-           layout: tuple[int, int, int | None, int] | None) -> tuple[int, str, str, object, float]:
+def _parse(
+    line: bytes,
+    name: str,
+    lineno: int,
+    default_ts: tuple[str | float, float],
+    split: Callable[[str], list[str]],
+    layout: tuple[int, int, int | None, int] | None,
+) -> tuple[int, str, str, object, float]:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:

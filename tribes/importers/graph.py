@@ -41,15 +41,44 @@ from tribes.importers._common import (
     time_value,
 )
 
-__all__ = ["FORMATS", "TIME_ATTRS", "TRUTH_ATTRS", "events_from_networkx", "iter_events", "iter_truth",
-           "read_graph", "truth_from_networkx"]
+__all__ = [
+    "FORMATS",
+    "TIME_ATTRS",
+    "TRUTH_ATTRS",
+    "events_from_networkx",
+    "iter_events",
+    "iter_truth",
+    "read_graph",
+    "truth_from_networkx",
+]
 
 #: File name suffix → format.
-FORMATS = {".graphml": "graphml", ".xml": "graphml", ".gml": "gml", ".gexf": "gexf", ".net": "pajek",
-           ".pajek": "pajek", ".json": "node-link"}
+FORMATS = {
+    ".graphml": "graphml",
+    ".xml": "graphml",
+    ".gml": "gml",
+    ".gexf": "gexf",
+    ".net": "pajek",
+    ".pajek": "pajek",
+    ".json": "node-link",
+}
 #: Node attributes taken as the ground truth when none is named, first found first.
-TRUTH_ATTRS = ("community", "communities", "block", "group", "groups", "club", "department", "dept",
-               "circle", "circles", "cluster", "module", "class", "value")
+TRUTH_ATTRS = (
+    "community",
+    "communities",
+    "block",
+    "group",
+    "groups",
+    "club",
+    "department",
+    "dept",
+    "circle",
+    "circles",
+    "cluster",
+    "module",
+    "class",
+    "value",
+)
 #: Edge attributes taken as the edge's time when none is named, first found first.
 TIME_ATTRS = ("timestamp", "ts", "time", "datetime", "date")
 KINDS = ("follow", "message")
@@ -63,12 +92,19 @@ def read_graph(src: str | Path) -> nx.Graph:
         raise InputError("no such file", path=str(src))
     suffixes = [s.lower() for s in path.suffixes]
     packed = suffixes[-1] if suffixes and suffixes[-1] in (".gz", ".bz2") else None
-    suffix = suffixes[-2] if packed and len(suffixes) > 1 else (suffixes[-1] if suffixes and not packed else "")
+    suffix = (
+        suffixes[-2]
+        if packed and len(suffixes) > 1
+        else (suffixes[-1] if suffixes and not packed else "")
+    )
     fmt = FORMATS.get(suffix)
     if fmt is None:
         known = ", ".join(sorted(FORMATS))
-        raise InputError(f"unknown graph format {suffix or path.name!r}; expected a file ending in {known} "
-                         "(optionally .gz or .bz2); edge lists: tribes import edgelist", path=str(src))
+        raise InputError(
+            f"unknown graph format {suffix or path.name!r}; expected a file ending in {known} "
+            "(optionally .gz or .bz2); edge lists: tribes import edgelist",
+            path=str(src),
+        )
     opener = {".gz": gzip.open, ".bz2": bz2.open}.get(packed or "", open)
     try:
         with opener(path, "rb") as fh:
@@ -79,6 +115,7 @@ def read_graph(src: str | Path) -> nx.Graph:
             return nx.parse_graphml(data.decode("utf-8"))
         if fmt == "gexf":
             import io
+
             return nx.read_gexf(io.BytesIO(data))
         lines = data.decode("utf-8").splitlines()
         if fmt == "pajek":
@@ -91,7 +128,9 @@ def read_graph(src: str | Path) -> nx.Graph:
             return nx.parse_gml(lines, label="id")
     except InputError:
         raise
-    except Exception as exc:  # the readers raise many types (XML, JSON, networkx, Unicode) for bad files
+    except (
+        Exception
+    ) as exc:  # the readers raise many types (XML, JSON, networkx, Unicode) for bad files
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"not a readable {fmt} file: {problem[:200]}", path=str(src)) from None
 
@@ -132,15 +171,24 @@ def _user_ids(graph: nx.Graph) -> dict[object, str]:
     for node in graph.nodes:
         user = ids[node] = check_id(str(node), field="node")
         if user in seen:
-            raise InputError(f"nodes {seen[user]!r} and {node!r} would both be user {user!r}; "
-                             "give the nodes distinct names", field="node")
+            raise InputError(
+                f"nodes {seen[user]!r} and {node!r} would both be user {user!r}; "
+                "give the nodes distinct names",
+                field="node",
+            )
         seen[user] = node
     return ids
 
 
-def events_from_networkx(graph: nx.Graph, *, kind: str = "follow", ts: str | float = DEFAULT_TS,
-                         time_attr: str | None = None, undirected: bool | None = None,
-                         stats: dict | None = None) -> Iterator[dict]:
+def events_from_networkx(
+    graph: nx.Graph,
+    *,
+    kind: str = "follow",
+    ts: str | float = DEFAULT_TS,
+    time_attr: str | None = None,
+    undirected: bool | None = None,
+    stats: dict | None = None,
+) -> Iterator[dict]:
     """Yield tribes events for a networkx graph: a ``user`` per node, then one event per edge.
 
     ``kind="follow"``: edge u → v is a follow (and v → u when the graph is undirected or
@@ -160,8 +208,11 @@ def events_from_networkx(graph: nx.Graph, *, kind: str = "follow", ts: str | flo
     names = {key for *_, attrs in graph.edges(data=True) for key in attrs}
     attr = _pick(names, time_attr, TIME_ATTRS, "edge time")
     if kind == "message" and attr is None:
-        raise InputError("kind='message' needs the time of each edge (an edge attribute such as "
-                         f"{', '.join(TIME_ATTRS)}; name it with the time attribute option)", field="kind")
+        raise InputError(
+            "kind='message' needs the time of each edge (an edge attribute such as "
+            f"{', '.join(TIME_ATTRS)}; name it with the time attribute option)",
+            field="kind",
+        )
     ids = _user_ids(graph)
     edges = []
     counts: Counter = Counter(nodes=graph.number_of_nodes(), edges=0, self_loops=0, events=0)
@@ -171,10 +222,15 @@ def events_from_networkx(graph: nx.Graph, *, kind: str = "follow", ts: str | flo
             counts["self_loops"] += 1
             continue
         if attr is not None and attr not in attrs:
-            raise InputError(f"edge {u!r} -> {v!r} has no {attr!r} (every edge needs a time once one has)",
-                             field="edge time")
-        when, seconds = (time_value(attrs[attr], field=f"time of edge {u!r} -> {v!r}") if attr is not None
-                         else (ts, default_seconds))
+            raise InputError(
+                f"edge {u!r} -> {v!r} has no {attr!r} (every edge needs a time once one has)",
+                field="edge time",
+            )
+        when, seconds = (
+            time_value(attrs[attr], field=f"time of edge {u!r} -> {v!r}")
+            if attr is not None
+            else (ts, default_seconds)
+        )
         edges.append((seconds, len(edges), ids[u], ids[v], when))
     edges.sort()
     start = edges[0][4] if edges else ts
@@ -204,8 +260,9 @@ def _groups(node: object, value: object, graph: nx.Graph) -> list[str]:
     return [str(value)]
 
 
-def truth_from_networkx(graph: nx.Graph, attr: str | None = None,
-                        stats: dict | None = None) -> Iterator[dict]:
+def truth_from_networkx(
+    graph: nx.Graph, attr: str | None = None, stats: dict | None = None
+) -> Iterator[dict]:
     """Yield ``{"user_id", "tribes": [group, …]}`` for every node with the truth attribute
     ``attr`` (default: the first of :data:`TRUTH_ATTRS` any node has; :class:`InputError`
     when none has one), the planted-truth JSON Lines ``tribes evaluate --labels`` reads.
@@ -215,8 +272,11 @@ def truth_from_networkx(graph: nx.Graph, attr: str | None = None,
     chosen = _pick(names, attr, TRUTH_ATTRS, "truth")
     if chosen is None:
         have = ", ".join(sorted(names)) or "none"
-        raise InputError(f"no node attribute to take as ground truth (looked for {', '.join(TRUTH_ATTRS)}; "
-                         f"the nodes have: {have}); name one with the truth attribute option", field="truth")
+        raise InputError(
+            f"no node attribute to take as ground truth (looked for {', '.join(TRUTH_ATTRS)}; "
+            f"the nodes have: {have}); name one with the truth attribute option",
+            field="truth",
+        )
     ids = _user_ids(graph)
     without = 0
     for node, attrs in graph.nodes(data=True):
@@ -228,25 +288,43 @@ def truth_from_networkx(graph: nx.Graph, attr: str | None = None,
         stats.update(attribute=chosen, nodes_without=without)
 
 
-def iter_events(src: str | Path, *, kind: str = "follow", ts: str | float = DEFAULT_TS,
-                time_attr: str | None = None, undirected: bool | None = None,
-                stats: dict | None = None, graph: nx.Graph | None = None) -> Iterator[dict]:
+def iter_events(
+    src: str | Path,
+    *,
+    kind: str = "follow",
+    ts: str | float = DEFAULT_TS,
+    time_attr: str | None = None,
+    undirected: bool | None = None,
+    stats: dict | None = None,
+    graph: nx.Graph | None = None,
+) -> Iterator[dict]:
     """Yield the events of the graph file ``src`` (:func:`read_graph`, then
     :func:`events_from_networkx` with these options). The whole graph is read first;
     ``graph``, the result of ``read_graph(src)`` already at hand, saves reading it again."""
-    return _in_file(src, lambda g: events_from_networkx(
-        g, kind=kind, ts=ts, time_attr=time_attr, undirected=undirected, stats=stats), graph)
+    return _in_file(
+        src,
+        lambda g: events_from_networkx(
+            g, kind=kind, ts=ts, time_attr=time_attr, undirected=undirected, stats=stats
+        ),
+        graph,
+    )
 
 
-def iter_truth(src: str | Path, *, attr: str | None = None, stats: dict | None = None,
-               graph: nx.Graph | None = None) -> Iterator[dict]:
+def iter_truth(
+    src: str | Path,
+    *,
+    attr: str | None = None,
+    stats: dict | None = None,
+    graph: nx.Graph | None = None,
+) -> Iterator[dict]:
     """Yield the ground truth of the graph file ``src`` (:func:`truth_from_networkx`);
     ``graph`` as for :func:`iter_events`."""
     return _in_file(src, lambda g: truth_from_networkx(g, attr, stats), graph)
 
 
-def _in_file(src: str | Path, rows: Callable[[nx.Graph], Iterator[dict]],
-             graph: nx.Graph | None = None) -> Iterator[dict]:
+def _in_file(
+    src: str | Path, rows: Callable[[nx.Graph], Iterator[dict]], graph: nx.Graph | None = None
+) -> Iterator[dict]:
     """``rows(read_graph(src))`` (or ``rows(graph)``), with input errors that name no file
     naming ``src``."""
     if graph is None:

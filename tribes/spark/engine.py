@@ -222,9 +222,16 @@ def fit_spark(
                 pivot=popularity_pivot(p, behaviour.followers),
                 partitions=parts,
             )
-            exclusion = exclusion_matrix(snap)  # the newcomers' filters, and the conversations' below
-            people = with_newcomers(_people_arrays(lists, n, p.max_people, source_counts, shared["top"]), snap,
-                                    behaviour, p, exclusion)
+            exclusion = exclusion_matrix(
+                snap
+            )  # the newcomers' filters, and the conversations' below
+            people = with_newcomers(
+                _people_arrays(lists, n, p.max_people, source_counts, shared["top"]),
+                snap,
+                behaviour,
+                p,
+                exclusion,
+            )
         with stage("conversations"):
             ctx = CandidateContext(
                 snap=snap,
@@ -261,12 +268,16 @@ def fit_spark(
         "spark_version": spark.version,
         "master": spark.sparkContext.master,
         "shuffle_partitions": parts,
-        "tribe_objective": "cpm" if p.tribe_objective == "cpm" else f"{p.tribe_objective}: not supported by this engine, cpm used",
+        "tribe_objective": "cpm"
+        if p.tribe_objective == "cpm"
+        else f"{p.tribe_objective}: not supported by this engine, cpm used",
     }
     return model
 
 
-def _people_arrays(lists, n: int, width: int, sources: dict[str, int], top: np.ndarray) -> RankedPeople:
+def _people_arrays(
+    lists, n: int, width: int, sources: dict[str, int], top: np.ndarray
+) -> RankedPeople:
     items = np.full((n, width), -1, dtype=np.int32)
     scores = np.zeros((n, width), dtype=np.float32)
     flags = np.zeros((n, width), dtype=np.uint8)

@@ -46,8 +46,10 @@ def _rebuild(autoincrement: bool) -> None:
         "uid INTEGER, kind VARCHAR(8) NOT NULL, other VARCHAR NOT NULL, "
         "FOREIGN KEY(uid) REFERENCES users (uid) ON DELETE CASCADE)"
     )
-    op.execute("INSERT INTO live_changes (seq, uid, kind, other) "
-               "SELECT seq, uid, kind, other FROM live_changes_old")
+    op.execute(
+        "INSERT INTO live_changes (seq, uid, kind, other) "
+        "SELECT seq, uid, kind, other FROM live_changes_old"
+    )
     op.execute("DROP TABLE live_changes_old")
     op.execute("CREATE INDEX ix_live_changes_uid_seq ON live_changes (uid, seq)")
     for statement in triggers["create"]:
