@@ -31,7 +31,7 @@ demo: $(STAMP) ## Build the demo data (generator -> ingest) into the store if it
 serve: demo ## Build the demo (data + model) if needed, then start the API on $(HOST):$(PORT)
 	TRIBES_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(STAMP) ## Run the whole test suite on SQLite and PostgreSQL (server started and stopped), notebooks included
+test: lint ## Lint, then run the whole test suite on SQLite and PostgreSQL (server started and stopped), notebooks included
 	bash scripts/java.sh
 	TRIBES_NB_USERS=400 scripts/postgres.sh run $(BIN)/python -m pytest -n 2 --dist loadgroup -q tests notebooks --nbmake
 
@@ -42,13 +42,15 @@ pg-start: ## Start the PostgreSQL test server on 127.0.0.1:54329 (installs it if
 pg-stop: ## Stop the PostgreSQL test server
 	scripts/postgres.sh stop
 
-lint: $(STAMP) ## ruff check and format check
-	$(BIN)/ruff check tribes api tests
-	$(BIN)/ruff format --check tribes api tests
+LINTED := tribes api tests benchmarks wsgi.py gunicorn.conf.py
+
+lint: $(STAMP) ## ruff check and format check (`make format` fixes what it can)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 format: $(STAMP) ## Apply ruff formatting and safe fixes
-	$(BIN)/ruff check --fix tribes api tests
-	$(BIN)/ruff format tribes api tests
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
 
 bench: $(STAMP) ## Run the benchmarks and print figures (writes benchmarks/RESULTS.md)
 	$(BIN)/python -m benchmarks
