@@ -32,6 +32,7 @@ __all__ = [
     "decay",
     "relation_matrices",
     "square",
+    "topic_matrices",
 ]
 
 DAY = 86_400.0
@@ -250,6 +251,36 @@ def build_user_graph(
     )
 
 
+def topic_matrices(
+    snap: Snapshot,
+    *,
+    half_life_days: float,
+    interest_weight: float,
+    min_df: int,
+    max_df_share: float,
+    length_exponent: float,
+) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """``(user_topic (U, V), thread_topic (T, V), vocabulary (V,))``: the documents are the
+    posts (decayed with ``half_life_days``, 0 = none) and the profiles (their interests, weight
+    ``interest_weight``); a user's topics sum their documents, a thread's its posts
+    (:func:`tribes.text.build_topic_matrix` with the other arguments, then
+    :func:`tribes.text.aggregate`). The engine and the content baseline read text alike."""
+    n = snap.n_users
+    post_weight = decay(snap.post_ts, snap.now, half_life_days)
+    docs, vocabulary = build_topic_matrix(
+        list(snap.post_tags) + list(snap.interests),
+        list(snap.post_text) + [""] * n,
+        np.concatenate([post_weight, np.full(n, interest_weight, np.float32)]),
+        min_df=min_df,
+        max_df_share=max_df_share,
+        length_exponent=length_exponent,
+    )
+    owners = np.concatenate([snap.post_author, np.arange(n, dtype=np.int32)])
+    user_topic = aggregate(owners, docs, n)
+    thread_topic = aggregate(snap.post_thread, docs[: snap.n_posts], snap.n_threads)
+    return user_topic, thread_topic, vocabulary
+
+
 def build_graph(snap: Snapshot, params: Params) -> InterestGraph:
     """Build every matrix of the interest graph. Cost O(P + F + nnz) plus topic extraction."""
     if not snap.has_text:
@@ -259,23 +290,15 @@ def build_graph(snap: Snapshot, params: Params) -> InterestGraph:
     n, now = snap.n_users, snap.now
     users = build_user_graph(*relation_matrices(snap, params), params)
 
-    # Topics: posts (decayed) and profiles (interest_weight) are the documents.
-    post_weight = decay(snap.post_ts, now, params.topic_half_life_days)
-    doc_tags = list(snap.post_tags) + list(snap.interests)
-    doc_text = list(snap.post_text) + [""] * n
-    doc_weight = np.concatenate([post_weight, np.full(n, params.interest_weight, np.float32)])
-    docs, vocabulary = build_topic_matrix(
-        doc_tags,
-        doc_text,
-        doc_weight,
+    user_topic, thread_topic, vocabulary = topic_matrices(
+        snap,
+        half_life_days=params.topic_half_life_days,
+        interest_weight=params.interest_weight,
         min_df=params.min_topic_df,
         max_df_share=params.max_topic_df_share,
         length_exponent=params.topic_length_exponent,
     )
-    owners = np.concatenate([snap.post_author, np.arange(n, dtype=np.int32)])
-    user_topic = aggregate(owners, docs, n)
     n_posts = snap.n_posts
-    thread_topic = aggregate(snap.post_thread, docs[:n_posts], snap.n_threads)
 
     t = snap.n_threads
     user_thread = sp.csr_matrix(

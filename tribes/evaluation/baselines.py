@@ -34,12 +34,11 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from ..candidates import apply_filters, exclusion_matrix
-from ..graph import DAY, decay, square
+from ..graph import DAY, square, topic_matrices
 from ..params import Params
 from ..ppr import ppr_batch
 from ..snapshot import Snapshot
 from ..sparse import binary, rank_within, row_normalize, top_k_per_row
-from ..text import aggregate, build_topic_matrix
 from .base import EvalModel, thread_exclusions
 
 __all__ = ["ALS", "BASELINES", "Content", "FriendsOfFriends", "PersonalizedPageRank"]
@@ -317,22 +316,16 @@ class Content(_Baseline):
         self._check("max_per_topic", isinstance(cap, Integral) and cap >= 0, "an integer >= 0")
 
     def _fit(self, snap: Snapshot) -> None:
-        n = snap.n_users
-        tags, text = list(snap.post_tags) + list(snap.interests), list(snap.post_text) + [""] * n
-        post_weight = decay(snap.post_ts, snap.now, self.half_life_days)
-        weight = np.concatenate([post_weight, np.full(n, self.interest_weight, np.float32)])
-        docs, self.vocabulary_ = build_topic_matrix(
-            tags,
-            text,
-            weight,
+        user_topic, thread_topic, self.vocabulary_ = topic_matrices(
+            snap,
+            half_life_days=self.half_life_days,
+            interest_weight=self.interest_weight,
             min_df=self.min_df,
             max_df_share=self.max_df_share,
             length_exponent=self.length_exponent,
         )
-        owners = np.concatenate([snap.post_author, np.arange(n, dtype=np.int32)])
-        self.user_topic_ = row_normalize(aggregate(owners, docs, n), "l2").tocsr()
-        thread_topic = aggregate(snap.post_thread, docs[: snap.n_posts], snap.n_threads)
-        cap = int(self.max_per_topic) or max(n, snap.n_threads)
+        self.user_topic_ = row_normalize(user_topic, "l2").tocsr()
+        cap = int(self.max_per_topic) or max(snap.n_users, snap.n_threads)
         self.user_topic_t_ = top_k_per_row(self.user_topic_.T.tocsr(), cap)
         self.thread_topic_t_ = top_k_per_row(row_normalize(thread_topic, "l2").T.tocsr(), cap)
 
