@@ -36,9 +36,8 @@ class AccessLogBuffer:
     def write(self, fd: int, line: bytes) -> None:
         """Queue ``line`` for ``fd``; raises OSError only if a due batch cannot be written."""
         with self._lock:
-            if (
-                self._pid != os.getpid()
-            ):  # first use in this process (or a fork): own buffer, own flusher
+            # first use in this process (or a fork): own buffer, own flusher
+            if self._pid != os.getpid():
                 self._lines, self._size, self._pid = [], 0, os.getpid()
                 threading.Thread(target=self._flusher, name="access-log", daemon=True).start()
             if fd != self._fd or self._size + len(line) > BATCH_BYTES:

@@ -35,9 +35,8 @@ __all__ = ["FastLane"]
 _PATH = re.compile(r"/v1/users/([\x20-\x2e\x30-\x7e]+)/suggestions/(people|conversations)")
 _JSON = [("Content-Type", "application/json")]
 _PROBLEM = [("Content-Type", PROBLEM_MIMETYPE)]
-_STATUS = {
-    code: f"{code} {name.upper()}" for code, name in HTTP_STATUS_CODES.items()
-}  # as werkzeug says it
+# as werkzeug says it
+_STATUS = {code: f"{code} {name.upper()}" for code, name in HTTP_STATUS_CODES.items()}
 StartResponse = Callable[..., object]
 
 

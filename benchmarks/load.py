@@ -141,9 +141,8 @@ def write_script(
     which paces the load at about ``connections × 1000 / (pause_ms + latency)`` requests/s —
     wrk has no open-loop rate control (wrk2 is not packaged), so this is the closest it gets.
     """
-    quoted = ",".join(
-        json.dumps(i) for i in ids
-    )  # ids are plain ASCII; JSON quoting is Lua quoting
+    # ids are plain ASCII; JSON quoting is Lua quoting
+    quoted = ",".join(json.dumps(i) for i in ids)
     lua_headers = ",".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in (headers or {}).items())
     delay = f"function delay()\n  return {pause_ms:g}\nend\n" if pause_ms > 0 else ""
     path.write_text(

@@ -204,9 +204,8 @@ def run_soak(
     def request_for(k: int) -> tuple[str, str, bytes | None]:
         if events_every and k % events_every == events_every - 1:
             prefix = f"soak-{stamp}-{k}"
-            now = int(
-                time.time()
-            )  # events as a client sends them: dated now (ingest rejects the future)
+            # events as a client sends them: dated now (ingest rejects the future)
+            now = int(time.time())
             batch = []
             for i in range(2):
                 user = f"{prefix}-{i}"

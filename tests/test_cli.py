@@ -84,9 +84,8 @@ def test_events_from_the_future_are_bad_input_unless_the_leeway_allows(
     )
     with Store.open(db_url) as s:
         assert s.table_counts()["users"] == 0
-    monkeypatch.setenv(
-        "TRIBES_MAX_FUTURE_SECONDS", str(100 * 365 * 86_400)
-    )  # a backfill that means it
+    # a backfill that means it
+    monkeypatch.setenv("TRIBES_MAX_FUTURE_SECONDS", str(100 * 365 * 86_400))
     assert main(["--db", db_url, "-q", "ingest", str(f)]) == 0
     with Store.open(db_url) as s:
         assert s.table_counts()["posts"] == 1

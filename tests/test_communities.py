@@ -469,9 +469,8 @@ def test_description_length_is_shortest_for_the_planted_blocks():
     rng = np.random.default_rng(0)
     assert planted_dl < description_length(a, np.zeros_like(blocks))  # one block
     assert planted_dl < description_length(a, rng.permutation(blocks))  # same sizes, random members
-    assert planted_dl < description_length(
-        a, blocks * 2 + (np.arange(blocks.size) % 2)
-    )  # each split in two
+    # each split in two
+    assert planted_dl < description_length(a, blocks * 2 + (np.arange(blocks.size) % 2))
     assert planted_dl < description_length(a, np.arange(blocks.size))  # everyone alone
 
 

@@ -93,9 +93,8 @@ def reference_exclusions(ctx: CandidateContext, live_threads: np.ndarray) -> sp.
         (np.ones(has_root.sum(), np.float32), (root[has_root], np.flatnonzero(has_root))),
         shape=(n, len(live_threads)),
     )
-    out = (
-        posted + hidden_matrix(snap) @ root_matrix
-    )  # was: exclusion - follows (lost followed mutes)
+    # was: exclusion - follows (lost followed mutes)
+    out = posted + hidden_matrix(snap) @ root_matrix
     live_pos = {tid: j for j, tid in enumerate(snap.thread_ids[live_threads])}
     dismissed = [
         (u, live_pos[target])

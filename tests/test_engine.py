@@ -244,9 +244,8 @@ def test_exposure_budget_caps_each_person(network):
 def test_most_users_get_suggestions(network):
     manifest = network["model"].manifest()
     summary = manifest["summary"]
-    assert (
-        manifest["tribe_method"] == network["model"].tribe_method_ in ("cpm", "cpm-merged")
-    )  # CPM-based
+    # CPM-based
+    assert manifest["tribe_method"] == network["model"].tribe_method_ in ("cpm", "cpm-merged")
     assert summary["users_with_people"] >= 0.8 * N_USERS
     assert summary["users_with_conversations"] >= 0.5 * N_USERS
 

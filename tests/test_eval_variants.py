@@ -69,13 +69,11 @@ def test_a_variant_is_another_tribes_fitted_on_the_same_users(split):
         "random, capped",
         "topics only",
     ]  # a variant is never re-capped
-    assert (
-        models["topics only"]["partners.users"] == models["tribes"]["partners.users"]
-    )  # the same users
+    # the same users
+    assert models["topics only"]["partners.users"] == models["tribes"]["partners.users"]
     assert models["topics only"]["partners.recall"] != models["tribes"]["partners.recall"]
-    assert result["learned_variants"] == {
-        "topics only": None
-    }  # learning off: the configured weights
+    # learning off: the configured weights
+    assert result["learned_variants"] == {"topics only": None}
     per_user = result["per_user"]["partners"]
     assert set(per_user) == set(models) and len(per_user["topics only"]) == len(per_user["tribes"])
     table = format_table(result)

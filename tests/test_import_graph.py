@@ -119,9 +119,8 @@ def test_node_attributes_lists_and_a_named_attribute():
     g = nx.Graph([("a", "b")])
     g.nodes["a"]["Department"], g.nodes["b"]["Department"] = "d1", "d2"
     g.nodes["a"]["groups"] = ["g1", "g2"]
-    assert list(truth_from_networkx(g)) == [
-        {"user_id": "a", "tribes": ["g1", "g2"]}
-    ]  # 'groups' comes first
+    # 'groups' comes first
+    assert list(truth_from_networkx(g)) == [{"user_id": "a", "tribes": ["g1", "g2"]}]
     assert [row["tribes"] for row in truth_from_networkx(g, "Department")] == [["d1"], ["d2"]]
 
 

@@ -415,9 +415,8 @@ def test_edgelist_messages_out_of_time_order_are_threaded_in_time_order(
     assert [type(e["ts"]) for e in events] == [int, float, int, str]  # each time as written
     sorted_file = tmp_path / "sorted.txt"
     sorted_file.write_text("2 3 100\n3 2 150.5\n2 1 300\n1 2 2024-01-01T00:00:00Z\n")
-    again = collect(
-        IMPORTERS["edgelist"](sorted_file, kind="message")
-    )  # streamed: already in order
+    # streamed: already in order
+    again = collect(IMPORTERS["edgelist"](sorted_file, kind="message"))
     assert [(e["author"], e["ts"], "reply_to" in e) for e in again] == [
         (e["author"], e["ts"], "reply_to" in e) for e in events
     ]
@@ -455,9 +454,8 @@ def test_cli_imports_an_edge_list_from_stdin(
     assert main(["import", "edgelist", "-", "--kind", "message", "--out", str(out)]) == 0
     assert [line.count('"reply_to"') for line in out.read_text().splitlines()] == [0, 1]
     assert "order held and sorted by time (read once)" in capsys.readouterr().err
-    assert (
-        main(["import", "graph", "-", "--out", str(out)]) == 2
-    )  # only an edge list is read from stdin
+    # only an edge list is read from stdin
+    assert main(["import", "graph", "-", "--out", str(out)]) == 2
     assert "no such file or folder" in capsys.readouterr().err
 
 
@@ -522,9 +520,8 @@ def test_edgelist_csv_with_header_and_columns_in_any_order(tmp_path: Path):
     path = tmp_path / "ratings.csv"
     path.write_text("TIME,SOURCE,TARGET,RATING\n1289241911, 6 ,2,4\n1289241941,6,5,-2\n")
     stats: dict = {}
-    events = collect(
-        IMPORTERS["edgelist"](path, columns="ts,src,dst,-", header=True, stats=stats)
-    )  # a .csv file: comma-separated without being told
+    # a .csv file: comma-separated without being told
+    events = collect(IMPORTERS["edgelist"](path, columns="ts,src,dst,-", header=True, stats=stats))
     assert events == [
         {"type": "follow", "src": "6", "dst": "2", "ts": 1289241911},
         {"type": "follow", "src": "6", "dst": "5", "ts": 1289241941},

@@ -63,9 +63,8 @@ def test_pair_dots_are_the_row_dot_products(dtype):
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     if dtype == np.float32 and np.diff(x.indptr).max() <= 8:
-        assert np.array_equal(
-            got, want.astype(np.float32)
-        )  # bit for bit while rows share <= 8 columns
+        # bit for bit while rows share <= 8 columns
+        assert np.array_equal(got, want.astype(np.float32))
     dense = x.toarray()
     assert np.allclose(
         got[:50],
@@ -103,9 +102,8 @@ def test_best_fetched_keeps_each_users_k_best_fetched_or_heavy_people(k):
     n, b, fetch, h = 300, 60, 12, 9
     batch = np.sort(rng.choice(n, b, replace=False))
     heavy = rng.choice(n, h, replace=False)
-    light = np.setdiff1d(
-        np.arange(n), heavy
-    )  # an index holds the light people only, each once per result
+    # an index holds the light people only, each once per result
+    light = np.setdiff1d(np.arange(n), heavy)
     ids = np.stack([rng.choice(light, fetch, replace=False) for _ in range(b)])
     ids[:, -2:] = -1  # short results are padded
     ids[0, 0] = batch[0]  # the user themself

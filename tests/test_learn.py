@@ -196,9 +196,8 @@ def test_learning_reports_every_decision_and_the_report_agrees_with_what_it_chos
     than it needed, a value kept had no alternative past its bar; JSON-ready (no infinities)."""
     import json
 
-    events = list(
-        generate(SynthConfig(n_users=800, seed=3))
-    )  # (at 600, 25 held-out hits: too few to choose)
+    # (at 600, 25 held-out hits: too few to choose)
+    events = list(generate(SynthConfig(n_users=800, seed=3)))
     model = TribeModel(seed=1).fit(events)
     report, learned = model.learning_report_, model.learned_weights_
     names = [d["parameter"] for d in report]
@@ -562,14 +561,12 @@ def test_a_blend_fitted_on_new_ties_only_replaces_the_blend_only_past_two_standa
         weights = learn.learn_engage_weights(
             snap, Params(seed=1), lambda s, p, q: _candidates(s, p, False, query=q)[:2]
         )
-        all_ties, _, fresh_ties = state["targets"][
-            :3
-        ]  # (then the same three with the other mutual-contact index)
+        # (then the same three with the other mutual-contact index)
+        all_ties, _, fresh_ties = state["targets"][:3]
         assert 0 < fresh_ties < all_ties  # some later ties were with people talked with before
         chosen[gain] = weights
-    assert (
-        chosen[0.0]["w_inbound"] > 0 or chosen[0.0]["w_follow_2hop"] > 0
-    )  # the fitted blend stays
+    # the fitted blend stays
+    assert chosen[0.0]["w_inbound"] > 0 or chosen[0.0]["w_follow_2hop"] > 0
     assert chosen[0.3]["w_topic"] > 0 and chosen[0.3]["w_inbound"] == chosen[0.3]["w_als"] == 0
 
 
@@ -748,9 +745,8 @@ def test_learning_drops_an_answer_rate_that_does_not_predict_who_ties_up():
 
     follows_only = [e for e in generate(SynthConfig(n_users=400, seed=5)) if e["type"] != "post"]
     snap = snapshot_from(follows_only)
-    params = Params(
-        seed=1, tribe_objective="cpm"
-    )  # the exponent's test: the same tribes whatever auto decides
+    # the exponent's test: the same tribes whatever auto decides
+    params = Params(seed=1, tribe_objective="cpm")
     held = learn._held_out_ties(
         snap.follow_src, snap.follow_dst, snap.n_users, params.learn_holdout, params.seed
     )
@@ -1021,9 +1017,8 @@ def test_learning_changes_nothing_when_the_best_blend_finds_too_few_held_out_pai
     blend = found.learning_report_[0]
     hits = round(blend["recall"][blend["chosen"]] * blend["pairs"])
     assert found.learned_weights_ is not None and learn.MIN_POSITIVES <= hits < blend["pairs"]
-    monkeypatch.setattr(
-        learn, "MIN_POSITIVES", hits + 1
-    )  # enough pairs to fit, one hit short to judge
+    # enough pairs to fit, one hit short to judge
+    monkeypatch.setattr(learn, "MIN_POSITIVES", hits + 1)
     model = TribeModel(seed=1).fit(events)
     assert model.learned_weights_ is None
     evidence = model.learning_report_[-1]

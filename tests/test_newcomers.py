@@ -32,9 +32,8 @@ def test_empty_lists_get_the_most_welcoming_people_within_budget_cap_and_filters
     welcome[100:160] = np.linspace(0.9, 0.3, 60)  # 60 welcoming people, 100 the most
     is_top = np.zeros(n, dtype=bool)
     is_top[[100, 101, 102, 103]] = True  # the four most welcoming are top accounts
-    exclusion = sp.csr_matrix(
-        (np.ones(2), ([45, 50], [104, 105])), shape=(n, n)
-    )  # 45 blocked 104, 50 105
+    # 45 blocked 104, 50 105
+    exclusion = sp.csr_matrix((np.ones(2), ([45, 50], [104, 105])), shape=(n, n))
     budget, cap = 40, 0.2
     out = welcome_newcomers(ranked(items), welcome, is_top, exclusion, budget, cap)
     # Lists that had items are untouched; the 160 empty ones are (nearly) full: a filtered
@@ -104,9 +103,8 @@ def test_welcoming_people_are_active_discoverable_and_have_answered_people_who_r
 def test_a_fitted_model_welcomes_registered_users_who_have_done_nothing_yet():
     events = list(generate(SynthConfig(n_users=300, seed=4)))
     t = max(e["ts"] for e in events if e["type"] == "user")
-    newcomers = [
-        {"type": "user", "id": f"new{i}", "ts": t} for i in range(5)
-    ]  # no posts, follows or interests
+    # no posts, follows or interests
+    newcomers = [{"type": "user", "id": f"new{i}", "ts": t} for i in range(5)]
     # A budget that never binds: the newcomers' lists also widen the base of its share (see the
     # next test), and everyone else's lists must otherwise be the same either way.
     roomy = dict(seed=1, learn_weights=0, exposure_budget_min=1000)
@@ -195,9 +193,8 @@ def test_one_budget_share_of_all_the_lists_made_for_ranked_and_newcomer_lists():
     newcomer lists, of the lists ranking makes."""
     events = list(generate(SynthConfig(n_users=300, seed=4)))
     t = max(e["ts"] for e in events if e["type"] == "user")
-    events += [
-        {"type": "user", "id": f"new{i}", "ts": t} for i in range(1200)
-    ]  # 4 in 5 have done nothing
+    # 4 in 5 have done nothing
+    events += [{"type": "user", "id": f"new{i}", "ts": t} for i in range(1200)]
     budget = dict(
         exposure_budget_share=0.05,
         exposure_budget_min=1,

@@ -292,9 +292,8 @@ def test_planted_partition_is_seeded_with_group_sizes_degree_and_mixing_as_asked
         graph.edges, partition_graph(PartitionConfig(n_users=3000, mu=0.3, seed=5)).edges
     )
     sizes = np.bincount(graph.labels)
-    assert (
-        sizes.sum() == 3000 and sizes.min() >= 6 and sizes.max() <= 15
-    )  # leftovers join the smallest
+    # leftovers join the smallest
+    assert sizes.sum() == 3000 and sizes.min() >= 6 and sizes.max() <= 15
     assert np.all(np.diff(graph.labels) >= 0)  # groups are contiguous, numbered by first member
     assert graph.edges.shape[1] == 2 and np.all(graph.edges[:, 0] < graph.edges[:, 1])
     assert len(np.unique(graph.edges, axis=0)) == len(graph.edges)

@@ -11,9 +11,8 @@ def test_list_order_is_the_same_whatever_order_the_pairs_come_in():
     rng = np.random.default_rng(7)
     rows = np.sort(rng.integers(0, 50, 4000))
     cols = rng.integers(0, 300, 4000)
-    keep = np.unique(rows * 1000 + cols, return_index=True)[
-        1
-    ]  # canonical: (row, col) sorted, unique
+    # canonical: (row, col) sorted, unique
+    keep = np.unique(rows * 1000 + cols, return_index=True)[1]
     rows, cols = rows[keep], cols[keep]
     score = rng.integers(1, 5, len(rows)).astype(np.float32)  # many ties
     tribe = rng.integers(-1, 6, 300)[cols]

@@ -188,9 +188,8 @@ def test_demo_builds_data_and_model_once(tmp_path, capsys):
 def test_recompute_says_how_many_newcomers_it_welcomed(tmp_path, capsys):
     events = list(generate(SynthConfig(n_users=300, seed=4)))
     t = max(e["ts"] for e in events if e["type"] == "user")
-    events += [
-        {"type": "user", "id": f"new{i}", "ts": t} for i in range(40)
-    ]  # registered, nothing done
+    # registered, nothing done
+    events += [{"type": "user", "id": f"new{i}", "ts": t} for i in range(40)]
     path = tmp_path / "events.jsonl"
     with open_output(path) as out:
         write_jsonl(events, out)

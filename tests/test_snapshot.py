@@ -75,9 +75,8 @@ def test_snapshot_arrays(store):
         and light.interests == []
         and len(light.post_ids) == 0
     )
-    assert (
-        light.post_author is snap.post_author and light.post_thread is snap.post_thread
-    )  # shared, not copied
+    # shared, not copied
+    assert light.post_author is snap.post_author and light.post_thread is snap.post_thread
     # Ids become fixed-width unicode: no Python string of the read pins the freed texts' memory.
     assert light.user_ids.dtype.kind == "U" and list(light.user_ids) == ["a", "b", "c"]
     assert light.thread_ids.dtype.kind == "U" and list(light.thread_ids) == ["gone", "q1"]

@@ -71,9 +71,8 @@ def world(spark, tmp_path_factory):
     store = Store.open(url)
     events = list(generate(config))
     joined = max(e["ts"] for e in events if e["type"] == "user")
-    newcomers = [
-        {"type": "user", "id": f"zz-new-{i}", "ts": joined} for i in range(3)
-    ]  # nothing done yet
+    # nothing done yet
+    newcomers = [{"type": "user", "id": f"zz-new-{i}", "ts": joined} for i in range(3)]
     assert ingest_objects(store, events + newcomers).committed
     first = TribeModel(**PARAMS).fit(store)
     with store.transaction() as w:

@@ -112,6 +112,5 @@ def test_descending_key_orders_by_group_then_value_descending_and_holds_the_valu
     )
     keys = descending_key(group, values)
     assert np.array_equal(np.argsort(keys, kind="stable"), np.lexsort((-values, group)))
-    assert np.array_equal(
-        key_value(keys).view(np.uint32), (values + np.float32(0)).view(np.uint32)
-    )  # -0.0 → +0.0
+    # -0.0 → +0.0
+    assert np.array_equal(key_value(keys).view(np.uint32), (values + np.float32(0)).view(np.uint32))

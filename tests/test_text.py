@@ -238,9 +238,8 @@ def test_length_exponent_weighs_docs_by_their_text_length():
     )
     assert same_vocab.tolist() == vocab.tolist()
     norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
-    assert norms == pytest.approx(
-        [0.5, 1.0, 2.0 * 1.5, 1.0], rel=1e-6
-    )  # (n / 4) ** 0.5, times doc_weight
+    # (n / 4) ** 0.5, times doc_weight
+    assert norms == pytest.approx([0.5, 1.0, 2.0 * 1.5, 1.0], rel=1e-6)
     # Each row keeps its direction: only its weight in the sums (a user's topics) changes.
     unit = weighted.multiply(1 / norms[:, None]).toarray()
     np.testing.assert_allclose(unit, plain.toarray(), rtol=1e-6)

@@ -230,9 +230,8 @@ def test_rank_people_holds_the_cap_at_every_k_and_keeps_lists_full(heavy, cap):
     shares = _prefix_shares(capped.items, top)
     assert shares.max() <= cap + 1e-12
     assert shares[0] >= cap - 0.01  # the cap is used, not undershot
-    assert np.array_equal(
-        (capped.items >= 0).sum(axis=1), (free.items >= 0).sum(axis=1)
-    )  # full lists
+    # full lists
+    assert np.array_equal((capped.items >= 0).sum(axis=1), (free.items >= 0).sum(axis=1))
     assert (np.diff(capped.scores, axis=1) <= 0).all()
     flag_of = {
         (u, c): f

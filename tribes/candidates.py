@@ -233,14 +233,12 @@ def _als_approximate(
     item_points = np.ascontiguousarray(np.hstack([item_factors[light], lift[:, None]]))
     user_points = np.ascontiguousarray(np.hstack([user_factors, np.zeros((n, 1), np.float32)]))
     dim = item_points.shape[1]
-    cells = int(
-        max(1, min(np.sqrt(len(light)), len(light) // 39))
-    )  # faiss wants >= 39 points per cell
+    # faiss wants >= 39 points per cell
+    cells = int(max(1, min(np.sqrt(len(light)), len(light) // 39)))
     index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, cells, faiss.METRIC_L2)
     train = item_points
-    if (
-        len(light) > _TRAIN_PER_CELL * cells
-    ):  # k-means on a seeded sample is enough to place the cells
+    # k-means on a seeded sample is enough to place the cells
+    if len(light) > _TRAIN_PER_CELL * cells:
         train = item_points[
             np.random.default_rng(p.seed).choice(len(light), _TRAIN_PER_CELL * cells, replace=False)
         ]
@@ -268,9 +266,8 @@ def _als_approximate(
     # Fetch 2k + 1 for everyone; then users left short because their own contacts filled the
     # fetch are searched again with their degree added, in batches of bounded size (their
     # first results are replaced).
-    batch = max(
-        1, _CHUNK_WORK // 8 // (2 * (2 * k + 1))
-    )  # ~2.5M pairs (and their factor rows) per search
+    # ~2.5M pairs (and their factor rows) per search
+    batch = max(1, _CHUNK_WORK // 8 // (2 * (2 * k + 1)))
     parts = [search(users[s : s + batch], 2 * k + 1) for s in range(0, len(users), batch)]
     found_per_user = (
         np.bincount(np.concatenate([r for r, _, _ in parts]), minlength=n) if parts else np.zeros(n)
@@ -310,9 +307,8 @@ def _rows_to_csr(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int)
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
     data = np.empty(int(indptr[-1]), dtype=np.float32)
     for rows, cols, values in parts:
-        at = (
-            indptr[rows] + np.arange(len(rows)) - np.searchsorted(rows, rows)
-        )  # row start + rank in row
+        # row start + rank in row
+        at = indptr[rows] + np.arange(len(rows)) - np.searchsorted(rows, rows)
         indices[at] = cols
         data[at] = values
     index_type = np.int32 if indptr[-1] <= np.iinfo(np.int32).max else np.int64

@@ -493,9 +493,8 @@ def _cmd_import(args, settings: Settings) -> int:
     from .importers.graph import read_graph
     from .jsonl import open_output, write_jsonl
 
-    if not (
-        Path(args.src).exists() or (args.src == "-" and args.format == "edgelist")
-    ):  # edgelist: - is stdin
+    # edgelist: - is stdin
+    if not (Path(args.src).exists() or (args.src == "-" and args.format == "edgelist")):
         raise InputError("no such file or folder", path=args.src)
     stats: dict = {}
     options: dict = {"stats": stats}
@@ -521,12 +520,10 @@ def _cmd_import(args, settings: Settings) -> int:
         if value is not None and args.format != "graph":
             raise InputError("applies to the graph format only", field=flag)
     started = time.perf_counter()
-    with (
-        contextlib.ExitStack() as outputs
-    ):  # both files are renamed into place only when both are written
-        if (
-            args.truth
-        ):  # first: a graph without the truth attribute stops before any events are written
+    # both files are renamed into place only when both are written
+    with contextlib.ExitStack() as outputs:
+        # first: a graph without the truth attribute stops before any events are written
+        if args.truth:
             truth_stats: dict = {}
             truth_options: dict = {}
             if args.format == "snap-ego":

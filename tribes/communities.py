@@ -370,9 +370,8 @@ def _merge_where_one_group_explains_more(
         return base, name
     merged = pieces.copy()
     inside = np.isin(proposed, taken)
-    merged[inside] = (
-        int(pieces.max()) + 1 + proposed[inside]
-    )  # past the base's ids: a group of its own
+    # past the base's ids: a group of its own
+    merged[inside] = int(pieces.max()) + 1 + proposed[inside]
     if weak_community_share(a, merged) < WEAK_SHARE_MIN:
         return base, name
     log.info(

@@ -255,9 +255,8 @@ def rank_conversations(ctx: CandidateContext, stats: ThreadStats) -> RankedThrea
         by_topic = _top_keys((user_topics[s:e] @ topic_index).tocsr(), pool)
         # The candidate pairs as sorted unique keys ``row_in_chunk × T_live + column``.
         found = np.concatenate([_keys(by_tribe), _top_keys(by_contacts, pool), by_topic])
-        newcomer = np.zeros(
-            e - s, dtype=bool
-        )  # no candidate of their own: the open threads are theirs
+        # no candidate of their own: the open threads are theirs
+        newcomer = np.zeros(e - s, dtype=bool)
         if p.welcome_newcomers:
             newcomer[:] = True
             newcomer[found // n_live] = False

@@ -36,9 +36,8 @@ def _split_lists(
         by_score = np.argsort(-segment, kind="mergesort")  # stable: ties keep the column order
         damped = np.empty(b - a, dtype=score.dtype)
         for j in by_score:
-            group = (
-                tribe_of[cols[a + j]] + 1
-            )  # -1 (no tribe) is a group of its own, as in diversify
+            # -1 (no tribe) is a group of its own, as in diversify
+            group = tribe_of[cols[a + j]] + 1
             damped[j] = segment[j] * np.float32(diversity ** seen[group])
             seen[group] += 1
         for j in range(b - a):

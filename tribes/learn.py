@@ -560,9 +560,8 @@ def _best_blend(
     rows = entry_rows(union)
     base = np.array([name not in OPTIONAL_FEATURES for name in ENGAGE_WEIGHTS])
     targets = [(base, y), (np.ones(len(base), dtype=bool), y)]
-    if (
-        talked is not None
-    ):  # the base blend fitted on the later ties with people not talked with before
+    # the base blend fitted on the later ties with people not talked with before
+    if talked is not None:
         fresh = y * (aligned_values(union, talked) == 0)
         if fresh.sum() < y.sum():  # (else it is the base blend again)
             targets.append((base, fresh))
@@ -597,9 +596,8 @@ def _best_blend(
         tried[CONTENDERS[i]] = scaled[0]
         if best is not None:
             against[CONTENDERS[i]] = CONTENDERS[best[2]]
-        if best is None or scaled[0].beats(
-            best[0], among=len(fits) - 1
-        ):  # later ones must beat it clearly
+        # later ones must beat it clearly
+        if best is None or scaled[0].beats(best[0], among=len(fits) - 1):
             best = scaled
     if best is None:
         return None

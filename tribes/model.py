@@ -279,9 +279,8 @@ class TribeModel:
         ctx, candidates, extras = _candidates(snap, params, previous, stage, graph=graph)
         _return_freed_memory()  # the sources' temporaries, before ranking's peak
         labels, memberships, tribe_ids = ctx.labels, ctx.memberships, extras["tribe_ids"]
-        self.tribe_method_ = extras[
-            "tribe_method"
-        ]  # what found the tribes: cpm, cpm-merged, modularity or infomap
+        # what found the tribes: cpm, cpm-merged, modularity or infomap
+        self.tribe_method_ = extras["tribe_method"]
         topics, names, behaviour = extras["topics"], extras["names"], ctx.behaviour
         with stage("rank_people"):
             people = with_newcomers(
@@ -292,9 +291,8 @@ class TribeModel:
             threads = rank_conversations(ctx, stats)
 
         self.candidates_ = candidates  # per source (U, U) CSR, for notebooks and tests (not saved)
-        self.interaction_ = (
-            graph.interaction
-        )  # (U, U) CSR, as the Spark engine's (plots, notebooks)
+        # (U, U) CSR, as the Spark engine's (plots, notebooks)
+        self.interaction_ = graph.interaction
         self._set_fitted(
             snap,
             graph,
@@ -365,9 +363,8 @@ class TribeModel:
             for k in range(len(tribe_ids))
         ]
         self.candidate_counts_ = people.sources
-        self.newcomer_slot_weight_ = (
-            people.newcomer_slot_weight
-        )  # None: nobody needed a newcomer list
+        # None: nobody needed a newcomer list
+        self.newcomer_slot_weight_ = people.newcomer_slot_weight
         self.snapshot_ = snap
         self.counts_ = snap.counts()
         self.built_from_ = {"now": snap.now, "live_seq": snap.live_seq}

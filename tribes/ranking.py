@@ -348,9 +348,8 @@ def cap_top_exposure(
     slot = np.arange(width)
     take[plain] = np.where(slot < length[plain, None], slot, -1)
     out[plain] = other_score[plain]
-    slots_filled = np.cumsum(np.bincount(length, minlength=width + 1)[::-1])[::-1][
-        1:
-    ]  # [j]: lists longer than j
+    # [j]: lists longer than j
+    slots_filled = np.cumsum(np.bincount(length, minlength=width + 1)[::-1])[::-1][1:]
     mixed = np.flatnonzero(n_top > 0)
     at_top = np.zeros(users, dtype=np.int64)
     at_other = np.zeros(users, dtype=np.int64)

@@ -326,9 +326,8 @@ class SuggestionService:
         live = self.live(user, 0)
         hidden_people, hidden_threads = live.people, live.threads
         u = model.index_of(user)
-        if (
-            u is not None
-        ):  # blocks, mutes, dismissals older than the model (pruned from live_changes)
+        # blocks, mutes, dismissals older than the model (pruned from live_changes)
+        if u is not None:
             hidden_people |= model.hidden_from(u)
         unseen = set(hidden_people)
         hidden_people |= set(facts["follows"]) | {user}
@@ -507,9 +506,8 @@ class SuggestionService:
         k = model.tribe_index(tribe_id)
         if k is None:
             raise UnknownTribe(f"no tribe {tribe_id} in model {model.version}")
-        live = self.live(
-            "", int(model.manifest.get("live_seq", 0)), listed=True
-        )  # nobody's existence asked
+        # nobody's existence asked
+        live = self.live("", int(model.manifest.get("live_seq", 0)), listed=True)
         hidden_people, hidden_threads = live.people, live.threads
         page = model.tribe_page(k, exclude=hidden_people)
         hidden_threads |= model.threads_started_by(hidden_people)

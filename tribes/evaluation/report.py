@@ -135,13 +135,11 @@ def evaluate(
         results[name] = row
         lists[name] = people_all
 
-    if (
-        capped is not None
-    ):  # the accounts a cap holds back (the top sets above, among those with any)
+    # the accounts a cap holds back (the top sets above, among those with any)
+    if capped is not None:
         is_top = top_accounts(snap, followers)
-        pool = np.union1d(
-            users, everyone
-        )  # the lists a cap is held over: evaluated and exposure users'
+        # the lists a cap is held over: evaluated and exposure users'
+        pool = np.union1d(users, everyone)
     for name in [*names, *variants]:
         started = time.perf_counter()
         configured = variants[name] if name in variants else (params or {}).get(name, {})

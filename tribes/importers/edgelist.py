@@ -192,9 +192,8 @@ def _rows(
                 continue
             span[0], span[1] = min(span[0], row[4]), max(span[1], row[4])
             yield row
-    if (
-        span[0] <= span[1]
-    ):  # the times read, to see at once that a layout took the wrong column as time
+    # the times read, to see at once that a layout took the wrong column as time
+    if span[0] <= span[1]:
         counts["times"] = f"{format_ts(span[0])} … {format_ts(span[1])}"
 
 
@@ -246,9 +245,8 @@ def _sorted_compactly(rows: Iterator[tuple[int, str, str, object, float]]) -> It
             kind.append(2)
             written.append(when)
     names = list(ids)
-    where = (
-        np.cumsum(np.frombuffer(kind, dtype=np.int8) == 2) - 1
-    )  # the row's index in `written`, for kind 2
+    # the row's index in `written`, for kind 2
+    where = np.cumsum(np.frombuffer(kind, dtype=np.int8) == 2) - 1
     for i in np.argsort(np.frombuffer(seconds, dtype=np.float64), kind="stable"):
         at = seconds[i]
         when = int(at) if kind[i] == 0 else at if kind[i] == 1 else written[where[i]]

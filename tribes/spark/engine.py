@@ -222,9 +222,8 @@ def fit_spark(
                 pivot=popularity_pivot(p, behaviour.followers),
                 partitions=parts,
             )
-            exclusion = exclusion_matrix(
-                snap
-            )  # the newcomers' filters, and the conversations' below
+            # the newcomers' filters, and the conversations' below
+            exclusion = exclusion_matrix(snap)
             people = with_newcomers(
                 _people_arrays(lists, n, p.max_people, source_counts, shared["top"]),
                 snap,
