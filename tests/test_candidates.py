@@ -24,21 +24,23 @@ def _follows(*pairs: tuple[str, str]) -> list[dict]:
     ]
 
 
+# a and c share m1 (a→m1, m1→c) and m2 (a→m2, c→m2), each with 2 contacts, and the hub h
+# (4 contacts: a, c, x, y).
+_SHARED_AND_HUB = (
+    ("a", "m1"),
+    ("m1", "c"),
+    ("a", "m2"),
+    ("c", "m2"),
+    ("a", "h"),
+    ("c", "h"),
+    ("x", "h"),
+    ("y", "h"),
+)
+
+
 def test_mutual_contacts_are_adamic_adar_over_contacts_either_way_and_skip_hubs():
-    # a and c share m1 (a→m1, m1→c) and m2 (a→m2, c→m2), each with 2 contacts, and the hub h
-    # (4 contacts), which a hub cap of 3 leaves out.
-    snap = snapshot_from(
-        _follows(
-            ("a", "m1"),
-            ("m1", "c"),
-            ("a", "m2"),
-            ("c", "m2"),
-            ("a", "h"),
-            ("c", "h"),
-            ("x", "h"),
-            ("y", "h"),
-        )
-    )
+    # A hub cap of 3 leaves h out.
+    snap = snapshot_from(_follows(*_SHARED_AND_HUB))
     index = snap.user_index()
     _, candidates, _ = _candidates(
         snap, Params(mutual_contacts_hub_degree=3, learn_weights=0), False
@@ -57,18 +59,7 @@ def test_mutual_contacts_are_adamic_adar_over_contacts_either_way_and_skip_hubs(
 
 def test_mutual_contacts_by_resource_allocation_count_each_contact_as_one_over_its_contacts():
     # The same network: m1 and m2 have 2 contacts, h has 4. Resource allocation: 1/2 + 1/2 + 1/4.
-    snap = snapshot_from(
-        _follows(
-            ("a", "m1"),
-            ("m1", "c"),
-            ("a", "m2"),
-            ("c", "m2"),
-            ("a", "h"),
-            ("c", "h"),
-            ("x", "h"),
-            ("y", "h"),
-        )
-    )
+    snap = snapshot_from(_follows(*_SHARED_AND_HUB))
     index = snap.user_index()
     params = Params(mutual_contacts_index="resource_allocation", learn_weights=0)
     _, candidates, _ = _candidates(snap, params, False)
