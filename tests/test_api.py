@@ -497,6 +497,18 @@ def test_cold_start_for_a_user_created_after_the_recompute(fresh):
         if kind == "people":
             listed = [item.user_id for item in page.items]
             assert new not in listed and not set(members) & set(listed)
+            # "1 of the people you follow is in touch with them": the wording follows the count
+            counts = set()
+            everyone = suggestions(client, new, kind, limit=100).json["items"]
+            for reason in (r for item in everyone for r in item["reasons"]):
+                if reason["kind"] == "mutual_contacts":
+                    n = reason["count"]
+                    verb = "is" if n == 1 else "are"
+                    assert (
+                        reason["text"] == f"{n} of the people you follow {verb} in touch with them"
+                    )
+                    counts.add(n == 1)
+            assert counts == {True, False}, counts
         else:
             assert "newcomer-post-1" not in [item.thread_id for item in page.items]
     tribes = UserTribes.model_validate(client.get(f"/v1/users/{new}/tribes").json)

@@ -154,6 +154,37 @@ def test_every_item_has_a_reason(network):
                 assert reason["kind"] and reason["text"]
 
 
+def test_reason_texts_agree_with_their_counts(network):
+    """ "1 of your contacts knows them", "with 1 person": the wording follows the number."""
+    model = network["model"]
+    contacts, participants = Counter(), Counter()
+    for u in model.user_ids_[::5]:
+        for item in model.recommend_people(str(u), 50):
+            for reason in item["reasons"]:
+                if reason["kind"] == "mutual_contacts":
+                    n = reason["count"]
+                    verb = "knows" if n == 1 else "know"
+                    assert reason["text"].startswith(f"{n} of your contacts {verb} them ("), reason
+                    contacts[n == 1] += 1
+        for item in model.recommend_conversations(str(u), 30):
+            for reason in item["reasons"]:
+                if reason["kind"] == "active_thread":
+                    n = reason["participants"]
+                    noun = "person" if n == 1 else "people"
+                    assert reason["text"].endswith(f" with {n} {noun}"), reason
+                    participants[n == 1] += 1
+    assert contacts[True] and contacts[False], contacts
+    assert participants[False], participants
+    # A thread whose other participants are hidden from the viewer shows one person.
+    rec = model.recommender()
+    t = next(t for t in range(len(rec.thread_ids)) if len(rec.thread_users.row(t)) >= 2)
+    others = [str(model.user_ids_[x]) for x in rec.thread_users.row(t).tolist()[1:]]
+    reason = next(
+        r for r in rec._thread(None, t, 1.0, 0, others)["reasons"] if r["kind"] == "active_thread"
+    )
+    assert reason["participants"] == 1 and reason["text"].endswith(" with 1 person"), reason
+
+
 def test_shared_topic_reasons_name_the_telling_topics_and_older_models_agree(network):
     from tribes.serving import Recommender
     from tribes.text import shared_topics, term_specificity

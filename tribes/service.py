@@ -382,7 +382,8 @@ class SuggestionService:
                 "reasons": [
                     {
                         "kind": "mutual_contacts",
-                        "text": f"{n} of the people you follow are in touch with them",
+                        "text": f"{n} of the people you follow "
+                        f"{'is' if n == 1 else 'are'} in touch with them",
                         "count": n,
                     }
                 ],

@@ -184,7 +184,8 @@ class Recommender:
             reasons.append(
                 {
                     "kind": "mutual_contacts",
-                    "text": f"{len(mutual)} of your contacts know them ({names})",
+                    "text": f"{len(mutual)} of your contacts "
+                    f"{'knows' if len(mutual) == 1 else 'know'} them ({names})",
                     "user_ids": [str(self.user_ids[x]) for x in mutual[:3]],
                     "count": len(mutual),
                 }
@@ -370,7 +371,8 @@ class Recommender:
         reasons.append(
             {
                 "kind": "active_thread",
-                "text": f"Active {format_ts(last)} with {len(participants)} people",
+                "text": f"Active {format_ts(last)} with {len(participants)} "
+                f"{'person' if len(participants) == 1 else 'people'}",
                 "last_activity": format_ts(last),
                 "participants": len(participants),
             }
