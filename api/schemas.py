@@ -80,10 +80,27 @@ class TribesPage(BaseModel):
     next_cursor: str | None
 
 
+class TribeConversation(BaseModel):
+    """A live thread on a tribe's page (no ``tracking_id``: the page is the same for everyone)."""
+
+    thread_id: str
+    score: float = Field(
+        description="the chance that a newcomer's reply here is answered: the thread's record "
+        "with first-time repliers, shrunk towards its starter's answer rate (0..1)"
+    )
+    tribe_id: int | None
+    topics: list[str]
+    participants: list[str]
+    last_activity: str
+    reasons: list[Reason]
+
+
 class TribePage(TribeSummary):
     model_version: str
     starter_pack: list[str] = Field(description="members most likely to answer a newcomer")
-    conversations: list[dict]
+    conversations: list[TribeConversation] = Field(
+        description="the tribe's live threads, most recently active first"
+    )
 
 
 class EventsResult(BaseModel):

@@ -615,7 +615,7 @@ def test_tribe_page_starter_pack_is_welcoming_members_not_the_most_followed(worl
     discoverable = np.asarray(arrays["discoverable"])
     welcome = np.asarray(arrays["answer_rate"]) * np.asarray(arrays["activity"])
     followers = np.asarray(arrays["followers"])
-    differs = 0
+    differs, scores = 0, set()
     for tribe in client.get("/v1/tribes", query_string={"limit": 100}).json["items"]:
         response = client.get(f"/v1/tribes/{tribe['tribe_id']}")
         assert response.status_code == 200
@@ -638,9 +638,18 @@ def test_tribe_page_starter_pack_is_welcoming_members_not_the_most_followed(worl
         for user in page.starter_pack:
             i = model.index_of(user)
             assert labels[i] == k and discoverable[i]
+        # Live threads, most recently active first, each scored by how likely a newcomer's
+        # reply there is answered (not a placeholder 0).
+        last = [c.last_activity for c in page.conversations]
+        assert last == sorted(last, reverse=True)
         for conversation in page.conversations:
-            assert conversation["tribe_id"] == page.tribe_id and conversation["reasons"]
+            assert conversation.tribe_id == page.tribe_id and conversation.reasons
+            t = model.thread_index_of(conversation.thread_id)
+            assert arrays["thread_live"][t]
+            assert conversation.score == round(float(arrays["thread_answered_rate"][t]), 6)
+            scores.add(conversation.score)
     assert differs, "the followers ordering should differ somewhere, or this test proves nothing"
+    assert len(scores) > 1 and max(scores) > 0, scores
 
 
 def test_unknown_and_malformed_tribe_ids(client):

@@ -437,8 +437,7 @@ class SuggestionService:
                 tid = str(model.thread_ids[int(t)])
                 if tid in hidden or tid in posted:
                     continue
-                item = model._thread(None, int(t), 0.0, 0, unseen)
-                item["score"] = round(float(model.arrays["thread_answered_rate"][int(t)]), 6)
+                item = model._thread(None, int(t), model.newcomer_answered(int(t)), 0, unseen)
                 label = model.tribe_info(k).get("label", "")
                 item["reasons"].insert(
                     0,

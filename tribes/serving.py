@@ -497,6 +497,12 @@ class Recommender:
         ][:STARTER_PACK_SIZE]
         info["starter_pack"] = pack
         info["conversations"] = [
-            self._thread(None, int(t), 0.0, 0, exclude) for t in self.live_threads(k)
+            self._thread(None, int(t), self.newcomer_answered(int(t)), 0, exclude)
+            for t in self.live_threads(k)
         ]
         return info
+
+    def newcomer_answered(self, t: int) -> float:
+        """p(a newcomer's reply in thread index ``t`` is answered), the score of a thread shown
+        without a user to rank it for (tribe pages, cold start)."""
+        return float(self.arrays["thread_answered_rate"][t])
