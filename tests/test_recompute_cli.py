@@ -118,6 +118,20 @@ def test_tribes_json(world, capsys):
     assert all(t["size"] == len(t["members"]) for t in tribes)
 
 
+def test_tribes_table_has_a_header_and_a_row_per_tribe(world, capsys):
+    _, env = world
+    capsys.readouterr()
+    assert run(env, "tribes") == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["tribe", "members", "label"]
+    capsys.readouterr()
+    assert run(env, "tribes", "--json") == 0
+    tribes = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [row.split()[:2] for row in rows] == [
+        [str(t["tribe_id"]), f"{t['size']:,}"] for t in tribes
+    ]
+
+
 def test_recompute_rejects_unknown_parameters(world, capsys):
     _, env = world
     assert run(env, "recompute", "--set", "nonsense=1") == 2

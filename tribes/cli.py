@@ -903,6 +903,8 @@ def _cmd_tribes(args, settings: Settings) -> int:
 
     recommender = _current_recommender(settings)
     labels = np.asarray(recommender.labels)
+    if not args.json:
+        print(f"{'tribe':>6}  {'members':>7}  label")
     for k, tribe in enumerate(recommender.tribes):
         row = {key: tribe[key] for key in ("tribe_id", "label", "size", "topics")}
         if args.members:
