@@ -142,6 +142,7 @@ def test_cli_evaluate_json_and_plots(tmp_path):
     assert set(result["models"]) == {"tribes", "popularity"}
     assert (plots / "metrics.png").stat().st_size > 1000
     assert (plots / "tribes.png").stat().st_size > 1000
+    assert (plots / "tribe-map.png").stat().st_size > 1000
 
 
 def test_cli_evaluate_bad_input(tmp_path, capsys):

@@ -386,7 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
         "held-out recall and lead in paired standard errors, and the lead a switch needed "
         "(JSON: always, as 'learning')",
     )
-    p.add_argument("--plots", help="folder for metrics.png and tribes.png")
+    p.add_argument(
+        "--plots",
+        help="folder for metrics.png, tribes.png (people coloured by tribe) and tribe-map.png (tribes, what they keep inside, who talks with whom)",
+    )
 
     command("params", _cmd_params, "List every model hyperparameter with its default.")
     command("stats", _cmd_stats, "Print the row count of every table in the store.")
@@ -932,6 +935,7 @@ def _cmd_evaluate(args, settings: Settings) -> int:
         recall_intervals,
     )
     from .evaluation.splits import read_events
+    from .evaluation.tribe_map import plot_tribe_map
     from .evaluation.truth import load_groups
 
     for given in (args.events, args.labels):
@@ -1024,17 +1028,12 @@ def _cmd_evaluate(args, settings: Settings) -> int:
             from .model import TribeModel
 
             model = TribeModel(**overrides, seed=args.seed).fit(split.train)
-            result["plots"].append(
-                str(
-                    plot_tribe_graph(
-                        split.train,
-                        model.labels_,
-                        model.tribes_,
-                        plots / "tribes.png",
-                        seed=args.seed,
-                    )
-                )
-            )
+            # the model's own interaction graph: no second build of the graph
+            drawn = (model.interaction_, model.labels_, model.tribes_)
+            result["plots"] += [
+                str(plot_tribe_graph(*drawn, plots / "tribes.png", seed=args.seed)),
+                str(plot_tribe_map(*drawn, plots / "tribe-map.png", seed=args.seed)),
+            ]
     if args.json:
         sys.stdout.buffer.write(
             orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
