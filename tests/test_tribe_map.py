@@ -49,3 +49,11 @@ def test_the_map_is_drawn(tmp_path):
     tribes = [{"label": "rust · embedded"}, {"label": "a label longer than the map has room for"}]
     path = plot_tribe_map(interaction(), LABELS, tribes, tmp_path / "map.png")
     assert path.stat().st_size > 1000
+
+
+def test_the_map_of_no_tribe_or_one_tribe_is_drawn(tmp_path):
+    nobody = plot_tribe_map(sp.csr_matrix((3, 3)), np.array([-1, -1, -1]), [], tmp_path / "a.png")
+    pair = sp.csr_matrix(([1.0], ([0], [1])), shape=(3, 3))
+    one = plot_tribe_map(pair, np.array([0, 0, -1]), [{"label": "x"}], tmp_path / "b.png")
+    assert nobody.stat().st_size > 1000 and one.stat().st_size > 1000
+    assert tribe_map(sp.csr_matrix((0, 0)), np.array([], dtype=int)).sizes.size == 0
