@@ -72,6 +72,11 @@ class TribeSummary(BaseModel):
     label: str
     size: int
     topics: list[str]
+    cohesion: float | None = Field(
+        default=None,
+        description="the share of its members' conversation that stays in the tribe (0..1; "
+        "1: they talk only among themselves); null for models built before it was measured",
+    )
 
 
 class TribesPage(BaseModel):

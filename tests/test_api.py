@@ -595,6 +595,10 @@ def test_tribes_list_and_paging(world, client):
     assert everything.next_cursor is None and len(everything.items) == len(model.tribes) >= 3
     sizes = [t.size for t in everything.items]
     assert sizes == sorted(sizes, reverse=True)
+    # Each tribe says how much of its members' conversation stays inside it.
+    assert [t.cohesion for t in everything.items] == [t["cohesion"] for t in model.tribes]
+    assert all(0.0 <= t.cohesion <= 1.0 for t in everything.items)
+    assert len({t.cohesion for t in everything.items}) > 1
     assert everything.model_version == model.version
     paged, cursor = [], None
     while True:

@@ -340,6 +340,23 @@ def _planted(sizes, p_in, p_out, seed):
     return sp.csr_matrix((upper | upper.T).astype(np.float32)), block
 
 
+def test_kept_inside_is_the_share_of_each_tribes_tie_weight_that_stays_in_it():
+    from tribes.communities import kept_inside
+
+    # Two triangles joined by one edge, given one way only (kept_inside symmetrises).
+    edges = [(0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (3, 5), (2, 3)]
+    rows, cols = zip(*edges, strict=True)
+    a = sp.csr_matrix((np.ones(len(edges)), (rows, cols)), shape=(6, 6))
+    # Each triangle: 6 of its 7 tie ends inside.
+    np.testing.assert_allclose(kept_inside(a, np.array([0, 0, 0, 1, 1, 1])), [6 / 7, 6 / 7])
+    # {4, 5} holds one tie (2 ends) of its 4 ends; user 3 has no tribe: its ties count outside.
+    np.testing.assert_allclose(kept_inside(a, np.array([0, 0, 0, -1, 1, 1])), [6 / 7, 2 / 4])
+    np.testing.assert_allclose(kept_inside(a, np.zeros(6, int)), [1.0])
+    # A tribe without ties keeps nothing; nobody in a tribe: no tribes.
+    np.testing.assert_allclose(kept_inside(sp.csr_matrix((3, 3)), np.array([0, 0, 1])), [0, 0])
+    assert kept_inside(a, np.full(6, -1)).shape == (0,)
+
+
 def test_weak_community_share_counts_the_users_whose_group_keeps_most_of_its_ties():
     from tribes.communities import weak_community_share
 

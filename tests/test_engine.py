@@ -185,6 +185,26 @@ def test_reason_texts_agree_with_their_counts(network):
     assert reason["participants"] == 1 and reason["text"].endswith(" with 1 person"), reason
 
 
+def test_tribes_say_how_much_conversation_they_keep_inside_and_older_models_say_null(network):
+    from tribes.communities import kept_inside
+    from tribes.service import _tribe_summary
+    from tribes.serving import Recommender
+
+    model = network["model"]
+    expected = kept_inside(model.interaction_, model.labels_)
+    assert [t["cohesion"] for t in model.tribes_] == [round(float(x), 4) for x in expected]
+    # Planted tribes talk mostly among themselves.
+    assert np.median(expected) > 0.5
+    # A model saved before cohesion was measured still serves its tribes, with cohesion null.
+    older = Recommender(
+        model.arrays_,
+        model.manifest(),
+        [{k: v for k, v in t.items() if k != "cohesion"} for t in model.tribes_],
+    )
+    assert _tribe_summary(older.tribe_page(0))["cohesion"] is None
+    assert _tribe_summary(model.recommender().tribe_page(0))["cohesion"] == expected[0].round(4)
+
+
 def test_shared_topic_reasons_name_the_telling_topics_and_older_models_agree(network):
     from tribes.serving import Recommender
     from tribes.text import shared_topics, term_specificity

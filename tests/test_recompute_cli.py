@@ -114,7 +114,10 @@ def test_tribes_json(world, capsys):
     assert run(env, "tribes", "--json", "--members") == 0
     tribes = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(tribes) >= 3
-    assert all(set(t) == {"tribe_id", "label", "size", "topics", "members"} for t in tribes)
+    assert all(
+        set(t) == {"tribe_id", "label", "size", "topics", "cohesion", "members"} for t in tribes
+    )
+    assert all(0.0 <= t["cohesion"] <= 1.0 for t in tribes)
     assert all(t["size"] == len(t["members"]) for t in tribes)
 
 
@@ -123,12 +126,12 @@ def test_tribes_table_has_a_header_and_a_row_per_tribe(world, capsys):
     capsys.readouterr()
     assert run(env, "tribes") == 0
     header, *rows = capsys.readouterr().out.splitlines()
-    assert header.split() == ["tribe", "members", "label"]
+    assert header.split() == ["tribe", "members", "inside", "label"]
     capsys.readouterr()
     assert run(env, "tribes", "--json") == 0
     tribes = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert [row.split()[:2] for row in rows] == [
-        [str(t["tribe_id"]), f"{t['size']:,}"] for t in tribes
+    assert [row.split()[:3] for row in rows] == [
+        [str(t["tribe_id"]), f"{t['size']:,}", f"{t['cohesion']:.0%}"] for t in tribes
     ]
 
 

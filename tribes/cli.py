@@ -907,15 +907,16 @@ def _cmd_tribes(args, settings: Settings) -> int:
     recommender = _current_recommender(settings)
     labels = np.asarray(recommender.labels)
     if not args.json:
-        print(f"{'tribe':>6}  {'members':>7}  label")
+        print(f"{'tribe':>6}  {'members':>7}  {'inside':>6}  label")
     for k, tribe in enumerate(recommender.tribes):
-        row = {key: tribe[key] for key in ("tribe_id", "label", "size", "topics")}
+        row = {key: tribe.get(key) for key in ("tribe_id", "label", "size", "topics", "cohesion")}
         if args.members:
             row["members"] = [str(recommender.user_ids[i]) for i in np.flatnonzero(labels == k)]
         if args.json:
             sys.stdout.buffer.write(orjson.dumps(row) + b"\n")
         else:
-            print(f"{row['tribe_id']:>6}  {row['size']:>7,}  {row['label']}")
+            inside = "—" if row["cohesion"] is None else f"{row['cohesion']:.0%}"
+            print(f"{row['tribe_id']:>6}  {row['size']:>7,}  {inside:>6}  {row['label']}")
             if args.members:
                 print("        " + " ".join(row["members"]))
     sys.stdout.flush()

@@ -37,6 +37,7 @@ __all__ = [
     "conductance",
     "description_length",
     "detect_communities",
+    "kept_inside",
     "label_tribes",
     "match_tribe_ids",
     "modularity",
@@ -609,6 +610,18 @@ def _partition_sums(a: sp.csr_matrix, labels: np.ndarray) -> tuple[np.ndarray, n
     same = lab[rows] == lab[a.indices]
     internal = np.bincount(lab[rows[same]], weights=a.data[same], minlength=n_groups)
     return internal, np.bincount(lab[rows], weights=a.data, minlength=n_groups)
+
+
+def kept_inside(weights: sp.spmatrix, labels: np.ndarray) -> np.ndarray:
+    """(K,) the share of each tribe's members' tie weight that stays inside the tribe: 1 for a
+    tribe that talks only among itself, 0 for one whose members talk only with others (and for
+    one without ties). ``weights`` (U, U), >= 0, either direction (symmetrised here); ``labels``
+    ``0..K-1`` or -1. O(nnz)."""
+    lab = _check_labels(labels, weights.shape[0])
+    a = _check_sparse(sp.csr_matrix(weights + weights.T), "weights")
+    k = _n_tribes(lab)
+    internal, volume = _partition_sums(a, lab)
+    return np.divide(internal[:k], volume[:k], out=np.zeros(k), where=volume[:k] > 0)
 
 
 def weak_community_share(affinity: sp.csr_matrix, labels: np.ndarray) -> float:

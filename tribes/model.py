@@ -29,7 +29,13 @@ import scipy.sparse as sp
 from .affinity import topic_neighbours, user_affinity
 from .behaviour import measure_behaviour
 from .candidates import CandidateContext, exclusion_matrix, generate_candidates, hidden_matrix
-from .communities import detect_communities, label_tribes, match_tribe_ids, tribe_affinities
+from .communities import (
+    detect_communities,
+    kept_inside,
+    label_tribes,
+    match_tribe_ids,
+    tribe_affinities,
+)
 from .conversations import rank_conversations, thread_stats
 from .graph import InterestGraph, build_graph
 from .newcomers import with_newcomers
@@ -212,7 +218,9 @@ class TribeModel:
     user_ids_ : (U,) str array
     labels_ : (U,) primary tribe index, -1 none
     tribe_ids_ : (K,) public tribe ids (stable across recomputes via ``previous``)
-    tribes_ : list of dict ``{"tribe_id", "label", "size", "topics"}``
+    tribes_ : list of dict ``{"tribe_id", "label", "size", "topics", "cohesion"}`` (cohesion:
+        the share of the members' interaction weight that stays in the tribe,
+        :func:`tribes.communities.kept_inside`)
     arrays_ : dict of arrays served by :class:`tribes.serving.Recommender`
     timings_ : dict stage → {"seconds", "peak_rss_mib"}
     snapshot_ : the fitted :class:`Snapshot`, ``without_text()`` (post texts, tags, post ids and
@@ -350,6 +358,7 @@ class TribeModel:
         """The fitted attributes and the served arrays (the model format) from the stages'
         results; shared by :meth:`fit` and the Spark engine (``tribes.spark.engine``)."""
         sizes = np.bincount(labels[labels >= 0], minlength=len(tribe_ids))
+        cohesion = kept_inside(graph.interaction, labels)
         self.user_ids_ = snap.user_ids.astype(str)
         self.labels_ = labels
         self.tribe_ids_ = tribe_ids
@@ -359,6 +368,7 @@ class TribeModel:
                 "label": names[k],
                 "size": int(sizes[k]),
                 "topics": topics[k],
+                "cohesion": round(float(cohesion[k]), 4),
             }
             for k in range(len(tribe_ids))
         ]

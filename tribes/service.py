@@ -119,6 +119,17 @@ class ModelHolder:
             self._model, self._stamp, self.load_error = model, stamp, None
 
 
+def _tribe_summary(tribe: dict) -> dict[str, Any]:
+    """A tribe as the API lists it; ``cohesion`` is None for models saved before it existed."""
+    return {
+        "tribe_id": tribe["tribe_id"],
+        "label": tribe["label"],
+        "size": tribe["size"],
+        "topics": tribe["topics"],
+        "cohesion": tribe.get("cohesion"),
+    }
+
+
 def _encode_cursor(version: str, kind: str, user: str, offset: int) -> str:
     payload = orjson.dumps([version, kind, user, offset])
     check = zlib.crc32(payload).to_bytes(4, "big")
@@ -495,7 +506,7 @@ class SuggestionService:
         more = offset + limit < len(model.tribes)
         return {
             "model_version": model.version,
-            "items": [{k: t[k] for k in ("tribe_id", "label", "size", "topics")} for t in page],
+            "items": [_tribe_summary(t) for t in page],
             "next_cursor": _encode_cursor(model.version, "tribes", "", offset + limit)
             if more
             else None,
@@ -516,10 +527,9 @@ class SuggestionService:
         ]
         return {
             "model_version": model.version,
-            **{
-                key: page[key]
-                for key in ("tribe_id", "label", "size", "topics", "starter_pack", "conversations")
-            },
+            **_tribe_summary(page),
+            "starter_pack": page["starter_pack"],
+            "conversations": page["conversations"],
         }
 
     def model_info(self) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from ..communities import kept_inside
+
 __all__ = ["TribeMap", "plot_tribe_map", "tribe_map"]
 
 
@@ -53,12 +55,9 @@ def tribe_map(interaction: sp.spmatrix, labels: np.ndarray, max_tribes: int = 30
     mine = np.flatnonzero((labels >= 0) & (labels < k))
     member_of = sp.csr_matrix((np.ones(len(mine)), (mine, labels[mine])), shape=(n, max(k, 1)))
     tied = (member_of.T @ sym @ member_of).toarray()[:k, :k]
-    volume = np.asarray(member_of.T @ np.asarray(sym.sum(axis=1)).ravel())[:k]
-    within = np.diag(tied).copy()
-    inside = np.divide(within, volume, out=np.zeros(k), where=volume > 0)
-    between = tied - np.diag(within)
+    between = tied - np.diag(np.diag(tied))
     sizes = np.bincount(labels[mine], minlength=k)[:k]
-    return TribeMap(sizes=sizes, inside=inside, between=between)
+    return TribeMap(sizes=sizes, inside=kept_inside(interaction, labels)[:k], between=between)
 
 
 def plot_tribe_map(
