@@ -617,11 +617,16 @@ def kept_inside(weights: sp.spmatrix, labels: np.ndarray) -> np.ndarray:
     tribe that talks only among itself, 0 for one whose members talk only with others (and for
     one without ties). ``weights`` (U, U), >= 0, either direction (symmetrised here); ``labels``
     ``0..K-1`` or -1. O(nnz)."""
-    lab = _check_labels(labels, weights.shape[0])
-    a = _check_sparse(sp.csr_matrix(weights + weights.T), "weights")
+    a = _check_sparse(weights, "weights")
+    lab = _check_labels(labels, a.shape[0])
     k = _n_tribes(lab)
-    internal, volume = _partition_sums(a, lab)
-    return np.divide(internal[:k], volume[:k], out=np.zeros(k), where=volume[:k] > 0)
+    rows = entry_rows(a, np.int32)
+    # Symmetrised without a copy: each entry counts at both of its ends.
+    ends = [lab[rows], lab[a.indices]]
+    volume = sum(np.bincount(e[e >= 0], weights=a.data[e >= 0], minlength=k) for e in ends)
+    same = (ends[0] == ends[1]) & (ends[0] >= 0)
+    internal = 2.0 * np.bincount(ends[0][same], weights=a.data[same], minlength=k)
+    return np.divide(internal, volume, out=np.zeros(k), where=volume > 0)
 
 
 def weak_community_share(affinity: sp.csr_matrix, labels: np.ndarray) -> float:
