@@ -187,8 +187,7 @@ def test_reason_texts_agree_with_their_counts(network):
 
 def test_tribes_say_how_much_conversation_they_keep_inside_and_older_models_say_null(network):
     from tribes.communities import kept_inside
-    from tribes.service import _tribe_summary
-    from tribes.serving import Recommender
+    from tribes.serving import Recommender, tribe_summary
 
     model = network["model"]
     expected = kept_inside(model.interaction_, model.labels_)
@@ -201,8 +200,8 @@ def test_tribes_say_how_much_conversation_they_keep_inside_and_older_models_say_
         model.manifest(),
         [{k: v for k, v in t.items() if k != "cohesion"} for t in model.tribes_],
     )
-    assert _tribe_summary(older.tribe_page(0))["cohesion"] is None
-    assert _tribe_summary(model.recommender().tribe_page(0))["cohesion"] == expected[0].round(4)
+    assert tribe_summary(older.tribe_page(0))["cohesion"] is None
+    assert tribe_summary(model.recommender().tribe_page(0))["cohesion"] == expected[0].round(4)
 
 
 def test_shared_topic_reasons_name_the_telling_topics_and_older_models_agree(network):

@@ -904,12 +904,14 @@ def _cmd_tribes(args, settings: Settings) -> int:
     import numpy as np
     import orjson
 
+    from .serving import tribe_summary
+
     recommender = _current_recommender(settings)
     labels = np.asarray(recommender.labels)
     if not args.json:
         print(f"{'tribe':>6}  {'members':>7}  {'inside':>6}  label")
     for k, tribe in enumerate(recommender.tribes):
-        row = {key: tribe.get(key) for key in ("tribe_id", "label", "size", "topics", "cohesion")}
+        row = tribe_summary(tribe)
         if args.members:
             row["members"] = [str(recommender.user_ids[i]) for i in np.flatnonzero(labels == k)]
         if args.json:

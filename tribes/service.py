@@ -25,7 +25,7 @@ import orjson
 from .artifacts import ModelStore
 from .errors import TribesError
 from .rendered import DEFAULT_MAX_BYTES
-from .serving import Recommender
+from .serving import Recommender, tribe_summary
 from .store import LiveFilters, Store
 
 __all__ = ["BadCursor", "ModelHolder", "NoModel", "StaleCursor", "SuggestionService", "UnknownUser"]
@@ -117,17 +117,6 @@ class ModelHolder:
                 self.load_error = f"{path.name}: {type(exc).__name__}: {exc}"
                 return
             self._model, self._stamp, self.load_error = model, stamp, None
-
-
-def _tribe_summary(tribe: dict) -> dict[str, Any]:
-    """A tribe as the API lists it; ``cohesion`` is None for models saved before it existed."""
-    return {
-        "tribe_id": tribe["tribe_id"],
-        "label": tribe["label"],
-        "size": tribe["size"],
-        "topics": tribe["topics"],
-        "cohesion": tribe.get("cohesion"),
-    }
 
 
 def _encode_cursor(version: str, kind: str, user: str, offset: int) -> str:
@@ -506,7 +495,7 @@ class SuggestionService:
         more = offset + limit < len(model.tribes)
         return {
             "model_version": model.version,
-            "items": [_tribe_summary(t) for t in page],
+            "items": [tribe_summary(t) for t in page],
             "next_cursor": _encode_cursor(model.version, "tribes", "", offset + limit)
             if more
             else None,
@@ -527,7 +516,7 @@ class SuggestionService:
         ]
         return {
             "model_version": model.version,
-            **_tribe_summary(page),
+            **tribe_summary(page),
             "starter_pack": page["starter_pack"],
             "conversations": page["conversations"],
         }

@@ -19,7 +19,7 @@ from .events import format_ts
 from .flags import REASON_FLAGS, THREAD_FLAGS
 from .rendered import DEFAULT_MAX_BYTES, RenderedLists
 
-__all__ = ["Recommender"]
+__all__ = ["Recommender", "tribe_summary"]
 
 STARTER_PACK_SIZE = 10
 
@@ -37,6 +37,18 @@ class _Csr:
 
     def row_data(self, i: int) -> np.ndarray:
         return np.asarray(self.data[self.indptr[i] : self.indptr[i + 1]])
+
+
+def tribe_summary(tribe: dict) -> dict[str, Any]:
+    """A tribe's public fields, as the API and the CLI list it; ``cohesion`` is None for models
+    saved before it was measured."""
+    return {
+        "tribe_id": tribe["tribe_id"],
+        "label": tribe["label"],
+        "size": tribe["size"],
+        "topics": tribe["topics"],
+        "cohesion": tribe.get("cohesion"),
+    }
 
 
 class Recommender:

@@ -51,10 +51,10 @@ def tribe_map(interaction: sp.spmatrix, labels: np.ndarray, max_tribes: int = 30
     if max_tribes < 1:
         raise ValueError(f"max_tribes: must be >= 1, got {max_tribes!r}")
     k = int(min(max_tribes, labels.max() + 1 if n else 0))
-    sym = sp.csr_matrix(interaction + interaction.T, dtype=np.float64)
     mine = np.flatnonzero((labels >= 0) & (labels < k))
     member_of = sp.csr_matrix((np.ones(len(mine)), (mine, labels[mine])), shape=(n, max(k, 1)))
-    tied = (member_of.T @ sym @ member_of).toarray()[:k, :k]
+    directed = (member_of.T @ sp.csr_matrix(interaction) @ member_of).toarray()[:k, :k]
+    tied = directed + directed.T  # symmetrised on the K x K tribes, not on the U x U graph
     between = tied - np.diag(np.diag(tied))
     sizes = np.bincount(labels[mine], minlength=k)[:k]
     return TribeMap(sizes=sizes, inside=kept_inside(interaction, labels)[:k], between=between)
